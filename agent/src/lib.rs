@@ -1,1 +1,37 @@
-//! placeholder
+//! `vakt-agent`: runs sandboxed WebAssembly check plugins on a schedule.
+//!
+//! Code map:
+//! - [`plugin`]: the wasmtime runtime. The only module that imports wasmtime. A plugin gets a
+//!   fresh instance per run, a memory cap, a deadline and only the capabilities it asked for
+//!   and was granted.
+//! - [`grant`]: the operator's grants (`system`, `net=HOST:PORT`, `fs=/prefix`) and the pure
+//!   decisions made on them.
+//! - [`probe`]: network probes on tokio (TCP, HTTP, DNS, TLS, SMTP); knows nothing of plugins.
+//! - [`standard`]: the standard plugins embedded in the binary.
+//! - [`config`]: `agent.toml`, validated into typed values.
+//! - [`scheduler`]: one task per check, jittered, bounded concurrency; [`quarantine`] is the
+//!   circuit breaker for plugins that keep faulting.
+//! - [`nagios`]: Nagios plugin output for `vakt-agent check`.
+//! - [`cli`]: the commands, callable in-process; `main.rs` only parses and dispatches.
+
+pub mod cli;
+pub mod config;
+pub mod grant;
+pub mod nagios;
+pub mod plugin;
+pub mod probe;
+pub mod quarantine;
+pub mod scheduler;
+pub mod standard;
+
+/// An error with its chain of causes on one line: `loading plugin x: reading file: not found`.
+pub fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -92,11 +92,9 @@ impl Config {
     {
         match self.get(key) {
             None => Ok(None),
-            Some(text) => text
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|e| bad(format!("key `{key}`: cannot use `{text}`: {e}"))),
+            Some(text) => {
+                text.trim().parse().map(Some).map_err(|e| bad(format!("key `{key}`: cannot use `{text}`: {e}")))
+            }
         }
     }
 
@@ -122,9 +120,7 @@ impl Config {
     pub fn duration_opt(&self, key: &str) -> Result<Option<Duration>, CheckError> {
         match self.get(key) {
             None => Ok(None),
-            Some(text) => duration::parse(text)
-                .map(Some)
-                .map_err(|e| bad(format!("key `{key}`: {e}"))),
+            Some(text) => duration::parse(text).map(Some).map_err(|e| bad(format!("key `{key}`: {e}"))),
         }
     }
 

@@ -8,9 +8,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (examples: 90s, 15m, 26h, 7d)"))?;
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (examples: 90s, 15m, 26h, 7d)"))?;
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,

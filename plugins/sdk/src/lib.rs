@@ -60,10 +60,10 @@ pub use bindings::vakt::check::types::{CheckError, ConfigKey, HostError, Info, M
 
 /// Host functions, grouped by the capability they need.
 pub mod host {
-    /// Always available: write to the agent's log.
-    pub use crate::bindings::vakt::check::log;
     /// Needs `fs`: metadata of files under granted prefixes.
     pub use crate::bindings::vakt::check::fs;
+    /// Always available: write to the agent's log.
+    pub use crate::bindings::vakt::check::log;
     /// Needs `net`: probes to granted `host:port` patterns.
     pub use crate::bindings::vakt::check::net;
     /// Needs `system`: read-only host facts.

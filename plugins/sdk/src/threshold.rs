@@ -65,9 +65,10 @@ impl Threshold {
 }
 
 fn parse_bound(text: &str, whole: &str) -> Result<f64, ThresholdError> {
-    let value: f64 = text.trim().parse().map_err(|_| {
-        ThresholdError(format!("`{whole}` is not a Nagios range: `{text}` is not a number"))
-    })?;
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ThresholdError(format!("`{whole}` is not a Nagios range: `{text}` is not a number")))?;
     if value.is_nan() {
         return Err(ThresholdError(format!("`{whole}` is not a Nagios range: NaN")));
     }

@@ -1,0 +1,106 @@
+//! `vakt-agent check`: one run of one plugin, Nagios-style.
+
+use std::time::{Duration, SystemTime};
+
+use protocol::{CheckName, CheckResult, Status};
+
+use super::{CheckArgs, Format, cache_dir, plugin_source};
+use crate::config::{PluginRef, default_agent_id};
+use crate::grant::GrantSet;
+use crate::nagios;
+use crate::plugin::{RunLimits, RunRequest, Runtime, RuntimeConfig};
+
+/// What to print and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutput {
+    pub text: String,
+    pub exit_code: i32,
+}
+
+fn render(format: Format, service: &str, result: &CheckResult) -> String {
+    match format {
+        Format::Text => {
+            nagios::output(service, result.status, &result.summary, result.details.as_deref(), &result.metrics)
+        }
+        Format::Json => serde_json::to_string(result).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+    }
+}
+
+/// Run the check described by `args`.
+pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckOutput {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let plugin_ref = PluginRef::parse(&args.plugin, &cwd);
+    let label = plugin_ref.label();
+    let service = label.trim_end_matches(".wasm").to_string();
+    let started = tokio::time::Instant::now();
+    let unknown = |summary: String| {
+        let result = CheckResult {
+            v: protocol::result::WIRE_VERSION,
+            agent: default_agent_id(),
+            ts: SystemTime::now(),
+            check: CheckName::new(service.clone())
+                .unwrap_or_else(|_| CheckName::new("check").unwrap_or_else(|_| unreachable!())),
+            plugin: label.clone(),
+            status: Status::Unknown,
+            summary,
+            details: None,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            metrics: Vec::new(),
+        };
+        CheckOutput { text: render(args.format, &service, &result), exit_code: Status::Unknown.exit_code() }
+    };
+
+    if let PluginRef::File(path) = &plugin_ref
+        && !path.exists()
+    {
+        return unknown(format!(
+            "unknown plugin `{}`: not a standard plugin (see `vakt-agent plugins`) and no such file",
+            args.plugin
+        ));
+    }
+    let source = match plugin_source(&plugin_ref, args.sha256.clone()) {
+        Ok(source) => source,
+        Err(error) => return unknown(error),
+    };
+    let config = RuntimeConfig {
+        concurrency: 1,
+        max_memory: args.memory.0,
+        cache_dir: Some(cache_dir(cache)),
+        // One instance at a time: the pool would only reserve address space.
+        pooling: false,
+        ..RuntimeConfig::default()
+    };
+    let runtime = match Runtime::new(config) {
+        Ok(runtime) => runtime,
+        Err(error) => return unknown(crate::report(&error)),
+    };
+    let plugin = match runtime.load(source).await {
+        Ok(plugin) => plugin,
+        Err(error) => return unknown(crate::report(&error)),
+    };
+    let request = RunRequest {
+        check: service.clone(),
+        config: args.set.clone(),
+        grants: GrantSet::new(args.grant.clone()),
+        limits: RunLimits { timeout: args.timeout, memory: args.memory.0, ..RunLimits::default() },
+    };
+    let report = plugin.run(&request).await;
+    let result = CheckResult {
+        v: protocol::result::WIRE_VERSION,
+        agent: default_agent_id(),
+        ts: SystemTime::now(),
+        check: CheckName::new(service.clone())
+            .unwrap_or_else(|_| CheckName::new("check").unwrap_or_else(|_| unreachable!())),
+        plugin: label.clone(),
+        status: report.status,
+        summary: report.summary,
+        details: report.details,
+        duration_ms: round3(report.duration),
+        metrics: report.metrics,
+    };
+    CheckOutput { text: render(args.format, &service, &result), exit_code: result.status.exit_code() }
+}
+
+fn round3(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

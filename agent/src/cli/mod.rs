@@ -1,0 +1,107 @@
+//! The command line: `vakt-agent check | plugins | run`. Each command is a function here so
+//! tests can drive it without a process; `main.rs` only parses and dispatches.
+
+mod check;
+mod plugins;
+mod run;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use check::check;
+pub use plugins::plugins;
+pub use run::run;
+
+use crate::config::{PluginRef, default_cache_dir};
+use crate::plugin::PluginSource;
+
+/// Sandboxed WebAssembly check plugins for servers.
+#[derive(Debug, Parser)]
+#[command(name = "vakt-agent", version, about)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Directory for compiled plugins [default: ~/.cache/vakt/plugins]
+    #[arg(long, global = true, env = "VAKT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Nagios plugin output.
+    Text,
+    /// The JSON result as published to MQTT.
+    Json,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run one check once, print Nagios output and exit 0/1/2/3 (OK/WARNING/CRITICAL/UNKNOWN).
+    Check(CheckArgs),
+    /// List the standard plugins with their config keys and the capabilities they need.
+    Plugins {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Run the checks of a config file on their schedules; results go to stdout as JSON lines.
+    Run {
+        /// The agent config (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// A standard plugin's name (see `vakt-agent plugins`) or a path to a .wasm component.
+    pub plugin: String,
+    /// A plugin config value, `key=value`; repeat for more.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// A capability to grant: `system`, `net=HOST:PORT` or `fs=/path`; repeat for more.
+    #[arg(long = "grant", value_name = "CAP")]
+    pub grant: Vec<crate::grant::Grant>,
+    /// Deadline for the run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Memory cap for the plugin, e.g. 32MiB.
+    #[arg(long, default_value = "32MiB")]
+    pub memory: crate::config::ByteSize,
+    /// Refuse to run unless the plugin has this sha256.
+    #[arg(long)]
+    pub sha256: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// The cache directory from the flag or the default.
+fn cache_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(default_cache_dir)
+}
+
+/// Bytes of a plugin named on the command line or in a config.
+pub(crate) fn plugin_source(plugin: &PluginRef, pin: Option<String>) -> Result<PluginSource, String> {
+    match plugin {
+        PluginRef::Standard(name) => crate::standard::source(name)
+            .map(|source| PluginSource { pin, ..source })
+            .ok_or_else(|| format!("`{name}` is not a standard plugin")),
+        PluginRef::File(path) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("reading plugin {}: {e}", path.display()))?;
+            Ok(PluginSource { label: plugin.label(), bytes: Arc::from(bytes), standard: false, pin })
+        }
+    }
+}

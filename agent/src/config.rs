@@ -1,0 +1,507 @@
+//! `agent.toml`: parsed into a file model that rejects unknown keys, then validated into an
+//! [`AgentConfig`] with real types (durations, byte sizes, grants, ids). Every error names the
+//! file, the line and the key, and a bad file changes nothing: the agent refuses to start.
+//!
+//! ```toml
+//! [agent]
+//! id = "web-01"                  # default: the host name
+//!
+//! [defaults]                     # for every check that does not say otherwise
+//! interval = "60s"
+//! timeout = "10s"
+//! memory = "32MiB"
+//!
+//! [[check]]
+//! name = "backups"
+//! plugin = "file-age"            # a standard plugin, or a path to a .wasm component
+//! interval = "15m"
+//! grants = ["fs=/var/backups/db"]
+//! config = { path = "/var/backups/db", warning = "26h", critical = "50h" }
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use protocol::{AgentId, CheckName};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::grant::{Grant, GrantSet};
+use crate::plugin::RunLimits;
+use crate::standard;
+
+/// A config file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The message carries line, column and key (toml's own report for syntax and types).
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value types that validate while deserializing, so toml reports the line of a bad value.
+
+/// A duration written `90s`, `15m`, `2h`, `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationText(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let duration = humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like 30s, 5m or 1h ({e})")))?;
+        if duration.is_zero() {
+            return Err(serde::de::Error::custom("a duration of zero is not allowed"));
+        }
+        Ok(DurationText(duration))
+    }
+}
+
+/// A size written `32MiB`, `512KiB`, `1GB` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+        let (number, unit) = trimmed.split_at(split);
+        let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size like 32MiB"))?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kib" | "k" => 1 << 10,
+            "mib" | "m" => 1 << 20,
+            "gib" | "g" => 1 << 30,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            other => return Err(format!("`{text}`: unknown unit `{other}` (use B, KiB, MiB, GiB, KB, MB or GB)")),
+        };
+        number.checked_mul(factor).map(ByteSize).ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Grant {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A plugin config value: TOML strings, numbers and booleans all reach the plugin as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigValue(pub String);
+
+impl<'de> Deserialize<'de> for ConfigValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(deserializer)? {
+            toml::Value::String(s) => Ok(ConfigValue(s)),
+            toml::Value::Integer(i) => Ok(ConfigValue(i.to_string())),
+            toml::Value::Float(f) => Ok(ConfigValue(f.to_string())),
+            toml::Value::Boolean(b) => Ok(ConfigValue(b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "plugin config values must be strings, numbers or booleans, not a {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+/// A sha256 written as 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sha256Pin(pub String);
+
+impl<'de> Deserialize<'de> for Sha256Pin {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Sha256Pin(text.to_ascii_lowercase()))
+        } else {
+            Err(serde::de::Error::custom(format!("`{text}` is not a sha256 (64 hex digits)")))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file model.
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileModel {
+    /// Config format version; only 1 exists.
+    #[serde(default)]
+    version: Option<Spanned<u32>>,
+    #[serde(default)]
+    agent: AgentSection,
+    #[serde(default)]
+    defaults: DefaultsSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    probes: ProbesSection,
+    #[serde(default, rename = "check")]
+    checks: Vec<CheckSection>,
+}
+
+/// `[agent]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentSection {
+    /// Agent id, `[A-Za-z0-9._-]{1,64}`; the host name by default.
+    id: Option<AgentId>,
+    /// Where compiled plugins are cached.
+    cache_dir: Option<PathBuf>,
+    /// Checks that may run at once.
+    concurrency: Option<Spanned<u32>>,
+    /// Use the pooling instance allocator (default true).
+    pooling: Option<bool>,
+}
+
+/// `[defaults]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsSection {
+    interval: Option<DurationText>,
+    timeout: Option<DurationText>,
+    memory: Option<ByteSize>,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    summary_bytes: Option<usize>,
+    details_bytes: Option<usize>,
+    metrics: Option<usize>,
+    quarantine_after: Option<Spanned<u32>>,
+    quarantine_backoff: Option<DurationText>,
+    quarantine_max_backoff: Option<DurationText>,
+}
+
+/// `[probes]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbesSection {
+    nameservers: Option<Vec<Spanned<String>>>,
+    ca_files: Option<Vec<Spanned<PathBuf>>>,
+    ehlo_name: Option<String>,
+}
+
+/// `[[check]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckSection {
+    name: Spanned<CheckName>,
+    plugin: Spanned<String>,
+    interval: Option<Spanned<DurationText>>,
+    timeout: Option<Spanned<DurationText>>,
+    memory: Option<ByteSize>,
+    sha256: Option<Sha256Pin>,
+    #[serde(default)]
+    grants: Vec<Grant>,
+    #[serde(default)]
+    config: BTreeMap<String, ConfigValue>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated config.
+
+/// Where a check's plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginRef {
+    /// Embedded in the agent.
+    Standard(String),
+    /// A component file.
+    File(PathBuf),
+}
+
+impl fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginRef::Standard(name) => f.write_str(name),
+            PluginRef::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl PluginRef {
+    /// A standard plugin name, or else a path (relative to `base`).
+    pub fn parse(text: &str, base: &Path) -> PluginRef {
+        if standard::names().any(|n| n == text) {
+            PluginRef::Standard(text.to_string())
+        } else {
+            PluginRef::File(base.join(text))
+        }
+    }
+
+    /// A short label: the standard name or the file name.
+    pub fn label(&self) -> String {
+        match self {
+            PluginRef::Standard(name) => name.clone(),
+            PluginRef::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        }
+    }
+}
+
+/// One scheduled check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckConfig {
+    pub name: CheckName,
+    pub plugin: PluginRef,
+    pub interval: Duration,
+    pub limits: RunLimits,
+    pub sha256: Option<String>,
+    pub grants: GrantSet,
+    pub config: Vec<(String, String)>,
+}
+
+/// Quarantine of plugins that fault again and again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantinePolicy {
+    /// Consecutive faults that quarantine a check.
+    pub after: u32,
+    /// First quarantine; doubles on every repeat.
+    pub backoff: Duration,
+    /// Longest quarantine.
+    pub max_backoff: Duration,
+}
+
+impl Default for QuarantinePolicy {
+    fn default() -> Self {
+        QuarantinePolicy { after: 3, backoff: Duration::from_secs(60), max_backoff: Duration::from_secs(3600) }
+    }
+}
+
+/// The validated agent config.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub agent_id: AgentId,
+    pub cache_dir: Option<PathBuf>,
+    pub concurrency: u32,
+    pub pooling: bool,
+    pub quarantine: QuarantinePolicy,
+    pub probes: crate::probe::ProbeSettings,
+    pub ehlo_name: Option<String>,
+    pub checks: Vec<CheckConfig>,
+}
+
+/// 1-based line of a byte offset.
+fn line_of(source: &str, span: Range<usize>) -> usize {
+    source[..span.start.min(source.len())].matches('\n').count() + 1
+}
+
+/// The host name as an agent id, or `localhost`.
+pub fn default_agent_id() -> AgentId {
+    sysinfo::System::host_name()
+        .ok()
+        .and_then(|h| AgentId::from_hostname(&h))
+        .unwrap_or_else(|| AgentId::new("localhost").unwrap_or_else(|_| unreachable!("`localhost` is a valid id")))
+}
+
+/// The default cache directory: `$XDG_CACHE_HOME/vakt/plugins`, `~/.cache/vakt/plugins`, or
+/// `/var/cache/vakt/plugins` for a user without a home.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("vakt/plugins");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".cache/vakt/plugins"),
+        None => PathBuf::from("/var/cache/vakt/plugins"),
+    }
+}
+
+impl AgentConfig {
+    /// Read and validate `path`.
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let source =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        AgentConfig::parse(&source, base).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })
+    }
+
+    /// Validate config text; relative plugin paths are taken from `base`.
+    pub fn parse(source: &str, base: &Path) -> Result<AgentConfig, String> {
+        let model: FileModel = toml::from_str(source).map_err(|e| e.to_string().trim_end().to_string())?;
+        let at = |span: Range<usize>, message: String| format!("line {}: {message}", line_of(source, span));
+
+        if let Some(version) = &model.version
+            && *version.get_ref() != 1
+        {
+            return Err(at(version.span(), format!("`version = {}` is not supported (only 1)", version.get_ref())));
+        }
+
+        let defaults = RunLimits::default();
+        let default_interval = model.defaults.interval.map_or(Duration::from_secs(60), |d| d.0);
+        let base_limits = RunLimits {
+            timeout: model.defaults.timeout.map_or(defaults.timeout, |d| d.0),
+            memory: model.defaults.memory.map_or(defaults.memory, |m| m.0),
+            summary_bytes: model.limits.summary_bytes.unwrap_or(defaults.summary_bytes),
+            details_bytes: model.limits.details_bytes.unwrap_or(defaults.details_bytes),
+            metrics: model.limits.metrics.unwrap_or(defaults.metrics),
+        };
+
+        let mut quarantine = QuarantinePolicy::default();
+        if let Some(after) = &model.limits.quarantine_after {
+            if *after.get_ref() == 0 {
+                return Err(at(after.span(), "`limits.quarantine_after` must be at least 1".into()));
+            }
+            quarantine.after = *after.get_ref();
+        }
+        if let Some(backoff) = model.limits.quarantine_backoff {
+            quarantine.backoff = backoff.0;
+        }
+        if let Some(max) = model.limits.quarantine_max_backoff {
+            quarantine.max_backoff = max.0;
+        }
+        quarantine.max_backoff = quarantine.max_backoff.max(quarantine.backoff);
+
+        let mut seen = HashSet::new();
+        let mut checks = Vec::new();
+        for section in model.checks {
+            let name = section.name.get_ref().clone();
+            if !seen.insert(name.clone()) {
+                return Err(at(section.name.span(), format!("check `{name}` is defined twice")));
+            }
+            let plugin_text = section.plugin.get_ref();
+            if plugin_text.trim().is_empty() {
+                return Err(at(section.plugin.span(), format!("check `{name}`: `plugin` is empty")));
+            }
+            let plugin = PluginRef::parse(plugin_text, base);
+            if let PluginRef::File(path) = &plugin
+                && !plugin_text.contains('/')
+                && !plugin_text.ends_with(".wasm")
+            {
+                let known: Vec<&str> = standard::names().collect();
+                return Err(at(
+                    section.plugin.span(),
+                    format!(
+                        "check `{name}`: `{plugin_text}` is not a standard plugin ({}) nor a path to a .wasm file (looked for {})",
+                        known.join(", "),
+                        path.display()
+                    ),
+                ));
+            }
+            let interval = section.interval.as_ref().map_or(default_interval, |i| i.get_ref().0);
+            let timeout = section.timeout.as_ref().map_or(base_limits.timeout, |t| t.get_ref().0);
+            if timeout > interval {
+                let span =
+                    section.timeout.as_ref().or(section.interval.as_ref()).map_or(section.name.span(), |s| s.span());
+                return Err(at(
+                    span,
+                    format!(
+                        "check `{name}`: timeout {} is longer than the interval {}",
+                        humantime::format_duration(timeout),
+                        humantime::format_duration(interval)
+                    ),
+                ));
+            }
+            let limits =
+                RunLimits { timeout, memory: section.memory.map_or(base_limits.memory, |m| m.0), ..base_limits };
+            checks.push(CheckConfig {
+                name,
+                plugin,
+                interval,
+                limits,
+                sha256: section.sha256.map(|p| p.0),
+                grants: GrantSet::new(section.grants),
+                config: section.config.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            });
+        }
+
+        let concurrency = match &model.agent.concurrency {
+            Some(c) if *c.get_ref() == 0 || *c.get_ref() > 1024 => {
+                return Err(at(c.span(), "`agent.concurrency` must be between 1 and 1024".into()));
+            }
+            Some(c) => *c.get_ref(),
+            None => u32::try_from(checks.len()).unwrap_or(64).clamp(4, 64),
+        };
+
+        let mut probes = crate::probe::ProbeSettings::default();
+        for server in model.probes.nameservers.unwrap_or_default() {
+            let addr = server
+                .get_ref()
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| server.get_ref().parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 53)))
+                .map_err(|_| at(server.span(), format!("nameserver `{}` is not IP or IP:PORT", server.get_ref())))?;
+            probes.nameservers.push(addr);
+        }
+        for file in model.probes.ca_files.unwrap_or_default() {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let path = base.join(file.get_ref());
+            let certs: Result<Vec<CertificateDer<'static>>, _> = CertificateDer::pem_file_iter(&path)
+                .map_err(|e| at(file.span(), format!("reading CA file {}: {e}", path.display())))?
+                .collect();
+            let certs = certs.map_err(|e| at(file.span(), format!("CA file {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(at(file.span(), format!("CA file {} holds no certificate", path.display())));
+            }
+            probes.extra_roots.extend(certs);
+        }
+
+        Ok(AgentConfig {
+            agent_id: model.agent.id.unwrap_or_else(default_agent_id),
+            cache_dir: model.agent.cache_dir.map(|d| base.join(d)),
+            concurrency,
+            pooling: model.agent.pooling.unwrap_or(true),
+            quarantine,
+            probes,
+            ehlo_name: model.probes.ehlo_name,
+            checks,
+        })
+    }
+
+    /// The largest memory cap of any check.
+    pub fn max_memory(&self) -> u64 {
+        self.checks.iter().map(|c| c.limits.memory).max().unwrap_or(RunLimits::default().memory)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_parse() {
+        assert_eq!("32MiB".parse::<ByteSize>().unwrap().0, 32 << 20);
+        assert_eq!("512kib".parse::<ByteSize>().unwrap().0, 512 << 10);
+        assert_eq!("1GB".parse::<ByteSize>().unwrap().0, 1_000_000_000);
+        assert_eq!("4096".parse::<ByteSize>().unwrap().0, 4096);
+        for bad in ["", "MiB", "12 parsecs", "99999999999999999999GiB"] {
+            assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_minimal_file_gets_defaults() {
+        let config =
+            AgentConfig::parse("[[check]]\nname = \"root\"\nplugin = \"disk\"\n", Path::new("/etc/vakt")).unwrap();
+        let check = &config.checks[0];
+        assert_eq!(check.plugin, PluginRef::Standard("disk".into()));
+        assert_eq!(check.interval, Duration::from_secs(60));
+        assert_eq!(check.limits, RunLimits::default());
+        assert_eq!(config.concurrency, 4);
+    }
+
+    #[test]
+    fn relative_plugin_paths_are_taken_from_the_config_directory() {
+        let config =
+            AgentConfig::parse("[[check]]\nname = \"x\"\nplugin = \"plugins/x.wasm\"\n", Path::new("/etc/vakt"))
+                .unwrap();
+        assert_eq!(config.checks[0].plugin, PluginRef::File(PathBuf::from("/etc/vakt/plugins/x.wasm")));
+    }
+}

@@ -1,0 +1,123 @@
+//! The one place where WIT types become protocol types. A plugin's outcome is checked here
+//! against the output caps: a plugin that returns more than it may, or nonsense, gets an
+//! `unknown` result naming the violation instead of having its output passed on.
+
+use std::collections::HashSet;
+
+use protocol::{Metric, Status};
+
+use super::bindings;
+use super::limits::RunLimits;
+
+/// A checked outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CheckedOutcome {
+    pub(crate) status: Status,
+    pub(crate) summary: String,
+    pub(crate) details: Option<String>,
+    pub(crate) metrics: Vec<Metric>,
+}
+
+pub(crate) fn status(status: bindings::Status) -> Status {
+    match status {
+        bindings::Status::Ok => Status::Ok,
+        bindings::Status::Warning => Status::Warning,
+        bindings::Status::Critical => Status::Critical,
+        bindings::Status::Unknown => Status::Unknown,
+    }
+}
+
+/// Control characters in a one-line summary would break Nagios output and log lines.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn valid_metric_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && !name.chars().any(char::is_control)
+}
+
+/// Check `outcome` against `limits`; the error says which limit was broken and by how much.
+pub(crate) fn outcome(outcome: bindings::Outcome, limits: &RunLimits) -> Result<CheckedOutcome, String> {
+    if outcome.summary.len() > limits.summary_bytes {
+        return Err(format!("the summary is {} bytes, the limit is {}", outcome.summary.len(), limits.summary_bytes));
+    }
+    if let Some(details) = &outcome.details
+        && details.len() > limits.details_bytes
+    {
+        return Err(format!("the details are {} bytes, the limit is {}", details.len(), limits.details_bytes));
+    }
+    if outcome.metrics.len() > limits.metrics {
+        return Err(format!("{} metrics returned, the limit is {}", outcome.metrics.len(), limits.metrics));
+    }
+    let mut names = HashSet::new();
+    let mut metrics = Vec::with_capacity(outcome.metrics.len());
+    for m in outcome.metrics {
+        if !valid_metric_name(&m.name) {
+            return Err(format!("metric name {:?} is empty, too long or has control characters", m.name));
+        }
+        if !names.insert(m.name.clone()) {
+            return Err(format!("metric `{}` appears twice", m.name));
+        }
+        let numbers = [Some(m.value), m.warn, m.crit, m.min, m.max];
+        if numbers.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(format!("metric `{}` has a value that is not a finite number", m.name));
+        }
+        if m.unit.as_ref().is_some_and(|u| u.len() > 16 || u.chars().any(|c| c.is_control() || c.is_whitespace())) {
+            return Err(format!("metric `{}` has a malformed unit", m.name));
+        }
+        metrics.push(Metric {
+            name: m.name,
+            value: m.value,
+            unit: m.unit,
+            warn: m.warn,
+            crit: m.crit,
+            min: m.min,
+            max: m.max,
+        });
+    }
+    Ok(CheckedOutcome {
+        status: status(outcome.status),
+        summary: one_line(&outcome.summary),
+        details: outcome.details,
+        metrics,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wit(summary: &str, metrics: Vec<bindings::vakt::check::types::Metric>) -> bindings::Outcome {
+        bindings::Outcome { status: bindings::Status::Ok, summary: summary.into(), details: None, metrics }
+    }
+
+    fn metric(name: &str, value: f64) -> bindings::vakt::check::types::Metric {
+        bindings::vakt::check::types::Metric { name: name.into(), value, unit: None, warn: None, crit: None, min: None, max: None }
+    }
+
+    #[test]
+    fn within_limits_passes_and_summary_becomes_one_line() {
+        let checked = outcome(wit("a\nb", vec![metric("x", 1.0)]), &RunLimits::default()).unwrap();
+        assert_eq!(checked.summary, "a b");
+        assert_eq!(checked.metrics.len(), 1);
+    }
+
+    #[test]
+    fn violations_are_named() {
+        let limits = RunLimits::default();
+        let cases: Vec<(bindings::Outcome, &str)> = vec![
+            (wit(&"x".repeat(2000), vec![]), "the summary is 2000 bytes, the limit is 1024"),
+            (
+                wit("ok", (0..300).map(|i| metric(&format!("m{i}"), 1.0)).collect()),
+                "300 metrics returned, the limit is 256",
+            ),
+            (wit("ok", vec![metric("x", f64::NAN)]), "not a finite number"),
+            (wit("ok", vec![metric("x", 1.0), metric("x", 2.0)]), "appears twice"),
+            (wit("ok", vec![metric("", 1.0)]), "is empty"),
+        ];
+        for (input, want) in cases {
+            let err = outcome(input, &limits).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The process-wide wasmtime `Engine`: Cranelift, epoch interruption driven by a dedicated
+//! ticker thread, and the pooling allocator sized to the check concurrency.
+//!
+//! Pooling reserves address space for every slot up front (each memory slot is a 4 GiB
+//! reservation plus guard pages). Small or constrained hosts (`ulimit -v`, 39-bit address
+//! spaces on some ARM boards) cannot always reserve it, so engine creation falls back to
+//! on-demand allocation and says so; instantiation then costs ~2-3x more but works.
+
+use std::fmt;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the ticker advances the epoch. Deadlines are checked at this granularity, and a
+/// CPU-bound plugin yields its tokio worker this often.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Which instance allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// Pre-reserved slots for this many concurrent instances.
+    Pooling { slots: u32 },
+    /// mmap per instance; used when the pool could not be reserved or was not wanted.
+    OnDemand,
+}
+
+impl fmt::Display for Allocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Allocator::Pooling { slots } => write!(f, "pooling ({slots} slots)"),
+            Allocator::OnDemand => f.write_str("on-demand"),
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // Guest function names in traps help plugin authors; full DWARF parsing is not worth its
+    // compile time.
+    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    config
+}
+
+fn pooling(slots: u32, max_memory: u64) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    // Interpreted guests (componentize-py/js) bring an adapter and a runtime: several core
+    // instances, memories and tables per component.
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 16)
+        .total_memories(slots * 4)
+        .total_tables(slots * 8)
+        .total_stacks(slots)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        .max_memories_per_module(2)
+        .max_tables_per_module(4)
+        .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX));
+    pool
+}
+
+/// Build the engine. `concurrency` is the number of checks that may run at once; one more
+/// slot is kept for loading plugins (which instantiates them once to read their info).
+/// `max_memory` is the largest memory cap any check has.
+pub(crate) fn build(concurrency: u32, max_memory: u64, want_pooling: bool) -> wasmtime::Result<(Engine, Allocator)> {
+    if want_pooling {
+        let slots = concurrency.max(1) + 1;
+        let mut config = base_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(slots, max_memory)));
+        match Engine::new(&config) {
+            Ok(engine) => {
+                start_ticker(&engine)?;
+                return Ok((engine, Allocator::Pooling { slots }));
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, slots, "pooling allocator unavailable, falling back to on-demand allocation");
+            }
+        }
+    }
+    let engine = Engine::new(&base_config())?;
+    start_ticker(&engine)?;
+    Ok((engine, Allocator::OnDemand))
+}
+
+/// Advance the epoch from a plain thread, not a tokio task: a busy executor must not be able
+/// to starve the mechanism that interrupts busy plugins. The thread ends with the engine.
+/// Without it a busy-looping plugin would never yield, so failing to start it is fatal.
+fn start_ticker(engine: &Engine) -> wasmtime::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new().name("vakt-epoch".into()).spawn(move || {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        }
+    })?;
+    Ok(())
+}

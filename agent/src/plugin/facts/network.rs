@@ -1,0 +1,34 @@
+//! Network interfaces with their addresses and counters since boot.
+
+use tokio::time::Instant;
+
+use super::{FactError, Facts, stale};
+use crate::plugin::bindings::system::NetIf;
+
+impl Facts {
+    pub(crate) fn networks(&self) -> Result<Vec<NetIf>, FactError> {
+        self.with(|inner| {
+            if stale(inner.networks_at) {
+                inner.networks.refresh(true);
+                inner.networks_at = Some(Instant::now());
+            }
+            let mut list: Vec<NetIf> = inner
+                .networks
+                .iter()
+                .map(|(name, data)| NetIf {
+                    name: name.to_string_lossy().into_owned(),
+                    mac: data.mac_address().to_string(),
+                    addresses: data.ip_networks().iter().map(|n| format!("{}/{}", n.addr, n.prefix)).collect(),
+                    rx_bytes: data.total_received(),
+                    tx_bytes: data.total_transmitted(),
+                    rx_packets: data.total_packets_received(),
+                    tx_packets: data.total_packets_transmitted(),
+                    rx_errors: data.total_errors_on_received(),
+                    tx_errors: data.total_errors_on_transmitted(),
+                })
+                .collect();
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(list)
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! The data of one run's `Store`: WASI with nothing granted, the memory limiter, what the
+//! plugin may access, and the deadline host calls must respect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::capability::Access;
+use super::host::HostServices;
+use super::limits::MemoryLimiter;
+
+/// Log messages a plugin may write per run; more are counted and dropped.
+pub(crate) const LOG_MESSAGES_PER_RUN: u32 = 100;
+/// Bytes of one log message; longer ones are cut.
+pub(crate) const LOG_MESSAGE_BYTES: usize = 4096;
+
+pub(crate) struct PluginState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) access: Access,
+    pub(crate) services: Arc<HostServices>,
+    pub(crate) deadline: Instant,
+    /// The check's name, for log lines.
+    pub(crate) check: Arc<str>,
+    pub(crate) logs_left: u32,
+    pub(crate) logs_dropped: u32,
+}
+
+impl std::fmt::Debug for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginState").field("check", &self.check).field("access", &self.access).finish_non_exhaustive()
+    }
+}
+
+impl PluginState {
+    pub(crate) fn new(
+        access: Access,
+        services: Arc<HostServices>,
+        deadline: Instant,
+        memory: u64,
+        check: Arc<str>,
+        stdout: super::output::CapturedOutput,
+        stderr: super::output::CapturedOutput,
+    ) -> PluginState {
+        // No preopens, no environment, no arguments, no sockets: WASI is linked so that
+        // componentize-py/js plugins load, not so that they reach anything.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout)
+            .stderr(stderr)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory),
+            access,
+            services,
+            deadline,
+            check,
+            logs_left: LOG_MESSAGES_PER_RUN,
+            logs_dropped: 0,
+        }
+    }
+
+    /// How long a probe may take: what it asked for, but never past the run's deadline.
+    pub(crate) fn probe_limit(&self, timeout_ms: u32) -> Duration {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        Duration::from_millis(u64::from(timeout_ms)).min(remaining)
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,145 @@
+//! Runs every check on its interval. Each check has its own task, so a slow or stuck check
+//! delays nobody else: its runs end at its own deadline, and a tick that comes while it is
+//! still running is skipped rather than queued. Start times are spread over the first
+//! interval so checks do not all fire at once. At most `concurrency` plugins run at the same
+//! time (the size of the instance pool).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use protocol::{CheckName, Status};
+use rand::RngExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::config::{CheckConfig, QuarantinePolicy};
+use crate::plugin::{Plugin, RunReport, RunRequest};
+use crate::quarantine::Breaker;
+
+/// A check, ready to schedule: its plugin, or why the plugin could not be loaded.
+#[derive(Debug)]
+pub struct ScheduledCheck {
+    pub config: CheckConfig,
+    pub plugin: Result<Plugin, String>,
+}
+
+/// One finished run, for whoever publishes results.
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    pub check: CheckName,
+    /// The plugin's label (standard name or file name).
+    pub plugin: String,
+    /// When the run finished (wall clock, for the result's timestamp).
+    pub finished: SystemTime,
+    pub report: RunReport,
+}
+
+/// Run `checks` until `shutdown` turns true, sending every result to `results`. Returns once
+/// every check task has finished its current run.
+pub async fn run(
+    checks: Vec<ScheduledCheck>,
+    concurrency: u32,
+    quarantine: QuarantinePolicy,
+    results: mpsc::Sender<CheckRun>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(usize::try_from(concurrency.max(1)).unwrap_or(1)));
+    let mut tasks = JoinSet::new();
+    for check in checks {
+        let jitter = Duration::from_secs_f64(rand::rng().random_range(0.0..check.config.interval.as_secs_f64()));
+        tasks.spawn(check_loop(
+            check,
+            jitter,
+            permits.clone(),
+            Breaker::new(quarantine),
+            results.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(results);
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(error) = joined {
+            tracing::error!(error = %error, "a check task ended abnormally");
+        }
+    }
+}
+
+async fn check_loop(
+    check: ScheduledCheck,
+    jitter: Duration,
+    permits: Arc<Semaphore>,
+    mut breaker: Breaker,
+    results: mpsc::Sender<CheckRun>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = check.config.name.clone();
+    let label = check.config.plugin.label();
+    let mut ticker = tokio::time::interval_at(Instant::now() + jitter, check.config.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let request = RunRequest {
+        check: name.to_string(),
+        config: check.config.config.clone(),
+        grants: check.config.grants.clone(),
+        limits: check.config.limits,
+    };
+    let mut last_fault = String::new();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let now = Instant::now();
+        let report = match (&check.plugin, breaker.quarantined_until(now)) {
+            (Err(load_error), _) => RunReport {
+                status: Status::Unknown,
+                summary: format!("plugin {} could not be loaded: {load_error}", check.config.plugin),
+                details: None,
+                metrics: Vec::new(),
+                duration: Duration::ZERO,
+                fault: None,
+                peak_memory: 0,
+            },
+            (Ok(_), Some(until)) => RunReport {
+                status: Status::Unknown,
+                summary: format!(
+                    "quarantined for another {} after {} faults in a row (last: {last_fault})",
+                    humantime::format_duration(Duration::from_secs((until - now).as_secs().max(1))),
+                    breaker.consecutive_faults()
+                ),
+                details: None,
+                metrics: Vec::new(),
+                duration: Duration::ZERO,
+                fault: None,
+                peak_memory: 0,
+            },
+            (Ok(plugin), None) => {
+                let Ok(_permit) = permits.acquire().await else { return };
+                let mut report = plugin.run(&request).await;
+                if let Some(fault) = &report.fault {
+                    last_fault = fault.to_string();
+                }
+                if let Some(tripped) = breaker.record(Instant::now(), report.fault.is_some()) {
+                    tracing::warn!(
+                        check = %name,
+                        faults = tripped.faults,
+                        backoff_s = tripped.backoff.as_secs(),
+                        reason = %last_fault,
+                        "check quarantined"
+                    );
+                    report.summary = format!(
+                        "{}; quarantined for {} after {} faults in a row",
+                        report.summary,
+                        humantime::format_duration(tripped.backoff),
+                        tripped.faults
+                    );
+                }
+                report
+            }
+        };
+        let run = CheckRun { check: name.clone(), plugin: label.clone(), finished: SystemTime::now(), report };
+        if results.send(run).await.is_err() {
+            return;
+        }
+    }
+}

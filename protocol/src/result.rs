@@ -1,0 +1,186 @@
+//! One check result and its JSON form, as third-party subscribers see it:
+//!
+//! ```json
+//! {"v":1,"agent":"web-01","ts":"2026-11-27T17:00:00.123Z","check":"disk-root",
+//!  "plugin":"disk","status":"warning","summary":"/ 83% used","duration_ms":0.8,
+//!  "metrics":[{"name":"used","value":83.1,"unit":"%","warn":80,"crit":90,"min":0,"max":100}]}
+//! ```
+//!
+//! Optional fields are left out rather than written as `null`, so a consumer can test for
+//! presence. The envelope fields `epoch` and `seq` are added by the transport.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AgentId, CheckName};
+
+/// The verdict of a check, with the Nagios meaning and exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Works as it should (exit code 0).
+    Ok,
+    /// Works, but a value crossed its warning threshold (exit code 1).
+    Warning,
+    /// Does not work, or a value crossed its critical threshold (exit code 2).
+    Critical,
+    /// Could not be decided: bad config, denied capability, plugin fault (exit code 3).
+    Unknown,
+}
+
+impl Status {
+    /// The Nagios plugin exit code.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    /// Upper-case name as Nagios prints it: `OK`, `WARNING`, `CRITICAL`, `UNKNOWN`.
+    pub fn nagios_name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Unknown => "unknown",
+        })
+    }
+}
+
+/// One measurement, shaped like Nagios performance data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Label, unique within one result.
+    pub name: String,
+    /// The measured value (always finite).
+    pub value: f64,
+    /// Unit of measure (`%`, `s`, `ms`, `B`, `c`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Warning threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<f64>,
+    /// Critical threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crit: Option<f64>,
+    /// Smallest possible value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest possible value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// One check result as published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Wire format version, currently 1.
+    pub v: u8,
+    /// The agent that ran the check.
+    pub agent: AgentId,
+    /// When the check finished, RFC 3339 in UTC with milliseconds.
+    #[serde(with = "rfc3339")]
+    pub ts: SystemTime,
+    /// The check's name from the agent config.
+    pub check: CheckName,
+    /// The plugin that ran: a standard plugin's name, or the file name of a custom one.
+    pub plugin: String,
+    /// The verdict.
+    pub status: Status,
+    /// One line for humans.
+    pub summary: String,
+    /// Longer text, when the plugin gave some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: f64,
+    /// Measurements.
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+}
+
+/// The current wire format version.
+pub const WIRE_VERSION: u8 = 1;
+
+mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(ts: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_millis(*ts))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn sample() -> CheckResult {
+        CheckResult {
+            v: WIRE_VERSION,
+            agent: AgentId::new("web-01").unwrap(),
+            ts: UNIX_EPOCH + Duration::from_millis(1_795_798_800_123),
+            check: CheckName::new("disk-root").unwrap(),
+            plugin: "disk".into(),
+            status: Status::Warning,
+            summary: "/ 83% used".into(),
+            details: None,
+            duration_ms: 0.8,
+            metrics: vec![Metric {
+                name: "used".into(),
+                value: 83.1,
+                unit: Some("%".into()),
+                warn: Some(80.0),
+                crit: Some(90.0),
+                min: Some(0.0),
+                max: Some(100.0),
+            }],
+        }
+    }
+
+    #[test]
+    fn json_matches_the_documented_layout() {
+        let json = serde_json::to_string(&sample()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"agent":"web-01","ts":"2026-11-27T17:00:00.123Z","check":"disk-root","plugin":"disk","status":"warning","summary":"/ 83% used","duration_ms":0.8,"metrics":[{"name":"used","value":83.1,"unit":"%","warn":80.0,"crit":90.0,"min":0.0,"max":100.0}]}"#
+        );
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let json = serde_json::to_string(&sample()).unwrap();
+        assert_eq!(serde_json::from_str::<CheckResult>(&json).unwrap(), sample());
+    }
+
+    #[test]
+    fn statuses_map_to_nagios_exit_codes() {
+        let codes: Vec<i32> =
+            [Status::Ok, Status::Warning, Status::Critical, Status::Unknown].iter().map(|s| s.exit_code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3]);
+    }
+}
