@@ -113,8 +113,13 @@ impl<'de> Deserialize<'de> for ConfigValue {
             toml::Value::Float(f) => Ok(ConfigValue(f.to_string())),
             toml::Value::Boolean(b) => Ok(ConfigValue(b.to_string())),
             other => Err(serde::de::Error::custom(format!(
-                "plugin config values must be strings, numbers or booleans, not a {}",
-                other.type_str()
+                "plugin config values must be strings, numbers or booleans, not {}",
+                match other.type_str() {
+                    "array" => "an array",
+                    "table" => "a table",
+                    "datetime" => "a date",
+                    other => other,
+                }
             ))),
         }
     }

@@ -473,11 +473,16 @@ fn truncate(text: &str, limit: usize) -> String {
     text[..end].to_string()
 }
 
-/// The last line the plugin wrote to stderr: for a Rust plugin that panicked, its panic
-/// message, which explains an otherwise bare `unreachable` trap.
-fn last_stderr_line(stderr: &CapturedOutput) -> Option<String> {
+/// What the plugin last said on stderr: for a Rust plugin that panicked, the panic location
+/// and message, which explain an otherwise bare `unreachable` trap.
+fn stderr_hint(stderr: &CapturedOutput) -> Option<String> {
     let (text, _) = stderr.snapshot();
-    text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| truncate(l.trim(), 300))
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let hint = match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(at) => lines[at..].iter().take(2).copied().collect::<Vec<_>>().join(" "),
+        None => lines.iter().rev().find(|l| !l.starts_with("note: run with"))?.to_string(),
+    };
+    Some(truncate(&hint, 300))
 }
 
 fn describe_error(error: &wasmtime::Error, stderr: &CapturedOutput) -> String {
@@ -485,7 +490,7 @@ fn describe_error(error: &wasmtime::Error, stderr: &CapturedOutput) -> String {
         Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
     };
-    if let Some(line) = last_stderr_line(stderr) {
+    if let Some(line) = stderr_hint(stderr) {
         text.push_str(&format!(" (stderr: {line})"));
     }
     text

@@ -1,0 +1,9 @@
+//! Integration tests of the agent library: real plugins built from `plugins/`, real local
+//! servers on 127.0.0.1, no mocks.
+
+mod config_golden;
+mod probes;
+mod sandbox;
+mod scheduler;
+mod standard_plugins;
+mod support;

@@ -1,0 +1,74 @@
+//! The scheduler under misbehaving plugins: the others keep their schedule, faults end as
+//! `unknown`, repeat offenders are quarantined, and a plugin that did not load is reported.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agent::config::{CheckConfig, PluginRef, QuarantinePolicy};
+use agent::plugin::RunLimits;
+use agent::scheduler::{self, CheckRun, ScheduledCheck};
+use protocol::{CheckName, Status};
+use tokio::sync::{mpsc, watch};
+
+use crate::support::*;
+
+fn check(name: &str, plugin: &str, mode: &str, interval_ms: u64, timeout_ms: u64) -> CheckConfig {
+    CheckConfig {
+        name: CheckName::new(name).unwrap(),
+        plugin: PluginRef::File(PathBuf::from(plugin)),
+        interval: Duration::from_millis(interval_ms),
+        limits: RunLimits { timeout: Duration::from_millis(timeout_ms), ..RunLimits::default() },
+        sha256: None,
+        grants: grants(&[]),
+        config: if mode.is_empty() { vec![] } else { vec![("mode".into(), mode.into())] },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_checks_do_not_delay_the_others() {
+    let (runtime, _cache) = runtime();
+    let hostile = load_test(&runtime, "hostile").await;
+    let fast = load_test(&runtime, "unprivileged").await;
+    let checks = vec![
+        ScheduledCheck { config: check("fast", "unprivileged.wasm", "", 200, 150), plugin: Ok(fast) },
+        ScheduledCheck { config: check("spinner", "hostile.wasm", "busy-loop", 1000, 800), plugin: Ok(hostile.clone()) },
+        ScheduledCheck { config: check("sleeper", "hostile.wasm", "sleep", 1000, 800), plugin: Ok(hostile.clone()) },
+        ScheduledCheck { config: check("trapper", "hostile.wasm", "trap", 200, 150), plugin: Ok(hostile) },
+        ScheduledCheck { config: check("missing", "missing.wasm", "", 500, 400), plugin: Err("reading plugin missing.wasm: not found".into()) },
+    ];
+    let policy = QuarantinePolicy { after: 2, backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60) };
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler = tokio::spawn(scheduler::run(checks, 8, policy, tx, stop_rx));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), scheduler).await.expect("the scheduler did not stop").unwrap();
+
+    let mut runs: Vec<CheckRun> = Vec::new();
+    while let Some(run) = rx.recv().await {
+        runs.push(run);
+    }
+    let of = |name: &str| runs.iter().filter(|r| r.check.as_str() == name).collect::<Vec<_>>();
+
+    // 4 s at 200 ms is 20 ticks minus the start jitter (< 200 ms); two busy plugins and a
+    // sleeping one ran at the same time. Allow for a slow machine but not for starvation.
+    let fast = of("fast");
+    assert!(fast.len() >= 14, "the fast check ran only {} times", fast.len());
+    assert!(fast.iter().all(|r| r.report.status == Status::Ok));
+
+    for name in ["spinner", "sleeper"] {
+        let runs = of(name);
+        assert!(!runs.is_empty(), "{name} never reported");
+        assert!(runs.iter().all(|r| r.report.status == Status::Unknown && r.report.summary.contains("deadline")), "{name}: {runs:?}");
+    }
+
+    let trapper = of("trapper");
+    assert!(trapper.iter().any(|r| r.report.summary.contains("quarantined for 30s after 2 faults in a row")), "{trapper:?}");
+    assert!(trapper.iter().any(|r| r.report.summary.starts_with("quarantined for another")), "{trapper:?}");
+    // Quarantined ticks do not run the plugin: only the first two runs trapped.
+    assert_eq!(trapper.iter().filter(|r| r.report.fault.is_some()).count(), 2);
+
+    let missing = of("missing");
+    assert!(!missing.is_empty());
+    assert!(missing[0].report.summary.starts_with("plugin missing.wasm could not be loaded"), "{:?}", missing[0]);
+}
