@@ -53,6 +53,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Componentize { input, output } => match cli::componentize(&input, &output) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = %error, "componentize failed");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run { config } => match runtime.block_on(cli::run(config, cli.cache_dir)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -2,6 +2,7 @@
 //! tests can drive it without a process; `main.rs` only parses and dispatches.
 
 mod check;
+mod componentize;
 mod plugins;
 mod run;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use check::check;
+pub use componentize::componentize;
 pub use plugins::plugins;
 pub use run::run;
 
@@ -55,6 +57,14 @@ pub enum Command {
         /// The agent config (TOML).
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Wrap a core WebAssembly module (C with wasi-libc, ...) into a check component.
+    Componentize {
+        /// The core module, with the `vakt:check` world embedded by wit-bindgen.
+        input: PathBuf,
+        /// Where to write the component.
+        #[arg(long, short)]
+        output: PathBuf,
     },
 }
 

@@ -92,7 +92,15 @@ mod tests {
     }
 
     fn metric(name: &str, value: f64) -> bindings::vakt::check::types::Metric {
-        bindings::vakt::check::types::Metric { name: name.into(), value, unit: None, warn: None, crit: None, min: None, max: None }
+        bindings::vakt::check::types::Metric {
+            name: name.into(),
+            value,
+            unit: None,
+            warn: None,
+            crit: None,
+            min: None,
+            max: None,
+        }
     }
 
     #[test]

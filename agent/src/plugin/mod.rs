@@ -93,7 +93,7 @@ pub enum LoadError {
     NotWasm { plugin: String },
     #[error(
         "plugin {plugin} is a core WebAssembly module, not a component; build it for wasm32-wasip2 \
-         or wrap it with `wasm-tools component new`"
+         or wrap it with `vakt-agent componentize`"
     )]
     CoreModule { plugin: String },
     #[error("plugin {plugin} does not compile: {reason}")]

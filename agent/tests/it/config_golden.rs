@@ -23,7 +23,8 @@ fn bad_configs_fail_with_the_golden_message() {
     let mut checked = 0;
     for path in fixtures().into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("bad_")) {
         let source = std::fs::read_to_string(&path).unwrap();
-        let error = AgentConfig::parse(&source, Path::new("/etc/vakt")).expect_err(&format!("{} parsed", path.display()));
+        let error =
+            AgentConfig::parse(&source, Path::new("/etc/vakt")).expect_err(&format!("{} parsed", path.display()));
         let golden = path.with_extension("err");
         if update {
             std::fs::write(&golden, format!("{error}\n")).unwrap();

@@ -14,7 +14,11 @@ async fn tcp_reports_open_and_refused_ports() {
     let open = http_server(200, "").await;
     let report = run(
         &tcp,
-        &request(&[("host", "127.0.0.1"), ("port", &open.port().to_string())], grants(&["net=127.0.0.1:*"]), RunLimits::default()),
+        &request(
+            &[("host", "127.0.0.1"), ("port", &open.port().to_string())],
+            grants(&["net=127.0.0.1:*"]),
+            RunLimits::default(),
+        ),
     )
     .await;
     assert_eq!(report.status, Status::Ok, "{report:?}");
@@ -24,7 +28,11 @@ async fn tcp_reports_open_and_refused_ports() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let report = run(
         &tcp,
-        &request(&[("host", "127.0.0.1"), ("port", &closed.to_string())], grants(&["net=127.0.0.1:*"]), RunLimits::default()),
+        &request(
+            &[("host", "127.0.0.1"), ("port", &closed.to_string())],
+            grants(&["net=127.0.0.1:*"]),
+            RunLimits::default(),
+        ),
     )
     .await;
     assert_eq!(report.status, Status::Critical);
@@ -49,7 +57,9 @@ async fn http_checks_status_and_body() {
     assert_eq!(bad.status, Status::Critical);
     assert!(bad.summary.starts_with("unexpected status 503"), "{}", bad.summary);
 
-    let missing = run(&http, &request(&[("url", &url), ("status", "503"), ("contains", "ready")], grant, RunLimits::default())).await;
+    let missing =
+        run(&http, &request(&[("url", &url), ("status", "503"), ("contains", "ready")], grant, RunLimits::default()))
+            .await;
     assert_eq!(missing.status, Status::Critical);
     assert!(missing.summary.starts_with("body does not contain `ready`"), "{}", missing.summary);
 }
@@ -62,7 +72,11 @@ async fn smtp_reads_banner_and_extensions() {
     let port = server.port().to_string();
     let report = run(
         &smtp,
-        &request(&[("host", "127.0.0.1"), ("port", &port), ("starttls", "true")], grants(&["net=127.0.0.1:*"]), RunLimits::default()),
+        &request(
+            &[("host", "127.0.0.1"), ("port", &port), ("starttls", "true")],
+            grants(&["net=127.0.0.1:*"]),
+            RunLimits::default(),
+        ),
     )
     .await;
     assert_eq!(report.status, Status::Ok, "{report:?}");
@@ -117,7 +131,11 @@ async fn an_expired_certificate_is_still_read_and_reported() {
     let (runtime, _cache) = runtime_with(ProbeSettings { extra_roots: vec![pki.ca_der.clone()], ..Default::default() });
     let tls = load_standard(&runtime, "tls-cert").await;
     let port = server.port().to_string();
-    let report = run(&tls, &request(&[("host", "localhost"), ("port", &port)], grants(&["net=localhost:*"]), RunLimits::default())).await;
+    let report = run(
+        &tls,
+        &request(&[("host", "localhost"), ("port", &port)], grants(&["net=localhost:*"]), RunLimits::default()),
+    )
+    .await;
     assert_eq!(report.status, Status::Critical);
     assert!(report.summary.starts_with("certificate for localhost expired 3 days ago"), "{}", report.summary);
 }
@@ -144,21 +162,34 @@ async fn dns_answers_and_nxdomain_from_a_local_server() {
 
     let report = run(
         &dns,
-        &request(&[("name", "www.vakt.test"), ("server", &server_text), ("expect", "192.0.2.10")], grant.clone(), RunLimits::default()),
+        &request(
+            &[("name", "www.vakt.test"), ("server", &server_text), ("expect", "192.0.2.10")],
+            grant.clone(),
+            RunLimits::default(),
+        ),
     )
     .await;
     assert_eq!(report.status, Status::Ok, "{report:?}");
     assert!(report.summary.starts_with("www.vakt.test → 192.0.2.10"), "{}", report.summary);
 
-    let report =
-        run(&dns, &request(&[("name", "nope.vakt.test"), ("server", &server_text)], grant.clone(), RunLimits::default())).await;
+    let report = run(
+        &dns,
+        &request(&[("name", "nope.vakt.test"), ("server", &server_text)], grant.clone(), RunLimits::default()),
+    )
+    .await;
     assert_eq!(report.status, Status::Critical);
     assert!(report.summary.contains("NXDOMAIN"), "{}", report.summary);
 
     // The server itself must be granted.
-    let report =
-        run(&dns, &request(&[("name", "www.vakt.test"), ("server", &server_text)], grants(&["net=*.vakt.test:53"]), RunLimits::default()))
-            .await;
+    let report = run(
+        &dns,
+        &request(
+            &[("name", "www.vakt.test"), ("server", &server_text)],
+            grants(&["net=*.vakt.test:53"]),
+            RunLimits::default(),
+        ),
+    )
+    .await;
     assert!(report.summary.starts_with("denied: no net grant covers the DNS server"), "{}", report.summary);
 }
 
@@ -173,13 +204,15 @@ async fn a_dns_answer_cannot_steer_a_name_grant_to_loopback() {
     let port = target.port().to_string();
     let config = [("host", "steer.vakt.test"), ("port", port.as_str())];
 
-    let by_name = run(&tcp, &request(&config, grants(&[&format!("net=steer.vakt.test:{port}")]), RunLimits::default())).await;
+    let by_name =
+        run(&tcp, &request(&config, grants(&[&format!("net=steer.vakt.test:{port}")]), RunLimits::default())).await;
     assert_eq!(by_name.status, Status::Unknown);
     assert_eq!(
         by_name.summary,
         format!("denied: steer.vakt.test resolved to 127.0.0.1:{port}, which no net grant covers")
     );
 
-    let by_address = run(&tcp, &request(&config, grants(&[&format!("net=127.0.0.1:{port}")]), RunLimits::default())).await;
+    let by_address =
+        run(&tcp, &request(&config, grants(&[&format!("net=127.0.0.1:{port}")]), RunLimits::default())).await;
     assert_eq!(by_address.status, Status::Ok, "{by_address:?}");
 }

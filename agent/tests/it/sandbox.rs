@@ -186,7 +186,8 @@ async fn fs_paths_outside_the_grant_are_denied_even_through_dots_or_symlinks() {
     std::os::unix::fs::symlink("/etc/passwd", granted.join("escape")).unwrap();
     let plugin = load_test(&runtime, "hostile").await;
     let grant = format!("fs={}", granted.display());
-    let stat = |path: String| request(&[("mode", "call-fs"), ("target", &path)], grants(&[&grant]), RunLimits::default());
+    let stat =
+        |path: String| request(&[("mode", "call-fs"), ("target", &path)], grants(&[&grant]), RunLimits::default());
 
     let inside = run(&plugin, &stat(granted.join("db.tar").display().to_string())).await;
     assert_eq!((inside.status, inside.summary.as_str()), (Status::Ok, "10 bytes"));
@@ -202,7 +203,11 @@ async fn fs_paths_outside_the_grant_are_denied_even_through_dots_or_symlinks() {
     assert!(relative.summary.starts_with("bad config: `etc/passwd` is not an absolute path"), "{}", relative.summary);
 
     // Listing reports the symlink as a symlink instead of following it.
-    let list = request(&[("mode", "call-list-dir"), ("target", &granted.display().to_string())], grants(&[&grant]), RunLimits::default());
+    let list = request(
+        &[("mode", "call-list-dir"), ("target", &granted.display().to_string())],
+        grants(&[&grant]),
+        RunLimits::default(),
+    );
     assert_eq!(run(&plugin, &list).await.summary, "2 entries");
 }
 
@@ -214,10 +219,7 @@ async fn a_plugin_gets_nothing_it_did_not_ask_for_whatever_is_granted() {
     for (capability, grant) in [("system", "system"), ("net", "net=*:*"), ("fs", "fs=/")] {
         let report = run(&plugin, &request(&[("try", capability)], grants(&[grant]), RunLimits::default())).await;
         assert_eq!(report.status, Status::Unknown);
-        assert_eq!(
-            report.summary,
-            format!("denied: the plugin did not ask for `{capability}` (it asks for: nothing)")
-        );
+        assert_eq!(report.summary, format!("denied: the plugin did not ask for `{capability}` (it asks for: nothing)"));
     }
 }
 

@@ -31,10 +31,16 @@ async fn misbehaving_checks_do_not_delay_the_others() {
     let fast = load_test(&runtime, "unprivileged").await;
     let checks = vec![
         ScheduledCheck { config: check("fast", "unprivileged.wasm", "", 200, 150), plugin: Ok(fast) },
-        ScheduledCheck { config: check("spinner", "hostile.wasm", "busy-loop", 1000, 800), plugin: Ok(hostile.clone()) },
+        ScheduledCheck {
+            config: check("spinner", "hostile.wasm", "busy-loop", 1000, 800),
+            plugin: Ok(hostile.clone()),
+        },
         ScheduledCheck { config: check("sleeper", "hostile.wasm", "sleep", 1000, 800), plugin: Ok(hostile.clone()) },
         ScheduledCheck { config: check("trapper", "hostile.wasm", "trap", 200, 150), plugin: Ok(hostile) },
-        ScheduledCheck { config: check("missing", "missing.wasm", "", 500, 400), plugin: Err("reading plugin missing.wasm: not found".into()) },
+        ScheduledCheck {
+            config: check("missing", "missing.wasm", "", 500, 400),
+            plugin: Err("reading plugin missing.wasm: not found".into()),
+        },
     ];
     let policy = QuarantinePolicy { after: 2, backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60) };
     let (tx, mut rx) = mpsc::channel(1024);
@@ -59,11 +65,17 @@ async fn misbehaving_checks_do_not_delay_the_others() {
     for name in ["spinner", "sleeper"] {
         let runs = of(name);
         assert!(!runs.is_empty(), "{name} never reported");
-        assert!(runs.iter().all(|r| r.report.status == Status::Unknown && r.report.summary.contains("deadline")), "{name}: {runs:?}");
+        assert!(
+            runs.iter().all(|r| r.report.status == Status::Unknown && r.report.summary.contains("deadline")),
+            "{name}: {runs:?}"
+        );
     }
 
     let trapper = of("trapper");
-    assert!(trapper.iter().any(|r| r.report.summary.contains("quarantined for 30s after 2 faults in a row")), "{trapper:?}");
+    assert!(
+        trapper.iter().any(|r| r.report.summary.contains("quarantined for 30s after 2 faults in a row")),
+        "{trapper:?}"
+    );
     assert!(trapper.iter().any(|r| r.report.summary.starts_with("quarantined for another")), "{trapper:?}");
     // Quarantined ticks do not run the plugin: only the first two runs trapped.
     assert_eq!(trapper.iter().filter(|r| r.report.fault.is_some()).count(), 2);

@@ -1,8 +1,8 @@
 //! Every standard plugin loads, describes itself, and the host-fact ones give a verdict on
 //! this machine. The network ones are exercised in `probes`.
 
-use agent::plugin::RunLimits;
 use agent::grant::Capability;
+use agent::plugin::RunLimits;
 use protocol::Status;
 
 use crate::support::*;

@@ -63,7 +63,9 @@ pub(crate) fn request(config: &[(&str, &str)], grants: GrantSet, limits: RunLimi
 
 /// Run with a generous outer bound, so a broken protection fails the test instead of hanging it.
 pub(crate) async fn run(plugin: &Plugin, request: &RunRequest) -> RunReport {
-    tokio::time::timeout(Duration::from_secs(60), plugin.run(request)).await.expect("the run never ended: a limit did not hold")
+    tokio::time::timeout(Duration::from_secs(60), plugin.run(request))
+        .await
+        .expect("the run never ended: a limit did not hold")
 }
 
 pub(crate) fn limits(timeout_ms: u64, memory: u64) -> RunLimits {
@@ -198,7 +200,10 @@ pub(crate) async fn dns_server(records: &'static [(&'static str, [u8; 4])]) -> S
 }
 
 /// A TLS server presenting `cert` (chain) with `key`, answering nothing.
-pub(crate) async fn tls_server(chain: Vec<rustls::pki_types::CertificateDer<'static>>, key: rustls::pki_types::PrivateKeyDer<'static>) -> SocketAddr {
+pub(crate) async fn tls_server(
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> SocketAddr {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
