@@ -1,6 +1,7 @@
 //! `vakt-agent`: parse the command line, set up logging, dispatch. Everything else lives in
 //! the library so tests can run it in-process.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use agent::cli::{self, Cli, Command};
@@ -28,7 +29,11 @@ fn main() -> ExitCode {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("VAKT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -41,6 +46,9 @@ fn main() -> ExitCode {
         Command::Check(args) => {
             let output = runtime.block_on(cli::check(args, cli.cache_dir));
             println!("{}", output.text);
+            if let Some(timing) = output.timing {
+                eprintln!("{timing}");
+            }
             ExitCode::from(u8::try_from(output.exit_code).unwrap_or(3))
         }
         Command::Plugins { format } => match runtime.block_on(cli::plugins(format, cli.cache_dir)) {

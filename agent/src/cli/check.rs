@@ -15,6 +15,8 @@ use crate::plugin::{RunLimits, RunRequest, Runtime, RuntimeConfig};
 pub struct CheckOutput {
     pub text: String,
     pub exit_code: i32,
+    /// With `--repeat`: timing statistics, for stderr.
+    pub timing: Option<String>,
 }
 
 fn render(format: Format, service: &str, result: &CheckResult) -> String {
@@ -47,7 +49,11 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             metrics: Vec::new(),
         };
-        CheckOutput { text: render(args.format, &service, &result), exit_code: Status::Unknown.exit_code() }
+        CheckOutput {
+            text: render(args.format, &service, &result),
+            exit_code: Status::Unknown.exit_code(),
+            timing: None,
+        }
     };
 
     if let PluginRef::File(path) = &plugin_ref
@@ -68,6 +74,8 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         cache_dir: Some(cache_dir(cache)),
         // One instance at a time: the pool would only reserve address space.
         pooling: false,
+        // With --repeat every run must pay for fresh facts, as a scheduled run does.
+        facts_max_age: Duration::ZERO,
         ..RuntimeConfig::default()
     };
     let runtime = match Runtime::new(config) {
@@ -84,7 +92,12 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         grants: GrantSet::new(args.grant.clone()),
         limits: RunLimits { timeout: args.timeout, memory: args.memory.0, ..RunLimits::default() },
     };
-    let report = plugin.run(&request).await;
+    let mut report = plugin.run(&request).await;
+    let mut times = vec![report.duration];
+    for _ in 1..args.repeat {
+        report = plugin.run(&request).await;
+        times.push(report.duration);
+    }
     let result = CheckResult {
         v: protocol::result::WIRE_VERSION,
         agent: default_agent_id(),
@@ -98,7 +111,20 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         duration_ms: round3(report.duration),
         metrics: report.metrics,
     };
-    CheckOutput { text: render(args.format, &service, &result), exit_code: result.status.exit_code() }
+    CheckOutput {
+        text: render(args.format, &service, &result),
+        exit_code: result.status.exit_code(),
+        timing: (args.repeat > 1).then(|| timing(&times)),
+    }
+}
+
+/// `N runs: median …, p99 …, mean …` (per run, microseconds).
+fn timing(times: &[Duration]) -> String {
+    let mut sorted: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1e6).collect();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+    format!("{} runs: median {:.1} us, p99 {:.1} us, mean {:.1} us per run", sorted.len(), at(0.5), at(0.99), mean)
 }
 
 fn round3(duration: Duration) -> f64 {

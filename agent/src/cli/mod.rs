@@ -89,6 +89,10 @@ pub struct CheckArgs {
     pub sha256: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Run the check this many times in one process and print timing statistics to stderr
+    /// (median, p99, mean per run); the output and exit code are those of the last run.
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

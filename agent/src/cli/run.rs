@@ -32,6 +32,7 @@ pub async fn run(config_path: PathBuf, cache: Option<PathBuf>) -> Result<(), Run
         pooling: config.pooling,
         probes: config.probes.clone(),
         ehlo_name: config.ehlo_name.clone().unwrap_or_else(|| RuntimeConfig::default().ehlo_name),
+        ..RuntimeConfig::default()
     })?;
     tracing::info!(agent = %config.agent_id, checks = config.checks.len(), allocator = %runtime.allocator(), "agent starting");
 

@@ -60,6 +60,9 @@ pub struct RuntimeConfig {
     pub probes: ProbeSettings,
     /// The name SMTP probes send with EHLO; the host name by default.
     pub ehlo_name: String,
+    /// How long host facts are shared between runs (1 s by default, so checks firing at the
+    /// same tick share one scan of /proc). Zero makes every run read fresh facts.
+    pub facts_max_age: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -71,6 +74,7 @@ impl Default for RuntimeConfig {
             pooling: true,
             probes: ProbeSettings::default(),
             ehlo_name: sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into()),
+            facts_max_age: facts::FRESH_FOR,
         }
     }
 }
@@ -172,7 +176,7 @@ impl Runtime {
             }
         });
         let services = Arc::new(HostServices {
-            facts: facts::Facts::default(),
+            facts: facts::Facts::new(config.facts_max_age),
             prober: Prober::new(config.probes),
             ehlo_name: config.ehlo_name,
         });

@@ -21,6 +21,7 @@ pub(crate) fn runtime_with(probes: ProbeSettings) -> (Runtime, tempfile::TempDir
         pooling: true,
         probes,
         ehlo_name: "vakt-test".into(),
+        ..RuntimeConfig::default()
     })
     .unwrap();
     (runtime, cache)

@@ -3,7 +3,7 @@
 
 use tokio::time::Instant;
 
-use super::{FactError, Facts, stale};
+use super::{FactError, Facts};
 use crate::plugin::bindings::system::CpuStats;
 
 impl Facts {
@@ -20,7 +20,9 @@ impl Facts {
             tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
         }
         self.with(|inner| {
-            if first_sample || stale(inner.cpu_at) {
+            // Usage is meaningless over less than sysinfo's minimum interval, whatever the cache age.
+            let due = inner.cpu_at.is_none_or(|at| at.elapsed() >= sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+            if first_sample || (self.stale(inner.cpu_at) && due) {
                 inner.system.refresh_cpu_usage();
                 inner.cpu_at = Some(Instant::now());
             }

@@ -3,13 +3,13 @@
 
 use tokio::time::Instant;
 
-use super::{FactError, Facts, stale};
+use super::{FactError, Facts};
 use crate::plugin::bindings::system::Disk;
 
 impl Facts {
     pub(crate) fn disks(&self) -> Result<Vec<Disk>, FactError> {
         self.with(|inner| {
-            if stale(inner.disks_at) {
+            if self.stale(inner.disks_at) {
                 inner.disks.refresh(true);
                 inner.disks_at = Some(Instant::now());
             }

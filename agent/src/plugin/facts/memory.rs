@@ -2,13 +2,13 @@
 
 use tokio::time::Instant;
 
-use super::{FactError, Facts, stale};
+use super::{FactError, Facts};
 use crate::plugin::bindings::system::{LoadAvg, MemoryStats};
 
 impl Facts {
     pub(crate) fn memory(&self) -> Result<MemoryStats, FactError> {
         self.with(|inner| {
-            if stale(inner.memory_at) {
+            if self.stale(inner.memory_at) {
                 inner.system.refresh_memory();
                 inner.memory_at = Some(Instant::now());
             }

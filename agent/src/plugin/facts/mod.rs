@@ -17,16 +17,19 @@ use std::time::Duration;
 use sysinfo::{Disks, Networks, System};
 use tokio::time::Instant;
 
-/// How long a refreshed family is served from the cache.
-const FRESH_FOR: Duration = Duration::from_secs(1);
+/// How long a refreshed family is served from the cache by default: long enough that a
+/// burst of checks at one tick shares one scan, short enough that a scheduled check (every
+/// few seconds at most) always sees fresh data.
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// Why a fact could not be read; the plugin sees it as `failed`.
 pub(crate) type FactError = String;
 
 /// Shared, cached host facts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Facts {
     inner: Mutex<Option<Inner>>,
+    max_age: Duration,
 }
 
 #[derive(Debug)]
@@ -41,11 +44,16 @@ struct Inner {
     processes_at: Option<Instant>,
 }
 
-fn stale(at: Option<Instant>) -> bool {
-    at.is_none_or(|at| at.elapsed() >= FRESH_FOR)
-}
-
 impl Facts {
+    /// Facts served from a cache at most `max_age` old.
+    pub(crate) fn new(max_age: Duration) -> Facts {
+        Facts { inner: Mutex::new(None), max_age }
+    }
+
+    fn stale(&self, at: Option<Instant>) -> bool {
+        at.is_none_or(|at| at.elapsed() >= self.max_age)
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Option<Inner>>, FactError> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {

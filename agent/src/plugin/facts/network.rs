@@ -2,13 +2,13 @@
 
 use tokio::time::Instant;
 
-use super::{FactError, Facts, stale};
+use super::{FactError, Facts};
 use crate::plugin::bindings::system::NetIf;
 
 impl Facts {
     pub(crate) fn networks(&self) -> Result<Vec<NetIf>, FactError> {
         self.with(|inner| {
-            if stale(inner.networks_at) {
+            if self.stale(inner.networks_at) {
                 inner.networks.refresh(true);
                 inner.networks_at = Some(Instant::now());
             }

@@ -4,7 +4,7 @@
 use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, UpdateKind};
 use tokio::time::Instant;
 
-use super::{FactError, Facts, stale};
+use super::{FactError, Facts};
 use crate::plugin::bindings::system::Process;
 
 /// The interface promises at most this many processes per call.
@@ -26,7 +26,7 @@ fn state_name(status: ProcessStatus) -> &'static str {
 impl Facts {
     pub(crate) fn processes(&self, filter: Option<&str>) -> Result<Vec<Process>, FactError> {
         self.with(|inner| {
-            if stale(inner.processes_at) {
+            if self.stale(inner.processes_at) {
                 let kind = ProcessRefreshKind::nothing()
                     .with_cpu()
                     .with_memory()
