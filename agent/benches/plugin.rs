@@ -6,6 +6,8 @@
 //!   127.0.0.1, so the figure is the agent's cost plus a loopback round trip.
 //! - `load`: loading a plugin with the compile cache hit, and missed (a full compile).
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -47,7 +47,10 @@ fn main() -> ExitCode {
             let output = runtime.block_on(cli::check(args, cli.cache_dir));
             println!("{}", output.text);
             if let Some(timing) = output.timing {
-                eprintln!("{timing}");
+                #[allow(clippy::print_stderr)] // the timing report is for the terminal, next to stdout
+                {
+                    eprintln!("{timing}");
+                }
             }
             ExitCode::from(u8::try_from(output.exit_code).unwrap_or(3))
         }

@@ -1,5 +1,10 @@
 //! End-to-end tests with the real `vakt-agent` binary.
 
+// Test code: a failed unwrap is a failed test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// These tests drive real processes against the wall clock; tokio's pausable clock does not apply.
+#![allow(clippy::disallowed_types)]
+
 mod cli;
 mod daemon;
 mod languages;

@@ -1,0 +1,113 @@
+//! Loading a plugin: checks on the bytes, compile (or cache hit), link once into an
+//! `InstancePre`, and read its `info`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::component::Component;
+
+use super::ConfigKeyInfo;
+use super::bindings::CheckPre;
+use super::capability::Access;
+use super::run::describe_error;
+use super::{CacheUse, LoadError, Plugin, PluginInfo, PluginSource, RunLimits, Runtime, cache};
+use crate::grant::{Capability, GrantSet};
+
+/// Time a plugin's `info` export gets at load.
+const INFO_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Runtime {
+    /// Check, compile (or load from the cache), link and describe a plugin.
+    pub async fn load(&self, source: PluginSource) -> Result<Plugin, LoadError> {
+        let plugin = source.label.clone();
+        let sha256 = cache::sha256_hex(&source.bytes);
+        if let Some(pin) = &source.pin
+            && !pin.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(LoadError::PinMismatch { plugin, expected: pin.to_ascii_lowercase(), actual: sha256 });
+        }
+        if wasmparser::Parser::is_core_wasm(&source.bytes) {
+            return Err(LoadError::CoreModule { plugin });
+        }
+        if !wasmparser::Parser::is_component(&source.bytes) {
+            return Err(LoadError::NotWasm { plugin });
+        }
+
+        // Compiling is CPU-bound and can take seconds for interpreted guests.
+        let inner = self.inner.clone();
+        let bytes = source.bytes.clone();
+        let key = sha256.clone();
+        let compiled = tokio::task::spawn_blocking(move || match &inner.cache {
+            Some(cache) => cache.load_or_compile(&inner.engine, &bytes, &key),
+            None => Component::new(&inner.engine, &bytes).map(|c| (c, CacheUse::Bypass)),
+        })
+        .await
+        .map_err(|e| LoadError::Compile { plugin: plugin.clone(), reason: e.to_string() })?;
+        let (component, cache_use) =
+            compiled.map_err(|e| LoadError::Compile { plugin: plugin.clone(), reason: format!("{e:#}") })?;
+
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(CheckPre::new)
+            .map_err(|e| LoadError::Link { plugin: plugin.clone(), reason: format!("{e:#}") })?;
+
+        let mut loaded = Plugin {
+            runtime: self.clone(),
+            label: source.label,
+            sha256,
+            standard: source.standard,
+            pre,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                needs: BTreeSet::new(),
+                config: Vec::new(),
+            },
+            cache_use,
+        };
+        loaded.info = loaded.read_info().await.map_err(|reason| LoadError::Info { plugin, reason })?;
+        Ok(loaded)
+    }
+}
+
+impl Plugin {
+    async fn read_info(&self) -> Result<PluginInfo, String> {
+        let deadline = Instant::now() + INFO_TIMEOUT;
+        // `info` runs before any check config is known: allow what the largest check may use.
+        let limits = RunLimits { memory: self.runtime.inner.max_memory, ..RunLimits::default() };
+        let access = Access::new(BTreeSet::new(), GrantSet::default(), false);
+        let (mut store, _stdout, stderr) = self.store(access, &limits, deadline, Arc::from(self.label.as_str()));
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.call_info(&mut store).await
+        };
+        let info = match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(info)) => info,
+            Ok(Err(error)) => return Err(describe_error(&error, &stderr)),
+            Err(_) => return Err(format!("no answer within {INFO_TIMEOUT:?}")),
+        };
+        let mut needs = BTreeSet::new();
+        for need in &info.needs {
+            needs.insert(need.parse::<Capability>().map_err(|e| format!("`needs`: {e}"))?);
+        }
+        if info.name.trim().is_empty() {
+            return Err("`info` returned an empty name".into());
+        }
+        Ok(PluginInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            needs,
+            config: info
+                .config
+                .into_iter()
+                .map(|k| ConfigKeyInfo { name: k.name, help: k.help, default: k.default, required: k.required })
+                .collect(),
+        })
+    }
+}
