@@ -12,6 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 const TARGET: &str = "wasm32-wasip2";
 
 const STANDARD: &[&str] =
@@ -59,11 +61,14 @@ fn main() -> anyhow::Result<()> {
     let built = target_dir.join(TARGET).join("release");
     let dest = out_dir.join("plugins");
     fs::create_dir_all(&dest)?;
-    let mut table = String::from("/// Standard plugins compiled into the agent: (name, component bytes).\n");
-    table.push_str("pub(crate) const EMBEDDED: &[(&str, &[u8])] = &[\n");
+    // The sha256 is computed here so that loading a standard plugin whose compiled form is in
+    // the cache never touches its bytes (they stay out of the agent's resident memory).
+    let mut table = String::from("/// Standard plugins compiled into the agent: (name, sha256, component bytes).\n");
+    table.push_str("pub(crate) const EMBEDDED: &[(&str, &str, &[u8])] = &[\n");
     for name in STANDARD {
         let file = copy_component(&built, &dest, name)?;
-        writeln!(table, "    ({name:?}, include_bytes!({:?})),", file.display())?;
+        let sha256 = hex::encode(Sha256::digest(fs::read(&file)?));
+        writeln!(table, "    ({name:?}, {sha256:?}, include_bytes!({:?})),", file.display())?;
     }
     table.push_str("];\n");
     for name in TESTING {

@@ -112,7 +112,9 @@ pids+=($!); agent_pid=$!
 ( while sleep 10; do curl -s "http://127.0.0.1:$exporter_port/metrics" >/dev/null; done ) &
 pids+=($!)
 
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# VmRSS, and RssAnon: the private memory, without file pages (binary, libraries, compiled
+# plugins) that the kernel shares and can reclaim.
+rss() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {print r, a}' "/proc/$1/status"; }
 cpu_seconds() { awk -v tck="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/tck}' "/proc/$1/stat"; }
 start_agent_cpu="$(cpu_seconds "$agent_pid")"; start_exporter_cpu="$(cpu_seconds "$exporter_pid")"
 : > "$work/rss"
@@ -130,12 +132,14 @@ results = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 duration = int(sys.argv[3])
 a0, a1, e0, e1 = map(float, sys.argv[4:8])
 agent = [r[0] / 1024 for r in rows]
-exporter = [r[1] / 1024 for r in rows]
+agent_anon = [r[1] / 1024 for r in rows]
+exporter = [r[2] / 1024 for r in rows]
+exporter_anon = [r[3] / 1024 for r in rows]
 checks = sorted({r["check"] for r in results})
 bad = sorted({(r["check"], r["status"]) for r in results if r["status"] == "unknown"})
 print(f"{duration} s, {len(rows)} RSS samples; {len(results)} results from {len(checks)} checks; unknown: {bad or 'none'}")
-print(f"{'':24} {'RSS median':>12} {'RSS max':>10} {'CPU s':>8}")
-print(f"{'vakt-agent run':24} {statistics.median(agent):>9.1f} MiB {max(agent):>6.1f} MiB {a1 - a0:>8.2f}")
-print(f"{'prometheus-node-exporter':24} {statistics.median(exporter):>9.1f} MiB {max(exporter):>6.1f} MiB {e1 - e0:>8.2f}")
+print(f"{'':24} {'RSS median':>12} {'RSS max':>10} {'anon median':>12} {'CPU s':>8}")
+print(f"{'vakt-agent run':24} {statistics.median(agent):>9.1f} MiB {max(agent):>6.1f} MiB {statistics.median(agent_anon):>8.1f} MiB {a1 - a0:>8.2f}")
+print(f"{'prometheus-node-exporter':24} {statistics.median(exporter):>9.1f} MiB {max(exporter):>6.1f} MiB {statistics.median(exporter_anon):>8.1f} MiB {e1 - e0:>8.2f}")
 print(f"RSS ratio vakt/node_exporter (median): {statistics.median(agent) / statistics.median(exporter):.2f} (goal <= 1)")
 PY

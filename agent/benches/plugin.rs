@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use agent::plugin::{CacheUse, Plugin, PluginSource, RunLimits, RunRequest, Runtime, RuntimeConfig};
 use agent::probe::ProbeSettings;
@@ -35,7 +35,7 @@ fn runtime(pooling: bool, probes: ProbeSettings) -> Runtime {
 
 fn test_plugin(runtime: &Runtime, name: &str) -> Plugin {
     let bytes = std::fs::read(PathBuf::from(agent::standard::BUILD_DIR).join(format!("{name}.wasm"))).unwrap();
-    let source = PluginSource { label: name.into(), bytes: Arc::from(bytes), standard: false, pin: None };
+    let source = PluginSource::new(name, bytes);
     tokio().block_on(runtime.load(source)).unwrap()
 }
 

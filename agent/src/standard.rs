@@ -1,22 +1,21 @@
 //! The standard plugins, compiled from `plugins/standard` by the build script and embedded in
 //! the binary, so the agent needs no plugin files on disk.
 
-use std::sync::Arc;
-
-use crate::plugin::PluginSource;
+use crate::plugin::{PluginBytes, PluginSource};
 
 include!(concat!(env!("OUT_DIR"), "/standard_plugins.rs"));
 
 /// Names of the standard plugins, in the order `vakt-agent plugins` lists them.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    EMBEDDED.iter().map(|(name, _)| *name)
+    EMBEDDED.iter().map(|(name, _, _)| *name)
 }
 
 /// The standard plugin called `name`, ready to load.
 pub fn source(name: &str) -> Option<PluginSource> {
-    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(name, bytes)| PluginSource {
+    EMBEDDED.iter().find(|(n, _, _)| *n == name).map(|(name, sha256, bytes)| PluginSource {
         label: (*name).to_string(),
-        bytes: Arc::from(*bytes),
+        bytes: PluginBytes::Static(bytes),
+        sha256: Some((*sha256).to_string()),
         standard: true,
         pin: None,
     })

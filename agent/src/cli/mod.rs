@@ -7,7 +7,6 @@ mod plugins;
 mod run;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -115,7 +114,7 @@ pub(crate) fn plugin_source(plugin: &PluginRef, pin: Option<String>) -> Result<P
             .ok_or_else(|| format!("`{name}` is not a standard plugin")),
         PluginRef::File(path) => {
             let bytes = std::fs::read(path).map_err(|e| format!("reading plugin {}: {e}", path.display()))?;
-            Ok(PluginSource { label: plugin.label(), bytes: Arc::from(bytes), standard: false, pin })
+            Ok(PluginSource { pin, ..PluginSource::new(plugin.label(), bytes) })
         }
     }
 }

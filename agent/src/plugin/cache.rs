@@ -6,6 +6,12 @@
 //! treated as code: the directory must belong to the agent's user and be closed to everyone
 //! else (0700), files are written whole and renamed into place, and an artifact that does not
 //! load is replaced by a fresh compile.
+//!
+//! Artifacts are memory-mapped (their code and memory images are shared with the page cache
+//! instead of copied), and pool slots keep a module's image mapped between runs. A file must
+//! therefore never be changed in place while the agent runs: truncating a mapped file makes
+//! the next access fault. Replace files by rename, as this module does; to clear the cache,
+//! delete the files (unlinked files stay valid while mapped).
 
 use std::fs;
 use std::hash::Hasher;

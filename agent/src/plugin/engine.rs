@@ -7,6 +7,8 @@
 //! on-demand allocation and says so; instantiation then costs ~2-3x more but works.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -70,18 +72,22 @@ fn pooling(slots: u32, max_memory: u64) -> PoolingAllocationConfig {
     pool
 }
 
-/// Build the engine. `concurrency` is the number of checks that may run at once; one more
-/// slot is kept for loading plugins (which instantiates them once to read their info).
-/// `max_memory` is the largest memory cap any check has.
-pub(crate) fn build(concurrency: u32, max_memory: u64, want_pooling: bool) -> wasmtime::Result<(Engine, Allocator)> {
+/// Build the engine and its ticker. `concurrency` is the number of checks that may run at
+/// once; one more slot is kept for loading plugins (which instantiates them once to read their
+/// info). `max_memory` is the largest memory cap any check has.
+pub(crate) fn build(
+    concurrency: u32,
+    max_memory: u64,
+    want_pooling: bool,
+) -> wasmtime::Result<(Engine, Allocator, EpochTicker)> {
     if want_pooling {
         let slots = concurrency.max(1) + 1;
         let mut config = base_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(slots, max_memory)));
         match Engine::new(&config) {
             Ok(engine) => {
-                start_ticker(&engine)?;
-                return Ok((engine, Allocator::Pooling { slots }));
+                let ticker = EpochTicker::start(&engine)?;
+                return Ok((engine, Allocator::Pooling { slots }, ticker));
             }
             Err(error) => {
                 tracing::warn!(error = %error, slots, "pooling allocator unavailable, falling back to on-demand allocation");
@@ -89,23 +95,63 @@ pub(crate) fn build(concurrency: u32, max_memory: u64, want_pooling: bool) -> wa
         }
     }
     let engine = Engine::new(&base_config())?;
-    start_ticker(&engine)?;
-    Ok((engine, Allocator::OnDemand))
+    let ticker = EpochTicker::start(&engine)?;
+    Ok((engine, Allocator::OnDemand, ticker))
 }
 
-/// Advance the epoch from a plain thread, not a tokio task: a busy executor must not be able
-/// to starve the mechanism that interrupts busy plugins. The thread ends with the engine.
-/// Without it a busy-looping plugin would never yield, so failing to start it is fatal.
-fn start_ticker(engine: &Engine) -> wasmtime::Result<()> {
-    let weak = engine.weak();
-    std::thread::Builder::new().name("vakt-epoch".into()).spawn(move || {
-        loop {
-            std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
+/// Advances the epoch every [`EPOCH_TICK`] while at least one store is alive, from a plain
+/// thread, not a tokio task: a busy executor must not be able to starve the mechanism that
+/// interrupts busy plugins. Between runs the thread parks, so an idle agent does not wake
+/// 100 times a second. It ends with the engine. Without it a busy-looping plugin would never
+/// yield, so failing to start it is fatal.
+#[derive(Debug, Clone)]
+pub(crate) struct EpochTicker {
+    active: Arc<AtomicUsize>,
+    thread: std::thread::Thread,
+}
+
+/// Keeps the ticker running while it lives; held by every run's store.
+#[derive(Debug)]
+pub(crate) struct TickGuard {
+    ticker: EpochTicker,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> wasmtime::Result<EpochTicker> {
+        let weak = engine.weak();
+        let active = Arc::new(AtomicUsize::new(0));
+        let watched = active.clone();
+        let handle = std::thread::Builder::new().name("vakt-epoch".into()).spawn(move || {
+            loop {
+                if watched.load(Ordering::Acquire) == 0 {
+                    // Woken by `TickGuard::new`; the timeout only notices a dropped engine.
+                    std::thread::park_timeout(Duration::from_secs(1));
+                    if weak.upgrade().is_none() {
+                        break;
+                    }
+                    continue;
+                }
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
             }
+        })?;
+        Ok(EpochTicker { active, thread: handle.thread().clone() })
+    }
+
+    /// Keep ticking until the guard is dropped.
+    pub(crate) fn guard(&self) -> TickGuard {
+        if self.active.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.thread.unpark();
         }
-    })?;
-    Ok(())
+        TickGuard { ticker: self.clone() }
+    }
+}
+
+impl Drop for TickGuard {
+    fn drop(&mut self) {
+        self.ticker.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }

@@ -22,7 +22,7 @@ impl Runtime {
     /// Check, compile (or load from the cache), link and describe a plugin.
     pub async fn load(&self, source: PluginSource) -> Result<Plugin, LoadError> {
         let plugin = source.label.clone();
-        let sha256 = cache::sha256_hex(&source.bytes);
+        let sha256 = source.sha256.clone().unwrap_or_else(|| cache::sha256_hex(&source.bytes));
         if let Some(pin) = &source.pin
             && !pin.eq_ignore_ascii_case(&sha256)
         {
@@ -41,7 +41,7 @@ impl Runtime {
         let key = sha256.clone();
         let compiled = tokio::task::spawn_blocking(move || match &inner.cache {
             Some(cache) => cache.load_or_compile(&inner.engine, &bytes, &key),
-            None => Component::new(&inner.engine, &bytes).map(|c| (c, CacheUse::Bypass)),
+            None => Component::new(&inner.engine, &*bytes).map(|c| (c, CacheUse::Bypass)),
         })
         .await
         .map_err(|e| LoadError::Compile { plugin: plugin.clone(), reason: e.to_string() })?;
@@ -81,14 +81,14 @@ impl Plugin {
         // `info` runs before any check config is known: allow what the largest check may use.
         let limits = RunLimits { memory: self.runtime.inner.max_memory, ..RunLimits::default() };
         let access = Access::new(BTreeSet::new(), GrantSet::default(), false);
-        let (mut store, _stdout, stderr) = self.store(access, &limits, deadline, Arc::from(self.label.as_str()));
+        let (mut store, stdio) = self.store(access, &limits, deadline, Arc::from(self.label.as_str()));
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance.call_info(&mut store).await
         };
         let info = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(info)) => info,
-            Ok(Err(error)) => return Err(describe_error(&error, &stderr)),
+            Ok(Err(error)) => return Err(describe_error(&error, &stdio.stderr)),
             Err(_) => return Err(format!("no answer within {INFO_TIMEOUT:?}")),
         };
         let mut needs = BTreeSet::new();

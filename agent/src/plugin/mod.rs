@@ -120,16 +120,51 @@ pub struct ConfigKeyInfo {
     pub required: bool,
 }
 
+/// The bytes of a component: embedded in the binary, or read from a file.
+#[derive(Debug, Clone)]
+pub enum PluginBytes {
+    /// Part of the agent binary (a standard plugin).
+    Static(&'static [u8]),
+    /// Read at run time.
+    Shared(Arc<[u8]>),
+}
+
+impl std::ops::Deref for PluginBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            PluginBytes::Static(bytes) => bytes,
+            PluginBytes::Shared(bytes) => bytes,
+        }
+    }
+}
+
 /// Bytes of a plugin, and where they came from.
 #[derive(Debug, Clone)]
 pub struct PluginSource {
     /// Standard plugin name or file name, for messages.
     pub label: String,
-    pub bytes: Arc<[u8]>,
+    pub bytes: PluginBytes,
+    /// The sha256 of `bytes` (hex), when known in advance. Set only for plugins embedded at
+    /// build time: with it a compile-cache hit never reads the bytes.
+    pub sha256: Option<String>,
     /// Embedded in the agent (gets `system` without a grant).
     pub standard: bool,
     /// Expected sha256 (hex), if the config pins one.
     pub pin: Option<String>,
+}
+
+impl PluginSource {
+    /// A third-party plugin: not standard, not pinned, hash computed at load.
+    pub fn new(label: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> PluginSource {
+        PluginSource {
+            label: label.into(),
+            bytes: PluginBytes::Shared(bytes.into()),
+            sha256: None,
+            standard: false,
+            pin: None,
+        }
+    }
 }
 
 struct RuntimeInner {
@@ -139,6 +174,7 @@ struct RuntimeInner {
     services: Arc<HostServices>,
     allocator: Allocator,
     max_memory: u64,
+    ticker: engine::EpochTicker,
 }
 
 /// The plugin runtime: one per process.
@@ -156,7 +192,7 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Create the engine, the linker with WASI (nothing granted) and the Vakt host interfaces.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let (engine, allocator) =
+        let (engine, allocator, ticker) =
             engine::build(config.concurrency, config.max_memory, config.pooling).map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Link)?;
@@ -174,7 +210,7 @@ impl Runtime {
             ehlo_name: config.ehlo_name,
         });
         Ok(Runtime {
-            inner: Arc::new(RuntimeInner { engine, linker, cache, services, allocator, max_memory: config.max_memory }),
+            inner: Arc::new(RuntimeInner { engine, linker, cache, services, allocator, max_memory: config.max_memory, ticker }),
         })
     }
 

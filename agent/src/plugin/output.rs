@@ -43,6 +43,20 @@ impl CapturedOutput {
     }
 }
 
+/// A run's stdout and stderr.
+#[derive(Debug, Clone)]
+pub(crate) struct Stdio {
+    pub(crate) stdout: CapturedOutput,
+    pub(crate) stderr: CapturedOutput,
+}
+
+impl Stdio {
+    /// Both streams, each kept up to `cap` bytes.
+    pub(crate) fn new(cap: usize) -> Stdio {
+        Stdio { stdout: CapturedOutput::new(cap), stderr: CapturedOutput::new(cap) }
+    }
+}
+
 impl IsTerminal for CapturedOutput {
     fn is_terminal(&self) -> bool {
         false

@@ -9,7 +9,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use super::capability::Access;
 use super::limits::MemoryLimitExceeded;
-use super::output::CapturedOutput;
+use super::output::{CapturedOutput, Stdio};
 use super::state::PluginState;
 use super::{Fault, Plugin, RunLimits, RunReport, RunRequest, bindings, convert};
 
@@ -28,17 +28,16 @@ impl Plugin {
         limits: &RunLimits,
         deadline: Instant,
         check: Arc<str>,
-    ) -> (Store<PluginState>, CapturedOutput, CapturedOutput) {
-        let stdout = CapturedOutput::new(CAPTURED_OUTPUT_BYTES);
-        let stderr = CapturedOutput::new(CAPTURED_OUTPUT_BYTES);
+    ) -> (Store<PluginState>, Stdio) {
+        let stdio = Stdio::new(CAPTURED_OUTPUT_BYTES);
         let state = PluginState::new(
             access,
             self.runtime.inner.services.clone(),
             deadline,
             limits.memory,
             check,
-            stdout.clone(),
-            stderr.clone(),
+            &stdio,
+            self.runtime.inner.ticker.guard(),
         );
         let mut store = Store::new(&self.runtime.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -52,7 +51,7 @@ impl Plugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        (store, stdout, stderr)
+        (store, stdio)
     }
 
     /// Run the check once in a fresh instance.
@@ -61,7 +60,7 @@ impl Plugin {
         let deadline = started + request.limits.timeout;
         let check: Arc<str> = Arc::from(request.check.as_str());
         let access = Access::new(self.info.needs.clone(), request.grants.clone(), self.standard);
-        let (mut store, stdout, stderr) = self.store(access, &request.limits, deadline, check.clone());
+        let (mut store, stdio) = self.store(access, &request.limits, deadline, check.clone());
         let config = request.config.clone();
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -72,7 +71,7 @@ impl Plugin {
         let peak = store.data().limiter.peak();
         let dropped_logs = store.data().logs_dropped;
         drop(store);
-        log_captured(&check, &stdout, &stderr, dropped_logs);
+        log_captured(&check, &stdio, dropped_logs);
 
         let report = match result {
             Err(_) => RunReport::unknown(
@@ -85,7 +84,7 @@ impl Plugin {
                 peak,
             ),
             Ok(Err(error)) => {
-                let fault = classify(&error, &stderr, request.limits.timeout);
+                let fault = classify(&error, &stdio.stderr, request.limits.timeout);
                 RunReport::unknown(fault.to_string(), duration, Some(fault), peak)
             }
             Ok(Ok(Err(check_error))) => {
@@ -163,8 +162,8 @@ fn classify(error: &wasmtime::Error, stderr: &CapturedOutput, timeout: Duration)
     Fault::Trap(describe_error(error, stderr))
 }
 
-fn log_captured(check: &str, stdout: &CapturedOutput, stderr: &CapturedOutput, dropped_logs: u32) {
-    for (stream, captured) in [("stdout", stdout), ("stderr", stderr)] {
+fn log_captured(check: &str, stdio: &Stdio, dropped_logs: u32) {
+    for (stream, captured) in [("stdout", &stdio.stdout), ("stderr", &stdio.stderr)] {
         let (text, dropped) = captured.snapshot();
         if !text.is_empty() || dropped > 0 {
             tracing::info!(check, stream, dropped_bytes = dropped, output = %text.trim_end(), "plugin output");

@@ -28,6 +28,8 @@ pub(crate) struct PluginState {
     pub(crate) check: Arc<str>,
     pub(crate) logs_left: u32,
     pub(crate) logs_dropped: u32,
+    /// Keeps the epoch ticking while this store exists.
+    _ticking: super::engine::TickGuard,
 }
 
 impl std::fmt::Debug for PluginState {
@@ -43,14 +45,14 @@ impl PluginState {
         deadline: Instant,
         memory: u64,
         check: Arc<str>,
-        stdout: super::output::CapturedOutput,
-        stderr: super::output::CapturedOutput,
+        stdio: &super::output::Stdio,
+        ticking: super::engine::TickGuard,
     ) -> PluginState {
         // No preopens, no environment, no arguments, no sockets: WASI is linked so that
         // componentize-py/js plugins load, not so that they reach anything.
         let wasi = WasiCtx::builder()
-            .stdout(stdout)
-            .stderr(stderr)
+            .stdout(stdio.stdout.clone())
+            .stderr(stdio.stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -65,6 +67,7 @@ impl PluginState {
             check,
             logs_left: LOG_MESSAGES_PER_RUN,
             logs_dropped: 0,
+            _ticking: ticking,
         }
     }
 

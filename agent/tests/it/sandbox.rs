@@ -244,7 +244,7 @@ async fn unknown_config_keys_are_bad_config() {
 }
 
 fn source(label: &str, bytes: Vec<u8>) -> PluginSource {
-    PluginSource { label: label.into(), bytes: bytes.into(), standard: false, pin: None }
+    PluginSource::new(label, bytes)
 }
 
 #[tokio::test]
@@ -307,9 +307,14 @@ async fn the_compile_cache_is_hit_on_the_second_load_and_recovers_from_corruptio
     assert_eq!(load_test(&runtime, "hostile").await.cache_use(), CacheUse::Hit);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(cache.path()).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700);
-    // Corrupt every artifact: the next load recompiles instead of failing.
+    // Replace every artifact with garbage: the next load recompiles instead of failing. The
+    // files are replaced (new file, rename), never changed in place: pool slots may still map
+    // the old ones, and truncating a mapped file would fault the process (see plugin::cache).
     for entry in std::fs::read_dir(cache.path()).unwrap() {
-        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+        let path = entry.unwrap().path();
+        let garbage = path.with_extension("garbage");
+        std::fs::write(&garbage, b"garbage").unwrap();
+        std::fs::rename(&garbage, &path).unwrap();
     }
     let plugin = load_test(&runtime, "hostile").await;
     assert_eq!(plugin.cache_use(), CacheUse::Miss);

@@ -37,8 +37,7 @@ pub(crate) fn plugin_path(name: &str) -> PathBuf {
 
 /// A test plugin from `plugins/testing` (not embedded, so not "standard").
 pub(crate) fn test_source(name: &str) -> PluginSource {
-    let bytes = std::fs::read(plugin_path(name)).unwrap();
-    PluginSource { label: format!("{name}.wasm"), bytes: Arc::from(bytes), standard: false, pin: None }
+    PluginSource::new(format!("{name}.wasm"), std::fs::read(plugin_path(name)).unwrap())
 }
 
 pub(crate) async fn load_test(runtime: &Runtime, name: &str) -> Plugin {

@@ -10,7 +10,9 @@ impl Facts {
     pub(crate) fn disks(&self) -> Result<Vec<Disk>, FactError> {
         self.with(|inner| {
             if self.stale(inner.disks_at) {
-                inner.disks.refresh(true);
+                // Only the mount list (and whether each is removable) from sysinfo: the sizes
+                // come from our own statvfs below, so sysinfo need not call it as well.
+                inner.disks.refresh_specifics(true, sysinfo::DiskRefreshKind::nothing().with_kind());
                 inner.disks_at = Some(Instant::now());
             }
             Ok(inner
@@ -29,8 +31,8 @@ impl Facts {
                         read_only: d.is_read_only(),
                         removable: d.is_removable(),
                     };
-                    // A mount that vanished or hangs between listing and statvfs keeps the
-                    // sysinfo figures.
+                    // A mount that vanished between listing and statvfs is reported with what
+                    // sysinfo knew of it (zeros when it did not read the sizes).
                     if let Ok(vfs) = rustix::fs::statvfs(d.mount_point()) {
                         let fragment = vfs.f_frsize.max(1);
                         disk.total = vfs.f_blocks.saturating_mul(fragment);
