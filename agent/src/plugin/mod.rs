@@ -210,7 +210,15 @@ impl Runtime {
             ehlo_name: config.ehlo_name,
         });
         Ok(Runtime {
-            inner: Arc::new(RuntimeInner { engine, linker, cache, services, allocator, max_memory: config.max_memory, ticker }),
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                cache,
+                services,
+                allocator,
+                max_memory: config.max_memory,
+                ticker,
+            }),
         })
     }
 

@@ -321,3 +321,18 @@ async fn the_compile_cache_is_hit_on_the_second_load_and_recovers_from_corruptio
     let report = run(&plugin, &request(&[("mode", "ok")], grants(&[]), RunLimits::default())).await;
     assert_eq!(report.status, Status::Ok);
 }
+
+#[tokio::test]
+async fn a_pool_that_cannot_be_reserved_falls_back_to_on_demand() {
+    use agent::plugin::{Allocator, Runtime, RuntimeConfig};
+    // Four 4 GiB memory reservations per slot for ten million slots is far beyond any address
+    // space: the engine must fall back instead of failing.
+    let runtime = Runtime::new(RuntimeConfig { concurrency: 10_000_000, ..RuntimeConfig::default() }).unwrap();
+    assert_eq!(runtime.allocator(), Allocator::OnDemand);
+    let plugin = load_test(&runtime, "hostile").await;
+    let report = run(&plugin, &request(&[("mode", "ok")], grants(&[]), RunLimits::default())).await;
+    assert_eq!(report.status, Status::Ok);
+
+    let (pooled, _cache) = runtime_with(Default::default());
+    assert!(matches!(pooled.allocator(), Allocator::Pooling { slots: 5 }), "{:?}", pooled.allocator());
+}
