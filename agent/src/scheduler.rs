@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use protocol::{CheckName, Status};
+use protocol::{AgentId, CheckName, CheckResult};
 use rand::RngExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -33,6 +33,24 @@ pub struct CheckRun {
     /// When the run finished (wall clock, for the result's timestamp).
     pub finished: SystemTime,
     pub report: RunReport,
+}
+
+impl CheckRun {
+    /// The published form of this run.
+    pub fn into_result(self, agent: &AgentId) -> CheckResult {
+        CheckResult {
+            v: protocol::result::WIRE_VERSION,
+            agent: agent.clone(),
+            ts: self.finished,
+            check: self.check,
+            plugin: self.plugin,
+            status: self.report.status,
+            summary: self.report.summary,
+            details: self.report.details,
+            duration_ms: (self.report.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            metrics: self.report.metrics,
+        }
+    }
 }
 
 /// Run `checks` until `shutdown` turns true, sending every result to `results`. Returns once
@@ -91,28 +109,22 @@ async fn check_loop(
         }
         let now = Instant::now();
         let report = match (&check.plugin, breaker.quarantined_until(now)) {
-            (Err(load_error), _) => RunReport {
-                status: Status::Unknown,
-                summary: format!("plugin {} could not be loaded: {load_error}", check.config.plugin),
-                details: None,
-                metrics: Vec::new(),
-                duration: Duration::ZERO,
-                fault: None,
-                peak_memory: 0,
-            },
-            (Ok(_), Some(until)) => RunReport {
-                status: Status::Unknown,
-                summary: format!(
+            (Err(load_error), _) => RunReport::unknown(
+                format!("plugin {} could not be loaded: {load_error}", check.config.plugin),
+                Duration::ZERO,
+                None,
+                0,
+            ),
+            (Ok(_), Some(until)) => RunReport::unknown(
+                format!(
                     "quarantined for another {} after {} faults in a row (last: {last_fault})",
                     humantime::format_duration(Duration::from_secs((until - now).as_secs().max(1))),
                     breaker.consecutive_faults()
                 ),
-                details: None,
-                metrics: Vec::new(),
-                duration: Duration::ZERO,
-                fault: None,
-                peak_memory: 0,
-            },
+                Duration::ZERO,
+                None,
+                0,
+            ),
             (Ok(plugin), None) => {
                 let Ok(_permit) = permits.acquire().await else { return };
                 let mut report = plugin.run(&request).await;

@@ -2,13 +2,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use protocol::{CheckName, CheckResult, Status};
+use protocol::{CheckName, CheckResult};
 
 use super::{CheckArgs, Format, cache_dir, plugin_source};
 use crate::config::{PluginRef, default_agent_id};
 use crate::grant::GrantSet;
 use crate::nagios;
-use crate::plugin::{RunLimits, RunRequest, Runtime, RuntimeConfig};
+use crate::plugin::{RunLimits, RunReport, RunRequest, Runtime, RuntimeConfig};
+use crate::scheduler::CheckRun;
 
 /// What to print and the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,11 @@ fn render(format: Format, service: &str, result: &CheckResult) -> String {
     }
 }
 
+/// The check's name in the result: the plugin's label when it is a valid name.
+fn check_name(service: &str) -> CheckName {
+    CheckName::new(service).or_else(|_| CheckName::new("check")).unwrap_or_else(|_| unreachable!("`check` is valid"))
+}
+
 /// Run the check described by `args`.
 pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckOutput {
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -35,26 +41,12 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
     let label = plugin_ref.label();
     let service = label.trim_end_matches(".wasm").to_string();
     let started = tokio::time::Instant::now();
-    let unknown = |summary: String| {
-        let result = CheckResult {
-            v: protocol::result::WIRE_VERSION,
-            agent: default_agent_id(),
-            ts: SystemTime::now(),
-            check: CheckName::new(service.clone())
-                .unwrap_or_else(|_| CheckName::new("check").unwrap_or_else(|_| unreachable!())),
-            plugin: label.clone(),
-            status: Status::Unknown,
-            summary,
-            details: None,
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            metrics: Vec::new(),
-        };
-        CheckOutput {
-            text: render(args.format, &service, &result),
-            exit_code: Status::Unknown.exit_code(),
-            timing: None,
-        }
+    let output = |report: RunReport, timing: Option<String>| {
+        let run = CheckRun { check: check_name(&service), plugin: label.clone(), finished: SystemTime::now(), report };
+        let result = run.into_result(&default_agent_id());
+        CheckOutput { text: render(args.format, &service, &result), exit_code: result.status.exit_code(), timing }
     };
+    let unknown = |summary: String| output(RunReport::unknown(summary, started.elapsed(), None, 0), None);
 
     if let PluginRef::File(path) = &plugin_ref
         && !path.exists()
@@ -95,32 +87,14 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
     };
     // Time the whole call, teardown included: that is what a scheduled run costs.
     let mut times = Vec::with_capacity(args.repeat as usize);
-    let mut timed = tokio::time::Instant::now();
-    let mut report = plugin.run(&request).await;
-    times.push(timed.elapsed());
-    for _ in 1..args.repeat {
-        timed = tokio::time::Instant::now();
-        report = plugin.run(&request).await;
+    let mut report = None;
+    for _ in 0..args.repeat {
+        let timed = tokio::time::Instant::now();
+        report = Some(plugin.run(&request).await);
         times.push(timed.elapsed());
     }
-    let result = CheckResult {
-        v: protocol::result::WIRE_VERSION,
-        agent: default_agent_id(),
-        ts: SystemTime::now(),
-        check: CheckName::new(service.clone())
-            .unwrap_or_else(|_| CheckName::new("check").unwrap_or_else(|_| unreachable!())),
-        plugin: label.clone(),
-        status: report.status,
-        summary: report.summary,
-        details: report.details,
-        duration_ms: round3(report.duration),
-        metrics: report.metrics,
-    };
-    CheckOutput {
-        text: render(args.format, &service, &result),
-        exit_code: result.status.exit_code(),
-        timing: (args.repeat > 1).then(|| timing(&times)),
-    }
+    let report = report.unwrap_or_else(|| RunReport::unknown("no run".into(), Duration::ZERO, None, 0));
+    output(report, (args.repeat > 1).then(|| timing(&times)))
 }
 
 /// `N runs: median …, p99 …, mean …` (per run, microseconds).
@@ -130,8 +104,4 @@ fn timing(times: &[Duration]) -> String {
     let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
     format!("{} runs: median {:.1} us, p99 {:.1} us, mean {:.1} us per run", sorted.len(), at(0.5), at(0.99), mean)
-}
-
-fn round3(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use protocol::CheckResult;
 use tokio::sync::{mpsc, watch};
 
 use super::plugin_source;
@@ -60,18 +59,7 @@ pub async fn run(config_path: PathBuf, cache: Option<PathBuf>) -> Result<(), Run
     let printer = tokio::spawn(async move {
         let stdout = std::io::stdout();
         while let Some(run) = results_rx.recv().await {
-            let result = CheckResult {
-                v: protocol::result::WIRE_VERSION,
-                agent: agent.clone(),
-                ts: run.finished,
-                check: run.check,
-                plugin: run.plugin,
-                status: run.report.status,
-                summary: run.report.summary,
-                details: run.report.details,
-                duration_ms: (run.report.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
-                metrics: run.report.metrics,
-            };
+            let result = run.into_result(&agent);
             let Ok(line) = serde_json::to_string(&result) else { continue };
             let mut out = stdout.lock();
             // A closed stdout (the reader went away) is not a reason to stop checking.

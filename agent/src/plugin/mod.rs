@@ -285,7 +285,9 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    fn unknown(summary: String, duration: Duration, fault: Option<Fault>, peak_memory: u64) -> RunReport {
+    /// An `unknown` report that is not a plugin's verdict: a load failure, a quarantine, a
+    /// fault (then `fault` says which).
+    pub fn unknown(summary: String, duration: Duration, fault: Option<Fault>, peak_memory: u64) -> RunReport {
         RunReport { status: Status::Unknown, summary, details: None, metrics: Vec::new(), duration, fault, peak_memory }
     }
 }
