@@ -72,33 +72,42 @@ pub(crate) fn limits(timeout_ms: u64, memory: u64) -> RunLimits {
     RunLimits { timeout: Duration::from_millis(timeout_ms), memory, ..RunLimits::default() }
 }
 
-/// A plain HTTP/1.1 server answering every request with `status` and `body`, counting requests.
-pub(crate) async fn http_server(status: u16, body: &'static str) -> SocketAddr {
+/// Accept connections on 127.0.0.1 and hand each to `handle` on its own task.
+async fn serve<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut reader = BufReader::new(read);
-                let mut line = String::new();
-                // Read the request head.
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = write.write_all(response.as_bytes()).await;
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handle(stream));
         }
     });
     addr
+}
+
+/// A plain HTTP/1.1 server answering every request with `status` and `body`.
+pub(crate) async fn http_server(status: u16, body: &'static str) -> SocketAddr {
+    serve(move |stream| async move {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let mut line = String::new();
+        // Read the request head.
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let response = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = write.write_all(response.as_bytes()).await;
+    })
+    .await
 }
 
 /// A server that accepts connections and never says anything.
@@ -117,38 +126,31 @@ pub(crate) async fn silent_server() -> SocketAddr {
 
 /// A minimal SMTP server: banner, EHLO reply with the given extensions, QUIT.
 pub(crate) async fn smtp_server(banner: &'static str, extensions: &'static [&'static str]) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut reader = BufReader::new(read);
-                let _ = write.write_all(format!("{banner}\r\n").as_bytes()).await;
-                let mut line = String::new();
-                while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
-                    let command = line.trim().to_ascii_uppercase();
-                    line.clear();
-                    if command.starts_with("EHLO") {
-                        let mut reply = String::from("250-mx.test greets you\r\n");
-                        for (i, ext) in extensions.iter().enumerate() {
-                            let sep = if i + 1 == extensions.len() { ' ' } else { '-' };
-                            reply.push_str(&format!("250{sep}{ext}\r\n"));
-                        }
-                        if extensions.is_empty() {
-                            reply = "250 mx.test greets you\r\n".into();
-                        }
-                        let _ = write.write_all(reply.as_bytes()).await;
-                    } else if command.starts_with("QUIT") {
-                        let _ = write.write_all(b"221 bye\r\n").await;
-                        return;
-                    }
+    serve(move |stream| async move {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let _ = write.write_all(format!("{banner}\r\n").as_bytes()).await;
+        let mut line = String::new();
+        while reader.read_line(&mut line).await.unwrap_or(0) > 0 {
+            let command = line.trim().to_ascii_uppercase();
+            line.clear();
+            if command.starts_with("EHLO") {
+                let mut reply = String::from("250-mx.test greets you\r\n");
+                for (i, ext) in extensions.iter().enumerate() {
+                    let sep = if i + 1 == extensions.len() { ' ' } else { '-' };
+                    reply.push_str(&format!("250{sep}{ext}\r\n"));
                 }
-            });
+                if extensions.is_empty() {
+                    reply = "250 mx.test greets you\r\n".into();
+                }
+                let _ = write.write_all(reply.as_bytes()).await;
+            } else if command.starts_with("QUIT") {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// A tiny authoritative DNS server over UDP: A records from `records`, NXDOMAIN for other

@@ -34,7 +34,7 @@ mod outcome;
 mod threshold;
 
 pub use config::{Config, Key};
-pub use outcome::{bytes_human, worst};
+pub use outcome::{bytes_human, unreachable, worst};
 pub use threshold::{Threshold, ThresholdError, Thresholds};
 
 /// Generated bindings for the `vakt:check` WIT package. Most plugins only need the re-exports

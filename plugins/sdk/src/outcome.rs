@@ -1,6 +1,6 @@
 //! Builders for outcomes and metrics, so plugins read as sentences.
 
-use crate::{Metric, Outcome, Status, Threshold, Thresholds};
+use crate::{CheckError, HostError, Metric, Outcome, Status, Threshold, Thresholds};
 
 impl Outcome {
     /// An outcome with no details and no metrics.
@@ -54,6 +54,17 @@ impl Metric {
     }
 }
 
+/// The outcome for a probe that got no answer from its target: a timeout or a failure
+/// (refused, no route, TLS or DNS failure) is `critical` with the reason; `denied` and
+/// `invalid` stay errors, because then the grants or the config are wrong, not the target.
+pub fn unreachable(target: &str, error: HostError) -> Result<Outcome, CheckError> {
+    match error {
+        HostError::Timeout => Ok(Outcome::new(Status::Critical, format!("{target} did not answer in time"))),
+        HostError::Failed(why) => Ok(Outcome::new(Status::Critical, format!("{target}: {why}"))),
+        other => Err(other.into()),
+    }
+}
+
 /// The more severe of two statuses: critical > warning > unknown > ok, as Nagios ranks them
 /// when several things are checked at once.
 pub fn worst(a: Status, b: Status) -> Status {
@@ -90,6 +101,16 @@ mod tests {
         assert_eq!(worst(Status::Critical, Status::Warning), Status::Critical);
         assert_eq!(worst(Status::Unknown, Status::Ok), Status::Unknown);
         assert_eq!(worst(Status::Unknown, Status::Warning), Status::Warning);
+    }
+
+    #[test]
+    fn an_unreachable_target_is_critical_but_a_denial_is_an_error() {
+        let timeout = unreachable("db:5432", HostError::Timeout).unwrap();
+        assert_eq!((timeout.status, timeout.summary.as_str()), (Status::Critical, "db:5432 did not answer in time"));
+        let refused = unreachable("db:5432", HostError::Failed("connection refused".into())).unwrap();
+        assert_eq!(refused.summary, "db:5432: connection refused");
+        assert!(matches!(unreachable("db", HostError::Denied("no".into())), Err(CheckError::Denied(_))));
+        assert!(matches!(unreachable("db", HostError::Invalid("bad".into())), Err(CheckError::BadConfig(_))));
     }
 
     #[test]

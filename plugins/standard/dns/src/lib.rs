@@ -12,6 +12,7 @@ use std::time::Instant;
 use vakt_plugin_sdk::host::net::{self, RecordKind};
 use vakt_plugin_sdk::{
     Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Status, Thresholds, export_check,
+    unreachable,
 };
 
 struct Dns;
@@ -76,9 +77,7 @@ fn evaluate(
 ) -> Result<Outcome, CheckError> {
     let answers = match answers {
         Ok(answers) => answers,
-        Err(HostError::Timeout) => return Ok(Outcome::new(Status::Critical, format!("{name}: no answer in time"))),
-        Err(HostError::Failed(why)) => return Ok(Outcome::new(Status::Critical, format!("{name}: {why}"))),
-        Err(other) => return Err(other.into()),
+        Err(error) => return unreachable(name, error),
     };
     let ms = (ms * 10.0).round() / 10.0;
     let time = Metric::new("time", ms).unit("ms").thresholds(thresholds).min(0.0);

@@ -11,7 +11,8 @@
 
 use vakt_plugin_sdk::host::net::{self, HttpProbe, HttpReply};
 use vakt_plugin_sdk::{
-    Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Status, Thresholds, export_check, worst,
+    Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Status, Thresholds, export_check,
+    unreachable, worst,
 };
 
 struct Http;
@@ -106,11 +107,7 @@ impl Rules<'_> {
     fn evaluate(&self, url: &str, reply: Result<HttpReply, HostError>) -> Result<Outcome, CheckError> {
         let reply = match reply {
             Ok(reply) => reply,
-            Err(HostError::Timeout) => {
-                return Ok(Outcome::new(Status::Critical, format!("{url} did not answer in time")));
-            }
-            Err(HostError::Failed(why)) => return Ok(Outcome::new(Status::Critical, format!("{url}: {why}"))),
-            Err(other) => return Err(other.into()),
+            Err(error) => return unreachable(url, error),
         };
         let ms = (reply.total_ms * 10.0).round() / 10.0;
         let mut status = self.thresholds.evaluate(ms);

@@ -7,7 +7,8 @@
 
 use vakt_plugin_sdk::host::net::{self, SmtpReply};
 use vakt_plugin_sdk::{
-    Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Status, Thresholds, export_check, worst,
+    Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Status, Thresholds, export_check,
+    unreachable, worst,
 };
 
 struct Smtp;
@@ -49,11 +50,7 @@ impl Rules<'_> {
     fn evaluate(&self, host: &str, port: u16, reply: Result<SmtpReply, HostError>) -> Result<Outcome, CheckError> {
         let reply = match reply {
             Ok(reply) => reply,
-            Err(HostError::Timeout) => {
-                return Ok(Outcome::new(Status::Critical, format!("{host}:{port} did not answer in time")));
-            }
-            Err(HostError::Failed(why)) => return Ok(Outcome::new(Status::Critical, format!("{host}:{port}: {why}"))),
-            Err(other) => return Err(other.into()),
+            Err(error) => return unreachable(&format!("{host}:{port}"), error),
         };
         let ms = (reply.total_ms * 10.0).round() / 10.0;
         let mut status = self.thresholds.evaluate(ms);

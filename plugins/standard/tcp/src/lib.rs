@@ -6,7 +6,7 @@
 
 use vakt_plugin_sdk::host::net::{self, Connection};
 use vakt_plugin_sdk::{
-    Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Status, Thresholds, export_check,
+    Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Thresholds, export_check, unreachable,
 };
 
 struct Tcp;
@@ -47,9 +47,7 @@ fn evaluate(
             )
             .metric(Metric::new("time", ms).unit("ms").thresholds(thresholds).min(0.0)))
         }
-        Err(HostError::Timeout) => Ok(Outcome::new(Status::Critical, format!("{host}:{port} did not answer in time"))),
-        Err(HostError::Failed(why)) => Ok(Outcome::new(Status::Critical, format!("{host}:{port}: {why}"))),
-        Err(other) => Err(other.into()),
+        Err(error) => unreachable(&format!("{host}:{port}"), error),
     }
 }
 
@@ -58,6 +56,7 @@ export_check!(Tcp);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vakt_plugin_sdk::Status;
 
     #[test]
     fn refused_and_timeout_are_critical_denied_is_an_error() {

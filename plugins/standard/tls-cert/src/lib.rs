@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use vakt_plugin_sdk::host::net::{self, Certificate};
 use vakt_plugin_sdk::{
     Capability, Check, CheckError, Config, HostError, Key, Metric, Outcome, Status, Threshold, Thresholds,
-    export_check, worst,
+    export_check, unreachable, worst,
 };
 
 struct TlsCert;
@@ -52,11 +52,7 @@ fn evaluate(
 ) -> Result<Outcome, CheckError> {
     let cert = match reply {
         Ok(cert) => cert,
-        Err(HostError::Timeout) => {
-            return Ok(Outcome::new(Status::Critical, format!("{host}:{port} did not answer in time")));
-        }
-        Err(HostError::Failed(why)) => return Ok(Outcome::new(Status::Critical, format!("{host}:{port}: {why}"))),
-        Err(other) => return Err(other.into()),
+        Err(error) => return unreachable(&format!("{host}:{port}"), error),
     };
     let days = (cert.not_after - now) as f64 / 86_400.0;
     let days = (days * 10.0).round() / 10.0;
