@@ -90,3 +90,24 @@ async fn file_age_watches_backup_freshness() {
     let denied = run(&plugin, &request(&config, grants(&["fs=/nonexistent"]), RunLimits::default())).await;
     assert!(denied.summary.starts_with("denied:"), "{}", denied.summary);
 }
+
+#[tokio::test]
+async fn network_and_host_facts_match_the_machine() {
+    let (runtime, _cache) = runtime();
+    let plugin = load_test(&runtime, "hostile").await;
+    let networks =
+        run(&plugin, &request(&[("mode", "call-networks")], grants(&["system"]), RunLimits::default())).await;
+    assert_eq!(networks.status, Status::Ok, "{networks:?}");
+    assert!(
+        networks.summary.split(' ').any(|n| n.starts_with("lo=") && n.contains("127.0.0.1/8")),
+        "{}",
+        networks.summary
+    );
+
+    let host = run(&plugin, &request(&[("mode", "call-host")], grants(&["system"]), RunLimits::default())).await;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(host.summary.starts_with(&format!("{} up ", hostname.trim())), "{}", host.summary);
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split(' ').next().unwrap().parse().unwrap();
+    let reported: f64 = host.summary.split(" up ").nth(1).unwrap().split('s').next().unwrap().parse().unwrap();
+    assert!((reported - uptime).abs() < 5.0, "uptime {reported} vs /proc/uptime {uptime}");
+}

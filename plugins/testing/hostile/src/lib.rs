@@ -70,6 +70,18 @@ impl Check for Hostile {
                 let memory = system::memory()?;
                 Ok(Outcome::new(Status::Ok, format!("memory total {}", memory.total)))
             }
+            "call-networks" => {
+                let list = system::networks()?;
+                let names: Vec<String> = list.iter().map(|n| format!("{}={}", n.name, n.addresses.join("+"))).collect();
+                Ok(Outcome::new(Status::Ok, names.join(" ")))
+            }
+            "call-host" => {
+                let host = system::host()?;
+                Ok(Outcome::new(
+                    Status::Ok,
+                    format!("{} up {}s since {}", host.hostname, host.uptime_seconds, host.boot_time),
+                ))
+            }
             "call-processes" => {
                 let list = system::processes(None)?;
                 Ok(Outcome::new(Status::Ok, format!("{} processes", list.len())))
