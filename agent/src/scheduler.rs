@@ -41,6 +41,8 @@ impl CheckRun {
         CheckResult {
             v: protocol::result::WIRE_VERSION,
             agent: agent.clone(),
+            epoch: 0,
+            seq: 0,
             ts: self.finished,
             check: self.check,
             plugin: self.plugin,

@@ -96,6 +96,24 @@ macro_rules! id_type {
                 $name::new(value).map_err(serde::de::Error::custom)
             }
         }
+
+        impl bincode::Encode for $name {
+            fn encode<E: bincode::enc::Encoder>(&self, encoder: &mut E) -> Result<(), bincode::error::EncodeError> {
+                self.0.encode(encoder)
+            }
+        }
+
+        /// Decoding validates, exactly as deserializing from JSON does.
+        impl<Context> bincode::Decode<Context> for $name {
+            fn decode<D: bincode::de::Decoder<Context = Context>>(
+                decoder: &mut D,
+            ) -> Result<Self, bincode::error::DecodeError> {
+                let value = String::decode(decoder)?;
+                $name::new(value).map_err(|e| bincode::error::DecodeError::OtherString(e.to_string()))
+            }
+        }
+
+        bincode::impl_borrow_decode!($name);
     };
 }
 

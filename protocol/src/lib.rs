@@ -1,16 +1,25 @@
 //! What crosses the wire between Vakt agents, collectors and third-party subscribers.
 //!
-//! This crate is the one place where payload layouts are defined. It has no IO, no async
-//! runtime and knows nothing about WebAssembly or MQTT clients: agents of other versions and
-//! third-party tools depend on these layouts, so they change only on purpose.
+//! This crate is the one place where topic strings and payload layouts are defined. It has no
+//! IO, no async runtime and knows nothing about WebAssembly or MQTT clients: agents of other
+//! versions and third-party tools depend on these layouts, so they change only on purpose.
 //!
 //! - [`ids`]: validated agent ids and check names (`[A-Za-z0-9._-]{1,64}`).
-//! - [`result`]: one check result, its status and metrics, and their JSON form.
+//! - [`topic`]: the MQTT topic tree, built and parsed.
+//! - [`result`]: one check result, its status and metrics.
+//! - [`message`]: birth/death, heartbeat, ack, command and collector state.
+//! - [`codec`]: bincode and JSON, always decoded with a size limit and validated.
 
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod ids;
+pub mod message;
 pub mod result;
+pub mod topic;
 
+pub use codec::{DecodeError, Encoding, WireMessage, decode, encode};
 pub use ids::{AgentId, CheckName, IdError};
-pub use result::{CheckResult, Metric, Status};
+pub use message::{Ack, Birth, CheckInfo, Command, CommandKind, CollectorState, Heartbeat, HostFacts, SpoolStats, StateMessage};
+pub use result::{CheckResult, Metric, Status, WIRE_VERSION};
+pub use topic::{Topic, TopicError, Topics};

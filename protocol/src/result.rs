@@ -1,13 +1,14 @@
 //! One check result and its JSON form, as third-party subscribers see it:
 //!
 //! ```json
-//! {"v":1,"agent":"web-01","ts":"2026-11-27T17:00:00.123Z","check":"disk-root",
+//! {"v":1,"agent":"web-01","epoch":3,"seq":1842,"ts":"2026-11-27T17:00:00.123Z","check":"disk-root",
 //!  "plugin":"disk","status":"warning","summary":"/ 83% used","duration_ms":0.8,
 //!  "metrics":[{"name":"used","value":83.1,"unit":"%","warn":80,"crit":90,"min":0,"max":100}]}
 //! ```
 //!
 //! Optional fields are left out rather than written as `null`, so a consumer can test for
-//! presence. The envelope fields `epoch` and `seq` are added by the transport.
+//! presence. `epoch` and `seq` are set by the publishing agent (see [`crate::message`]); a
+//! result that was never published (`vakt-agent check`) has both at 0.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::{AgentId, CheckName};
 
 /// The verdict of a check, with the Nagios meaning and exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Works as it should (exit code 0).
@@ -41,6 +42,16 @@ impl Status {
         }
     }
 
+    /// The wire name: `ok`, `warning`, `critical`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Unknown => "unknown",
+        }
+    }
+
     /// Upper-case name as Nagios prints it: `OK`, `WARNING`, `CRITICAL`, `UNKNOWN`.
     pub fn nagios_name(self) -> &'static str {
         match self {
@@ -54,17 +65,12 @@ impl Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Status::Ok => "ok",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-            Status::Unknown => "unknown",
-        })
+        f.write_str(self.as_str())
     }
 }
 
 /// One measurement, shaped like Nagios performance data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Metric {
     /// Label, unique within one result.
     pub name: String,
@@ -88,14 +94,21 @@ pub struct Metric {
 }
 
 /// One check result as published.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct CheckResult {
     /// Wire format version, currently 1.
     pub v: u8,
     /// The agent that ran the check.
     pub agent: AgentId,
+    /// The agent's connection epoch when the result was produced (0 if never published).
+    #[serde(default)]
+    pub epoch: u64,
+    /// The agent's sequence number for this result: unique per agent, increasing across
+    /// restarts, without holes unless the agent's spool overflowed (0 if never published).
+    #[serde(default)]
+    pub seq: u64,
     /// When the check finished, RFC 3339 in UTC with milliseconds.
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::message::rfc3339")]
     pub ts: SystemTime,
     /// The check's name from the agent config.
     pub check: CheckName,
@@ -118,21 +131,6 @@ pub struct CheckResult {
 /// The current wire format version.
 pub const WIRE_VERSION: u8 = 1;
 
-mod rfc3339 {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(ts: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_rfc3339_millis(*ts))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
@@ -143,6 +141,8 @@ mod tests {
         CheckResult {
             v: WIRE_VERSION,
             agent: AgentId::new("web-01").unwrap(),
+            epoch: 3,
+            seq: 1842,
             ts: UNIX_EPOCH + Duration::from_millis(1_795_798_800_123),
             check: CheckName::new("disk-root").unwrap(),
             plugin: "disk".into(),
@@ -167,7 +167,7 @@ mod tests {
         let json = serde_json::to_string(&sample()).unwrap();
         assert_eq!(
             json,
-            r#"{"v":1,"agent":"web-01","ts":"2026-11-27T17:00:00.123Z","check":"disk-root","plugin":"disk","status":"warning","summary":"/ 83% used","duration_ms":0.8,"metrics":[{"name":"used","value":83.1,"unit":"%","warn":80.0,"crit":90.0,"min":0.0,"max":100.0}]}"#
+            r#"{"v":1,"agent":"web-01","epoch":3,"seq":1842,"ts":"2026-11-27T17:00:00.123Z","check":"disk-root","plugin":"disk","status":"warning","summary":"/ 83% used","duration_ms":0.8,"metrics":[{"name":"used","value":83.1,"unit":"%","warn":80.0,"crit":90.0,"min":0.0,"max":100.0}]}"#
         );
     }
 
