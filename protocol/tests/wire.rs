@@ -1,6 +1,7 @@
 //! The documented JSON forms (tests/fixtures, also quoted in the README) decode, re-encode to
 //! the same bytes and survive the binary codec; arbitrary and mutated payloads never panic.
 
+#![allow(clippy::unwrap_used)]
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
