@@ -22,6 +22,7 @@ pub mod plugin;
 pub mod probe;
 pub mod quarantine;
 pub mod scheduler;
+pub mod spool;
 pub mod standard;
 
 /// An error with its chain of causes on one line: `loading plugin x: reading file: not found`.
