@@ -158,6 +158,9 @@ struct FileModel {
     limits: LimitsSection,
     #[serde(default)]
     probes: ProbesSection,
+    mqtt: Option<MqttSection>,
+    #[serde(default)]
+    spool: SpoolSection,
     #[serde(default, rename = "check")]
     checks: Vec<CheckSection>,
 }
@@ -174,6 +177,40 @@ struct AgentSection {
     concurrency: Option<Spanned<u32>>,
     /// Use the pooling instance allocator (default true).
     pooling: Option<bool>,
+    /// Where the epoch and the spool live.
+    state_dir: Option<PathBuf>,
+}
+
+/// `[mqtt]`: publish to a broker. Without it, results go to stdout as JSON lines.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MqttSection {
+    url: Spanned<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<Spanned<PathBuf>>,
+    ca_file: Option<Spanned<PathBuf>>,
+    client_cert: Option<Spanned<PathBuf>>,
+    client_key: Option<Spanned<PathBuf>>,
+    client_id: Option<AgentId>,
+    prefix: Option<Spanned<String>>,
+    encoding: Option<protocol::Encoding>,
+    keep_alive: Option<Spanned<DurationText>>,
+    max_packet_size: Option<Spanned<ByteSize>>,
+    heartbeat: Option<Spanned<DurationText>>,
+    ack_timeout: Option<DurationText>,
+    reconnect_min: Option<DurationText>,
+    reconnect_max: Option<DurationText>,
+}
+
+/// `[spool]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpoolSection {
+    dir: Option<PathBuf>,
+    max_bytes: Option<Spanned<ByteSize>>,
+    max_age: Option<DurationText>,
+    fsync: Option<crate::spool::Fsync>,
 }
 
 /// `[defaults]`
@@ -302,6 +339,11 @@ pub struct AgentConfig {
     pub probes: crate::probe::ProbeSettings,
     pub ehlo_name: Option<String>,
     pub checks: Vec<CheckConfig>,
+    /// Where the epoch lives (and the spool, by default).
+    pub state_dir: PathBuf,
+    /// Publish to this broker; `None` prints results to stdout.
+    pub mqtt: Option<crate::publish::MqttSettings>,
+    pub spool: crate::spool::SpoolConfig,
 }
 
 /// 1-based line of a byte offset.
@@ -315,6 +357,98 @@ pub fn default_agent_id() -> AgentId {
         .ok()
         .and_then(|h| AgentId::from_hostname(&h))
         .unwrap_or_else(|| AgentId::new("localhost").unwrap_or_else(|_| unreachable!("`localhost` is a valid id")))
+}
+
+/// The default state directory: `$XDG_STATE_HOME/vakt`, `~/.local/state/vakt`, or
+/// `/var/lib/vakt` for a user without a home.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("vakt");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/vakt"),
+        None => PathBuf::from("/var/lib/vakt"),
+    }
+}
+
+fn mqtt_settings(
+    section: MqttSection,
+    agent: &AgentId,
+    base: &Path,
+    at: &dyn Fn(Range<usize>, String) -> String,
+) -> Result<crate::publish::MqttSettings, String> {
+    use crate::publish::{MqttSettings, TlsSettings};
+    let (host, port, tls) =
+        MqttSettings::parse_url(section.url.get_ref()).map_err(|e| at(section.url.span(), format!("`mqtt.url`: {e}")))?;
+    let password = match (&section.password, &section.password_file) {
+        (Some(_), Some(file)) => {
+            return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into()));
+        }
+        (Some(p), None) => Some(p.clone()),
+        (None, Some(file)) => {
+            let path = base.join(file.get_ref());
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| at(file.span(), format!("reading `mqtt.password_file` {}: {e}", path.display())))?;
+            Some(text.trim_end_matches(['\n', '\r']).to_string())
+        }
+        (None, None) => None,
+    };
+    let tls_files = [&section.ca_file, &section.client_cert, &section.client_key];
+    let tls = if tls {
+        let client = match (&section.client_cert, &section.client_key) {
+            (Some(cert), Some(key)) => Some((base.join(cert.get_ref()), base.join(key.get_ref()))),
+            (Some(only), None) | (None, Some(only)) => {
+                return Err(at(only.span(), "`mqtt.client_cert` and `mqtt.client_key` go together".into()));
+            }
+            (None, None) => None,
+        };
+        let ca = section.ca_file.as_ref().map(|c| base.join(c.get_ref()));
+        let span = section.ca_file.as_ref().map_or(section.url.span(), |c| c.span());
+        Some(TlsSettings::load(ca.as_ref(), client.as_ref().map(|(c, k)| (c, k))).map_err(|e| at(span, e))?)
+    } else if let Some(file) = tls_files.into_iter().flatten().next() {
+        return Err(at(file.span(), "TLS files are set but `mqtt.url` is not mqtts://".into()));
+    } else {
+        None
+    };
+    let topics = match &section.prefix {
+        Some(prefix) => {
+            protocol::Topics::new(prefix.get_ref()).map_err(|e| at(prefix.span(), format!("`mqtt.prefix`: {e}")))?
+        }
+        None => protocol::Topics::default(),
+    };
+    let duration = |d: &Option<Spanned<DurationText>>, default: u64, name: &str| -> Result<Duration, String> {
+        match d {
+            Some(d) if d.get_ref().0 < Duration::from_secs(1) => {
+                Err(at(d.span(), format!("`mqtt.{name}` must be at least 1s")))
+            }
+            Some(d) => Ok(d.get_ref().0),
+            None => Ok(Duration::from_secs(default)),
+        }
+    };
+    let max_packet_size = match &section.max_packet_size {
+        Some(size) if !(4096..=protocol::codec::MAX_PAYLOAD as u64 + 4096).contains(&size.get_ref().0) => {
+            return Err(at(size.span(), "`mqtt.max_packet_size` must be between 4KiB and 260KiB".into()));
+        }
+        Some(size) => size.get_ref().0 as usize,
+        None => protocol::codec::MAX_PAYLOAD + 4096,
+    };
+    let reconnect_min = section.reconnect_min.map_or(Duration::from_secs(1), |d| d.0).max(Duration::from_millis(50));
+    Ok(MqttSettings {
+        host,
+        port,
+        tls,
+        username: section.username,
+        password,
+        client_id: format!("vakt-agent-{}", section.client_id.as_ref().unwrap_or(agent)),
+        topics,
+        encoding: section.encoding.unwrap_or_default(),
+        keep_alive: duration(&section.keep_alive, 30, "keep_alive")?,
+        max_packet_size,
+        heartbeat: duration(&section.heartbeat, 30, "heartbeat")?,
+        ack_timeout: section.ack_timeout.map_or(Duration::from_secs(30), |d| d.0).max(Duration::from_secs(1)),
+        reconnect_min,
+        reconnect_max: section.reconnect_max.map_or(Duration::from_secs(60), |d| d.0).max(reconnect_min),
+    })
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/vakt/plugins`, `~/.cache/vakt/plugins`, or
@@ -458,8 +592,28 @@ impl AgentConfig {
             probes.extra_roots.extend(certs);
         }
 
+        let agent_id = model.agent.id.unwrap_or_else(default_agent_id);
+        let mqtt = match model.mqtt {
+            Some(section) => Some(mqtt_settings(section, &agent_id, base, &at)?),
+            None => None,
+        };
+        let state_dir = model.agent.state_dir.map_or_else(default_state_dir, |d| base.join(d));
+        let max_bytes = match &model.spool.max_bytes {
+            Some(b) if b.get_ref().0 < 64 * 1024 => {
+                return Err(at(b.span(), "`spool.max_bytes` must be at least 64KiB".into()));
+            }
+            Some(b) => b.get_ref().0,
+            None => 64 << 20,
+        };
+        let spool = crate::spool::SpoolConfig {
+            dir: model.spool.dir.map_or_else(|| state_dir.join("spool"), |d| base.join(d)),
+            max_bytes,
+            max_age: model.spool.max_age.map_or(Duration::from_secs(7 * 24 * 3600), |d| d.0),
+            fsync: model.spool.fsync.unwrap_or_default(),
+        };
+
         Ok(AgentConfig {
-            agent_id: model.agent.id.unwrap_or_else(default_agent_id),
+            agent_id,
             cache_dir: model.agent.cache_dir.map(|d| base.join(d)),
             concurrency,
             pooling: model.agent.pooling.unwrap_or(true),
@@ -467,6 +621,9 @@ impl AgentConfig {
             probes,
             ehlo_name: model.probes.ehlo_name,
             checks,
+            state_dir,
+            mqtt,
+            spool,
         })
     }
 

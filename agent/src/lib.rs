@@ -20,6 +20,7 @@ pub mod grant;
 pub mod nagios;
 pub mod plugin;
 pub mod probe;
+pub mod publish;
 pub mod quarantine;
 pub mod scheduler;
 pub mod spool;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use protocol::{AgentId, CheckName, CheckResult};
 use rand::RngExt;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -55,13 +55,15 @@ impl CheckRun {
     }
 }
 
-/// Run `checks` until `shutdown` turns true, sending every result to `results`. Returns once
-/// every check task has finished its current run.
+/// Run `checks` until `shutdown` turns true, sending every result to `results`. A name sent on
+/// `run_now` runs that check at once, outside its schedule. Returns once every check task has
+/// finished its current run.
 pub async fn run(
     checks: Vec<ScheduledCheck>,
     concurrency: u32,
     quarantine: QuarantinePolicy,
     results: mpsc::Sender<CheckRun>,
+    run_now: broadcast::Sender<CheckName>,
     shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(usize::try_from(concurrency.max(1)).unwrap_or(1)));
@@ -74,6 +76,7 @@ pub async fn run(
             permits.clone(),
             Breaker::new(quarantine),
             results.clone(),
+            run_now.subscribe(),
             shutdown.clone(),
         ));
     }
@@ -91,6 +94,7 @@ async fn check_loop(
     permits: Arc<Semaphore>,
     mut breaker: Breaker,
     results: mpsc::Sender<CheckRun>,
+    mut run_now: broadcast::Receiver<CheckName>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = check.config.name.clone();
@@ -104,9 +108,18 @@ async fn check_loop(
         limits: check.config.limits,
     };
     let mut last_fault = String::new();
+    let mut run_now_open = true;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            asked = run_now.recv(), if run_now_open => match asked {
+                Ok(check) if check == name => tracing::info!(check = %name, "running now, as asked"),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => {
+                    run_now_open = false;
+                    continue;
+                }
+            },
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let now = Instant::now();

@@ -4,7 +4,7 @@
 mod check;
 mod componentize;
 mod plugins;
-mod run;
+pub mod run;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -45,7 +45,7 @@ async fn misbehaving_checks_do_not_delay_the_others() {
     let policy = QuarantinePolicy { after: 2, backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60) };
     let (tx, mut rx) = mpsc::channel(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let scheduler = tokio::spawn(scheduler::run(checks, 8, policy, tx, stop_rx));
+    let scheduler = tokio::spawn(scheduler::run(checks, 8, policy, tx, tokio::sync::broadcast::channel(4).0, stop_rx));
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), scheduler).await.expect("the scheduler did not stop").unwrap();

@@ -1,0 +1,168 @@
+//! Validated `[mqtt]` and `[spool]` settings, and the rumqttc options built from them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::{Encoding, Topics};
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Where the broker is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS, with these extra trust roots and optional client certificate.
+    pub tls: Option<TlsSettings>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub client_id: String,
+    pub topics: Topics,
+    pub encoding: Encoding,
+    pub keep_alive: Duration,
+    pub max_packet_size: usize,
+    pub heartbeat: Duration,
+    /// Re-send everything unacknowledged when no ack has come for this long.
+    pub ack_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+/// TLS material, already read and parsed when the config was loaded.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// Trust roots: the CA file's certificates, or the system's when no CA file is given.
+    pub roots: Vec<CertificateDer<'static>>,
+    pub client: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+}
+
+impl MqttSettings {
+    /// Split `mqtt://host[:port]` or `mqtts://host[:port]` (IPv6 in brackets).
+    pub fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(format!("`{url}` must start with mqtt:// or mqtts://"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| format!("`{url}`: unclosed `[`"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+            return Err(format!("`{url}`: expected mqtt[s]://HOST[:PORT] with no path, user or query"));
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{url}`: bad port `{p}`"))?,
+            None => default_port,
+        };
+        Ok((host.to_string(), port, tls))
+    }
+
+    /// rumqttc options for one connection, with `will` as the Will on the state topic.
+    pub fn options(&self, will: rumqttc::LastWill) -> MqttOptions {
+        let mut options = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        options
+            .set_keep_alive(self.keep_alive)
+            .set_clean_session(true)
+            .set_max_packet_size(self.max_packet_size, self.max_packet_size)
+            .set_inflight(32)
+            .set_request_channel_capacity(64)
+            .set_last_will(will);
+        if let (Some(user), Some(pass)) = (&self.username, &self.password) {
+            options.set_credentials(user.clone(), pass.clone());
+        } else if let Some(user) = &self.username {
+            options.set_credentials(user.clone(), "");
+        }
+        if let Some(tls) = &self.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls.client_config()))));
+        }
+        options
+    }
+}
+
+impl TlsSettings {
+    /// Load the CA file (or the system roots) and the client certificate and key.
+    pub fn load(
+        ca_file: Option<&PathBuf>,
+        client: Option<(&PathBuf, &PathBuf)>,
+    ) -> Result<TlsSettings, String> {
+        let roots = match ca_file {
+            Some(path) => {
+                let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("reading CA file {}: {e}", path.display()))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!("CA file {} holds no certificate", path.display()));
+                }
+                certs
+            }
+            None => rustls_native_certs::load_native_certs().certs,
+        };
+        let client = match client {
+            Some((cert, key)) => {
+                let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+                    .map_err(|e| format!("reading client certificate {}: {e}", cert.display()))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
+                if chain.is_empty() {
+                    return Err(format!("client certificate file {} holds no certificate", cert.display()));
+                }
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("client key {}: {e}", key.display()))?;
+                Some((chain, Arc::new(key)))
+            }
+            None => None,
+        };
+        Ok(TlsSettings { roots, client })
+    }
+
+    fn client_config(&self) -> rustls::ClientConfig {
+        let mut store = rustls::RootCertStore::empty();
+        let (_added, _ignored) = store.add_parsable_certificates(self.roots.iter().cloned());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"))
+            .with_root_certificates(store);
+        match &self.client {
+            Some((chain, key)) => match builder.clone().with_client_auth_cert(chain.clone(), key.clone_key()) {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::error!(error = %error, "client certificate refused by rustls; connecting without it");
+                    builder.with_no_client_auth()
+                }
+            },
+            None => builder.with_no_client_auth(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        assert_eq!(MqttSettings::parse_url("mqtt://127.0.0.1").unwrap(), ("127.0.0.1".into(), 1883, false));
+        assert_eq!(MqttSettings::parse_url("mqtts://broker.example:8884").unwrap(), ("broker.example".into(), 8884, true));
+        assert_eq!(MqttSettings::parse_url("mqtts://[::1]").unwrap(), ("::1".into(), 8883, true));
+        assert_eq!(MqttSettings::parse_url("mqtt://[::1]:1884/").unwrap(), ("::1".into(), 1884, false));
+        for bad in ["http://x", "mqtt://", "mqtt://h:0", "mqtt://h:99999", "mqtt://u@h", "mqtt://h/path", "mqtt://[::1"] {
+            assert!(MqttSettings::parse_url(bad).is_err(), "{bad}");
+        }
+    }
+}
