@@ -1,0 +1,213 @@
+//! `collector.toml` for `vakt-collector run` (an external broker). Unknown keys are refused,
+//! and every error names the file, the line and the key.
+//!
+//! ```toml
+//! [mqtt]
+//! url = "mqtts://broker.example:8883"   # mqtt:// or mqtts://
+//! username = "vakt-collector"
+//! password_file = "/etc/vakt/collector-mqtt-password"
+//! ca_file = "/etc/vakt/ca.pem"           # mqtts: trust these roots instead of the system's
+//! client_cert = "/etc/vakt/collector.pem" # mqtts: client certificate and key, together
+//! client_key = "/etc/vakt/collector.key"
+//! client_id = "vakt-collector-1"         # default "vakt-collector"
+//! prefix = "vakt/v1"
+//! share_group = "collectors"             # subscribe as $share/collectors/… (several collectors)
+//! ack_encoding = "bincode"               # or "json"
+//!
+//! [store]
+//! path = "/var/lib/vakt/vakt.db"         # SQLite file
+//!
+//! [http]
+//! listen = "127.0.0.1:8080"
+//! ```
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::publish::{MqttSettings, TlsSettings};
+use protocol::{Encoding, Topics};
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::link::ExternalSettings;
+
+/// A config file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileModel {
+    mqtt: MqttSection,
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    http: HttpSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MqttSection {
+    url: Spanned<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<Spanned<PathBuf>>,
+    ca_file: Option<Spanned<PathBuf>>,
+    client_cert: Option<Spanned<PathBuf>>,
+    client_key: Option<Spanned<PathBuf>>,
+    client_id: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    share_group: Option<Spanned<String>>,
+    ack_encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<Spanned<String>>,
+}
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub mqtt: ExternalSettings,
+    pub ack_encoding: Encoding,
+    pub database: PathBuf,
+    pub http: SocketAddr,
+}
+
+fn line_of(source: &str, span: Range<usize>) -> usize {
+    source[..span.start.min(source.len())].matches('\n').count() + 1
+}
+
+impl CollectorConfig {
+    /// Read and validate `path`.
+    pub fn load(path: &Path) -> Result<CollectorConfig, ConfigError> {
+        let source =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        CollectorConfig::parse(&source, base).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })
+    }
+
+    /// Validate config text; relative paths are taken from `base`.
+    pub fn parse(source: &str, base: &Path) -> Result<CollectorConfig, String> {
+        let model: FileModel = toml::from_str(source).map_err(|e| e.to_string().trim_end().to_string())?;
+        let at = |span: Range<usize>, message: String| format!("line {}: {message}", line_of(source, span));
+        let m = model.mqtt;
+        let (host, port, tls) = MqttSettings::parse_url(m.url.get_ref()).map_err(|e| at(m.url.span(), format!("`mqtt.url`: {e}")))?;
+        let client_id = match &m.client_id {
+            Some(id) if id.get_ref().is_empty() || id.get_ref().len() > 64 => {
+                return Err(at(id.span(), "`mqtt.client_id` must be 1 to 64 characters".into()));
+            }
+            Some(id) => id.get_ref().clone(),
+            None => "vakt-collector".into(),
+        };
+        let mut options = MqttOptions::new(client_id.clone(), host, port);
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(true)
+            // Large enough that an oversized payload reaches ingest and is counted there
+            // instead of breaking the connection.
+            .set_max_packet_size(2 << 20, protocol::codec::MAX_PAYLOAD + 4096)
+            .set_inflight(100);
+        let password = match (&m.password, &m.password_file) {
+            (Some(_), Some(file)) => return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into())),
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(file)) => {
+                let path = base.join(file.get_ref());
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| at(file.span(), format!("reading `mqtt.password_file` {}: {e}", path.display())))?;
+                Some(text.trim_end_matches(['\n', '\r']).to_string())
+            }
+            (None, None) => None,
+        };
+        if let Some(user) = &m.username {
+            options.set_credentials(user.clone(), password.unwrap_or_default());
+        } else if let Some(file) = &m.password_file {
+            return Err(at(file.span(), "a password needs `mqtt.username`".into()));
+        }
+        if tls {
+            let client = match (&m.client_cert, &m.client_key) {
+                (Some(c), Some(k)) => Some((base.join(c.get_ref()), base.join(k.get_ref()))),
+                (Some(only), None) | (None, Some(only)) => {
+                    return Err(at(only.span(), "`mqtt.client_cert` and `mqtt.client_key` go together".into()));
+                }
+                (None, None) => None,
+            };
+            let ca = m.ca_file.as_ref().map(|c| base.join(c.get_ref()));
+            let span = m.ca_file.as_ref().map_or(m.url.span(), |c| c.span());
+            let settings = TlsSettings::load(ca.as_ref(), client.as_ref().map(|(c, k)| (c, k))).map_err(|e| at(span, e))?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(settings.client_config()))));
+        } else if let Some(file) = [&m.ca_file, &m.client_cert, &m.client_key].into_iter().flatten().next() {
+            return Err(at(file.span(), "TLS files are set but `mqtt.url` is not mqtts://".into()));
+        }
+        let topics = match &m.prefix {
+            Some(p) => Topics::new(p.get_ref()).map_err(|e| at(p.span(), format!("`mqtt.prefix`: {e}")))?,
+            None => Topics::default(),
+        };
+        let share_group = match &m.share_group {
+            Some(g) if g.get_ref().is_empty() || g.get_ref().contains(['/', '+', '#']) => {
+                return Err(at(g.span(), "`mqtt.share_group` must be a non-empty name without `/`, `+` or `#`".into()));
+            }
+            Some(g) => Some(g.get_ref().clone()),
+            None => None,
+        };
+        let http = match &model.http.listen {
+            Some(l) => l.get_ref().parse().map_err(|_| at(l.span(), format!("`http.listen` `{}` is not IP:PORT", l.get_ref())))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        Ok(CollectorConfig {
+            mqtt: ExternalSettings { options, topics, share_group, collector_name: client_id },
+            ack_encoding: m.ack_encoding.unwrap_or_default(),
+            database: base.join(model.store.path.unwrap_or_else(|| PathBuf::from("vakt.db"))),
+            http,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let base = Path::new("/etc/vakt");
+        let cases = [
+            ("[mqtt]\nurl = \"http://x\"\n", "line 2: `mqtt.url`: `http://x` must start with mqtt:// or mqtts://"),
+            ("[mqtt]\nurl = \"mqtt://x\"\nshare_group = \"a/b\"\n", "line 3: `mqtt.share_group`"),
+            ("[mqtt]\nurl = \"mqtt://x\"\nca_file = \"ca.pem\"\n", "line 3: TLS files are set but"),
+            ("[mqtt]\nurl = \"mqtt://x\"\n[http]\nlisten = \"localhost\"\n", "line 4: `http.listen`"),
+            ("[mqtt]\nurl = \"mqtt://x\"\nbogus = 1\n", "unknown field `bogus`"),
+            ("[store]\npath = \"x.db\"\n", "missing field `mqtt`"),
+        ];
+        for (text, expected) in cases {
+            let error = CollectorConfig::parse(text, base).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_minimal_file_gets_defaults() {
+        let config = CollectorConfig::parse("[mqtt]\nurl = \"mqtt://127.0.0.1:1884\"\n", Path::new("/srv")).unwrap();
+        assert_eq!(config.mqtt.options.broker_address(), ("127.0.0.1".to_string(), 1884));
+        assert_eq!(config.database, PathBuf::from("/srv/vakt.db"));
+        assert_eq!(config.http, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+}

@@ -1,0 +1,132 @@
+//! The collector's HTTP side (this slice): health, Prometheus metrics, and a read-only
+//! overview of agents and checks. The public status page and the operator API build on it.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::ingest::Stats;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+struct AppState {
+    store: Store,
+    stats: Arc<Stats>,
+}
+
+/// Serve on `listen` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    stats: Arc<Stats>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/", get(overview))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(AppState { store, stats });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+/// Bind the HTTP listener (before anything else starts, so a taken port fails early).
+pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.result_count().await {
+        Ok(_) => "ready\n".into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {error}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let s = &state.stats;
+    let mut out = String::new();
+    let counters = [
+        ("vakt_ingest_received_total", "Messages received on agent topics.", &s.received),
+        ("vakt_ingest_results_stored_total", "Results stored for the first time.", &s.stored),
+        ("vakt_ingest_results_duplicate_total", "Results received again and ignored.", &s.duplicates),
+        ("vakt_ingest_acks_total", "Acks published to agents.", &s.acks),
+        ("vakt_ingest_batches_total", "Transactions written.", &s.batches),
+        ("vakt_ingest_states_total", "Births and deaths received.", &s.states),
+        ("vakt_ingest_heartbeats_total", "Heartbeats received.", &s.heartbeats),
+        ("vakt_store_errors_total", "Failed store writes (retried).", &s.store_errors),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vakt_ingest_dropped_total Payloads dropped, by reason.\n# TYPE vakt_ingest_dropped_total counter"
+    );
+    for (reason, n) in s.dropped() {
+        let _ = writeln!(out, "vakt_ingest_dropped_total{{reason=\"{reason}\"}} {n}");
+    }
+    if let Ok(agents) = state.store.agents().await {
+        let online = agents.iter().filter(|a| a.online).count();
+        let _ = writeln!(
+            out,
+            "# HELP vakt_agents Known agents by state.\n# TYPE vakt_agents gauge\nvakt_agents{{state=\"online\"}} {online}\nvakt_agents{{state=\"offline\"}} {}",
+            agents.len() - online
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+async fn overview(State(state): State<AppState>) -> Response {
+    let (Ok(agents), Ok(checks)) = (state.store.agents().await, state.store.check_states().await) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+    };
+    let mut body = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Vakt</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head><body><h1>Vakt</h1><h2>Agents</h2>\
+         <table><thead><tr><th scope=\"col\">Agent</th><th scope=\"col\">State</th><th scope=\"col\">Epoch</th>\
+         <th scope=\"col\">Results stored up to seq</th><th scope=\"col\">Lost</th></tr></thead><tbody>",
+    );
+    for a in &agents {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&a.agent),
+            if a.online { "online" } else { "offline" },
+            a.epoch,
+            a.contiguous,
+            a.lost
+        );
+    }
+    body.push_str(
+        "</tbody></table><h2>Checks</h2><table><thead><tr><th scope=\"col\">Agent</th><th scope=\"col\">Check</th>\
+         <th scope=\"col\">Status</th><th scope=\"col\">Summary</th></tr></thead><tbody>",
+    );
+    for (agent, check, status, summary, _) in &checks {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(agent),
+            escape(check),
+            escape(status),
+            escape(summary)
+        );
+    }
+    body.push_str("</tbody></table></body></html>\n");
+    Html(body).into_response()
+}

@@ -1,0 +1,252 @@
+//! Ingest: decode what arrives on the agents' topics, store it in batches, ack it.
+//!
+//! Transport-agnostic: an MQTT link (rumqttc to an external broker, or the embedded broker's
+//! in-process link) feeds [`Inbound`] messages in and carries [`Outbound`] acks out.
+//!
+//! A payload is dropped (counted by reason, logged at most once a minute per source and
+//! reason) when it is too large, undecodable, of an unknown version, invalid, on a topic
+//! outside the tree, or claims an agent id other than its topic's. Nothing a payload holds
+//! can stop ingest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use protocol::{Ack, CheckResult, DecodeError, Encoding, Heartbeat, StateMessage, Topic, Topics, WIRE_VERSION};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::store::{Batch, Store, StoreError};
+
+/// One message received on a subscription.
+#[derive(Debug)]
+pub struct Inbound {
+    pub topic: String,
+    pub payload: Bytes,
+}
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// Counters, exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub received: AtomicU64,
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub acks: AtomicU64,
+    pub batches: AtomicU64,
+    pub states: AtomicU64,
+    pub heartbeats: AtomicU64,
+    pub store_errors: AtomicU64,
+    dropped: std::sync::Mutex<HashMap<&'static str, u64>>,
+}
+
+impl Stats {
+    fn drop_one(&self, reason: &'static str) {
+        if let Ok(mut map) = self.dropped.lock() {
+            *map.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Dropped payloads by reason.
+    pub fn dropped(&self) -> Vec<(&'static str, u64)> {
+        let mut all: Vec<_> = self.dropped.lock().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default();
+        all.sort();
+        all
+    }
+
+    /// Total dropped payloads.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped().iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Logs a dropped payload at most once a minute per (source, reason).
+#[derive(Debug, Default)]
+struct DropLog {
+    last: HashMap<(String, &'static str), Instant>,
+}
+
+impl DropLog {
+    fn log(&mut self, source: &str, reason: &'static str, detail: &dyn std::fmt::Display) {
+        if self.last.len() > 10_000 {
+            self.last.clear();
+        }
+        let key = (source.chars().take(200).collect::<String>(), reason);
+        let now = Instant::now();
+        if self.last.get(&key).is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60)) {
+            return;
+        }
+        self.last.insert(key, now);
+        tracing::warn!(source = %source.chars().take(200).collect::<String>(), reason, detail = %detail, "dropped a payload (logged once a minute per source)");
+    }
+}
+
+/// The ingest worker.
+#[derive(Debug)]
+pub struct Ingest {
+    store: Store,
+    topics: Topics,
+    stats: Arc<Stats>,
+    out: mpsc::Sender<Outbound>,
+    drops: DropLog,
+    /// How acks are encoded (the collector answers in the agents' default, bincode, unless
+    /// configured otherwise; agents decode both).
+    ack_encoding: Encoding,
+}
+
+/// Most messages in one transaction.
+const MAX_BATCH: usize = 4096;
+
+impl Ingest {
+    pub fn new(store: Store, topics: Topics, stats: Arc<Stats>, out: mpsc::Sender<Outbound>, ack_encoding: Encoding) -> Ingest {
+        Ingest { store, topics, stats, out, drops: DropLog::default(), ack_encoding }
+    }
+
+    /// Run until `inbound` closes.
+    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
+        let mut messages = Vec::with_capacity(MAX_BATCH);
+        loop {
+            if inbound.recv_many(&mut messages, MAX_BATCH).await == 0 {
+                return;
+            }
+            let batch = self.decode(messages.drain(..));
+            if batch.results.is_empty() && batch.states.is_empty() && batch.heartbeats.is_empty() {
+                continue;
+            }
+            self.write(batch).await;
+        }
+    }
+
+    /// Store a batch and send the acks, retrying a failing store (the database being
+    /// briefly locked or the disk full must not lose what is in hand: nothing is acked
+    /// until it is written).
+    async fn write(&mut self, batch: Batch) {
+        let mut delay = Duration::from_millis(100);
+        let written = loop {
+            match self.store.write(&batch, SystemTime::now()).await {
+                Ok(written) => break written,
+                Err(error) => {
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    log_store_error(&error);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.stored.fetch_add(written.stored, Ordering::Relaxed);
+        self.stats.duplicates.fetch_add(written.duplicates, Ordering::Relaxed);
+        for (agent, upto) in written.acks {
+            if upto == 0 {
+                continue;
+            }
+            let topic = self.topics.ack(&agent);
+            let ack = Ack { v: WIRE_VERSION, agent, upto, ts: SystemTime::now() };
+            let message = Outbound { topic, payload: protocol::encode(&ack, self.ack_encoding) };
+            match self.out.try_send(message) {
+                Ok(()) => {
+                    self.stats.acks.fetch_add(1, Ordering::Relaxed);
+                }
+                // The agent gets the next one, or re-sends and gets one then.
+                Err(_) => tracing::debug!("ack queue full; skipping an ack"),
+            }
+        }
+    }
+
+    fn decode(&mut self, messages: impl Iterator<Item = Inbound>) -> Batch {
+        let mut batch = Batch::default();
+        for message in messages {
+            self.stats.received.fetch_add(1, Ordering::Relaxed);
+            let topic = match self.topics.parse(&message.topic) {
+                Ok(topic) => topic,
+                Err(error) => {
+                    self.reject(&message.topic, "bad_topic", &error);
+                    continue;
+                }
+            };
+            let outcome = match &topic {
+                Topic::Result(agent, check) => decode_for::<CheckResult>(&message.payload, agent).and_then(|r| {
+                    if &r.check == check {
+                        Ok(r)
+                    } else {
+                        Err(Rejected::Mismatch(format!("payload check `{}` on the topic of `{check}`", r.check)))
+                    }
+                }).map(|r| batch.results.push(r)),
+                Topic::State(agent) => decode_for::<StateMessage>(&message.payload, agent).map(|s| {
+                    self.stats.states.fetch_add(1, Ordering::Relaxed);
+                    batch.states.push(s)
+                }),
+                Topic::Heartbeat(agent) => decode_for::<Heartbeat>(&message.payload, agent).map(|h| {
+                    self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+                    batch.heartbeats.push(h)
+                }),
+                // Our own acks and commands come back to us on the wildcard: not agent data.
+                Topic::Ack(_) | Topic::Commands(_) | Topic::CollectorState => Ok(()),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(Rejected::Decode(error)) => self.reject(&message.topic, error.kind(), &error),
+                Err(Rejected::Mismatch(detail)) => self.reject(&message.topic, "agent_mismatch", &detail),
+            }
+        }
+        batch
+    }
+
+    fn reject(&mut self, source: &str, reason: &'static str, detail: &dyn std::fmt::Display) {
+        self.stats.drop_one(reason);
+        self.drops.log(source, reason, detail);
+    }
+}
+
+enum Rejected {
+    Decode(DecodeError),
+    Mismatch(String),
+}
+
+trait FromAgent {
+    fn agent(&self) -> &protocol::AgentId;
+}
+
+impl FromAgent for CheckResult {
+    fn agent(&self) -> &protocol::AgentId {
+        &self.agent
+    }
+}
+impl FromAgent for StateMessage {
+    fn agent(&self) -> &protocol::AgentId {
+        &self.agent
+    }
+}
+impl FromAgent for Heartbeat {
+    fn agent(&self) -> &protocol::AgentId {
+        &self.agent
+    }
+}
+
+/// Decode, and refuse a payload that speaks for another agent than its topic.
+fn decode_for<M: protocol::WireMessage + FromAgent>(payload: &[u8], topic_agent: &protocol::AgentId) -> Result<M, Rejected> {
+    let message: M = protocol::decode(payload).map_err(Rejected::Decode)?;
+    if message.agent() != topic_agent {
+        return Err(Rejected::Mismatch(format!("payload agent `{}` on the topic of `{topic_agent}`", message.agent())));
+    }
+    Ok(message)
+}
+
+fn log_store_error(error: &StoreError) {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(error = %text, "could not store a batch; retrying (nothing is acked until it is stored)");
+}

@@ -1,0 +1,70 @@
+//! `vakt-collector`: parse the command line, set up logging, dispatch.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use collector::cli::{self, Cli, Command};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "info,rumqttd=warn",
+        1 => "debug,rumqttd=info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("VAKT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping");
+            let _ = stop_tx.send(true);
+        });
+        match cli.command {
+            Command::Up { data_dir, mqtt_listen, http_listen, no_agent } => {
+                cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, stop_rx).await
+            }
+            Command::Run { config } => cli::run(&config, stop_rx).await,
+            Command::CheckConfig { file } => {
+                collector::config::CollectorConfig::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %agent::report(&error), "vakt-collector stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The store: the only module that knows the database engine (SQLite through sqlx; the
+//! queries are plain SQL with `ON CONFLICT`, so a PostgreSQL twin is a second migrations
+//! folder and a second pool type).
+//!
+//! Writes come in batches, one transaction each. A batch's results are inserted with
+//! `ON CONFLICT DO NOTHING` (a re-sent result is a no-op), the latest state per check moves
+//! only forward by seq, and each touched agent's `contiguous` seq is advanced inside the
+//! same transaction, so the ack sent after commit never claims more than is durable.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use protocol::{AgentId, CheckResult, Heartbeat, StateMessage};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool, Transaction};
+
+/// A database error, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {action}")]
+pub struct StoreError {
+    action: &'static str,
+    #[source]
+    source: sqlx::Error,
+}
+
+fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError { action, source }
+}
+
+/// What one ingest batch writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub results: Vec<CheckResult>,
+    pub states: Vec<StateMessage>,
+    pub heartbeats: Vec<Heartbeat>,
+}
+
+/// What a batch did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Results stored for the first time.
+    pub stored: u64,
+    /// Results already stored (re-sends).
+    pub duplicates: u64,
+    /// For every agent that sent results or a heartbeat: its contiguous seq after the batch.
+    pub acks: Vec<(AgentId, u64)>,
+}
+
+/// One agent's row, for tests and the HTTP overview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    pub agent: String,
+    pub epoch: u64,
+    pub online: bool,
+    pub contiguous: u64,
+    pub lost: u64,
+}
+
+/// The database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn ms(ts: SystemTime) -> i64 {
+    ts.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// seq and epoch are u64 on the wire; the codec refuses nothing above i64::MAX, so clamp.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Open (creating if needed) the SQLite file at `path` and bring its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the ack that depends on it goes out.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(err("opening the database"))?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await.map_err(|e| StoreError {
+            action: "applying migrations",
+            source: sqlx::Error::Migrate(Box::new(e)),
+        })?;
+        Ok(Store { pool })
+    }
+
+    /// Write one batch in one transaction.
+    pub async fn write(&self, batch: &Batch, now: SystemTime) -> Result<Written, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("starting a transaction"))?;
+        let now_ms = ms(now);
+        let mut written = Written::default();
+        // Agents that sent results or heartbeats: each gets an ack.
+        let mut touched: Vec<AgentId> = Vec::new();
+        for agent in batch.results.iter().map(|r| &r.agent).chain(batch.heartbeats.iter().map(|h| &h.agent)) {
+            if !touched.contains(agent) {
+                touched.push(agent.clone());
+            }
+        }
+
+        for r in &batch.results {
+            let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
+            let inserted = sqlx::query(
+                "INSERT INTO results (agent, seq, epoch, check_name, plugin, status, summary, details, duration_ms, metrics, ts_ms, received_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(r.agent.as_str())
+            .bind(int(r.seq))
+            .bind(int(r.epoch))
+            .bind(r.check.as_str())
+            .bind(&r.plugin)
+            .bind(r.status.as_str())
+            .bind(&r.summary)
+            .bind(r.details.as_deref())
+            .bind(r.duration_ms)
+            .bind(metrics)
+            .bind(ms(r.ts))
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("inserting a result"))?
+            .rows_affected();
+            if inserted == 0 {
+                written.duplicates += 1;
+                continue;
+            }
+            written.stored += 1;
+            sqlx::query(
+                "INSERT INTO check_state (agent, check_name, seq, status, summary, ts_ms) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (agent, check_name) DO UPDATE SET seq = excluded.seq, status = excluded.status,
+                   summary = excluded.summary, ts_ms = excluded.ts_ms
+                 WHERE excluded.seq > check_state.seq",
+            )
+            .bind(r.agent.as_str())
+            .bind(r.check.as_str())
+            .bind(int(r.seq))
+            .bind(r.status.as_str())
+            .bind(&r.summary)
+            .bind(ms(r.ts))
+            .execute(&mut *tx)
+            .await
+            .map_err(err("updating a check's state"))?;
+        }
+
+        for agent in &touched {
+            ensure_agent(&mut tx, agent, now_ms).await?;
+        }
+
+        for state in &batch.states {
+            self.apply_state(&mut tx, state, now_ms).await?;
+        }
+
+        for hb in &batch.heartbeats {
+            ensure_agent(&mut tx, &hb.agent, now_ms).await?;
+            let json = serde_json::to_string(hb).unwrap_or_default();
+            sqlx::query(
+                "UPDATE agents SET hb_epoch = ?, hb_seq = ?, heartbeat = ?, last_seen_ms = ?
+                 WHERE agent = ? AND (hb_epoch < ? OR (hb_epoch = ? AND hb_seq <= ?))",
+            )
+            .bind(int(hb.epoch))
+            .bind(int(hb.seq))
+            .bind(json)
+            .bind(now_ms)
+            .bind(hb.agent.as_str())
+            .bind(int(hb.epoch))
+            .bind(int(hb.epoch))
+            .bind(int(hb.seq))
+            .execute(&mut *tx)
+            .await
+            .map_err(err("recording a heartbeat"))?;
+            // Results below `held_from` that never arrived were dropped by the agent's spool:
+            // stop waiting for them.
+            give_up_below(&mut tx, &hb.agent, hb.spool.held_from).await?;
+        }
+
+        for agent in touched {
+            let contiguous = advance(&mut tx, &agent).await?;
+            written.acks.push((agent, contiguous));
+        }
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(written)
+    }
+
+    async fn apply_state(
+        &self,
+        tx: &mut Transaction<'_, sqlx::Sqlite>,
+        state: &StateMessage,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        ensure_agent(tx, &state.agent, now_ms).await?;
+        // The newer epoch wins, whatever the arrival order. Within one epoch the later
+        // arrival wins: one broker delivers an agent's state messages in order, and rumqttd
+        // 0.20 publishes a client's Will as soon as it connects (seen here: the death of an
+        // epoch arrives a millisecond before its birth), so a birth must be able to follow
+        // its own epoch's death.
+        let applied = if state.online {
+            let birth = state.birth.as_ref().map(|b| serde_json::to_string(b).unwrap_or_default());
+            sqlx::query(
+                "UPDATE agents SET epoch = ?1, online = 1, state_ts_ms = ?2, birth = ?3, last_seen_ms = ?4
+                 WHERE agent = ?5 AND ?1 >= epoch",
+            )
+            .bind(int(state.epoch))
+            .bind(ms(state.ts))
+            .bind(birth)
+            .bind(now_ms)
+            .bind(state.agent.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(err("recording a birth"))?
+            .rows_affected()
+        } else {
+            sqlx::query(
+                "UPDATE agents SET epoch = ?1, online = 0, state_ts_ms = ?2 WHERE agent = ?3 AND ?1 >= epoch",
+            )
+            .bind(int(state.epoch))
+            .bind(ms(state.ts))
+            .bind(state.agent.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(err("recording a death"))?
+            .rows_affected()
+        };
+        sqlx::query(
+            "INSERT INTO agent_events (agent, epoch, seq, online, ts_ms, received_ms, applied) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(state.agent.as_str())
+        .bind(int(state.epoch))
+        .bind(int(state.seq))
+        .bind(state.online)
+        .bind(ms(state.ts))
+        .bind(now_ms)
+        .bind(applied > 0)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("recording an agent event"))?;
+        Ok(())
+    }
+
+    /// One agent's row.
+    pub async fn agent(&self, agent: &str) -> Result<Option<AgentRow>, StoreError> {
+        let row = sqlx::query("SELECT agent, epoch, online, contiguous, lost FROM agents WHERE agent = ?")
+            .bind(agent)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("reading an agent"))?;
+        Ok(row.map(|r| agent_row(&r)))
+    }
+
+    /// Every agent.
+    pub async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        let rows = sqlx::query("SELECT agent, epoch, online, contiguous, lost FROM agents ORDER BY agent")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("reading agents"))?;
+        Ok(rows.iter().map(agent_row).collect())
+    }
+
+    /// The latest state of every check: (agent, check, status, summary, seq).
+    pub async fn check_states(&self) -> Result<Vec<(String, String, String, String, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT agent, check_name, status, summary, seq FROM check_state ORDER BY agent, check_name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("reading check states"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), u64::try_from(r.get::<i64, _>(4)).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Number of stored results.
+    pub async fn result_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("counting results"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The database handle, for other modules' queries that belong here later.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn agent_row(r: &sqlx::sqlite::SqliteRow) -> AgentRow {
+    AgentRow {
+        agent: r.get(0),
+        epoch: u64::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+        online: r.get::<i64, _>(2) != 0,
+        contiguous: u64::try_from(r.get::<i64, _>(3)).unwrap_or(0),
+        lost: u64::try_from(r.get::<i64, _>(4)).unwrap_or(0),
+    }
+}
+
+async fn ensure_agent(tx: &mut Transaction<'_, sqlx::Sqlite>, agent: &AgentId, now_ms: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO agents (agent, last_seen_ms) VALUES (?, ?) ON CONFLICT (agent) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
+    )
+    .bind(agent.as_str())
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(err("recording an agent"))?;
+    Ok(())
+}
+
+/// Move `contiguous` over every stored seq that follows it without a hole.
+async fn advance(tx: &mut Transaction<'_, sqlx::Sqlite>, agent: &AgentId) -> Result<u64, StoreError> {
+    let mut contiguous: i64 = sqlx::query_scalar("SELECT contiguous FROM agents WHERE agent = ?")
+        .bind(agent.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(err("reading an agent's contiguous seq"))?;
+    let start = contiguous;
+    loop {
+        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM results WHERE agent = ? AND seq > ? ORDER BY seq LIMIT 4096")
+            .bind(agent.as_str())
+            .bind(contiguous)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(err("reading seqs"))?;
+        let before = contiguous;
+        for seq in &seqs {
+            if *seq == contiguous + 1 {
+                contiguous = *seq;
+            } else {
+                break;
+            }
+        }
+        if contiguous == before || seqs.len() < 4096 {
+            break;
+        }
+    }
+    if contiguous != start {
+        sqlx::query("UPDATE agents SET contiguous = ? WHERE agent = ?")
+            .bind(contiguous)
+            .bind(agent.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(err("advancing an agent's contiguous seq"))?;
+    }
+    Ok(u64::try_from(contiguous).unwrap_or(0))
+}
+
+/// The agent no longer holds anything below `held_from`: count what never arrived as lost
+/// and move `contiguous` up to `held_from - 1`.
+async fn give_up_below(
+    tx: &mut Transaction<'_, sqlx::Sqlite>,
+    agent: &AgentId,
+    held_from: u64,
+) -> Result<(), StoreError> {
+    let upto = int(held_from.saturating_sub(1));
+    let contiguous: i64 = sqlx::query_scalar("SELECT contiguous FROM agents WHERE agent = ?")
+        .bind(agent.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(err("reading an agent's contiguous seq"))?;
+    if upto <= contiguous {
+        return Ok(());
+    }
+    let present: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results WHERE agent = ? AND seq > ? AND seq <= ?")
+        .bind(agent.as_str())
+        .bind(contiguous)
+        .bind(upto)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(err("counting results"))?;
+    let lost = (upto - contiguous) - present;
+    tracing::warn!(agent = %agent, from = contiguous + 1, to = upto, lost, "agent dropped results before they were stored");
+    sqlx::query("UPDATE agents SET contiguous = ?, lost = lost + ? WHERE agent = ?")
+        .bind(upto)
+        .bind(lost)
+        .bind(agent.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(err("recording lost results"))?;
+    Ok(())
+}
