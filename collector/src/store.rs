@@ -276,6 +276,29 @@ impl Store {
             .collect())
     }
 
+    /// Every stored seq of one agent, in order.
+    pub async fn seqs(&self, agent: &str) -> Result<Vec<u64>, StoreError> {
+        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM results WHERE agent = ? ORDER BY seq")
+            .bind(agent)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("reading seqs"))?;
+        Ok(seqs.into_iter().map(|s| u64::try_from(s).unwrap_or(0)).collect())
+    }
+
+    /// One agent's births and deaths as they arrived: (epoch, online, applied).
+    pub async fn agent_events(&self, agent: &str) -> Result<Vec<(u64, bool, bool)>, StoreError> {
+        let rows = sqlx::query("SELECT epoch, online, applied FROM agent_events WHERE agent = ? ORDER BY id")
+            .bind(agent)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("reading agent events"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (u64::try_from(r.get::<i64, _>(0)).unwrap_or(0), r.get::<i64, _>(1) != 0, r.get::<i64, _>(2) != 0))
+            .collect())
+    }
+
     /// Number of stored results.
     pub async fn result_count(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")

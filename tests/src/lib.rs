@@ -85,3 +85,139 @@ pub fn example_plugin(language: &str, file: &str) -> PathBuf {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
+
+/// A workspace binary of this build, rebuilt once per test run so it is never stale.
+fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building {name} failed");
+    let exe = std::env::current_exe().expect("current exe");
+    let binary = exe.parent().and_then(Path::parent).expect("target dir").join(name);
+    assert!(binary.exists(), "{} missing", binary.display());
+    binary
+}
+
+/// The `vakt-collector` binary of this build.
+pub fn collector_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| workspace_binary("collector", "vakt-collector"))
+}
+
+/// A child process that is killed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: std::process::Child,
+    pub name: String,
+}
+
+impl Proc {
+    /// Spawn `command`, its stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, command: &mut Command, log: &Path) -> Proc {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = command.stdout(out).stderr(err).spawn().unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        Proc { child, name: name.to_string() }
+    }
+
+    /// Send a signal by name (`TERM`, `KILL`, `STOP`, `CONT`).
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+    }
+
+    /// SIGTERM and wait up to `limit` for the exit; panics if it does not exit.
+    pub fn stop(mut self, limit: Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = std::time::SystemTime::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting") {
+                return status;
+            }
+            assert!(std::time::SystemTime::now() < deadline, "{} did not stop within {limit:?}", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Mosquitto 2 broker on a port of its own, anonymous access, loopback only.
+#[derive(Debug)]
+pub struct Mosquitto {
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Mosquitto {
+    /// Start on a free port, logging into `dir`.
+    pub fn start(dir: &Path) -> Mosquitto {
+        let mut broker = Mosquitto { port: free_port(), dir: dir.to_path_buf(), proc: None };
+        broker.restart();
+        broker
+    }
+
+    /// (Re)start on the same port.
+    pub fn restart(&mut self) {
+        let conf = self.dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n", self.port),
+        )
+        .expect("mosquitto config");
+        let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is not installed (run .ci/run, which installs it)");
+        let proc = Proc::spawn("mosquitto", Command::new(mosquitto).arg("-c").arg(&conf), &self.dir.join("mosquitto.log"));
+        wait_for_port(self.port, Duration::from_secs(10));
+        self.proc = Some(proc);
+    }
+
+    /// Stop the broker (SIGKILL: nothing is flushed, as in a crash).
+    pub fn kill(&mut self) {
+        if let Some(proc) = self.proc.take() {
+            proc.kill();
+        }
+    }
+
+    /// `mqtt://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Wait until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16, limit: Duration) {
+    let deadline = std::time::SystemTime::now() + limit;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::SystemTime::now() < deadline, "nothing listens on port {port} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Poll `condition` every 100 ms for up to `limit`; the last value it returned.
+pub fn eventually<T>(limit: Duration, mut condition: impl FnMut() -> (bool, T)) -> T {
+    let deadline = std::time::SystemTime::now() + limit;
+    loop {
+        let (done, value) = condition();
+        if done || std::time::SystemTime::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -8,3 +8,4 @@
 mod cli;
 mod daemon;
 mod languages;
+mod transport;

@@ -1,0 +1,381 @@
+//! Transport end to end, with real processes: `vakt-agent` → MQTT (the embedded rumqttd or a
+//! real Mosquitto 2) → `vakt-collector` → SQLite, and the ack back. Brokers, collectors and
+//! agents are killed for real; afterwards every result must be stored exactly once.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use collector::store::{AgentRow, Store};
+use e2e::{Mosquitto, Proc, agent_binary, collector_binary, eventually, free_port, wait_for_port};
+
+/// One test's directory, with a compile cache shared by its agents.
+struct Rig {
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.path("processes.log")
+    }
+
+    /// Write an agent config producing ~10 results a second (two checks every 200 ms).
+    fn agent_config(&self, id: &str, url: &str, mqtt_extra: &str) -> PathBuf {
+        let path = self.path(&format!("{id}.toml"));
+        let text = format!(
+            r#"[agent]
+id = "{id}"
+state_dir = "{state}"
+[mqtt]
+url = "{url}"
+heartbeat = "1s"
+ack_timeout = "2s"
+reconnect_min = "100ms"
+reconnect_max = "1s"
+keep_alive = "5s"
+{mqtt_extra}
+[spool]
+fsync = "never"
+[defaults]
+interval = "200ms"
+timeout = "200ms"
+[[check]]
+name = "load"
+plugin = "load"
+[[check]]
+name = "memory"
+plugin = "memory"
+"#,
+            state = self.path(&format!("{id}-state")).display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start_agent(&self, id: &str, config: &Path) -> Proc {
+        Proc::spawn(
+            id,
+            Command::new(agent_binary())
+                .args(["run", "--config"])
+                .arg(config)
+                .env("VAKT_CACHE_DIR", self.path("cache"))
+                .env("VAKT_LOG", "info"),
+            &self.log(),
+        )
+    }
+
+    /// `vakt-collector run` against `broker_url`; returns the process and its HTTP port.
+    fn start_collector(&self, broker_url: &str) -> (Proc, u16) {
+        let http = free_port();
+        let config = self.path("collector.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[mqtt]\nurl = \"{broker_url}\"\nclient_id = \"collector-under-test\"\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+                self.db().display()
+            ),
+        )
+        .unwrap();
+        let proc = Proc::spawn(
+            "collector",
+            Command::new(collector_binary()).args(["run", "--config"]).arg(&config).env("VAKT_LOG", "info"),
+            &self.log(),
+        );
+        wait_for_port(http, Duration::from_secs(30));
+        (proc, http)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.path("vakt.db")
+    }
+
+    fn store<T>(&self, f: impl AsyncFnOnce(Store) -> T) -> T {
+        with_store(&self.db(), f)
+    }
+
+    fn seqs(&self, agent: &str) -> Vec<u64> {
+        self.store(async |s| s.seqs(agent).await.unwrap())
+    }
+
+    fn agent_row(&self, agent: &str) -> Option<AgentRow> {
+        self.store(async |s| s.agent(agent).await.unwrap())
+    }
+
+    /// The agent's spool after it stopped: (acked seq, segment files left).
+    fn spool(&self, id: &str) -> (u64, usize) {
+        let dir = self.path(&format!("{id}-state/spool"));
+        let acked = std::fs::read_to_string(dir.join("acked")).map(|t| t.trim().parse().unwrap()).unwrap_or(0);
+        let segments = std::fs::read_dir(&dir)
+            .map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg")).count())
+            .unwrap_or(0);
+        (acked, segments)
+    }
+
+    fn dump_log(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    /// Every result the agent produced is stored exactly once: seqs 1..=N without a hole,
+    /// the agent's spool acknowledged up to N and empty.
+    fn assert_exactly_once(&self, id: &str) -> u64 {
+        let (acked, segments) = self.spool(id);
+        let seqs = self.seqs(id);
+        let n = seqs.len() as u64;
+        assert!(n > 0, "nothing stored\n{}", self.dump_log());
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "stored seqs have holes\n{}", self.dump_log());
+        assert_eq!(acked, n, "agent's ack ({acked}) differs from what is stored ({n})\n{}", self.dump_log());
+        assert_eq!(segments, 0, "the agent's spool still holds results\n{}", self.dump_log());
+        assert_eq!(self.agent_row(id).unwrap().contiguous, n);
+        n
+    }
+}
+
+/// Run `f` on the collector's database at `db` (SQLite in WAL mode: reading next to a
+/// running collector is fine).
+fn with_store<T>(db: &Path, f: impl AsyncFnOnce(Store) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(db).await.unwrap();
+        f(store).await
+    })
+}
+
+fn metric(http: u16, name: &str) -> u64 {
+    let body = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{http}/metrics")]).output().unwrap();
+    let text = String::from_utf8_lossy(&body.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
+    let rig = Rig::new();
+    let (mqtt, http) = (free_port(), free_port());
+    let data = rig.path("data");
+    let _collector = Proc::spawn(
+        "collector-up",
+        Command::new(collector_binary())
+            .args(["up", "--no-agent", "--data-dir"])
+            .arg(&data)
+            .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt}"), "--http-listen", &format!("127.0.0.1:{http}")]),
+        &rig.log(),
+    );
+    wait_for_port(mqtt, Duration::from_secs(30));
+    let password = std::fs::read_to_string(data.join("mqtt-password")).unwrap();
+    let config = rig.agent_config(
+        "edge-01",
+        &format!("mqtt://127.0.0.1:{mqtt}"),
+        &format!("username = \"vakt-agent\"\npassword = \"{}\"", password.trim()),
+    );
+    let agent = rig.start_agent("edge-01", &config);
+    let stored = eventually(Duration::from_secs(60), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 20, n)
+    });
+    assert!(stored >= 20, "only {stored} results stored\n{}", rig.dump_log());
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    let db = data.join("vakt.db");
+    let seqs = with_store(&db, async |s| s.seqs("edge-01").await.unwrap());
+    let n = seqs.len() as u64;
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
+    let (acked, segments) = rig.spool("edge-01");
+    assert_eq!((acked, segments), (n, 0), "spool not emptied\n{}", rig.dump_log());
+
+    // A wrong password is refused by the broker.
+    let bad = rig.agent_config("intruder", &format!("mqtt://127.0.0.1:{mqtt}"), "username = \"vakt-agent\"\npassword = \"nope\"");
+    let intruder = rig.start_agent("intruder", &bad);
+    std::thread::sleep(Duration::from_secs(3));
+    drop(intruder);
+    assert!(with_store(&db, async |s| s.seqs("intruder").await.unwrap()).is_empty());
+}
+
+#[test]
+fn mosquitto_results_are_stored_acked_and_the_spool_empties() {
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let (_collector, http) = rig.start_collector(&broker.url());
+    let agent = rig.start_agent("web-01", &rig.agent_config("web-01", &broker.url(), ""));
+    eventually(Duration::from_secs(60), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 20, n)
+    });
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    let n = rig.assert_exactly_once("web-01");
+    assert!(n >= 20);
+    // Graceful stop: the explicit death is the last state, and it applied.
+    let row = rig.agent_row("web-01").unwrap();
+    assert!(!row.online && row.epoch == 1, "{row:?}");
+}
+
+#[test]
+fn a_broker_down_for_30_seconds_loses_nothing() {
+    let rig = Rig::new();
+    let mut broker = Mosquitto::start(rig.dir.path());
+    let (_collector, http) = rig.start_collector(&broker.url());
+    let agent = rig.start_agent("db-01", &rig.agent_config("db-01", &broker.url(), ""));
+    eventually(Duration::from_secs(60), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 10, n)
+    });
+    broker.kill();
+    let before = rig.seqs("db-01").len();
+    std::thread::sleep(Duration::from_secs(30));
+    broker.restart();
+    // The agent kept producing while the broker was away: ~10 results a second.
+    let after = eventually(Duration::from_secs(60), || {
+        let n = rig.seqs("db-01").len();
+        (n >= before + 250, n)
+    });
+    assert!(after >= before + 250, "{before} before, {after} after\n{}", rig.dump_log());
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    rig.assert_exactly_once("db-01");
+}
+
+#[test]
+fn a_killed_collector_loses_nothing_and_stores_nothing_twice() {
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let (collector, http) = rig.start_collector(&broker.url());
+    let agent = rig.start_agent("app-01", &rig.agent_config("app-01", &broker.url(), ""));
+    eventually(Duration::from_secs(60), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 15, n)
+    });
+    collector.kill();
+    std::thread::sleep(Duration::from_secs(4));
+    let (_collector, http) = rig.start_collector(&broker.url());
+    eventually(Duration::from_secs(30), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 30, n)
+    });
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    let n = rig.assert_exactly_once("app-01");
+    assert!(n >= 50, "{n}");
+}
+
+#[test]
+fn a_killed_agent_delivers_its_spool_after_restart_with_a_new_epoch() {
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let (_collector, http) = rig.start_collector(&broker.url());
+    let config = rig.agent_config("mail-01", &broker.url(), "");
+    let agent = rig.start_agent("mail-01", &config);
+    eventually(Duration::from_secs(60), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 15, n)
+    });
+    agent.kill();
+    let killed_at = rig.seqs("mail-01").len();
+    let agent = rig.start_agent("mail-01", &config);
+    eventually(Duration::from_secs(30), || {
+        let n = rig.seqs("mail-01").len();
+        (n >= killed_at + 20, n)
+    });
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    rig.assert_exactly_once("mail-01");
+    let events = rig.store(async |s| s.agent_events("mail-01").await.unwrap());
+    // Epoch 1: birth, then its death (the Will, fired when the kill closed the socket).
+    // Epoch 2: birth, then the explicit death of the graceful stop. Each applied.
+    let applied: Vec<(u64, bool)> = events.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+    assert_eq!(applied, [(1, true), (1, false), (2, true), (2, false)], "{events:?}");
+    let row = rig.agent_row("mail-01").unwrap();
+    assert!(!row.online && row.epoch == 2, "{row:?}");
+}
+
+fn publish(broker: &Mosquitto, topic: &str, payload: &[u8], dir: &Path) {
+    let file = dir.join("payload.bin");
+    std::fs::write(&file, payload).unwrap();
+    let status = Command::new("mosquitto_pub")
+        .args(["-p", &broker.port.to_string(), "-q", "1", "-t", topic, "-f"])
+        .arg(&file)
+        .status()
+        .expect("mosquitto_pub (install mosquitto-clients)");
+    assert!(status.success());
+}
+
+#[test]
+fn hostile_payloads_are_dropped_and_counted_and_ingest_goes_on() {
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let (_collector, http) = rig.start_collector(&broker.url());
+    let topic = "vakt/v1/agents/evil-01/results/disk";
+    // 1 MB of random bytes.
+    let mut random = vec![0u8; 1_048_576];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut random).unwrap();
+    publish(&broker, topic, &random, rig.dir.path());
+    // A 9-byte bincode length bomb: version 1, varint u64 marker, 2^40 as a string length.
+    let mut bomb = vec![1u8, 253];
+    bomb.extend_from_slice(&(1u64 << 40).to_le_bytes()[..7]);
+    assert_eq!(bomb.len(), 9);
+    publish(&broker, topic, &bomb, rig.dir.path());
+    let good = r#"{"v":1,"agent":"evil-01","epoch":1,"seq":1,"ts":"2026-11-27T17:00:00.123Z","check":"disk","plugin":"disk","status":"ok","summary":"fine","duration_ms":0.8,"metrics":[]}"#;
+    publish(&broker, topic, good.replace(r#""seq":1"#, r#""seq":"one""#).as_bytes(), rig.dir.path());
+    publish(&broker, topic, good.replace(r#""agent":"evil-01""#, r#""agent":"web-01""#).as_bytes(), rig.dir.path());
+    publish(&broker, topic, good.replace(r#""v":1"#, r#""v":7"#).as_bytes(), rig.dir.path());
+    publish(&broker, topic, &[7u8, 1, 2, 3], rig.dir.path());
+    publish(&broker, "vakt/v1/agents/evil-01/nonsense", b"{}", rig.dir.path());
+
+    let dropped = |reason: &str| metric(http, &format!("vakt_ingest_dropped_total{{reason=\"{reason}\"}}"));
+    eventually(Duration::from_secs(20), || (dropped("bad_topic") == 1, ()));
+    assert_eq!(dropped("too_large"), 1, "{}", rig.dump_log());
+    assert_eq!(dropped("bad_binary"), 1);
+    assert_eq!(dropped("bad_json"), 1);
+    assert_eq!(dropped("agent_mismatch"), 1);
+    assert_eq!(dropped("unknown_version"), 2);
+    assert_eq!(dropped("bad_topic"), 1);
+    assert!(rig.seqs("evil-01").is_empty() && rig.seqs("web-01").is_empty());
+
+    // Still healthy, still ingesting.
+    let agent = rig.start_agent("after-01", &rig.agent_config("after-01", &broker.url(), ""));
+    eventually(Duration::from_secs(60), || (rig.seqs("after-01").len() >= 10, ()));
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    rig.assert_exactly_once("after-01");
+}
+
+#[test]
+fn json_encoding_is_what_mosquitto_sub_receives() {
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let sub = Command::new("mosquitto_sub")
+        .args(["-p", &broker.port.to_string(), "-t", "vakt/v1/#", "-v", "-C", "12", "-W", "60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub (install mosquitto-clients)");
+    std::thread::sleep(Duration::from_millis(300));
+    let agent = rig.start_agent("json-01", &rig.agent_config("json-01", &broker.url(), "encoding = \"json\""));
+    let output = sub.wait_with_output().unwrap();
+    drop(agent);
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut results = 0;
+    let mut births = 0;
+    for line in text.lines() {
+        let (topic, payload) = line.split_once(' ').unwrap();
+        let value: serde_json::Value = serde_json::from_str(payload).unwrap_or_else(|e| panic!("{line}: {e}"));
+        if let Some(check) = topic.strip_prefix("vakt/v1/agents/json-01/results/") {
+            results += 1;
+            let documented =
+                ["v", "agent", "epoch", "seq", "ts", "check", "plugin", "status", "summary", "duration_ms", "metrics"];
+            assert_eq!(value.as_object().unwrap().len(), documented.len(), "{line}");
+            // In the documented order (serde_json's map here does not keep order: look at the text).
+            let at: Vec<usize> =
+                documented.iter().map(|k| payload.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}: {line}"))).collect();
+            assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
+            assert_eq!(value["check"], check);
+            assert_eq!(value["agent"], "json-01");
+            assert!(["ok", "warning", "critical", "unknown"].contains(&value["status"].as_str().unwrap()));
+        } else if topic == "vakt/v1/agents/json-01/state" && value["online"] == true {
+            births += 1;
+            assert_eq!(value["birth"]["checks"].as_array().unwrap().len(), 2);
+        }
+    }
+    assert!(results >= 5 && births == 1, "{text}");
+}
