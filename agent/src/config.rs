@@ -378,8 +378,8 @@ fn mqtt_settings(
     at: &dyn Fn(Range<usize>, String) -> String,
 ) -> Result<crate::publish::MqttSettings, String> {
     use crate::publish::{MqttSettings, TlsSettings};
-    let (host, port, tls) =
-        MqttSettings::parse_url(section.url.get_ref()).map_err(|e| at(section.url.span(), format!("`mqtt.url`: {e}")))?;
+    let (host, port, tls) = MqttSettings::parse_url(section.url.get_ref())
+        .map_err(|e| at(section.url.span(), format!("`mqtt.url`: {e}")))?;
     let password = match (&section.password, &section.password_file) {
         (Some(_), Some(file)) => {
             return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into()));

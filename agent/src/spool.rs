@@ -128,10 +128,8 @@ impl Spool {
         let mut names: Vec<(u64, PathBuf)> = Vec::new();
         for entry in fs::read_dir(&config.dir).map_err(dir_error)? {
             let path = entry.map_err(dir_error)?.path();
-            let first = path
-                .extension()
-                .filter(|e| *e == "seg")
-                .and_then(|_| path.file_stem()?.to_str()?.parse::<u64>().ok());
+            let first =
+                path.extension().filter(|e| *e == "seg").and_then(|_| path.file_stem()?.to_str()?.parse::<u64>().ok());
             if let Some(first) = first {
                 names.push((first, path));
             }
@@ -284,7 +282,8 @@ impl Spool {
         frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         frame.extend_from_slice(&body);
 
-        let rotate = self.segments.back().is_none_or(|s| s.bytes >= self.config.segment_bytes()) || self.writer.is_none();
+        let rotate =
+            self.segments.back().is_none_or(|s| s.bytes >= self.config.segment_bytes()) || self.writer.is_none();
         if rotate {
             self.start_segment(seq)?;
         }
@@ -472,9 +471,11 @@ pub fn write_u64(path: &Path, value: u64) -> io::Result<()> {
 /// Read what [`write_u64`] wrote; `None` when the file does not exist.
 pub fn read_u64(path: &Path) -> io::Result<Option<u64>> {
     match fs::read_to_string(path) {
-        Ok(text) => text.trim().parse().map(Some).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a number: {e}", path.display()))
-        }),
+        Ok(text) => {
+            text.trim().parse().map(Some).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a number: {e}", path.display()))
+            })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -487,12 +488,7 @@ mod tests {
     use super::*;
 
     fn config(dir: &Path, max_bytes: u64) -> SpoolConfig {
-        SpoolConfig {
-            dir: dir.to_path_buf(),
-            max_bytes,
-            max_age: Duration::from_secs(3600),
-            fsync: Fsync::Never,
-        }
+        SpoolConfig { dir: dir.to_path_buf(), max_bytes, max_age: Duration::from_secs(3600), fsync: Fsync::Never }
     }
 
     fn check() -> CheckName {
@@ -500,7 +496,9 @@ mod tests {
     }
 
     fn put(spool: &mut Spool, n: usize) -> Vec<u64> {
-        (0..n).map(|_| spool.append(&check(), SystemTime::now(), |seq| format!("result {seq}").into_bytes()).unwrap()).collect()
+        (0..n)
+            .map(|_| spool.append(&check(), SystemTime::now(), |seq| format!("result {seq}").into_bytes()).unwrap())
+            .collect()
     }
 
     fn seqs(spool: &Spool) -> Vec<u64> {

@@ -32,13 +32,7 @@ pub fn start(listen: SocketAddr, username: &str, password: &str) -> Result<(Link
         external_auth: None,
         dynamic_filters: true,
     };
-    let server = ServerSettings {
-        name: "agents".into(),
-        listen,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections,
-    };
+    let server = ServerSettings { name: "agents".into(), listen, tls: None, next_connection_delay_ms: 1, connections };
     let config = Config {
         id: 0,
         router: RouterConfig {

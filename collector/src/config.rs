@@ -101,7 +101,8 @@ impl CollectorConfig {
         let source =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        CollectorConfig::parse(&source, base).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })
+        CollectorConfig::parse(&source, base)
+            .map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })
     }
 
     /// Validate config text; relative paths are taken from `base`.
@@ -109,7 +110,8 @@ impl CollectorConfig {
         let model: FileModel = toml::from_str(source).map_err(|e| e.to_string().trim_end().to_string())?;
         let at = |span: Range<usize>, message: String| format!("line {}: {message}", line_of(source, span));
         let m = model.mqtt;
-        let (host, port, tls) = MqttSettings::parse_url(m.url.get_ref()).map_err(|e| at(m.url.span(), format!("`mqtt.url`: {e}")))?;
+        let (host, port, tls) =
+            MqttSettings::parse_url(m.url.get_ref()).map_err(|e| at(m.url.span(), format!("`mqtt.url`: {e}")))?;
         let client_id = match &m.client_id {
             Some(id) if id.get_ref().is_empty() || id.get_ref().len() > 64 => {
                 return Err(at(id.span(), "`mqtt.client_id` must be 1 to 64 characters".into()));
@@ -126,7 +128,9 @@ impl CollectorConfig {
             .set_max_packet_size(2 << 20, protocol::codec::MAX_PAYLOAD + 4096)
             .set_inflight(100);
         let password = match (&m.password, &m.password_file) {
-            (Some(_), Some(file)) => return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into())),
+            (Some(_), Some(file)) => {
+                return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into()));
+            }
             (Some(p), None) => Some(p.clone()),
             (None, Some(file)) => {
                 let path = base.join(file.get_ref());
@@ -151,8 +155,11 @@ impl CollectorConfig {
             };
             let ca = m.ca_file.as_ref().map(|c| base.join(c.get_ref()));
             let span = m.ca_file.as_ref().map_or(m.url.span(), |c| c.span());
-            let settings = TlsSettings::load(ca.as_ref(), client.as_ref().map(|(c, k)| (c, k))).map_err(|e| at(span, e))?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(settings.client_config()))));
+            let settings =
+                TlsSettings::load(ca.as_ref(), client.as_ref().map(|(c, k)| (c, k))).map_err(|e| at(span, e))?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(
+                settings.client_config(),
+            ))));
         } else if let Some(file) = [&m.ca_file, &m.client_cert, &m.client_key].into_iter().flatten().next() {
             return Err(at(file.span(), "TLS files are set but `mqtt.url` is not mqtts://".into()));
         }
@@ -168,7 +175,10 @@ impl CollectorConfig {
             None => None,
         };
         let http = match &model.http.listen {
-            Some(l) => l.get_ref().parse().map_err(|_| at(l.span(), format!("`http.listen` `{}` is not IP:PORT", l.get_ref())))?,
+            Some(l) => l
+                .get_ref()
+                .parse()
+                .map_err(|_| at(l.span(), format!("`http.listen` `{}` is not IP:PORT", l.get_ref())))?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
         Ok(CollectorConfig {

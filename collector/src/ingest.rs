@@ -57,7 +57,8 @@ impl Stats {
 
     /// Dropped payloads by reason.
     pub fn dropped(&self) -> Vec<(&'static str, u64)> {
-        let mut all: Vec<_> = self.dropped.lock().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default();
+        let mut all: Vec<_> =
+            self.dropped.lock().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default();
         all.sort();
         all
     }
@@ -106,7 +107,13 @@ pub struct Ingest {
 const MAX_BATCH: usize = 4096;
 
 impl Ingest {
-    pub fn new(store: Store, topics: Topics, stats: Arc<Stats>, out: mpsc::Sender<Outbound>, ack_encoding: Encoding) -> Ingest {
+    pub fn new(
+        store: Store,
+        topics: Topics,
+        stats: Arc<Stats>,
+        out: mpsc::Sender<Outbound>,
+        ack_encoding: Encoding,
+    ) -> Ingest {
         Ingest { store, topics, stats, out, drops: DropLog::default(), ack_encoding }
     }
 
@@ -173,13 +180,15 @@ impl Ingest {
                 }
             };
             let outcome = match &topic {
-                Topic::Result(agent, check) => decode_for::<CheckResult>(&message.payload, agent).and_then(|r| {
-                    if &r.check == check {
-                        Ok(r)
-                    } else {
-                        Err(Rejected::Mismatch(format!("payload check `{}` on the topic of `{check}`", r.check)))
-                    }
-                }).map(|r| batch.results.push(r)),
+                Topic::Result(agent, check) => decode_for::<CheckResult>(&message.payload, agent)
+                    .and_then(|r| {
+                        if &r.check == check {
+                            Ok(r)
+                        } else {
+                            Err(Rejected::Mismatch(format!("payload check `{}` on the topic of `{check}`", r.check)))
+                        }
+                    })
+                    .map(|r| batch.results.push(r)),
                 Topic::State(agent) => decode_for::<StateMessage>(&message.payload, agent).map(|s| {
                     self.stats.states.fetch_add(1, Ordering::Relaxed);
                     batch.states.push(s)
@@ -232,7 +241,10 @@ impl FromAgent for Heartbeat {
 }
 
 /// Decode, and refuse a payload that speaks for another agent than its topic.
-fn decode_for<M: protocol::WireMessage + FromAgent>(payload: &[u8], topic_agent: &protocol::AgentId) -> Result<M, Rejected> {
+fn decode_for<M: protocol::WireMessage + FromAgent>(
+    payload: &[u8],
+    topic_agent: &protocol::AgentId,
+) -> Result<M, Rejected> {
     let message: M = protocol::decode(payload).map_err(Rejected::Decode)?;
     if message.agent() != topic_agent {
         return Err(Rejected::Mismatch(format!("payload agent `{}` on the topic of `{topic_agent}`", message.agent())));

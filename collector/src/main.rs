@@ -40,9 +40,9 @@ fn main() -> ExitCode {
                 cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, stop_rx).await
             }
             Command::Run { config } => cli::run(&config, stop_rx).await,
-            Command::CheckConfig { file } => {
-                collector::config::CollectorConfig::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
-            }
+            Command::CheckConfig { file } => collector::config::CollectorConfig::load(&file)
+                .map(|_| println!("{}: ok", file.display()))
+                .map_err(Into::into),
         }
     });
     match result {

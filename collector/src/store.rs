@@ -87,10 +87,10 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(err("opening the database"))?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await.map_err(|e| StoreError {
-            action: "applying migrations",
-            source: sqlx::Error::Migrate(Box::new(e)),
-        })?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError { action: "applying migrations", source: sqlx::Error::Migrate(Box::new(e)) })?;
         Ok(Store { pool })
     }
 
@@ -218,16 +218,14 @@ impl Store {
             .map_err(err("recording a birth"))?
             .rows_affected()
         } else {
-            sqlx::query(
-                "UPDATE agents SET epoch = ?1, online = 0, state_ts_ms = ?2 WHERE agent = ?3 AND ?1 >= epoch",
-            )
-            .bind(int(state.epoch))
-            .bind(ms(state.ts))
-            .bind(state.agent.as_str())
-            .execute(&mut **tx)
-            .await
-            .map_err(err("recording a death"))?
-            .rows_affected()
+            sqlx::query("UPDATE agents SET epoch = ?1, online = 0, state_ts_ms = ?2 WHERE agent = ?3 AND ?1 >= epoch")
+                .bind(int(state.epoch))
+                .bind(ms(state.ts))
+                .bind(state.agent.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(err("recording a death"))?
+                .rows_affected()
         };
         sqlx::query(
             "INSERT INTO agent_events (agent, epoch, seq, online, ts_ms, received_ms, applied) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -266,10 +264,11 @@ impl Store {
 
     /// The latest state of every check: (agent, check, status, summary, seq).
     pub async fn check_states(&self) -> Result<Vec<(String, String, String, String, u64)>, StoreError> {
-        let rows = sqlx::query("SELECT agent, check_name, status, summary, seq FROM check_state ORDER BY agent, check_name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err("reading check states"))?;
+        let rows =
+            sqlx::query("SELECT agent, check_name, status, summary, seq FROM check_state ORDER BY agent, check_name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("reading check states"))?;
         Ok(rows
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), u64::try_from(r.get::<i64, _>(4)).unwrap_or(0)))
@@ -345,12 +344,13 @@ async fn advance(tx: &mut Transaction<'_, sqlx::Sqlite>, agent: &AgentId) -> Res
         .map_err(err("reading an agent's contiguous seq"))?;
     let start = contiguous;
     loop {
-        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM results WHERE agent = ? AND seq > ? ORDER BY seq LIMIT 4096")
-            .bind(agent.as_str())
-            .bind(contiguous)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(err("reading seqs"))?;
+        let seqs: Vec<i64> =
+            sqlx::query_scalar("SELECT seq FROM results WHERE agent = ? AND seq > ? ORDER BY seq LIMIT 4096")
+                .bind(agent.as_str())
+                .bind(contiguous)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(err("reading seqs"))?;
         let before = contiguous;
         for seq in &seqs {
             if *seq == contiguous + 1 {

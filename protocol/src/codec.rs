@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::message::{Ack, Command, CollectorState, Heartbeat, StateMessage};
+use crate::message::{Ack, CollectorState, Command, Heartbeat, StateMessage};
 use crate::result::{CheckResult, WIRE_VERSION};
 
 pub use crate::message::Encoding;

@@ -20,6 +20,8 @@ pub mod topic;
 
 pub use codec::{DecodeError, Encoding, WireMessage, decode, encode};
 pub use ids::{AgentId, CheckName, IdError};
-pub use message::{Ack, Birth, CheckInfo, Command, CommandKind, CollectorState, Heartbeat, HostFacts, SpoolStats, StateMessage};
+pub use message::{
+    Ack, Birth, CheckInfo, CollectorState, Command, CommandKind, Heartbeat, HostFacts, SpoolStats, StateMessage,
+};
 pub use result::{CheckResult, Metric, Status, WIRE_VERSION};
 pub use topic::{Topic, TopicError, Topics};

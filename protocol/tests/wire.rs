@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proptest::prelude::*;
 use protocol::{
-    Ack, AgentId, CheckName, CheckResult, Command, CollectorState, Encoding, Heartbeat, Metric, StateMessage, Status,
+    Ack, AgentId, CheckName, CheckResult, CollectorState, Command, Encoding, Heartbeat, Metric, StateMessage, Status,
     WireMessage, decode, encode,
 };
 

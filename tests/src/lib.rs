@@ -183,7 +183,8 @@ impl Mosquitto {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("mosquitto is not installed (run .ci/run, which installs it)");
-        let proc = Proc::spawn("mosquitto", Command::new(mosquitto).arg("-c").arg(&conf), &self.dir.join("mosquitto.log"));
+        let proc =
+            Proc::spawn("mosquitto", Command::new(mosquitto).arg("-c").arg(&conf), &self.dir.join("mosquitto.log"));
         wait_for_port(self.port, Duration::from_secs(10));
         self.proc = Some(proc);
     }

@@ -21,7 +21,8 @@ use crate::spool::Spool;
 fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, RunError> {
     let io = |source| RunError::StateDir { path: dir.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(io)?;
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(io)?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(RunError::Locked(dir.to_path_buf())),
@@ -134,14 +135,8 @@ pub async fn run_config(
         return Ok(());
     }
 
-    let scheduler = tokio::spawn(scheduler::run(
-        scheduled,
-        config.concurrency,
-        config.quarantine,
-        results_tx,
-        run_now_tx,
-        stop_rx,
-    ));
+    let scheduler =
+        tokio::spawn(scheduler::run(scheduled, config.concurrency, config.quarantine, results_tx, run_now_tx, stop_rx));
     let agent = config.agent_id.clone();
     let printer = tokio::spawn(async move {
         let stdout = std::io::stdout();

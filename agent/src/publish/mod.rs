@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use protocol::{
-    Ack, Birth, CheckInfo, Command, CommandKind, CollectorState, Encoding, Heartbeat, HostFacts, StateMessage, Topic,
+    Ack, Birth, CheckInfo, CollectorState, Command, CommandKind, Encoding, Heartbeat, HostFacts, StateMessage, Topic,
     WIRE_VERSION, decode, encode,
 };
 use rand::RngExt;

@@ -93,10 +93,7 @@ impl MqttSettings {
 
 impl TlsSettings {
     /// Load the CA file (or the system roots) and the client certificate and key.
-    pub fn load(
-        ca_file: Option<&PathBuf>,
-        client: Option<(&PathBuf, &PathBuf)>,
-    ) -> Result<TlsSettings, String> {
+    pub fn load(ca_file: Option<&PathBuf>, client: Option<(&PathBuf, &PathBuf)>) -> Result<TlsSettings, String> {
         let roots = match ca_file {
             Some(path) => {
                 let certs: Vec<_> = CertificateDer::pem_file_iter(path)
@@ -119,8 +116,8 @@ impl TlsSettings {
                 if chain.is_empty() {
                     return Err(format!("client certificate file {} holds no certificate", cert.display()));
                 }
-                let key = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|e| format!("client key {}: {e}", key.display()))?;
+                let key =
+                    PrivateKeyDer::from_pem_file(key).map_err(|e| format!("client key {}: {e}", key.display()))?;
                 Some((chain, Arc::new(key)))
             }
             None => None,
@@ -128,7 +125,8 @@ impl TlsSettings {
         Ok(TlsSettings { roots, client })
     }
 
-    fn client_config(&self) -> rustls::ClientConfig {
+    /// A rustls client config (ring) trusting these roots, with the client certificate if any.
+    pub fn client_config(&self) -> rustls::ClientConfig {
         let mut store = rustls::RootCertStore::empty();
         let (_added, _ignored) = store.add_parsable_certificates(self.roots.iter().cloned());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -158,10 +156,14 @@ mod tests {
     #[test]
     fn urls_parse() {
         assert_eq!(MqttSettings::parse_url("mqtt://127.0.0.1").unwrap(), ("127.0.0.1".into(), 1883, false));
-        assert_eq!(MqttSettings::parse_url("mqtts://broker.example:8884").unwrap(), ("broker.example".into(), 8884, true));
+        assert_eq!(
+            MqttSettings::parse_url("mqtts://broker.example:8884").unwrap(),
+            ("broker.example".into(), 8884, true)
+        );
         assert_eq!(MqttSettings::parse_url("mqtts://[::1]").unwrap(), ("::1".into(), 8883, true));
         assert_eq!(MqttSettings::parse_url("mqtt://[::1]:1884/").unwrap(), ("::1".into(), 1884, false));
-        for bad in ["http://x", "mqtt://", "mqtt://h:0", "mqtt://h:99999", "mqtt://u@h", "mqtt://h/path", "mqtt://[::1"] {
+        for bad in ["http://x", "mqtt://", "mqtt://h:0", "mqtt://h:99999", "mqtt://u@h", "mqtt://h/path", "mqtt://[::1"]
+        {
             assert!(MqttSettings::parse_url(bad).is_err(), "{bad}");
         }
     }

@@ -55,7 +55,10 @@ fn json_output_has_the_documented_fields() {
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["agent", "check", "duration_ms", "epoch", "metrics", "plugin", "seq", "status", "summary", "ts", "v"]);
+    assert_eq!(
+        keys,
+        ["agent", "check", "duration_ms", "epoch", "metrics", "plugin", "seq", "status", "summary", "ts", "v"]
+    );
     // In the documented order, too.
     let text = String::from_utf8_lossy(&output.stdout);
     let positions: Vec<usize> = [

@@ -151,9 +151,7 @@ fn with_store<T>(db: &Path, f: impl AsyncFnOnce(Store) -> T) -> T {
 fn metric(http: u16, name: &str) -> u64 {
     let body = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{http}/metrics")]).output().unwrap();
     let text = String::from_utf8_lossy(&body.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0)
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
 }
 
 #[test]
@@ -163,10 +161,12 @@ fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
     let data = rig.path("data");
     let _collector = Proc::spawn(
         "collector-up",
-        Command::new(collector_binary())
-            .args(["up", "--no-agent", "--data-dir"])
-            .arg(&data)
-            .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt}"), "--http-listen", &format!("127.0.0.1:{http}")]),
+        Command::new(collector_binary()).args(["up", "--no-agent", "--data-dir"]).arg(&data).args([
+            "--mqtt-listen",
+            &format!("127.0.0.1:{mqtt}"),
+            "--http-listen",
+            &format!("127.0.0.1:{http}"),
+        ]),
         &rig.log(),
     );
     wait_for_port(mqtt, Duration::from_secs(30));
@@ -191,7 +191,11 @@ fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
     assert_eq!((acked, segments), (n, 0), "spool not emptied\n{}", rig.dump_log());
 
     // A wrong password is refused by the broker.
-    let bad = rig.agent_config("intruder", &format!("mqtt://127.0.0.1:{mqtt}"), "username = \"vakt-agent\"\npassword = \"nope\"");
+    let bad = rig.agent_config(
+        "intruder",
+        &format!("mqtt://127.0.0.1:{mqtt}"),
+        "username = \"vakt-agent\"\npassword = \"nope\"",
+    );
     let intruder = rig.start_agent("intruder", &bad);
     std::thread::sleep(Duration::from_secs(3));
     drop(intruder);
@@ -366,8 +370,10 @@ fn json_encoding_is_what_mosquitto_sub_receives() {
                 ["v", "agent", "epoch", "seq", "ts", "check", "plugin", "status", "summary", "duration_ms", "metrics"];
             assert_eq!(value.as_object().unwrap().len(), documented.len(), "{line}");
             // In the documented order (serde_json's map here does not keep order: look at the text).
-            let at: Vec<usize> =
-                documented.iter().map(|k| payload.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}: {line}"))).collect();
+            let at: Vec<usize> = documented
+                .iter()
+                .map(|k| payload.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}: {line}")))
+                .collect();
             assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
             assert_eq!(value["check"], check);
             assert_eq!(value["agent"], "json-01");
