@@ -171,12 +171,30 @@ impl Mosquitto {
         broker
     }
 
+    /// Start on a free port with TLS only, requiring a client certificate signed by the CA
+    /// in `ca`; the server presents `cert`/`key`.
+    pub fn start_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Mosquitto {
+        let mut broker = Mosquitto { port: free_port(), dir: dir.to_path_buf(), proc: None };
+        let tls = format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        broker.launch(&tls);
+        broker
+    }
+
     /// (Re)start on the same port.
     pub fn restart(&mut self) {
+        self.launch("");
+    }
+
+    fn launch(&mut self, extra: &str) {
         let conf = self.dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n", self.port),
+            format!("listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n{extra}", self.port),
         )
         .expect("mosquitto config");
         let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]

@@ -385,3 +385,72 @@ fn json_encoding_is_what_mosquitto_sub_receives() {
     }
     assert!(results >= 5 && births == 1, "{text}");
 }
+
+/// A CA, a server certificate for `localhost` and two client certificates, as PEM files.
+fn pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "Vakt transport test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    for (name, san) in [("server", "localhost"), ("agent", "tls-01"), ("collector", "collector")] {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, san);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+#[test]
+fn tls_with_client_certificates_through_mosquitto() {
+    let rig = Rig::new();
+    let pki_dir = rig.path("pki");
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    pki(&pki_dir);
+    let file = |name: &str| pki_dir.join(name).display().to_string();
+    let broker = Mosquitto::start_tls(
+        rig.dir.path(),
+        &pki_dir.join("ca.pem"),
+        &pki_dir.join("server.pem"),
+        &pki_dir.join("server.key"),
+    );
+    let url = format!("mqtts://localhost:{}", broker.port);
+
+    let http = free_port();
+    let config = rig.path("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mqtt]\nurl = \"{url}\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+            file("ca.pem"),
+            file("collector.pem"),
+            file("collector.key"),
+            rig.db().display()
+        ),
+    )
+    .unwrap();
+    let _collector =
+        Proc::spawn("collector", Command::new(collector_binary()).args(["run", "--config"]).arg(&config), &rig.log());
+    wait_for_port(http, Duration::from_secs(30));
+
+    let tls = format!(
+        "ca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+        file("ca.pem"),
+        file("agent.pem"),
+        file("agent.key")
+    );
+    let agent = rig.start_agent("tls-01", &rig.agent_config("tls-01", &url, &tls));
+    // Without a client certificate the broker refuses the agent.
+    let anonymous =
+        rig.start_agent("notls-01", &rig.agent_config("notls-01", &url, &format!("ca_file = \"{}\"", file("ca.pem"))));
+    eventually(Duration::from_secs(60), || (rig.seqs("tls-01").len() >= 20, ()));
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    drop(anonymous);
+    rig.assert_exactly_once("tls-01");
+    assert!(rig.seqs("notls-01").is_empty());
+}
