@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -391,11 +391,18 @@ impl Spool {
                 continue;
             }
             let file_error = |source| SpoolError::File { path: segment.path.clone(), source };
+            // Read only the byte range of the records wanted.
+            let wanted: Vec<&(u64, u64, u32)> =
+                segment.index[segment.index.partition_point(|r| r.0 <= after)..].iter().take(max - out.len()).collect();
+            let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else { continue };
+            let start = first.1;
+            let end = last.1 + (FRAME as u64) + u64::from(last.2);
             let mut file = File::open(&segment.path).map_err(file_error)?;
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(file_error)?;
-            for &(seq, offset, _) in segment.index.iter().filter(|r| r.0 > after) {
-                let record = bytes.get(offset as usize..).and_then(parse_record).map(|r| r.0);
+            file.seek(SeekFrom::Start(start)).map_err(file_error)?;
+            let mut bytes = vec![0u8; (end - start) as usize];
+            file.read_exact(&mut bytes).map_err(file_error)?;
+            for &&(seq, offset, _) in &wanted {
+                let record = bytes.get((offset - start) as usize..).and_then(parse_record).map(|r| r.0);
                 match record {
                     Some(record) if record.seq == seq => out.push(record),
                     _ => {

@@ -105,6 +105,8 @@ pub struct Ingest {
 
 /// Most messages in one transaction.
 const MAX_BATCH: usize = 4096;
+/// How long a small batch waits for company.
+const GATHER: Duration = Duration::from_millis(2);
 
 impl Ingest {
     pub fn new(
@@ -123,6 +125,17 @@ impl Ingest {
         loop {
             if inbound.recv_many(&mut messages, MAX_BATCH).await == 0 {
                 return;
+            }
+            // Under load, wait a moment for more: fewer, larger transactions and fewer task
+            // wake-ups. At monitoring rates this adds at most GATHER to a result's way in.
+            if messages.len() < MAX_BATCH / 16 {
+                tokio::time::sleep(GATHER).await;
+                while messages.len() < MAX_BATCH {
+                    match inbound.try_recv() {
+                        Ok(m) => messages.push(m),
+                        Err(_) => break,
+                    }
+                }
             }
             let batch = self.decode(messages.drain(..));
             if batch.results.is_empty() && batch.states.is_empty() && batch.heartbeats.is_empty() {

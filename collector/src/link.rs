@@ -46,11 +46,16 @@ pub async fn external(
             QoS::AtLeastOnce,
             true,
         ));
-        let (client, mut eventloop) = AsyncClient::new(options, 1024);
+        let (client, eventloop) = AsyncClient::new(options, 1024);
+        // `poll` is not cancellation-safe while connecting (a dropped poll closes the socket
+        // after CONNECT): the event loop runs in its own task.
+        let (events_tx, mut events) = mpsc::channel(1024);
+        let poller = tokio::spawn(poll_events(eventloop, events_tx));
+        let _abort = AbortOnDrop(poller);
         let mut connected = false;
         loop {
             tokio::select! {
-                event = eventloop.poll() => match event {
+                event = events.recv() => match event.unwrap_or(Err(rumqttc::ConnectionError::RequestsDone)) {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         connected = true;
                         backoff = Duration::from_millis(500);
@@ -82,7 +87,7 @@ pub async fn external(
                     let _ = client.try_publish(state_topic.clone(), QoS::AtLeastOnce, true, collector_state(&settings.collector_name, false));
                     let _ = client.try_disconnect();
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-                    while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                    while let Ok(Some(Ok(event))) = tokio::time::timeout_at(deadline, events.recv()).await {
                         if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                             break;
                         }
@@ -97,6 +102,24 @@ pub async fn external(
             _ = stop.wait_for(|s| *s) => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn poll_events(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Result<Event, rumqttc::ConnectionError>>) {
+    loop {
+        let event = eventloop.poll().await;
+        let failed = event.is_err();
+        if tx.send(event).await.is_err() || failed {
+            return;
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! only forward by seq, and each touched agent's `contiguous` seq is advanced inside the
 //! same transaction, so the ack sent after commit never claims more than is durable.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +63,9 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// Rows per multi-row insert: 12 parameters each, well under SQLite's 32766.
+const INSERT_CHUNK: usize = 1000;
+
 fn ms(ts: SystemTime) -> i64 {
     ts.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
@@ -107,33 +111,39 @@ impl Store {
             }
         }
 
+        // Results: multi-row inserts (a statement per row costs a round trip to sqlx's
+        // database thread each), then the newest result per check upserted once.
+        for chunk in batch.results.chunks(INSERT_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO results (agent, seq, epoch, check_name, plugin, status, summary, details, duration_ms, metrics, ts_ms, received_ms) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.agent.as_str())
+                    .push_bind(int(r.seq))
+                    .push_bind(int(r.epoch))
+                    .push_bind(r.check.as_str())
+                    .push_bind(r.plugin.as_str())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.summary.as_str())
+                    .push_bind(r.details.as_deref())
+                    .push_bind(r.duration_ms)
+                    .push_bind(serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(ms(r.ts))
+                    .push_bind(now_ms);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            let inserted = insert.build().execute(&mut *tx).await.map_err(err("inserting results"))?.rows_affected();
+            written.stored += inserted;
+            written.duplicates += chunk.len() as u64 - inserted;
+        }
+        let mut newest: HashMap<(&str, &str), &CheckResult> = HashMap::new();
         for r in &batch.results {
-            let metrics = serde_json::to_string(&r.metrics).unwrap_or_else(|_| "[]".into());
-            let inserted = sqlx::query(
-                "INSERT INTO results (agent, seq, epoch, check_name, plugin, status, summary, details, duration_ms, metrics, ts_ms, received_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(r.agent.as_str())
-            .bind(int(r.seq))
-            .bind(int(r.epoch))
-            .bind(r.check.as_str())
-            .bind(&r.plugin)
-            .bind(r.status.as_str())
-            .bind(&r.summary)
-            .bind(r.details.as_deref())
-            .bind(r.duration_ms)
-            .bind(metrics)
-            .bind(ms(r.ts))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("inserting a result"))?
-            .rows_affected();
-            if inserted == 0 {
-                written.duplicates += 1;
-                continue;
+            let slot = newest.entry((r.agent.as_str(), r.check.as_str())).or_insert(r);
+            if r.seq > slot.seq {
+                *slot = r;
             }
-            written.stored += 1;
+        }
+        for r in newest.values() {
             sqlx::query(
                 "INSERT INTO check_state (agent, check_name, seq, status, summary, ts_ms) VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (agent, check_name) DO UPDATE SET seq = excluded.seq, status = excluded.status,
@@ -197,16 +207,14 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         ensure_agent(tx, &state.agent, now_ms).await?;
-        // The newer epoch wins, whatever the arrival order. Within one epoch the later
-        // arrival wins: one broker delivers an agent's state messages in order, and rumqttd
-        // 0.20 publishes a client's Will as soon as it connects (seen here: the death of an
-        // epoch arrives a millisecond before its birth), so a birth must be able to follow
-        // its own epoch's death.
+        // The newer epoch wins, whatever the arrival order. Within one epoch a death is final:
+        // the connection it belongs to is gone, so a birth of that epoch arriving after it
+        // (reordered, e.g. across shared-subscription members) is stale.
         let applied = if state.online {
             let birth = state.birth.as_ref().map(|b| serde_json::to_string(b).unwrap_or_default());
             sqlx::query(
                 "UPDATE agents SET epoch = ?1, online = 1, state_ts_ms = ?2, birth = ?3, last_seen_ms = ?4
-                 WHERE agent = ?5 AND ?1 >= epoch",
+                 WHERE agent = ?5 AND (?1 > epoch OR (?1 = epoch AND online = 1))",
             )
             .bind(int(state.epoch))
             .bind(ms(state.ts))

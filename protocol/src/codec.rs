@@ -152,12 +152,22 @@ pub const MAX_DETAILS: usize = 64 * 1024;
 /// Most metrics in one result.
 pub const MAX_METRICS: usize = 1024;
 
+/// Timestamps must be printable as RFC 3339: before the year 10000.
+fn timestamp(ts: std::time::SystemTime) -> Result<(), String> {
+    const YEAR_10000: u64 = 253_402_300_800;
+    match ts.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() < YEAR_10000 => Ok(()),
+        _ => Err("`ts` is not between 1970 and 9999".into()),
+    }
+}
+
 fn short(field: &str, value: &str, max: usize) -> Result<(), String> {
     if value.len() > max { Err(format!("`{field}` is {} bytes, more than {max}", value.len())) } else { Ok(()) }
 }
 
 impl Validate for CheckResult {
     fn validate(&self) -> Result<(), String> {
+        timestamp(self.ts)?;
         short("summary", &self.summary, MAX_SUMMARY)?;
         short("details", self.details.as_deref().unwrap_or(""), MAX_DETAILS)?;
         short("plugin", &self.plugin, 256)?;
@@ -184,6 +194,7 @@ impl Validate for CheckResult {
 
 impl Validate for StateMessage {
     fn validate(&self) -> Result<(), String> {
+        timestamp(self.ts)?;
         match (&self.birth, self.online) {
             (Some(_), false) => return Err("a death (online: false) carries no birth".into()),
             (None, true) => return Err("a birth (online: true) must carry `birth`".into()),
@@ -202,6 +213,10 @@ impl Validate for StateMessage {
 
 impl Validate for Heartbeat {
     fn validate(&self) -> Result<(), String> {
+        timestamp(self.ts)?;
+        if !(self.uptime_s.is_finite() && self.cpu_s.is_finite()) {
+            return Err("`uptime_s` and `cpu_s` must be finite".into());
+        }
         if self.interval_ms == 0 {
             return Err("`interval_ms` must be positive".into());
         }
@@ -214,18 +229,19 @@ impl Validate for Heartbeat {
 
 impl Validate for Ack {
     fn validate(&self) -> Result<(), String> {
-        Ok(())
+        timestamp(self.ts)
     }
 }
 
 impl Validate for Command {
     fn validate(&self) -> Result<(), String> {
-        Ok(())
+        timestamp(self.ts)
     }
 }
 
 impl Validate for CollectorState {
     fn validate(&self) -> Result<(), String> {
+        timestamp(self.ts)?;
         short("collector", &self.collector, 256)
     }
 }

@@ -107,6 +107,17 @@ pub fn collector_binary() -> &'static Path {
     BINARY.get_or_init(|| workspace_binary("collector", "vakt-collector"))
 }
 
+/// A plugin compile cache shared by every agent of this test run, so each plugin is compiled
+/// once rather than once per test (the cache is safe for concurrent use).
+pub fn shared_cache() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("vakt-e2e-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cache dir");
+        dir
+    })
+}
+
 /// A child process that is killed when dropped.
 #[derive(Debug)]
 pub struct Proc {

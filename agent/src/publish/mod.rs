@@ -204,9 +204,14 @@ impl Publisher {
     async fn connection(
         &mut self,
         client: AsyncClient,
-        mut eventloop: EventLoop,
+        eventloop: EventLoop,
         results: &mut mpsc::Receiver<CheckRun>,
     ) -> Result<Ended, PublishError> {
+        // `EventLoop::poll` is not cancellation-safe while it connects: dropping it there (as a
+        // `select!` does when another branch wins) closes the socket after CONNECT, and the
+        // broker publishes the Will — a death the moment the agent connects. So the event loop
+        // runs in a task of its own; dropping the guard aborts it and closes the connection.
+        let (mut events, _poller) = spawn_poller(eventloop);
         let topics = self.settings.topics.clone();
         let mut connected = false;
         // Highest seq handed to rumqttc on this connection.
@@ -222,8 +227,11 @@ impl Publisher {
 
         loop {
             tokio::select! {
-                event = eventloop.poll() => {
+                event = events.recv() => {
                     last_event = Instant::now();
+                    let Some(event) = event else {
+                        return Ok(if stopping.is_some() { Ended::Stopped } else { Ended::Lost { connected } });
+                    };
                     match event {
                         Ok(Event::Incoming(Packet::ConnAck(_))) => {
                             connected = true;
@@ -424,6 +432,30 @@ impl Publisher {
         let payload = encode(&heartbeat, self.settings.encoding);
         let _ = client.try_publish(self.settings.topics.heartbeat(&self.agent), QoS::AtLeastOnce, false, payload);
     }
+}
+
+/// Aborts the event-loop task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Poll `eventloop` in its own task until it fails; every event goes to the receiver.
+fn spawn_poller(mut eventloop: EventLoop) -> (mpsc::Receiver<Result<Event, rumqttc::ConnectionError>>, AbortOnDrop) {
+    let (tx, rx) = mpsc::channel(256);
+    let task = tokio::spawn(async move {
+        loop {
+            let event = eventloop.poll().await;
+            let failed = event.is_err();
+            if tx.send(event).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
 }
 
 enum Incoming {

@@ -29,8 +29,11 @@ CREATE TABLE agent_events (
 );
 CREATE INDEX agent_events_agent ON agent_events (agent, id);
 
--- One row per result; (agent, seq) makes a re-sent result a no-op.
+-- One row per result; the unique (agent, seq) makes a re-sent result a no-op. A rowid table,
+-- not WITHOUT ROWID: rows are a few hundred bytes, and appending them in rowid order is far
+-- cheaper than keeping them in (agent, seq) order (measured: ingest CPU per result).
 CREATE TABLE results (
+    id              INTEGER PRIMARY KEY,
     agent           TEXT NOT NULL,
     seq             INTEGER NOT NULL,
     epoch           INTEGER NOT NULL,
@@ -43,8 +46,8 @@ CREATE TABLE results (
     metrics         TEXT NOT NULL,
     ts_ms           INTEGER NOT NULL,
     received_ms     INTEGER NOT NULL,
-    PRIMARY KEY (agent, seq)
-) WITHOUT ROWID;
+    UNIQUE (agent, seq)
+);
 CREATE INDEX results_check ON results (agent, check_name, seq);
 
 -- The latest result of every check, by seq.
