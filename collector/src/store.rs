@@ -416,3 +416,121 @@ async fn give_up_below(
         .map_err(err("recording lost results"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use protocol::{CheckName, SpoolStats, Status};
+
+    use super::*;
+
+    fn result(agent: &str, seq: u64) -> CheckResult {
+        CheckResult {
+            v: 1,
+            agent: AgentId::new(agent).unwrap(),
+            epoch: 1,
+            seq,
+            ts: UNIX_EPOCH + Duration::from_secs(1_795_798_800 + seq),
+            check: CheckName::new("disk").unwrap(),
+            plugin: "disk".into(),
+            status: if seq % 2 == 0 { Status::Ok } else { Status::Warning },
+            summary: format!("run {seq}"),
+            details: None,
+            duration_ms: 0.5,
+            metrics: vec![],
+        }
+    }
+
+    fn state(agent: &str, epoch: u64, online: bool) -> StateMessage {
+        StateMessage {
+            v: 1,
+            agent: AgentId::new(agent).unwrap(),
+            epoch,
+            seq: 0,
+            ts: SystemTime::now(),
+            online,
+            birth: online.then(|| protocol::Birth {
+                version: "0.1.0".into(),
+                host: protocol::HostFacts::default(),
+                checks: vec![],
+                heartbeat_ms: 1000,
+                encoding: protocol::Encoding::Json,
+            }),
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_out_of_order_results_ack_only_the_contiguous_prefix() {
+        let (_dir, store) = store().await;
+        let batch = Batch { results: vec![result("a", 1), result("a", 3), result("a", 3)], ..Batch::default() };
+        let written = store.write(&batch, SystemTime::now()).await.unwrap();
+        assert_eq!((written.stored, written.duplicates), (2, 1));
+        assert_eq!(written.acks, [(AgentId::new("a").unwrap(), 1)]);
+        let batch = Batch { results: vec![result("a", 2), result("a", 1)], ..Batch::default() };
+        let written = store.write(&batch, SystemTime::now()).await.unwrap();
+        assert_eq!((written.stored, written.duplicates), (1, 1));
+        assert_eq!(written.acks, [(AgentId::new("a").unwrap(), 3)]);
+        assert_eq!(store.seqs("a").await.unwrap(), [1, 2, 3]);
+        // The check's state is the highest seq's, whatever the arrival order.
+        let states = store.check_states().await.unwrap();
+        assert_eq!(states, [("a".into(), "disk".into(), "warning".into(), "run 3".into(), 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_gives_up_on_results_the_agent_dropped() {
+        let (_dir, store) = store().await;
+        let batch = Batch { results: vec![result("a", 1), result("a", 2), result("a", 6)], ..Batch::default() };
+        store.write(&batch, SystemTime::now()).await.unwrap();
+        let heartbeat = Heartbeat {
+            v: 1,
+            agent: AgentId::new("a").unwrap(),
+            epoch: 1,
+            seq: 6,
+            ts: SystemTime::now(),
+            interval_ms: 1000,
+            spool: SpoolStats { records: 2, bytes: 100, held_from: 5, acked: 2, dropped: 2 },
+            published: 6,
+            uptime_s: 1.0,
+            rss_bytes: 1,
+            cpu_s: 0.1,
+        };
+        let written =
+            store.write(&Batch { heartbeats: vec![heartbeat], ..Batch::default() }, SystemTime::now()).await.unwrap();
+        // 3 and 4 are gone for good; 5 is still held by the agent, so the ack stops at 4.
+        assert_eq!(written.acks, [(AgentId::new("a").unwrap(), 4)]);
+        let row = store.agent("a").await.unwrap().unwrap();
+        assert_eq!((row.contiguous, row.lost), (4, 2));
+    }
+
+    #[tokio::test]
+    async fn lifecycle_is_ordered_by_epoch_not_arrival() {
+        let (_dir, store) = store().await;
+        let apply = |states: Vec<StateMessage>| {
+            let store = store.clone();
+            async move { store.write(&Batch { states, ..Batch::default() }, SystemTime::now()).await.unwrap() }
+        };
+        apply(vec![state("a", 2, true)]).await;
+        // A late death of epoch 1 (its Will) does not take the agent offline.
+        apply(vec![state("a", 1, false)]).await;
+        let row = store.agent("a").await.unwrap().unwrap();
+        assert!(row.online && row.epoch == 2, "{row:?}");
+        // A birth of a dead epoch does not bring it back.
+        apply(vec![state("a", 2, false), state("a", 2, true)]).await;
+        let row = store.agent("a").await.unwrap().unwrap();
+        assert!(!row.online && row.epoch == 2, "{row:?}");
+        // A new epoch does.
+        apply(vec![state("a", 3, true)]).await;
+        assert!(store.agent("a").await.unwrap().unwrap().online);
+        let events = store.agent_events("a").await.unwrap();
+        assert_eq!(events, [(2, true, true), (1, false, false), (2, false, true), (2, true, false), (3, true, true)]);
+    }
+}

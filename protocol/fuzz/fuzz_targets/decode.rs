@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use protocol::{Ack, CheckResult, Command, CollectorState, Encoding, Heartbeat, StateMessage, Topics, WireMessage};
+use protocol::{Ack, CheckResult, CollectorState, Command, Encoding, Heartbeat, StateMessage, Topics, WireMessage};
 
 fn round_trip<M: WireMessage + PartialEq + std::fmt::Debug>(data: &[u8]) {
     if let Ok(message) = protocol::decode::<M>(data) {

@@ -465,3 +465,75 @@ fn tls_with_client_certificates_through_mosquitto() {
     rig.assert_exactly_once("tls-01");
     assert!(rig.seqs("notls-01").is_empty());
 }
+
+#[test]
+fn commands_run_a_check_now_and_replay_unacknowledged_results() {
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    // No collector: nothing is acked, so everything stays in the spool. One check every hour
+    // (its first run comes somewhere in the first hour): results come only when asked.
+    let config = rig.path("cmd-01.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nid = \"cmd-01\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"{}\"\nencoding = \"json\"\nack_timeout = \"1h\"\n[spool]\nfsync = \"never\"\n[[check]]\nname = \"hourly\"\nplugin = \"load\"\ninterval = \"1h\"\n",
+            rig.path("cmd-01-state").display(),
+            broker.url()
+        ),
+    )
+    .unwrap();
+    let sub = Command::new("mosquitto_sub")
+        .args(["-p", &broker.port.to_string(), "-t", "vakt/v1/agents/cmd-01/results/#", "-W", "90"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let agent = rig.start_agent("cmd-01", &config);
+    let command = |json: &str| {
+        let status = Command::new("mosquitto_pub")
+            .args(["-p", &broker.port.to_string(), "-q", "1", "-t", "vakt/v1/agents/cmd-01/commands", "-m", json])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let spooled = |rig: &Rig| {
+        let dir = rig.path("cmd-01-state/spool");
+        std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    };
+    let run_now =
+        r#"{"v":1,"agent":"cmd-01","ts":"2026-11-27T17:01:00.000Z","command":{"run-now":{"check":"hourly"}}}"#;
+    // Ask until the agent is listening (its first run-now lands in the spool), then twice more.
+    eventually(Duration::from_secs(60), || {
+        command(run_now);
+        std::thread::sleep(Duration::from_millis(500));
+        (spooled(&rig) > 0, ())
+    });
+    for _ in 0..2 {
+        command(run_now);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    // Bad commands change nothing and stop nothing.
+    command(
+        r#"{"v":1,"agent":"someone-else","ts":"2026-11-27T17:01:00.000Z","command":{"run-now":{"check":"hourly"}}}"#,
+    );
+    command("not json at all");
+    command(r#"{"v":1,"agent":"cmd-01","ts":"2026-11-27T17:01:00.000Z","command":{"run-now":{"check":"no-such"}}}"#);
+    std::thread::sleep(Duration::from_millis(500));
+    command(r#"{"v":1,"agent":"cmd-01","ts":"2026-11-27T17:01:00.000Z","command":{"replay-from":{"seq":2}}}"#);
+    std::thread::sleep(Duration::from_secs(2));
+    drop(agent);
+    let mut sub = sub;
+    let _ = sub.kill();
+    let output = sub.wait_with_output().unwrap();
+    let seqs: Vec<u64> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    // Each seq once as it was produced, then everything from 2 on once more.
+    let produced = *seqs.iter().max().unwrap();
+    assert!(produced >= 3, "run-now produced too little: {seqs:?}\n{}", rig.dump_log());
+    let first: Vec<u64> = (1..=produced).collect();
+    let replayed: Vec<u64> = (2..=produced).collect();
+    assert_eq!(seqs, [first, replayed].concat(), "{}", rig.dump_log());
+}
