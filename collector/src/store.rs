@@ -436,7 +436,7 @@ mod tests {
             ts: UNIX_EPOCH + Duration::from_secs(1_795_798_800 + seq),
             check: CheckName::new("disk").unwrap(),
             plugin: "disk".into(),
-            status: if seq % 2 == 0 { Status::Ok } else { Status::Warning },
+            status: if seq.is_multiple_of(2) { Status::Ok } else { Status::Warning },
             summary: format!("run {seq}"),
             details: None,
             duration_ms: 0.5,
