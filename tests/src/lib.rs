@@ -218,6 +218,13 @@ impl Mosquitto {
         self.proc = Some(proc);
     }
 
+    /// Send the broker a signal (`STOP` freezes it with its sockets open, `CONT` thaws it).
+    pub fn signal(&self, signal: &str) {
+        if let Some(proc) = &self.proc {
+            proc.signal(signal);
+        }
+    }
+
     /// Stop the broker (SIGKILL: nothing is flushed, as in a crash).
     pub fn kill(&mut self) {
         if let Some(proc) = self.proc.take() {

@@ -245,6 +245,31 @@ fn a_broker_down_for_30_seconds_loses_nothing() {
 }
 
 #[test]
+fn a_frozen_broker_is_survived() {
+    // SIGSTOP keeps the broker's sockets open while nothing answers: connections do not fail,
+    // they hang. The agent's keep-alive and watchdog must notice and keep reconnecting.
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let (_collector, http) = rig.start_collector(&broker.url());
+    let agent = rig.start_agent("frozen-01", &rig.agent_config("frozen-01", &broker.url(), ""));
+    eventually(Duration::from_secs(60), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 10, n)
+    });
+    broker.signal("STOP");
+    let before = rig.seqs("frozen-01").len();
+    std::thread::sleep(Duration::from_secs(20));
+    broker.signal("CONT");
+    let after = eventually(Duration::from_secs(60), || {
+        let n = rig.seqs("frozen-01").len();
+        (n >= before + 150, n)
+    });
+    assert!(after >= before + 150, "{before} before, {after} after\n{}", rig.dump_log());
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    rig.assert_exactly_once("frozen-01");
+}
+
+#[test]
 fn a_killed_collector_loses_nothing_and_stores_nothing_twice() {
     let rig = Rig::new();
     let broker = Mosquitto::start(rig.dir.path());
