@@ -74,12 +74,17 @@ plugin = "memory"
 
     /// `vakt-collector run` against `broker_url`; returns the process and its HTTP port.
     fn start_collector(&self, broker_url: &str) -> (Proc, u16) {
+        self.start_collector_with(broker_url, "collector-under-test", "")
+    }
+
+    /// The same, with a client id of its own and extra `[mqtt]` lines.
+    fn start_collector_with(&self, broker_url: &str, client_id: &str, mqtt_extra: &str) -> (Proc, u16) {
         let http = free_port();
-        let config = self.path("collector.toml");
+        let config = self.path(&format!("{client_id}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[mqtt]\nurl = \"{broker_url}\"\nclient_id = \"collector-under-test\"\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+                "[mqtt]\nurl = \"{broker_url}\"\nclient_id = \"{client_id}\"\n{mqtt_extra}\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
                 self.db().display()
             ),
         )
@@ -242,6 +247,24 @@ fn a_broker_down_for_30_seconds_loses_nothing() {
     assert!(after >= before + 250, "{before} before, {after} after\n{}", rig.dump_log());
     assert!(agent.stop(Duration::from_secs(10)).success());
     rig.assert_exactly_once("db-01");
+}
+
+#[test]
+fn two_collectors_share_the_load_and_store_everything_once() {
+    // A shared subscription: Mosquitto hands each result to one of the two (round-robin), both
+    // write the same database, and each acks what the database holds.
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let share = "share_group = \"collectors\"";
+    let (_one, http_one) = rig.start_collector_with(&broker.url(), "collector-1", share);
+    let (_two, http_two) = rig.start_collector_with(&broker.url(), "collector-2", share);
+    let agent = rig.start_agent("shared-01", &rig.agent_config("shared-01", &broker.url(), ""));
+    eventually(Duration::from_secs(60), || (rig.seqs("shared-01").len() >= 60, ()));
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    rig.assert_exactly_once("shared-01");
+    let (one, two) =
+        (metric(http_one, "vakt_ingest_results_stored_total"), metric(http_two, "vakt_ingest_results_stored_total"));
+    assert!(one >= 10 && two >= 10, "the load was not shared: {one} and {two}");
 }
 
 #[test]
