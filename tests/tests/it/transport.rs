@@ -258,13 +258,19 @@ fn two_collectors_share_the_load_and_store_everything_once() {
     let share = "share_group = \"collectors\"";
     let (_one, http_one) = rig.start_collector_with(&broker.url(), "collector-1", share);
     let (_two, http_two) = rig.start_collector_with(&broker.url(), "collector-2", share);
+    // Both must be subscribed before the agent starts, or the first one takes everything.
+    let subscribed = eventually(Duration::from_secs(30), || {
+        let n = rig.dump_log().matches("collector connected to the broker").count();
+        (n >= 2, n)
+    });
+    assert_eq!(subscribed, 2, "{}", rig.dump_log());
     let agent = rig.start_agent("shared-01", &rig.agent_config("shared-01", &broker.url(), ""));
     eventually(Duration::from_secs(60), || (rig.seqs("shared-01").len() >= 60, ()));
     assert!(agent.stop(Duration::from_secs(10)).success());
     rig.assert_exactly_once("shared-01");
     let (one, two) =
         (metric(http_one, "vakt_ingest_results_stored_total"), metric(http_two, "vakt_ingest_results_stored_total"));
-    assert!(one >= 10 && two >= 10, "the load was not shared: {one} and {two}");
+    assert!(one >= 10 && two >= 10, "the load was not shared: {one} and {two}\n{}", rig.dump_log());
 }
 
 #[test]
