@@ -381,36 +381,28 @@ impl Publisher {
     }
 
     fn publish_birth(&self, client: &AsyncClient) {
-        let state = StateMessage {
-            v: WIRE_VERSION,
-            agent: self.agent.clone(),
-            epoch: self.epoch,
-            seq: self.spool.last_seq(),
-            ts: SystemTime::now(),
-            online: true,
-            birth: Some(self.birth.clone()),
-        };
-        let payload = encode(&state, self.settings.encoding);
-        if let Err(error) = client.try_publish(self.settings.topics.state(&self.agent), QoS::AtLeastOnce, true, payload)
-        {
-            tracing::warn!(error = %error, "could not queue the birth");
-        }
+        self.publish_state(client, Some(self.birth.clone()));
     }
 
     fn publish_death(&self, client: &AsyncClient) {
+        self.publish_state(client, None);
+    }
+
+    /// The retained state: a birth with `birth`, a death without.
+    fn publish_state(&self, client: &AsyncClient, birth: Option<Birth>) {
         let state = StateMessage {
             v: WIRE_VERSION,
             agent: self.agent.clone(),
             epoch: self.epoch,
             seq: self.spool.last_seq(),
             ts: SystemTime::now(),
-            online: false,
-            birth: None,
+            online: birth.is_some(),
+            birth,
         };
         let payload = encode(&state, self.settings.encoding);
         if let Err(error) = client.try_publish(self.settings.topics.state(&self.agent), QoS::AtLeastOnce, true, payload)
         {
-            tracing::warn!(error = %error, "could not queue the death");
+            tracing::warn!(error = %error, online = state.online, "could not queue the agent's state");
         }
     }
 
