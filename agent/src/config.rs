@@ -377,39 +377,16 @@ fn mqtt_settings(
     base: &Path,
     at: &dyn Fn(Range<usize>, String) -> String,
 ) -> Result<crate::publish::MqttSettings, String> {
-    use crate::publish::{MqttSettings, TlsSettings};
-    let (host, port, tls) = MqttSettings::parse_url(section.url.get_ref())
-        .map_err(|e| at(section.url.span(), format!("`mqtt.url`: {e}")))?;
-    let password = match (&section.password, &section.password_file) {
-        (Some(_), Some(file)) => {
-            return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into()));
-        }
-        (Some(p), None) => Some(p.clone()),
-        (None, Some(file)) => {
-            let path = base.join(file.get_ref());
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| at(file.span(), format!("reading `mqtt.password_file` {}: {e}", path.display())))?;
-            Some(text.trim_end_matches(['\n', '\r']).to_string())
-        }
-        (None, None) => None,
-    };
-    let tls_files = [&section.ca_file, &section.client_cert, &section.client_key];
-    let tls = if tls {
-        let client = match (&section.client_cert, &section.client_key) {
-            (Some(cert), Some(key)) => Some((base.join(cert.get_ref()), base.join(key.get_ref()))),
-            (Some(only), None) | (None, Some(only)) => {
-                return Err(at(only.span(), "`mqtt.client_cert` and `mqtt.client_key` go together".into()));
-            }
-            (None, None) => None,
-        };
-        let ca = section.ca_file.as_ref().map(|c| base.join(c.get_ref()));
-        let span = section.ca_file.as_ref().map_or(section.url.span(), |c| c.span());
-        Some(TlsSettings::load(ca.as_ref(), client.as_ref().map(|(c, k)| (c, k))).map_err(|e| at(span, e))?)
-    } else if let Some(file) = tls_files.into_iter().flatten().next() {
-        return Err(at(file.span(), "TLS files are set but `mqtt.url` is not mqtts://".into()));
-    } else {
-        None
-    };
+    use crate::publish::{BrokerAccess, MqttSettings};
+    let access = BrokerAccess {
+        url: &section.url,
+        password: section.password.as_ref(),
+        password_file: section.password_file.as_ref(),
+        ca_file: section.ca_file.as_ref(),
+        client_cert: section.client_cert.as_ref(),
+        client_key: section.client_key.as_ref(),
+    }
+    .resolve(base, at)?;
     let topics = match &section.prefix {
         Some(prefix) => {
             protocol::Topics::new(prefix.get_ref()).map_err(|e| at(prefix.span(), format!("`mqtt.prefix`: {e}")))?
@@ -434,11 +411,11 @@ fn mqtt_settings(
     };
     let reconnect_min = section.reconnect_min.map_or(Duration::from_secs(1), |d| d.0).max(Duration::from_millis(50));
     Ok(MqttSettings {
-        host,
-        port,
-        tls,
+        host: access.host,
+        port: access.port,
+        tls: access.tls,
         username: section.username,
-        password,
+        password: access.password,
         client_id: format!("vakt-agent-{}", section.client_id.as_ref().unwrap_or(agent)),
         topics,
         encoding: section.encoding.unwrap_or_default(),

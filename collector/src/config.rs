@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::publish::{MqttSettings, TlsSettings};
+use agent::publish::BrokerAccess;
 use protocol::{Encoding, Topics};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use serde::Deserialize;
@@ -110,8 +110,15 @@ impl CollectorConfig {
         let model: FileModel = toml::from_str(source).map_err(|e| e.to_string().trim_end().to_string())?;
         let at = |span: Range<usize>, message: String| format!("line {}: {message}", line_of(source, span));
         let m = model.mqtt;
-        let (host, port, tls) =
-            MqttSettings::parse_url(m.url.get_ref()).map_err(|e| at(m.url.span(), format!("`mqtt.url`: {e}")))?;
+        let access = BrokerAccess {
+            url: &m.url,
+            password: m.password.as_ref(),
+            password_file: m.password_file.as_ref(),
+            ca_file: m.ca_file.as_ref(),
+            client_cert: m.client_cert.as_ref(),
+            client_key: m.client_key.as_ref(),
+        }
+        .resolve(base, &at)?;
         let client_id = match &m.client_id {
             Some(id) if id.get_ref().is_empty() || id.get_ref().len() > 64 => {
                 return Err(at(id.span(), "`mqtt.client_id` must be 1 to 64 characters".into()));
@@ -119,7 +126,7 @@ impl CollectorConfig {
             Some(id) => id.get_ref().clone(),
             None => "vakt-collector".into(),
         };
-        let mut options = MqttOptions::new(client_id.clone(), host, port);
+        let mut options = MqttOptions::new(client_id.clone(), access.host, access.port);
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)
@@ -127,41 +134,13 @@ impl CollectorConfig {
             // instead of breaking the connection.
             .set_max_packet_size(2 << 20, protocol::codec::MAX_PAYLOAD + 4096)
             .set_inflight(100);
-        let password = match (&m.password, &m.password_file) {
-            (Some(_), Some(file)) => {
-                return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into()));
-            }
-            (Some(p), None) => Some(p.clone()),
-            (None, Some(file)) => {
-                let path = base.join(file.get_ref());
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| at(file.span(), format!("reading `mqtt.password_file` {}: {e}", path.display())))?;
-                Some(text.trim_end_matches(['\n', '\r']).to_string())
-            }
-            (None, None) => None,
-        };
         if let Some(user) = &m.username {
-            options.set_credentials(user.clone(), password.unwrap_or_default());
-        } else if let Some(file) = &m.password_file {
-            return Err(at(file.span(), "a password needs `mqtt.username`".into()));
+            options.set_credentials(user.clone(), access.password.unwrap_or_default());
+        } else if access.password.is_some() {
+            return Err(at(m.url.span(), "a password needs `mqtt.username`".into()));
         }
-        if tls {
-            let client = match (&m.client_cert, &m.client_key) {
-                (Some(c), Some(k)) => Some((base.join(c.get_ref()), base.join(k.get_ref()))),
-                (Some(only), None) | (None, Some(only)) => {
-                    return Err(at(only.span(), "`mqtt.client_cert` and `mqtt.client_key` go together".into()));
-                }
-                (None, None) => None,
-            };
-            let ca = m.ca_file.as_ref().map(|c| base.join(c.get_ref()));
-            let span = m.ca_file.as_ref().map_or(m.url.span(), |c| c.span());
-            let settings =
-                TlsSettings::load(ca.as_ref(), client.as_ref().map(|(c, k)| (c, k))).map_err(|e| at(span, e))?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(
-                settings.client_config(),
-            ))));
-        } else if let Some(file) = [&m.ca_file, &m.client_cert, &m.client_key].into_iter().flatten().next() {
-            return Err(at(file.span(), "TLS files are set but `mqtt.url` is not mqtts://".into()));
+        if let Some(tls) = access.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls.client_config()))));
         }
         let topics = match &m.prefix {
             Some(p) => Topics::new(p.get_ref()).map_err(|e| at(p.span(), format!("`mqtt.prefix`: {e}")))?,

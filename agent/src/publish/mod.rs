@@ -27,7 +27,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-pub use settings::{MqttSettings, TlsSettings};
+pub use settings::{BrokerAccess, MqttSettings, ResolvedAccess, TlsSettings};
 
 use crate::scheduler::CheckRun;
 use crate::spool::{Spool, SpoolError, read_u64, write_u64};

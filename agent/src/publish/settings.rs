@@ -1,6 +1,7 @@
 //! Validated `[mqtt]` and `[spool]` settings, and the rumqttc options built from them.
 
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +89,66 @@ impl MqttSettings {
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls.client_config()))));
         }
         options
+    }
+}
+
+/// What an `[mqtt]` config section says about where the broker is and how to log in, as
+/// written (paths relative to the config file). Agent and collector configs share it.
+#[derive(Debug)]
+pub struct BrokerAccess<'a> {
+    pub url: &'a toml::Spanned<String>,
+    pub password: Option<&'a String>,
+    pub password_file: Option<&'a toml::Spanned<PathBuf>>,
+    pub ca_file: Option<&'a toml::Spanned<PathBuf>>,
+    pub client_cert: Option<&'a toml::Spanned<PathBuf>>,
+    pub client_key: Option<&'a toml::Spanned<PathBuf>>,
+}
+
+/// [`BrokerAccess`] checked and loaded: files read, certificates parsed.
+#[derive(Debug)]
+pub struct ResolvedAccess {
+    pub host: String,
+    pub port: u16,
+    pub password: Option<String>,
+    /// Set for `mqtts://`.
+    pub tls: Option<TlsSettings>,
+}
+
+impl BrokerAccess<'_> {
+    /// Check and load everything; an error names the line (through `at`) and the key.
+    pub fn resolve(&self, base: &Path, at: &dyn Fn(Range<usize>, String) -> String) -> Result<ResolvedAccess, String> {
+        let (host, port, tls) =
+            MqttSettings::parse_url(self.url.get_ref()).map_err(|e| at(self.url.span(), format!("`mqtt.url`: {e}")))?;
+        let password = match (self.password, self.password_file) {
+            (Some(_), Some(file)) => {
+                return Err(at(file.span(), "give `mqtt.password` or `mqtt.password_file`, not both".into()));
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(file)) => {
+                let path = base.join(file.get_ref());
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| at(file.span(), format!("reading `mqtt.password_file` {}: {e}", path.display())))?;
+                Some(text.trim_end_matches(['\n', '\r']).to_string())
+            }
+            (None, None) => None,
+        };
+        let tls = if tls {
+            let client = match (self.client_cert, self.client_key) {
+                (Some(cert), Some(key)) => Some((base.join(cert.get_ref()), base.join(key.get_ref()))),
+                (Some(only), None) | (None, Some(only)) => {
+                    return Err(at(only.span(), "`mqtt.client_cert` and `mqtt.client_key` go together".into()));
+                }
+                (None, None) => None,
+            };
+            let ca = self.ca_file.map(|c| base.join(c.get_ref()));
+            let span = self.ca_file.map_or(self.url.span(), |c| c.span());
+            Some(TlsSettings::load(ca.as_ref(), client.as_ref().map(|(c, k)| (c, k))).map_err(|e| at(span, e))?)
+        } else if let Some(file) = [self.ca_file, self.client_cert, self.client_key].into_iter().flatten().next() {
+            return Err(at(file.span(), "TLS files are set but `mqtt.url` is not mqtts://".into()));
+        } else {
+            None
+        };
+        Ok(ResolvedAccess { host, port, password, tls })
     }
 }
 
