@@ -12,6 +12,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod incident;
 pub mod ingest;
 pub mod link;
 pub mod store;
