@@ -81,11 +81,17 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     let stats = Arc::new(Stats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
-    let ingest = Ingest::new(store.clone(), config.mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding);
+    let Some(mqtt) = config.mqtt else {
+        return Err(CliError::Config(crate::config::ConfigError::Invalid {
+            path: config_path.to_path_buf(),
+            message: "`run` needs an [mqtt] section (the broker to subscribe to)".into(),
+        }));
+    };
+    let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding);
     let ingest = tokio::spawn(ingest.run(in_rx));
     let web = tokio::spawn(http::serve(listener, store, stats, stop.clone()));
     tracing::info!(http = %config.http, database = %config.database.display(), "collector running");
-    link::external(config.mqtt, in_tx, out_rx, stop).await;
+    link::external(mqtt, in_tx, out_rx, stop).await;
     let _ = ingest.await;
     let _ = web.await;
     Ok(())

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::link::ExternalSettings;
+use crate::policy::{Policy, PolicyModel};
 
 /// A config file that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +45,11 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The broker and storage sections (the policy's sections are read separately, see
+/// [`crate::policy::PolicyModel`]; top-level keys are checked by hand).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FileModel {
-    mqtt: MqttSection,
+    mqtt: Option<MqttSection>,
     #[serde(default)]
     store: StoreSection,
     #[serde(default)]
@@ -85,10 +87,12 @@ struct HttpSection {
 /// The validated config.
 #[derive(Debug, Clone)]
 pub struct CollectorConfig {
-    pub mqtt: ExternalSettings,
+    /// `None` only in a policy file for `up` (which runs its own broker).
+    pub mqtt: Option<ExternalSettings>,
     pub ack_encoding: Encoding,
     pub database: PathBuf,
     pub http: SocketAddr,
+    pub policy: Policy,
 }
 
 fn line_of(source: &str, span: Range<usize>) -> usize {
@@ -107,9 +111,38 @@ impl CollectorConfig {
 
     /// Validate config text; relative paths are taken from `base`.
     pub fn parse(source: &str, base: &Path) -> Result<CollectorConfig, String> {
-        let model: FileModel = toml::from_str(source).map_err(|e| e.to_string().trim_end().to_string())?;
+        let toml_error = |e: toml::de::Error| e.to_string().trim_end().to_string();
+        let table: toml::Table = toml::from_str(source).map_err(toml_error)?;
+        for key in table.keys() {
+            if !["mqtt", "store", "http"].contains(&key.as_str()) && !crate::policy::SECTIONS.contains(&key.as_str()) {
+                let line = source
+                    .lines()
+                    .position(|l| {
+                        let l = l.trim_start().trim_start_matches('[');
+                        l.starts_with(key.as_str())
+                    })
+                    .map_or(String::new(), |n| format!("line {}: ", n + 1));
+                return Err(format!(
+                    "{line}unknown section `{key}`, expected one of mqtt, store, http, {}",
+                    crate::policy::SECTIONS.join(", ")
+                ));
+            }
+        }
+        let model: FileModel = toml::from_str(source).map_err(toml_error)?;
+        let policy_model: PolicyModel = toml::from_str(source).map_err(toml_error)?;
+        let policy = Policy::build(policy_model, source, base)?;
         let at = |span: Range<usize>, message: String| format!("line {}: {message}", line_of(source, span));
-        let m = model.mqtt;
+        let http = match &model.http.listen {
+            Some(l) => l
+                .get_ref()
+                .parse()
+                .map_err(|_| at(l.span(), format!("`http.listen` `{}` is not IP:PORT", l.get_ref())))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let database = base.join(model.store.path.unwrap_or_else(|| PathBuf::from("vakt.db")));
+        let Some(m) = model.mqtt else {
+            return Ok(CollectorConfig { mqtt: None, ack_encoding: Encoding::default(), database, http, policy });
+        };
         let access = BrokerAccess {
             url: &m.url,
             password: m.password.as_ref(),
@@ -153,18 +186,12 @@ impl CollectorConfig {
             Some(g) => Some(g.get_ref().clone()),
             None => None,
         };
-        let http = match &model.http.listen {
-            Some(l) => l
-                .get_ref()
-                .parse()
-                .map_err(|_| at(l.span(), format!("`http.listen` `{}` is not IP:PORT", l.get_ref())))?,
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        };
         Ok(CollectorConfig {
-            mqtt: ExternalSettings { options, topics, share_group, collector_name: client_id },
+            mqtt: Some(ExternalSettings { options, topics, share_group, collector_name: client_id }),
             ack_encoding: m.ack_encoding.unwrap_or_default(),
-            database: base.join(model.store.path.unwrap_or_else(|| PathBuf::from("vakt.db"))),
+            database,
             http,
+            policy,
         })
     }
 }
@@ -184,7 +211,7 @@ mod tests {
             ("[mqtt]\nurl = \"mqtt://x\"\nca_file = \"ca.pem\"\n", "line 3: TLS files are set but"),
             ("[mqtt]\nurl = \"mqtt://x\"\n[http]\nlisten = \"localhost\"\n", "line 4: `http.listen`"),
             ("[mqtt]\nurl = \"mqtt://x\"\nbogus = 1\n", "unknown field `bogus`"),
-            ("[store]\npath = \"x.db\"\n", "missing field `mqtt`"),
+            ("[mqtt]\nurl = \"mqtt://x\"\n\n[rules]\n", "line 4: unknown section `rules`"),
         ];
         for (text, expected) in cases {
             let error = CollectorConfig::parse(text, base).unwrap_err();
@@ -195,7 +222,7 @@ mod tests {
     #[test]
     fn a_minimal_file_gets_defaults() {
         let config = CollectorConfig::parse("[mqtt]\nurl = \"mqtt://127.0.0.1:1884\"\n", Path::new("/srv")).unwrap();
-        assert_eq!(config.mqtt.options.broker_address(), ("127.0.0.1".to_string(), 1884));
+        assert_eq!(config.mqtt.unwrap().options.broker_address(), ("127.0.0.1".to_string(), 1884));
         assert_eq!(config.database, PathBuf::from("/srv/vakt.db"));
         assert_eq!(config.http, SocketAddr::from(([127, 0, 0, 1], 8080)));
     }

@@ -15,4 +15,5 @@ pub mod http;
 pub mod incident;
 pub mod ingest;
 pub mod link;
+pub mod policy;
 pub mod store;

@@ -1,0 +1,180 @@
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use super::*;
+
+fn policy(text: &str) -> Result<Policy, String> {
+    let model: PolicyModel = toml::from_str(text).map_err(|e| e.to_string())?;
+    Policy::build(model, text, Path::new("/etc/vakt"))
+}
+
+const FULL: &str = r#"
+[defaults]
+escalation = "default"
+team = "ops"
+runbook = "general runbook"
+
+[smtp]
+server = "127.0.0.1:2525"
+tls = "none"
+from = "Vakt <vakt@example.com>"
+
+[[channel]]
+name = "ops-chat"
+kind = "slack"
+url = "http://127.0.0.1:9/slack"
+
+[[person]]
+name = "alice"
+email = "alice@example.com"
+
+[[person]]
+name = "bob"
+webhook = "http://127.0.0.1:9/bob"
+
+[[person]]
+name = "carol"
+email = "carol@example.com"
+
+[[team]]
+name = "ops"
+members = ["alice", "bob"]
+channel = "ops-chat"
+rotation_start = "2026-11-23T08:00:00Z"
+rotation_every = "1w"
+[[team.override]]
+person = "carol"
+from = "2026-12-24T08:00:00Z"
+until = "2026-12-25T08:00:00Z"
+
+[[escalation]]
+name = "default"
+repeat = 1
+ack_timeout = "30m"
+[[escalation.step]]
+notify = ["oncall:ops"]
+wait = "5m"
+[[escalation.step]]
+notify = ["team:ops", "channel:ops-chat"]
+wait = "10m"
+
+[[component]]
+name = "web"
+runbook = "web runbook"
+
+[[rule]]
+agents = "web-*"
+checks = "http*"
+severity = "critical"
+components = ["web"]
+failure_threshold = 1
+
+[[rule]]
+checks = "disk"
+runbook = "disk runbook"
+urgency = "page"
+
+[[silence]]
+agents = "db-*"
+until = "2026-12-01T00:00:00Z"
+reason = "migration"
+"#;
+
+fn at(text: &str) -> Ms {
+    ms_of(humantime::parse_rfc3339(text).unwrap())
+}
+
+#[test]
+fn globs_match_like_shell_stars() {
+    for (p, t, m) in [
+        ("*", "", true),
+        ("web-*", "web-1", true),
+        ("web-*", "db-1", false),
+        ("*-1", "web-1", true),
+        ("w*b*1", "web-01", true),
+        ("disk", "disk2", false),
+        ("a*a", "a", false),
+    ] {
+        assert_eq!(glob(p, t), m, "{p} {t}");
+    }
+}
+
+#[test]
+fn rules_pick_thresholds_severity_runbook_and_the_first_match_wins() {
+    let p = policy(FULL).unwrap();
+    assert_eq!(p.thresholds("web-1", "http-main").failure, 1);
+    assert_eq!(p.thresholds("db-1", "http-main").failure, 3, "no rule: defaults");
+    let m = p.meta("web-1", Some("http-main"), Status::Warning, at("2026-11-27T10:00:00Z"));
+    assert_eq!((m.severity, m.urgency), (Severity::Critical, Urgency::Page));
+    assert_eq!(m.runbook.as_deref(), Some("web runbook"), "the component's runbook");
+    assert_eq!(m.components, ["web"]);
+    assert_eq!(m.escalation.as_deref(), Some("default"));
+    let m = p.meta("web-1", Some("disk"), Status::Warning, at("2026-11-27T10:00:00Z"));
+    assert_eq!((m.severity, m.urgency), (Severity::Minor, Urgency::Page));
+    assert_eq!(m.runbook.as_deref(), Some("disk runbook"));
+    let m = p.meta("web-1", Some("load"), Status::Unknown, at("2026-11-27T10:00:00Z"));
+    assert_eq!((m.severity, m.urgency), (Severity::Major, Urgency::Notify));
+    assert_eq!(m.runbook.as_deref(), Some("general runbook"));
+    let host = p.meta("web-1", None, Status::Critical, 0);
+    assert_eq!((host.severity, host.urgency), (Severity::Critical, Urgency::Page));
+}
+
+#[test]
+fn silences_mute_what_they_match_until_they_expire() {
+    let p = policy(FULL).unwrap();
+    let before = p.meta("db-1", Some("disk"), Status::Critical, at("2026-11-30T23:59:00Z"));
+    assert_eq!(before.muted, Some(("silence: migration".into(), at("2026-12-01T00:00:00Z"))));
+    assert_eq!(p.meta("db-1", Some("disk"), Status::Critical, at("2026-12-01T00:00:00Z")).muted, None);
+    assert_eq!(p.meta("web-1", Some("disk"), Status::Critical, at("2026-11-30T00:00:00Z")).muted, None);
+}
+
+#[test]
+fn the_rotation_turns_weekly_and_overrides_win() {
+    let p = policy(FULL).unwrap();
+    let name = |t: &str| p.on_call("ops", at(t)).map(|p| p.name.clone());
+    assert_eq!(name("2026-11-23T08:00:00Z").as_deref(), Some("alice"));
+    assert_eq!(name("2026-11-30T07:59:59Z").as_deref(), Some("alice"));
+    assert_eq!(name("2026-11-30T08:00:00Z").as_deref(), Some("bob"));
+    assert_eq!(name("2026-12-07T08:00:00Z").as_deref(), Some("alice"));
+    assert_eq!(name("2026-11-16T08:00:00Z").as_deref(), Some("bob"), "before the start, backwards");
+    assert_eq!(name("2026-12-24T09:00:00Z").as_deref(), Some("carol"));
+    let targets = p.deliveries("oncall:ops", at("2026-11-30T09:00:00Z"));
+    assert_eq!(targets, [("bob".to_string(), Delivery::Webhook { url: "http://127.0.0.1:9/bob".into() })]);
+    assert_eq!(p.deliveries("team:ops", 0).len(), 2);
+    assert_eq!(
+        p.team_channel(Some("ops")),
+        [("#ops-chat".to_string(), Delivery::Slack { url: "http://127.0.0.1:9/slack".into() })]
+    );
+}
+
+#[test]
+fn errors_name_the_line_and_the_key() {
+    let cases = [
+        ("[[person]]\nname = \"a\"\nemail = \"a@example.com\"\n", "line 3: e-mail needs an [smtp] section"),
+        ("[[person]]\nname = \"a\"\nwebhook = \"ftp://x\"\n", "line 3: `ftp://x` is not an http"),
+        ("[[person]]\nname = \"a\"\n", "line 2: person `a` has no `email` or `webhook`"),
+        ("[[team]]\nname = \"ops\"\nmembers = [\"zed\"]\n", "line 3: no [[person]] named `zed`"),
+        ("[defaults]\nescalation = \"nope\"\n", "line 2: no [[escalation]] named `nope`"),
+        ("[[rule]]\nchecks = \"x\"\nfailure_threshold = 0\n", "line 3: `rule.failure_threshold` must be 1 to 100"),
+        ("[[rule]]\nchecks = \"x\"\nseverity = \"huge\"\n", "unknown variant `huge`"),
+        ("[[rule]]\nchecks = \"x\"\nbogus = 1\n", "unknown field `bogus`"),
+        ("[engine]\ngroup_window = \"soon\"\n", "line 2: `engine.group_window` `soon`"),
+        (
+            "[[person]]\nname = \"a\"\nwebhook = \"http://x.example\"\n[[escalation]]\nname = \"e\"\n[[escalation.step]]\nnotify = [\"pager:a\"]\nwait = \"1m\"\n",
+            "line 7: target `pager:a`",
+        ),
+        (
+            "[[person]]\nname = \"a\"\nwebhook = \"http://x.example\"\n[[escalation]]\nname = \"e\"\n[[escalation.step]]\nnotify = [\"person:b\"]\nwait = \"1m\"\n",
+            "line 7: target `person:b`: no person named `b`",
+        ),
+        ("[[silence]]\nuntil = \"tomorrow\"\nreason = \"x\"\n", "line 2: `silence.until` `tomorrow`"),
+        ("[smtp]\nserver = \"mail\"\nfrom = \"v@x\"\n", "line 2: `smtp.server` `mail` is not HOST:PORT"),
+        ("[[component]]\nname = \"web\"\n[[component]]\nname = \"web\"\n", "line 4: component `web` is defined twice"),
+        ("[engine]\nflap_start = 20.0\nflap_stop = 30.0\n", "line 3: flap thresholds"),
+    ];
+    for (text, expected) in cases {
+        let error = policy(text).unwrap_err();
+        assert!(error.contains(expected), "{text:?}\n  got: {error}\n  want: {expected}");
+    }
+}
