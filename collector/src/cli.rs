@@ -1,5 +1,5 @@
 //! The command line: `up` (everything on one machine), `run` (external broker),
-//! `check-config`.
+//! `check-config`, `incident` (list, show, acknowledge, resolve).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,12 +8,14 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use protocol::{Encoding, Topics};
 use rand::RngExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::CollectorConfig;
-use crate::ingest::{Ingest, Stats};
+use crate::ingest::{Incidents, Ingest, Stats};
+use crate::notify::Sender;
+use crate::policy::Policy;
 use crate::store::Store;
-use crate::{broker, http, link};
+use crate::{broker, escalate, http, link};
 
 /// Vakt collector.
 #[derive(Debug, Parser)]
@@ -43,6 +45,10 @@ pub enum Command {
         /// Do not run the local agent.
         #[arg(long)]
         no_agent: bool,
+        /// The incident policy (rules, teams, escalations, channels): a collector.toml
+        /// without [mqtt] (`up` runs its own broker).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Collect from an external broker, as configured in FILE.
     Run {
@@ -51,6 +57,46 @@ pub enum Command {
     },
     /// Validate a collector config and exit: 0 when valid, 1 with the error otherwise.
     CheckConfig { file: PathBuf },
+    /// List, show, acknowledge or resolve incidents (works on the store directly, next to a
+    /// running collector).
+    Incident {
+        #[command(subcommand)]
+        action: IncidentCommand,
+        /// The `up` data directory whose store to use.
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        /// Or the collector.toml whose store to use.
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open incidents (`--all`: the last 1000 of any state).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// One incident with its alerts, timeline and notifications.
+    Show { id: i64 },
+    /// Acknowledge: paging stops (until the policy's ack timeout, if it has one).
+    Ack {
+        id: i64,
+        /// Who acknowledges (recorded in the timeline).
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+    /// Resolve by hand.
+    Resolve {
+        id: i64,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+}
+
+fn whoami() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "operator".into())
 }
 
 /// Why the collector stopped with an error.
@@ -68,6 +114,8 @@ pub enum CliError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("local agent config: {0}")]
     AgentConfig(String),
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Channels between a link and ingest.
@@ -87,7 +135,8 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
             message: "`run` needs an [mqtt] section (the broker to subscribe to)".into(),
         }));
     };
-    let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding);
+    let incidents = start_incidents(&store, Arc::new(config.policy), &stop).await?;
+    let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
     let web = tokio::spawn(http::serve(listener, store, stats, stop.clone()));
     tracing::info!(http = %config.http, database = %config.database.display(), "collector running");
@@ -103,8 +152,22 @@ pub async fn up(
     mqtt_listen: SocketAddr,
     http_listen: SocketAddr,
     with_agent: bool,
+    policy_file: Option<&Path>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
+    let policy = match policy_file {
+        Some(path) => {
+            let config = CollectorConfig::load(path)?;
+            if config.mqtt.is_some() {
+                return Err(CliError::Usage(format!(
+                    "{}: `up` runs its own broker; remove [mqtt] (or use `run --config`)",
+                    path.display()
+                )));
+            }
+            config.policy
+        }
+        None => Policy::default(),
+    };
     let dir_error = |source| CliError::DataDir { path: data_dir.to_path_buf(), source };
     create_private_dir(data_dir).map_err(dir_error)?;
     let password = agent_password(&data_dir.join("mqtt-password")).map_err(dir_error)?;
@@ -116,7 +179,8 @@ pub async fn up(
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
-    let ingest = Ingest::new(store.clone(), topics.clone(), stats.clone(), out_tx, Encoding::Bincode);
+    let incidents = start_incidents(&store, Arc::new(policy), &stop).await?;
+    let ingest = Ingest::new(store.clone(), topics.clone(), stats.clone(), out_tx, Encoding::Bincode, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
     tokio::spawn(link::embedded(topics, link_tx, link_rx, in_tx, out_rx));
     let web = tokio::spawn(http::serve(listener, store, stats, stop.clone()));
@@ -147,6 +211,93 @@ pub async fn up(
     // The broker has no shutdown; ingest ends with the process. Give it a moment to commit
     // what is in hand (nothing is acked before it is committed, so nothing is lost either way).
     drop(ingest);
+    Ok(())
+}
+
+/// Load the engine and start the escalation worker and the sender.
+async fn start_incidents(
+    store: &Store,
+    policy: Arc<Policy>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Incidents, CliError> {
+    let wake = Arc::new(Notify::new());
+    let send_wake = Arc::new(Notify::new());
+    let sender = Sender::new(store.clone(), &policy).map_err(CliError::Usage)?;
+    tokio::spawn(sender.run(send_wake.clone(), stop.clone()));
+    tokio::spawn(escalate::run(store.clone(), policy.clone(), wake.clone(), send_wake, stop.clone()));
+    Ok(Incidents::load(store, policy, wake).await?)
+}
+
+/// `vakt-collector incident …`
+pub async fn incident(action: IncidentCommand, data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
+    let database = match config {
+        Some(path) => CollectorConfig::load(path)?.database,
+        None => data_dir.join("vakt.db"),
+    };
+    if !database.exists() {
+        return Err(CliError::Usage(format!("no store at {}", database.display())));
+    }
+    let store = Store::open(&database).await?;
+    let when = |ms: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+        )
+        .to_string()
+    };
+    match action {
+        IncidentCommand::List { all } => {
+            for i in store.incidents(!all).await? {
+                println!(
+                    "#{:<5} {:<12} {:<8} {:<6} {}  {}",
+                    i.id,
+                    i.state,
+                    i.severity,
+                    i.urgency,
+                    when(i.created_ms),
+                    i.title
+                );
+            }
+        }
+        IncidentCommand::Show { id } => {
+            let i = store.incident(id).await?.ok_or_else(|| CliError::Usage(format!("no incident #{id}")))?;
+            println!(
+                "#{} {}
+state: {}  severity: {}  urgency: {}  source: {}",
+                i.id, i.title, i.state, i.severity, i.urgency, i.source
+            );
+            println!("runbook: {}", i.runbook.as_deref().unwrap_or("(none)"));
+            for (agent, check, active) in store.alerts(id).await? {
+                println!(
+                    "alert: {agent}/{} {}",
+                    if check.is_empty() { "(host)" } else { &check },
+                    if active { "active" } else { "cleared" }
+                );
+            }
+            for e in store.timeline(id).await? {
+                println!("{}  {:<8} {:<14} {}", when(e.ts_ms), e.actor, e.kind, e.text);
+            }
+            for n in store.notifications(Some(id)).await? {
+                println!(
+                    "notification #{}: {} to {} — {} (attempts {})",
+                    n.id, n.kind, n.recipient, n.state, n.attempts
+                );
+            }
+        }
+        IncidentCommand::Ack { id, actor } => {
+            if store.acknowledge(id, &actor, crate::now_ms()).await? {
+                println!("#{id} acknowledged by {actor}");
+            } else {
+                return Err(CliError::Usage(format!("#{id} is not a triggered incident")));
+            }
+        }
+        IncidentCommand::Resolve { id, actor } => {
+            if store.resolve(id, &actor, crate::now_ms()).await? {
+                println!("#{id} resolved by {actor}");
+            } else {
+                return Err(CliError::Usage(format!("#{id} is not an open incident")));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -15,10 +15,12 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use protocol::{Ack, CheckResult, DecodeError, Encoding, Heartbeat, StateMessage, Topic, Topics, WIRE_VERSION};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::store::{Batch, Store, StoreError};
+use crate::incident::{Action, Engine, Input, Ms};
+use crate::policy::Policy;
+use crate::store::{Batch, Decisions, Planned, Store, StoreError};
 
 /// One message received on a subscription.
 #[derive(Debug)]
@@ -101,6 +103,34 @@ pub struct Ingest {
     /// How acks are encoded (the collector answers in the agents' default, bincode, unless
     /// configured otherwise; agents decode both).
     ack_encoding: Encoding,
+    incidents: Incidents,
+}
+
+/// The state engine and what it needs: decisions are made here, on the ingest task, and
+/// written in the batch's transaction (so a result's effect on incidents is stored exactly
+/// when the result is, and a restart resumes from the same state).
+#[derive(Debug)]
+pub struct Incidents {
+    pub engine: Engine,
+    pub policy: Arc<Policy>,
+    /// Woken after a transaction that decided something (the escalation worker).
+    pub wake: Arc<Notify>,
+    /// Hand-resolved incidents are looked for from this time on.
+    closed_since: Ms,
+}
+
+impl Incidents {
+    /// Load the engine's persisted state.
+    pub async fn load(store: &Store, policy: Arc<Policy>, wake: Arc<Notify>) -> Result<Incidents, StoreError> {
+        let engine = load_engine(store, &policy).await?;
+        Ok(Incidents { engine, policy, wake, closed_since: crate::now_ms() })
+    }
+}
+
+async fn load_engine(store: &Store, policy: &Arc<Policy>) -> Result<Engine, StoreError> {
+    let (agents, checks) = store.load_engine().await?;
+    let rules = policy.clone();
+    Ok(Engine::load(policy.engine, Arc::new(move |agent, check| rules.thresholds(agent, check)), agents, checks))
 }
 
 /// Most messages in one transaction.
@@ -115,15 +145,26 @@ impl Ingest {
         stats: Arc<Stats>,
         out: mpsc::Sender<Outbound>,
         ack_encoding: Encoding,
+        incidents: Incidents,
     ) -> Ingest {
-        Ingest { store, topics, stats, out, drops: DropLog::default(), ack_encoding }
+        Ingest { store, topics, stats, out, drops: DropLog::default(), ack_encoding, incidents }
     }
 
     /// Run until `inbound` closes.
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         let mut messages = Vec::with_capacity(MAX_BATCH);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if inbound.recv_many(&mut messages, MAX_BATCH).await == 0 {
+            let received = tokio::select! {
+                // recv_many is cancel-safe: nothing is lost when the tick wins.
+                n = inbound.recv_many(&mut messages, MAX_BATCH) => n,
+                _ = tick.tick() => {
+                    self.tick().await;
+                    continue;
+                }
+            };
+            if received == 0 {
                 return;
             }
             // Under load, wait a moment for more: fewer, larger transactions and fewer task
@@ -151,13 +192,23 @@ impl Ingest {
     async fn write(&mut self, batch: Batch) {
         let mut delay = Duration::from_millis(100);
         let written = loop {
-            match self.store.write(&batch, SystemTime::now()).await {
-                Ok(written) => break written,
+            let now = SystemTime::now();
+            let decisions = self.decide(&batch, crate::now_ms());
+            match self.store.write(&batch, now, &decisions).await {
+                Ok(written) => {
+                    if !decisions.plans.is_empty() {
+                        self.incidents.wake.notify_one();
+                    }
+                    break written;
+                }
                 Err(error) => {
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                     log_store_error(&error);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
+                    // The engine moved on with a batch that was not stored: go back to what
+                    // is, and decide the batch again.
+                    self.reload_engine().await;
                 }
             }
         };
@@ -177,6 +228,119 @@ impl Ingest {
                 }
                 // The agent gets the next one, or re-sends and gets one then.
                 Err(_) => tracing::debug!("ack queue full; skipping an ack"),
+            }
+        }
+    }
+
+    /// Feed a batch to the engine: lifecycle first, then results in seq order per agent.
+    fn decide(&mut self, batch: &Batch, now: Ms) -> Decisions {
+        let engine = &mut self.incidents.engine;
+        let mut actions = Vec::new();
+        for s in &batch.states {
+            let agent = s.agent.as_str();
+            match (&s.birth, s.online) {
+                (Some(birth), true) => {
+                    let checks: Vec<(&str, u64)> =
+                        birth.checks.iter().map(|c| (c.check.as_str(), c.interval_ms)).collect();
+                    let input = Input::Birth {
+                        agent,
+                        epoch: s.epoch,
+                        seq: s.seq,
+                        heartbeat_ms: birth.heartbeat_ms,
+                        checks: &checks,
+                    };
+                    engine.apply(&input, now, &mut actions);
+                }
+                // A birth without its facts says nothing the engine can use.
+                (None, true) => {}
+                (_, false) => engine.apply(&Input::Death { agent, epoch: s.epoch }, now, &mut actions),
+            }
+        }
+        for hb in &batch.heartbeats {
+            let input = Input::Heartbeat { agent: hb.agent.as_str(), epoch: hb.epoch, interval_ms: hb.interval_ms };
+            engine.apply(&input, now, &mut actions);
+        }
+        let mut order: Vec<&CheckResult> = batch.results.iter().collect();
+        order.sort_by(|a, b| (a.agent.as_str(), a.seq).cmp(&(b.agent.as_str(), b.seq)));
+        for r in order {
+            let input = Input::Result {
+                agent: r.agent.as_str(),
+                check: r.check.as_str(),
+                seq: r.seq,
+                status: r.status,
+                summary: &r.summary,
+            };
+            engine.apply(&input, now, &mut actions);
+        }
+        self.plan(actions, now)
+    }
+
+    fn plan(&mut self, actions: Vec<Action>, now: Ms) -> Decisions {
+        let policy = &self.incidents.policy;
+        let plans = actions
+            .into_iter()
+            .map(|action| {
+                let meta = match &action {
+                    Action::Open { agent, check, status, .. } => {
+                        Some(policy.meta(agent, check.as_deref(), *status, now))
+                    }
+                    Action::Attach { agent, check, status, .. } | Action::Changed { agent, check, status, .. } => {
+                        Some(policy.meta(agent, Some(check), *status, now))
+                    }
+                    _ => None,
+                };
+                Planned { action, meta }
+            })
+            .collect();
+        Decisions { plans, dirty: self.incidents.engine.take_dirty() }
+    }
+
+    /// Once a second: stale checks, silent agents, incidents a person resolved.
+    async fn tick(&mut self) {
+        let now = crate::now_ms();
+        match self.store.closed_by_hand(self.incidents.closed_since).await {
+            Ok((keys, newest)) => {
+                let mut none = Vec::new();
+                for key in keys {
+                    let key = crate::incident::IncidentKey(key);
+                    self.incidents.engine.apply(&Input::Closed { key: &key }, now, &mut none);
+                }
+                self.incidents.closed_since = newest;
+            }
+            Err(error) => log_store_error(&error),
+        }
+        let mut actions = Vec::new();
+        self.incidents.engine.tick(now, &mut actions);
+        let decisions = self.plan(actions, now);
+        if decisions.is_empty() {
+            return;
+        }
+        match self.store.write(&Batch::default(), SystemTime::now(), &decisions).await {
+            Ok(_) => {
+                if !decisions.plans.is_empty() {
+                    self.incidents.wake.notify_one();
+                }
+            }
+            Err(error) => {
+                log_store_error(&error);
+                self.reload_engine().await;
+            }
+        }
+    }
+
+    async fn reload_engine(&mut self) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match load_engine(&self.store, &self.incidents.policy).await {
+                Ok(engine) => {
+                    self.incidents.engine = engine;
+                    return;
+                }
+                Err(error) => {
+                    log_store_error(&error);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
             }
         }
     }

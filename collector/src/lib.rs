@@ -6,14 +6,30 @@
 //! - [`broker`]: the embedded rumqttd for `vakt-collector up`.
 //! - [`store`]: the only module that knows the database (SQLite through sqlx).
 //! - [`http`]: health, metrics, overview.
-//! - [`cli`]: `up`, `run`, `check-config`.
+//! - [`incident`]: the pure state engine (check states → incident decisions).
+//! - [`policy`]: rules, teams, rotations, escalation policies, channels (collector.toml).
+//! - [`escalate`]: pages by escalation step, acknowledgement timeouts, who hears what.
+//! - [`notify`]: delivers the notification log (webhook, Slack, SMTP) with retries.
+//! - [`cli`]: `up`, `run`, `check-config`, `incident`.
 
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod escalate;
 pub mod http;
 pub mod incident;
 pub mod ingest;
 pub mod link;
+pub mod notify;
 pub mod policy;
 pub mod store;
+
+pub use agent::report;
+
+/// Now, in milliseconds since the Unix epoch (the one clock read the incident code uses;
+/// everything below it takes time as an argument).
+pub fn now_ms() -> incident::Ms {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

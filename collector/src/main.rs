@@ -36,9 +36,10 @@ fn main() -> ExitCode {
             let _ = stop_tx.send(true);
         });
         match cli.command {
-            Command::Up { data_dir, mqtt_listen, http_listen, no_agent } => {
-                cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, stop_rx).await
+            Command::Up { data_dir, mqtt_listen, http_listen, no_agent, config } => {
+                cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, config.as_deref(), stop_rx).await
             }
+            Command::Incident { action, data_dir, config } => cli::incident(action, &data_dir, config.as_deref()).await,
             Command::Run { config } => cli::run(&config, stop_rx).await,
             Command::CheckConfig { file } => collector::config::CollectorConfig::load(&file)
                 .map(|_| println!("{}: ok", file.display()))

@@ -579,7 +579,10 @@ impl Policy {
                     })?,
                 ),
                 _ => {
-                    return Err(at(s.server.span(), format!("`smtp.server` `{}` is not HOST:PORT", s.server.get_ref())));
+                    return Err(at(
+                        s.server.span(),
+                        format!("`smtp.server` `{}` is not HOST:PORT", s.server.get_ref()),
+                    ));
                 }
             };
             let password = match (&s.password, &s.password_file) {

@@ -83,8 +83,9 @@ pub enum Input<'a> {
     /// A check result (`seq` orders one agent's results; older or repeated ones are ignored).
     Result { agent: &'a str, check: &'a str, seq: u64, status: Status, summary: &'a str },
     /// A birth: the agent is online in `epoch`, running these checks (name, interval ms);
-    /// `seq` is the highest result seq it had assigned.
-    Birth { agent: &'a str, epoch: u64, seq: u64, checks: &'a [(&'a str, u64)] },
+    /// `seq` is the highest result seq it had assigned; it sends heartbeats every
+    /// `heartbeat_ms` (0: unknown).
+    Birth { agent: &'a str, epoch: u64, seq: u64, heartbeat_ms: u64, checks: &'a [(&'a str, u64)] },
     /// A death certificate for `epoch`.
     Death { agent: &'a str, epoch: u64 },
     /// A heartbeat from `epoch`, sent every `interval_ms`.
@@ -302,7 +303,13 @@ impl Engine {
             Input::Result { agent, check, seq, status, summary } => {
                 self.result(agent, check, seq, status, summary, now, out)
             }
-            Input::Birth { agent, epoch, seq, checks } => self.birth(agent, epoch, seq, checks, now, out),
+            Input::Birth { agent, epoch, seq, heartbeat_ms, checks } => {
+                self.birth(agent, epoch, seq, checks, now, out);
+                let a = self.agent_mut(agent);
+                if a.epoch == epoch && a.online && heartbeat_ms > 0 {
+                    a.heartbeat_ms = heartbeat_ms;
+                }
+            }
             Input::Death { agent, epoch } => {
                 let a = self.agent_mut(agent);
                 if epoch >= a.epoch {

@@ -168,7 +168,7 @@ fn problems_far_apart_get_their_own_incidents() {
 fn a_death_opens_one_host_incident_that_suppresses_the_hosts_checks() {
     let mut e = engine_with(Thresholds { failure: 1, success: 1, flap_detection: false });
     let mut out = Vec::new();
-    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, checks: &[("x", 10_000)] }, 0, &mut out);
+    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, heartbeat_ms: 0, checks: &[("x", 10_000)] }, 0, &mut out);
     assert!(out.is_empty());
     out.extend(result(&mut e, "a", "x", 1, Status::Critical, 1_000));
     assert_eq!(opens(&out), 1);
@@ -186,10 +186,14 @@ fn a_death_opens_one_host_incident_that_suppresses_the_hosts_checks() {
     e.apply(&Input::Death { agent: "a", epoch: 1 }, 3_500, &mut out);
     assert_eq!(opens(&out), 0);
     // A birth of the same epoch after its death is stale.
-    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, checks: &[("x", 10_000)] }, 3_600, &mut out);
+    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, heartbeat_ms: 0, checks: &[("x", 10_000)] }, 3_600, &mut out);
     assert_eq!(resolves(&out), 0, "{out:?}");
     out.clear();
-    e.apply(&Input::Birth { agent: "a", epoch: 2, seq: 2, checks: &[("x", 10_000), ("y", 10_000)] }, 4_000, &mut out);
+    e.apply(
+        &Input::Birth { agent: "a", epoch: 2, seq: 2, heartbeat_ms: 0, checks: &[("x", 10_000), ("y", 10_000)] },
+        4_000,
+        &mut out,
+    );
     assert_eq!(resolves(&out), 1, "{out:?}");
     assert!(out.iter().any(|a| matches!(a, Action::Suppress { on: false, .. })));
     // y went hard while the host was down: it is raised now.
@@ -200,7 +204,7 @@ fn a_death_opens_one_host_incident_that_suppresses_the_hosts_checks() {
 fn silent_heartbeats_open_a_host_incident_and_a_heartbeat_resolves_it() {
     let mut e = engine();
     let mut out = Vec::new();
-    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, checks: &[("x", 1_000)] }, 0, &mut out);
+    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, heartbeat_ms: 0, checks: &[("x", 1_000)] }, 0, &mut out);
     e.apply(&Input::Heartbeat { agent: "a", epoch: 1, interval_ms: 1_000 }, 1_000, &mut out);
     e.tick(3_999, &mut out);
     assert!(out.is_empty(), "{out:?}");
@@ -217,7 +221,7 @@ fn silent_heartbeats_open_a_host_incident_and_a_heartbeat_resolves_it() {
 fn a_check_that_stops_reporting_while_its_agent_lives_goes_unknown() {
     let mut e = engine();
     let mut out = Vec::new();
-    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, checks: &[("x", 10_000)] }, 0, &mut out);
+    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, heartbeat_ms: 0, checks: &[("x", 10_000)] }, 0, &mut out);
     out.extend(result(&mut e, "a", "x", 1, Status::Ok, 1_000));
     for t in (5_000..=40_000).step_by(5_000) {
         e.apply(&Input::Heartbeat { agent: "a", epoch: 1, interval_ms: 5_000 }, t, &mut out);
@@ -241,7 +245,7 @@ fn a_check_removed_from_the_agent_config_takes_its_alert_along() {
     let mut out = result(&mut e, "a", "x", 1, Status::Critical, 0);
     assert_eq!(opens(&out), 1);
     out.clear();
-    e.apply(&Input::Birth { agent: "a", epoch: 2, seq: 2, checks: &[("y", 1_000)] }, 10, &mut out);
+    e.apply(&Input::Birth { agent: "a", epoch: 2, seq: 2, heartbeat_ms: 0, checks: &[("y", 1_000)] }, 10, &mut out);
     assert_eq!(resolves(&out), 1, "{out:?}");
     assert!(e.check("a", "x").unwrap().retired);
     // A late copy of its old result does not bring it back; a new result does.
@@ -267,7 +271,11 @@ fn persisted_state_loads_into_an_engine_that_decides_the_same() {
     let t = Thresholds { failure: 2, success: 2, flap_detection: true };
     let mut a = engine_with(t);
     let mut out = Vec::new();
-    a.apply(&Input::Birth { agent: "h", epoch: 1, seq: 0, checks: &[("x", 1_000), ("y", 1_000)] }, 0, &mut out);
+    a.apply(
+        &Input::Birth { agent: "h", epoch: 1, seq: 0, heartbeat_ms: 0, checks: &[("x", 1_000), ("y", 1_000)] },
+        0,
+        &mut out,
+    );
     out.extend(result(&mut a, "h", "x", 1, Status::Critical, 10));
     out.extend(result(&mut a, "h", "x", 2, Status::Critical, 20));
     out.extend(result(&mut a, "h", "y", 3, Status::Warning, 30));
@@ -412,7 +420,9 @@ fn run_logged(e: &mut Engine, events: &[Event]) -> Vec<Logged> {
                     Kind::Result { check, seq, status } => {
                         Input::Result { agent, check: CHECKS[check], seq, status, summary: "s" }
                     }
-                    Kind::Birth { epoch } => Input::Birth { agent, epoch, seq: 0, checks: &ALL_CHECKS },
+                    Kind::Birth { epoch } => {
+                        Input::Birth { agent, epoch, seq: 0, heartbeat_ms: 0, checks: &ALL_CHECKS }
+                    }
                     Kind::Death { epoch } => Input::Death { agent, epoch },
                     Kind::Heartbeat { epoch } => Input::Heartbeat { agent, epoch, interval_ms: 2_000 },
                 };
@@ -541,7 +551,7 @@ proptest! {
         let mut now = 100_000_000;
         let mut seq = 1_000_000;
         for (i, agent) in AGENTS.iter().enumerate() {
-            e.apply(&Input::Birth { agent, epoch: 1_000 + i as u64, seq: 0, checks: &ALL_CHECKS }, now, &mut actions);
+            e.apply(&Input::Birth { agent, epoch: 1_000 + i as u64, seq: 0, heartbeat_ms: 0, checks: &ALL_CHECKS }, now, &mut actions);
         }
         // Enough ok results to calm any flapping history too.
         for _ in 0..30 {

@@ -15,6 +15,24 @@ use protocol::{AgentId, CheckResult, Heartbeat, StateMessage};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, Transaction};
 
+pub mod incidents;
+pub mod outbox;
+
+pub use incidents::{EventRow, IncidentRow, Planned};
+
+/// What the state engine decided about a batch, written in the batch's transaction.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    pub plans: Vec<Planned>,
+    pub dirty: crate::incident::engine::Dirty,
+}
+
+impl Decisions {
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty() && self.dirty.agents.is_empty() && self.dirty.checks.is_empty()
+    }
+}
+
 /// A database error, with what was being done.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {action}")]
@@ -24,7 +42,7 @@ pub struct StoreError {
     source: sqlx::Error,
 }
 
-fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError { action, source }
 }
 
@@ -98,8 +116,8 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// Write one batch in one transaction.
-    pub async fn write(&self, batch: &Batch, now: SystemTime) -> Result<Written, StoreError> {
+    /// Write one batch and what the engine decided about it in one transaction.
+    pub async fn write(&self, batch: &Batch, now: SystemTime, decisions: &Decisions) -> Result<Written, StoreError> {
         let mut tx = self.pool.begin().await.map_err(err("starting a transaction"))?;
         let now_ms = ms(now);
         let mut written = Written::default();
@@ -196,6 +214,8 @@ impl Store {
             let contiguous = advance(&mut tx, &agent).await?;
             written.acks.push((agent, contiguous));
         }
+        incidents::apply(&mut tx, &decisions.plans, now_ms).await?;
+        incidents::save_engine(&mut tx, &decisions.dirty).await?;
         tx.commit().await.map_err(err("committing"))?;
         Ok(written)
     }
@@ -472,11 +492,11 @@ mod tests {
     async fn duplicates_and_out_of_order_results_ack_only_the_contiguous_prefix() {
         let (_dir, store) = store().await;
         let batch = Batch { results: vec![result("a", 1), result("a", 3), result("a", 3)], ..Batch::default() };
-        let written = store.write(&batch, SystemTime::now()).await.unwrap();
+        let written = store.write(&batch, SystemTime::now(), &Decisions::default()).await.unwrap();
         assert_eq!((written.stored, written.duplicates), (2, 1));
         assert_eq!(written.acks, [(AgentId::new("a").unwrap(), 1)]);
         let batch = Batch { results: vec![result("a", 2), result("a", 1)], ..Batch::default() };
-        let written = store.write(&batch, SystemTime::now()).await.unwrap();
+        let written = store.write(&batch, SystemTime::now(), &Decisions::default()).await.unwrap();
         assert_eq!((written.stored, written.duplicates), (1, 1));
         assert_eq!(written.acks, [(AgentId::new("a").unwrap(), 3)]);
         assert_eq!(store.seqs("a").await.unwrap(), [1, 2, 3]);
@@ -489,7 +509,7 @@ mod tests {
     async fn a_heartbeat_gives_up_on_results_the_agent_dropped() {
         let (_dir, store) = store().await;
         let batch = Batch { results: vec![result("a", 1), result("a", 2), result("a", 6)], ..Batch::default() };
-        store.write(&batch, SystemTime::now()).await.unwrap();
+        store.write(&batch, SystemTime::now(), &Decisions::default()).await.unwrap();
         let heartbeat = Heartbeat {
             v: 1,
             agent: AgentId::new("a").unwrap(),
@@ -503,8 +523,10 @@ mod tests {
             rss_bytes: 1,
             cpu_s: 0.1,
         };
-        let written =
-            store.write(&Batch { heartbeats: vec![heartbeat], ..Batch::default() }, SystemTime::now()).await.unwrap();
+        let written = store
+            .write(&Batch { heartbeats: vec![heartbeat], ..Batch::default() }, SystemTime::now(), &Decisions::default())
+            .await
+            .unwrap();
         // 3 and 4 are gone for good; 5 is still held by the agent, so the ack stops at 4.
         assert_eq!(written.acks, [(AgentId::new("a").unwrap(), 4)]);
         let row = store.agent("a").await.unwrap().unwrap();
@@ -516,7 +538,12 @@ mod tests {
         let (_dir, store) = store().await;
         let apply = |states: Vec<StateMessage>| {
             let store = store.clone();
-            async move { store.write(&Batch { states, ..Batch::default() }, SystemTime::now()).await.unwrap() }
+            async move {
+                store
+                    .write(&Batch { states, ..Batch::default() }, SystemTime::now(), &Decisions::default())
+                    .await
+                    .unwrap()
+            }
         };
         apply(vec![state("a", 2, true)]).await;
         // A late death of epoch 1 (its Will) does not take the agent offline.
