@@ -258,3 +258,192 @@ pub fn eventually<T>(limit: Duration, mut condition: impl FnMut() -> (bool, T)) 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A real SMTP server (aiosmtpd, from PyPI) on 127.0.0.1, storing what it receives in a
+/// Maildir. Killed when dropped.
+#[derive(Debug)]
+pub struct SmtpServer {
+    pub port: u16,
+    maildir: PathBuf,
+    process: Option<Proc>,
+    log: PathBuf,
+}
+
+impl SmtpServer {
+    /// Start on a free port.
+    pub fn start(dir: &Path) -> SmtpServer {
+        let mut server = SmtpServer {
+            port: free_port(),
+            maildir: dir.join("maildir"),
+            process: None,
+            log: dir.join("smtp.log"),
+        };
+        server.restart();
+        server
+    }
+
+    /// A server that is not running yet, on a port of its own (start it with `restart`).
+    pub fn stopped(dir: &Path) -> SmtpServer {
+        SmtpServer { port: free_port(), maildir: dir.join("maildir"), process: None, log: dir.join("smtp.log") }
+    }
+
+    /// (Re)start on the same port and Maildir.
+    pub fn restart(&mut self) {
+        self.stop();
+        let process = Proc::spawn(
+            "aiosmtpd",
+            Command::new("python3")
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{}", self.port))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&self.maildir),
+            &self.log,
+        );
+        self.process = Some(process);
+        wait_for_port(self.port, Duration::from_secs(20));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// Every message received so far, as raw text, oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = ["new", "cur"]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok())
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
+            .collect();
+        files.sort();
+        files.into_iter().filter_map(|(_, p)| std::fs::read_to_string(p).ok()).collect()
+    }
+
+    /// Messages addressed to `to`.
+    pub fn messages_to(&self, to: &str) -> Vec<String> {
+        self.messages().into_iter().filter(|m| m.lines().any(|l| l.starts_with("To:") && l.contains(to))).collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One request a [`WebhookReceiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub body: String,
+    pub at: std::time::SystemTime,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+/// A local HTTP server that records every POST and answers with a status the test sets.
+#[derive(Debug, Clone)]
+pub struct WebhookReceiver {
+    pub port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    /// Answer the next N requests with 500.
+    fail_next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl WebhookReceiver {
+    pub fn start() -> WebhookReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind webhook receiver");
+        let port = listener.local_addr().expect("address").port();
+        let receiver = WebhookReceiver { port, received: Default::default(), fail_next: Default::default() };
+        let inner = receiver.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let inner = inner.clone();
+                std::thread::spawn(move || inner.serve(stream));
+            }
+        });
+        receiver
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Answer the next `n` requests with HTTP 500.
+    pub fn fail_next(&self, n: usize) {
+        self.fail_next.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Bodies of the requests to `path` answered with 2xx, parsed as JSON.
+    pub fn json(&self, path: &str) -> Vec<serde_json::Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path && r.status < 300)
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect()
+    }
+
+    fn serve(&self, stream: std::net::TcpStream) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut reader = BufReader::new(match stream.try_clone() {
+            Ok(s) => s,
+            Err(_) => return,
+        });
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length.min(1 << 20)];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let fail = self
+            .fail_next
+            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let status = if fail { 500 } else { 200 };
+        if let Ok(mut r) = self.received.lock() {
+            r.push(Received {
+                path,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                at: std::time::SystemTime::now(),
+                status,
+            });
+        }
+        let reason = if fail { "Internal Server Error" } else { "OK" };
+        let mut stream = stream;
+        let _ = write!(stream, "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    }
+}
+
+/// Run `f` on the collector's database at `db` (SQLite in WAL mode: reading next to a
+/// running collector is fine).
+pub fn with_store<T>(db: &Path, f: impl AsyncFnOnce(collector::store::Store) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = collector::store::Store::open(db).await.expect("opening the store");
+        f(store).await
+    })
+}

@@ -7,5 +7,6 @@
 
 mod cli;
 mod daemon;
+mod incidents;
 mod languages;
 mod transport;

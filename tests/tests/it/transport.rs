@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use collector::store::{AgentRow, Store};
-use e2e::{Mosquitto, Proc, agent_binary, collector_binary, eventually, free_port, wait_for_port};
+use e2e::{Mosquitto, Proc, agent_binary, collector_binary, eventually, free_port, wait_for_port, with_store};
 
 /// One test's directory.
 struct Rig {
@@ -141,16 +141,6 @@ plugin = "memory"
         assert_eq!(self.agent_row(id).unwrap().contiguous, n);
         n
     }
-}
-
-/// Run `f` on the collector's database at `db` (SQLite in WAL mode: reading next to a
-/// running collector is fine).
-fn with_store<T>(db: &Path, f: impl AsyncFnOnce(Store) -> T) -> T {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let store = Store::open(db).await.unwrap();
-        f(store).await
-    })
 }
 
 fn metric(http: u16, name: &str) -> u64 {
