@@ -272,19 +272,15 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Start on a free port.
     pub fn start(dir: &Path) -> SmtpServer {
-        let mut server = SmtpServer {
-            port: free_port(),
-            maildir: dir.join("maildir"),
-            process: None,
-            log: dir.join("smtp.log"),
-        };
+        let mut server =
+            SmtpServer { port: free_port(), maildir: dir.join("maildir"), process: None, log: dir.join("smtp.log") };
         server.restart();
         server
     }
 
-    /// A server that is not running yet, on a port of its own (start it with `restart`).
-    pub fn stopped(dir: &Path) -> SmtpServer {
-        SmtpServer { port: free_port(), maildir: dir.join("maildir"), process: None, log: dir.join("smtp.log") }
+    /// A server that is not running yet, to be started on `port` with `restart`.
+    pub fn stopped_on(dir: &Path, port: u16) -> SmtpServer {
+        SmtpServer { port, maildir: dir.join("maildir"), process: None, log: dir.join("smtp.log") }
     }
 
     /// (Re)start on the same port and Maildir.
@@ -421,7 +417,9 @@ impl WebhookReceiver {
         }
         let fail = self
             .fail_next
-            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                n.checked_sub(1)
+            })
             .is_ok();
         let status = if fail { 500 } else { 200 };
         if let Ok(mut r) = self.received.lock() {
@@ -446,4 +444,116 @@ pub fn with_store<T>(db: &Path, f: impl AsyncFnOnce(collector::store::Store) -> 
         let store = collector::store::Store::open(db).await.expect("opening the store");
         f(store).await
     })
+}
+
+/// A fake agent speaking the wire protocol directly over MQTT, for results a real plugin
+/// would not produce on demand (10,000 checks, duplicates, wild timestamps, flapping).
+pub struct FakeAgent {
+    client: rumqttc::Client,
+    topics: protocol::Topics,
+    pub id: protocol::AgentId,
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl std::fmt::Debug for FakeAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeAgent").field("id", &self.id).field("seq", &self.seq).finish()
+    }
+}
+
+impl FakeAgent {
+    /// Connect to the broker at 127.0.0.1:`port` as agent `id` (epoch 1).
+    pub fn connect(port: u16, id: &str) -> FakeAgent {
+        let mut options = rumqttc::MqttOptions::new(format!("fake-{id}"), "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20).set_inflight(1000);
+        let (client, mut connection) = rumqttc::Client::new(options, 20_000);
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                if event.is_err() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        FakeAgent {
+            client,
+            topics: protocol::Topics::default(),
+            id: protocol::AgentId::new(id).expect("agent id"),
+            epoch: 1,
+            seq: 0,
+        }
+    }
+
+    fn send(&self, topic: String, payload: Vec<u8>, retain: bool) {
+        self.client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload).expect("publish");
+    }
+
+    /// A birth listing `checks` (name, interval ms), heartbeats every `heartbeat_ms`.
+    pub fn birth(&mut self, checks: &[(&str, u64)], heartbeat_ms: u64) {
+        let birth = protocol::Birth {
+            version: "fake".into(),
+            host: protocol::HostFacts::default(),
+            checks: checks
+                .iter()
+                .map(|(name, interval)| protocol::CheckInfo {
+                    check: protocol::CheckName::new(*name).expect("check name"),
+                    plugin: "fake".into(),
+                    sha256: String::new(),
+                    interval_ms: *interval,
+                })
+                .collect(),
+            heartbeat_ms,
+            encoding: protocol::Encoding::Bincode,
+        };
+        let state = protocol::StateMessage {
+            v: protocol::WIRE_VERSION,
+            agent: self.id.clone(),
+            epoch: self.epoch,
+            seq: self.seq,
+            ts: std::time::SystemTime::now(),
+            online: true,
+            birth: Some(birth),
+        };
+        self.send(self.topics.state(&self.id), protocol::encode(&state, protocol::Encoding::Bincode), true);
+    }
+
+    /// The next result of `check` (a new seq), stamped `ts`; returns it for re-sending.
+    pub fn result_at(
+        &mut self,
+        check: &str,
+        status: protocol::Status,
+        ts: std::time::SystemTime,
+    ) -> protocol::CheckResult {
+        self.seq += 1;
+        let result = protocol::CheckResult {
+            v: protocol::WIRE_VERSION,
+            agent: self.id.clone(),
+            epoch: self.epoch,
+            seq: self.seq,
+            ts,
+            check: protocol::CheckName::new(check).expect("check name"),
+            plugin: "fake".into(),
+            status,
+            summary: format!("{check} is {}", status.as_str()),
+            details: None,
+            duration_ms: 0.1,
+            metrics: vec![],
+        };
+        self.publish(&result);
+        result
+    }
+
+    /// The next result of `check`, stamped now.
+    pub fn result(&mut self, check: &str, status: protocol::Status) -> protocol::CheckResult {
+        self.result_at(check, status, std::time::SystemTime::now())
+    }
+
+    /// Publish a result as it is (a duplicate, or one out of order).
+    pub fn publish(&self, result: &protocol::CheckResult) {
+        self.send(
+            self.topics.result(&self.id, &result.check),
+            protocol::encode(result, protocol::Encoding::Bincode),
+            false,
+        );
+    }
 }

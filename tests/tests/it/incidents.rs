@@ -9,7 +9,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use collector::store::IncidentRow;
-use e2e::{Mosquitto, Proc, SmtpServer, WebhookReceiver, agent_binary, collector_binary, eventually, free_port, wait_for_port, with_store};
+use e2e::{
+    FakeAgent, Mosquitto, Proc, SmtpServer, WebhookReceiver, agent_binary, collector_binary, eventually, free_port,
+    wait_for_port, with_store,
+};
 
 struct Rig {
     dir: tempfile::TempDir,
@@ -20,10 +23,21 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_smtp(SmtpServer::start)
+    }
+
+    fn with_smtp(smtp: impl FnOnce(&std::path::Path) -> SmtpServer) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let broker = Mosquitto::start(dir.path());
-        let smtp = SmtpServer::start(dir.path());
+        let smtp = smtp(dir.path());
         Rig { dir, broker, smtp, hooks: WebhookReceiver::start() }
+    }
+
+    /// Start a collector with `policy` (HOOKS → the webhook receiver) and a fake agent.
+    fn collector_and_fake(&self, policy: &str, agent: &str) -> (Proc, FakeAgent) {
+        let config = self.collector_config(&policy.replace("HOOKS", &self.hooks.url("")));
+        let collector = self.start_collector(&config);
+        (collector, FakeAgent::connect(self.broker.port, agent))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -66,12 +80,18 @@ timeout = "5s"
     fn start_collector(&self, config: &PathBuf) -> Proc {
         let text = std::fs::read_to_string(config).unwrap();
         let http: u16 = text.split("listen = \"127.0.0.1:").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "collector",
             Command::new(collector_binary()).args(["run", "--config"]).arg(config).env("VAKT_LOG", "info"),
             &self.log(),
         );
-        wait_for_port(http, Duration::from_secs(30));
+        eventually(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("the collector exited ({status}):\n{}", self.dump());
+            }
+            (std::net::TcpStream::connect(("127.0.0.1", http)).is_ok(), ())
+        });
+        wait_for_port(http, Duration::from_secs(1));
         proc
     }
 
@@ -295,4 +315,240 @@ fn failure_pages_escalates_lapses_and_resolves_through_real_servers() {
         assert!(timeline.iter().any(|t| t.contains(expected)), "no `{expected}` in {timeline:#?}");
     }
     drop(listener);
+}
+
+/// Webhook people; step 1 alice, step 2 bob; RULE is replaced per test.
+const WEBHOOK_POLICY: &str = r#"
+[defaults]
+escalation = "default"
+team = "ops"
+
+[[channel]]
+name = "ops-chat"
+kind = "slack"
+url = "HOOKS/slack"
+
+[[person]]
+name = "alice"
+webhook = "HOOKS/alice"
+
+[[person]]
+name = "bob"
+webhook = "HOOKS/bob"
+
+[[person]]
+name = "carol"
+email = "carol@example.test"
+
+[[team]]
+name = "ops"
+members = ["alice", "bob"]
+channel = "ops-chat"
+
+[[escalation]]
+name = "default"
+[[escalation.step]]
+notify = ["person:alice"]
+wait = "3s"
+[[escalation.step]]
+notify = ["person:bob"]
+wait = "1h"
+
+RULE
+"#;
+
+const IMMEDIATE: &str =
+    "[[rule]]\nseverity = \"critical\"\nfailure_threshold = 1\nsuccess_threshold = 1\nflap_detection = false\n";
+
+fn policy(rule: &str) -> String {
+    WEBHOOK_POLICY.replace("RULE", rule)
+}
+
+/// Nothing more arrives for a while: the count is final.
+fn settle<T: PartialEq + std::fmt::Debug>(mut value: impl FnMut() -> T) -> T {
+    let mut last = value();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = value();
+        if now != last {
+            last = now;
+        }
+    }
+    last
+}
+
+#[test]
+fn ten_thousand_checks_failing_at_once_on_one_host_make_one_incident_and_one_page() {
+    let rig = Rig::new();
+    let (_collector, mut agent) = rig.collector_and_fake(&policy(IMMEDIATE), "db-1");
+    for i in 0..10_000 {
+        agent.result(&format!("check-{i}"), protocol::Status::Critical);
+    }
+    let incident = rig.wait_incident(Duration::from_secs(60));
+    let alerts = eventually(Duration::from_secs(60), || {
+        let a = with_store(&rig.path("vakt.db"), async |s| s.alerts(incident.id).await.unwrap());
+        (a.len() == 10_000, a.len())
+    });
+    assert_eq!(alerts, 10_000);
+    eventually(Duration::from_secs(20), || (rig.hooks.json("/alice").len() == 1, ()));
+    assert_eq!(settle(|| rig.incidents().len()), 1);
+    assert_eq!(settle(|| rig.hooks.json("/alice").len()), 1, "one page, not 10,000");
+}
+
+#[test]
+fn a_check_flapping_on_every_result_sends_one_notice_and_pages_nobody() {
+    let rig = Rig::new();
+    // Default thresholds (3 failures, 2 successes), flap detection on.
+    let (_collector, mut agent) = rig.collector_and_fake(&policy("[[rule]]\nseverity = \"critical\"\n"), "web-1");
+    for i in 0..60 {
+        let status = if i % 2 == 0 { protocol::Status::Critical } else { protocol::Status::Ok };
+        agent.result("http", status);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let notices = eventually(Duration::from_secs(20), || {
+        let n = rig.hooks.json("/slack");
+        (!n.is_empty(), n)
+    });
+    assert!(notices[0]["text"].as_str().unwrap().contains("flapping"), "{notices:?}");
+    assert_eq!(settle(|| rig.hooks.json("/slack").len()), 1, "one notice");
+    assert!(rig.incidents().is_empty(), "no incident");
+    assert!(rig.hooks.json("/alice").is_empty() && rig.hooks.json("/bob").is_empty(), "no page");
+}
+
+#[test]
+fn duplicated_reordered_and_wildly_stamped_results_open_one_incident_and_replays_change_nothing() {
+    let rig = Rig::new();
+    let rule =
+        "[[rule]]\nseverity = \"critical\"\nfailure_threshold = 2\nsuccess_threshold = 2\nflap_detection = false\n";
+    let (_collector, mut agent) = rig.collector_and_fake(&policy(rule), "web-1");
+    let epoch = std::time::UNIX_EPOCH + Duration::from_millis(1);
+    let far = humantime::parse_rfc3339("9999-12-31T23:59:59Z").unwrap();
+    use protocol::Status::{Critical, Ok};
+    let r1 = agent.result_at("disk", Ok, epoch);
+    let r2 = agent.result_at("disk", Critical, far);
+    // Out of order and duplicated: 2 again, 1 again (older than what was applied).
+    agent.publish(&r2);
+    agent.publish(&r1);
+    let r3 = agent.result_at("disk", Critical, epoch);
+    agent.publish(&r3);
+    agent.publish(&r2);
+    let incident = rig.wait_incident(Duration::from_secs(20));
+    // The collector's clock stamps the incident, not the agent's.
+    let now = collector::now_ms();
+    assert!((now - incident.created_ms).abs() < 60_000, "created {} vs now {now}", incident.created_ms);
+    let r4 = agent.result_at("disk", Ok, far);
+    let r5 = agent.result_at("disk", Ok, epoch);
+    eventually(Duration::from_secs(20), || (rig.incident(incident.id).state == "resolved", ()));
+    // A replay of everything, twice, in a scrambled order.
+    for r in [&r5, &r3, &r1, &r4, &r2, &r1, &r5, &r3, &r2, &r4] {
+        agent.publish(r);
+    }
+    assert_eq!(settle(|| rig.incidents().len()), 1);
+    assert_eq!(rig.incident(incident.id).state, "resolved");
+    let pages = |rig: &Rig| rig.hooks.json("/alice").iter().filter(|p| p["event"] == "page").count();
+    assert_eq!(settle(|| pages(&rig)), 1, "one page for one incident");
+    let stored = with_store(&rig.path("vakt.db"), async |s| s.seqs("web-1").await.unwrap());
+    assert_eq!(stored, [1, 2, 3, 4, 5], "each result stored once");
+}
+
+#[test]
+fn killing_the_collector_mid_escalation_neither_repeats_nor_drops_a_page_and_a_500_is_retried() {
+    let rig = Rig::new();
+    let config = rig.collector_config(&policy(IMMEDIATE).replace("HOOKS", &rig.hooks.url("")));
+    let collector = rig.start_collector(&config);
+    let mut agent = FakeAgent::connect(rig.broker.port, "web-1");
+    // Alice's endpoint fails twice before it takes the page.
+    rig.hooks.fail_next(2);
+    agent.result("http", protocol::Status::Critical);
+    let incident = rig.wait_incident(Duration::from_secs(20));
+    eventually(Duration::from_secs(20), || (rig.hooks.json("/alice").len() == 1, ()));
+    let tries = rig.hooks.received().iter().filter(|r| r.path == "/alice").count();
+    assert_eq!(tries, 3, "two 500s, then delivered");
+    // Step 2 (bob) is due 3 s after step 1: kill the collector before, start it again.
+    collector.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let collector = rig.start_collector(&config);
+    eventually(Duration::from_secs(30), || (rig.hooks.json("/bob").len() == 1, ()));
+    // Kill it again right after bob's page, then restart: nothing is sent twice.
+    collector.kill();
+    let again = rig.start_collector(&config);
+    assert_eq!(settle(|| rig.hooks.json("/alice").len()), 1);
+    assert_eq!(settle(|| rig.hooks.json("/bob").len()), 1);
+    let log = rig.notifications(incident.id);
+    let pages: Vec<(&str, &str, i64)> =
+        log.iter().filter(|n| n.kind == "page").map(|n| (n.recipient.as_str(), n.state.as_str(), n.attempts)).collect();
+    assert_eq!(pages, [("alice", "sent", 3), ("bob", "sent", 1)], "{log:#?}");
+    drop(again);
+}
+
+#[test]
+fn an_smtp_server_that_hangs_or_is_down_delays_only_its_own_mail() {
+    // A "server" that accepts connections and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let rig = Rig::with_smtp(|dir| SmtpServer::stopped_on(dir, port));
+    let rule = IMMEDIATE.to_string();
+    let step = "[[escalation]]\nname = \"mail\"\n[[escalation.step]]\nnotify = [\"person:carol\", \"person:bob\"]\nwait = \"1h\"\n";
+    let text = policy(&format!("{step}\n{rule}")).replace("escalation = \"default\"", "escalation = \"mail\"");
+    let config = rig.collector_config(&text.replace("HOOKS", &rig.hooks.url("")));
+    let config_text = std::fs::read_to_string(&config).unwrap().replace("timeout = \"5s\"", "timeout = \"1s\"");
+    std::fs::write(&config, config_text).unwrap();
+    let _collector = rig.start_collector(&config);
+    let mut agent = FakeAgent::connect(rig.broker.port, "web-1");
+    agent.result("http", protocol::Status::Critical);
+    // Bob's webhook goes out at once although carol's mail hangs.
+    eventually(Duration::from_secs(10), || (rig.hooks.json("/bob").len() == 1, ()));
+    // Ingest goes on meanwhile.
+    for _ in 0..20 {
+        agent.result("other", protocol::Status::Ok);
+    }
+    eventually(Duration::from_secs(10), || {
+        let seqs = with_store(&rig.path("vakt.db"), async |s| s.seqs("web-1").await.unwrap());
+        (seqs.len() == 21, ())
+    });
+    let incident = rig.incidents().remove(0);
+    let mail_state = |rig: &Rig| rig.notifications(incident.id).into_iter().find(|n| n.recipient == "carol").unwrap();
+    eventually(Duration::from_secs(20), || {
+        let n = mail_state(&rig);
+        (n.attempts >= 2 && n.state == "pending", ())
+    });
+    assert!(mail_state(&rig).last_error.unwrap_or_default().contains("smtp"), "{:?}", mail_state(&rig));
+    // The hung server goes away (now: connection refused), then a real one starts there.
+    drop(silent);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut rig = rig;
+    rig.smtp.restart();
+    let mails = eventually(Duration::from_secs(60), || {
+        let m = rig.smtp.messages_to("carol@example.test");
+        (!m.is_empty(), m)
+    });
+    assert!(subject(&mails[0]).starts_with("[CRITICAL]"), "{}", mails[0]);
+    assert_eq!(settle(|| rig.smtp.messages_to("carol@example.test").len()), 1, "delivered once");
+    assert_eq!(mail_state(&rig).state, "sent");
+}
+
+#[test]
+fn a_killed_agent_opens_one_host_incident_that_resolves_when_it_is_back() {
+    let rig = Rig::new();
+    let config = rig.collector_config(&policy(IMMEDIATE).replace("HOOKS", &rig.hooks.url("")));
+    let _collector = rig.start_collector(&config);
+    let (port, listener) = service();
+    let agent = rig.start_agent("web-1", port);
+    eventually(Duration::from_secs(60), || {
+        let states = with_store(&rig.path("vakt.db"), async |s| s.check_states().await.unwrap());
+        (states.iter().any(|(a, c, status, ..)| a == "web-1" && c == "service" && status == "ok"), ())
+    });
+    agent.kill();
+    let incident = rig.wait_incident(Duration::from_secs(20));
+    assert_eq!(incident.source, "agent_down");
+    assert_eq!(incident.severity, "critical");
+    eventually(Duration::from_secs(20), || (rig.hooks.json("/alice").len() == 1, ()));
+    // The service it checked is down too while the agent is dead: no second incident.
+    drop(listener);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rig.incidents().len(), 1);
+    let (port2, _listener2) = (port, TcpListener::bind(("127.0.0.1", port)).unwrap());
+    let _agent = rig.start_agent("web-1", port2);
+    eventually(Duration::from_secs(60), || (rig.incident(incident.id).state == "resolved", ()));
+    assert_eq!(settle(|| rig.incidents().len()), 1, "{:#?}", rig.incidents());
 }
