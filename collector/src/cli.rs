@@ -224,7 +224,8 @@ async fn start_incidents(
     let send_wake = Arc::new(Notify::new());
     let sender = Sender::new(store.clone(), &policy).map_err(CliError::Usage)?;
     tokio::spawn(sender.run(send_wake.clone(), stop.clone()));
-    tokio::spawn(escalate::run(store.clone(), policy.clone(), wake.clone(), send_wake, stop.clone()));
+    tokio::spawn(escalate::run(store.clone(), policy.clone(), wake.clone(), send_wake.clone(), stop.clone()));
+    tokio::spawn(crate::remind::run(store.clone(), policy.clone(), send_wake, stop.clone()));
     Ok(Incidents::load(store, policy, wake).await?)
 }
 

@@ -211,7 +211,8 @@ pub fn for_notice(notice: &NoticeRow, policy: &Policy, now: Ms) -> Vec<NewNotifi
         .collect()
 }
 
-fn rfc3339(ms: Ms) -> String {
+/// `ms` as RFC 3339 UTC, to the second.
+pub fn rfc3339(ms: Ms) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -275,7 +276,7 @@ fn message(inc: &IncidentRow, kind: &str, who: &str, d: &Delivery, dedup: String
 }
 
 /// Slack gets `{"text": …}` (mrkdwn); a generic webhook gets the full JSON document.
-fn payload(d: &Delivery, subject: &str, body: &str, data: serde_json::Value) -> String {
+pub(crate) fn payload(d: &Delivery, subject: &str, body: &str, data: serde_json::Value) -> String {
     match d {
         Delivery::Slack { .. } => json!({ "text": format!("*{subject}*\n{body}") }).to_string(),
         Delivery::Webhook { .. } | Delivery::Email { .. } => data.to_string(),

@@ -9,6 +9,7 @@
 //! - [`incident`]: the pure state engine (check states → incident decisions).
 //! - [`policy`]: rules, teams, rotations, escalation policies, channels (collector.toml).
 //! - [`escalate`]: pages by escalation step, acknowledgement timeouts, who hears what.
+//! - [`remind`]: reminders (unacknowledged, stale, legal clocks, actions, silent agents, reviews).
 //! - [`notify`]: delivers the notification log (webhook, Slack, SMTP) with retries.
 //! - [`cli`]: `up`, `run`, `check-config`, `incident`.
 
@@ -22,6 +23,7 @@ pub mod ingest;
 pub mod link;
 pub mod notify;
 pub mod policy;
+pub mod remind;
 pub mod store;
 
 pub use agent::report;

@@ -79,6 +79,15 @@
 //! start = "2026-12-02T22:00:00Z"
 //! end = "2026-12-02T23:00:00Z"
 //! reason = "kernel upgrade"
+//!
+//! [reminders]
+//! unacknowledged = "30m"            # re-notify who was paged while nobody acknowledges
+//! stale = "4h"                      # nag when an open incident had no update this long
+//! silent_agent = "1d"               # agents not heard from this long
+//! compliance = ["person:alice"]     # regulatory clocks, overdue postmortem actions
+//! review = ["person:alice"]         # the yearly reviews
+//! policy_reviewed = "2026-03-01"    # last review of the security policy
+//! roster_reviewed = "2026-03-01"    # last review of the on-call roster
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -171,6 +180,7 @@ pub const SECTIONS: &[&str] = &[
     "rule",
     "silence",
     "maintenance",
+    "reminders",
 ];
 
 /// The policy's top-level sections. Not `deny_unknown_fields`: the same file holds
@@ -201,6 +211,22 @@ pub struct PolicyModel {
     silence: Vec<SilenceModel>,
     #[serde(default)]
     maintenance: Vec<MaintenanceModel>,
+    #[serde(default)]
+    reminders: RemindersModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemindersModel {
+    unacknowledged: Option<Spanned<String>>,
+    stale: Option<Spanned<String>>,
+    silent_agent: Option<Spanned<String>>,
+    #[serde(default)]
+    compliance: Vec<Spanned<String>>,
+    #[serde(default)]
+    review: Vec<Spanned<String>>,
+    policy_reviewed: Option<Spanned<String>>,
+    roster_reviewed: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -443,9 +469,28 @@ pub struct Meta {
     pub muted: Option<(String, Ms)>,
 }
 
+/// When and to whom reminders go (see [`crate::remind`]).
+#[derive(Debug, Clone, Default)]
+pub struct Reminders {
+    /// Re-notify who was paged while nobody acknowledges, this often.
+    pub unacknowledged_ms: Option<i64>,
+    /// Nag when an open incident has had no update by a person this long.
+    pub stale_ms: Option<i64>,
+    /// Remind about agents silent this long.
+    pub silent_agent_ms: Option<i64>,
+    /// Targets for regulatory clocks and overdue postmortem actions.
+    pub compliance: Vec<String>,
+    /// Targets for the yearly reviews.
+    pub review: Vec<String>,
+    /// Last review of the security policy and of the on-call roster.
+    pub policy_reviewed_ms: Option<Ms>,
+    pub roster_reviewed_ms: Option<Ms>,
+}
+
 /// The validated policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
+    pub reminders: Reminders,
     pub engine: Settings,
     pub smtp: Option<Smtp>,
     default_escalation: Option<String>,
@@ -825,6 +870,48 @@ impl Policy {
             policy.rules.push(rule);
         }
 
+        // Reminders.
+        let r = &model.reminders;
+        let period = |d: &Option<Spanned<String>>, key: &str| -> Result<Option<i64>, String> {
+            match d {
+                Some(d) => {
+                    let ms = duration(d, key)?;
+                    if ms < 1_000 {
+                        return Err(at(d.span(), format!("`{key}` must be at least 1s")));
+                    }
+                    Ok(Some(ms))
+                }
+                None => Ok(None),
+            }
+        };
+        policy.reminders.unacknowledged_ms = period(&r.unacknowledged, "reminders.unacknowledged")?;
+        policy.reminders.stale_ms = period(&r.stale, "reminders.stale")?;
+        policy.reminders.silent_agent_ms = period(&r.silent_agent, "reminders.silent_agent")?;
+        for target in r.compliance.iter().chain(&r.review) {
+            policy.check_target(target).map_err(|m| at(target.span(), m))?;
+        }
+        policy.reminders.compliance = r.compliance.iter().map(|t| t.get_ref().clone()).collect();
+        policy.reminders.review = r.review.iter().map(|t| t.get_ref().clone()).collect();
+        let date = |d: &Option<Spanned<String>>, key: &str| -> Result<Option<Ms>, String> {
+            d.as_ref()
+                .map(|d| {
+                    let text = d.get_ref();
+                    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.clone() };
+                    humantime::parse_rfc3339_weak(&full)
+                        .map(ms_of)
+                        .map_err(|e| at(d.span(), format!("`{key}` `{text}`: {e} (write e.g. \"2026-03-01\")")))
+                })
+                .transpose()
+        };
+        policy.reminders.policy_reviewed_ms = date(&r.policy_reviewed, "reminders.policy_reviewed")?;
+        policy.reminders.roster_reviewed_ms = date(&r.roster_reviewed, "reminders.roster_reviewed")?;
+        if (policy.reminders.policy_reviewed_ms.is_some() || policy.reminders.roster_reviewed_ms.is_some())
+            && policy.reminders.review.is_empty()
+        {
+            let span = r.policy_reviewed.as_ref().or(r.roster_reviewed.as_ref()).map(|s| s.span()).unwrap_or(0..0);
+            return Err(at(span, "a review date needs `reminders.review` targets".into()));
+        }
+
         // Silences and maintenance windows.
         for s in &model.silence {
             let from = s.from.as_ref().map(|f| time(f, "silence.from")).transpose()?.unwrap_or(0);
@@ -911,6 +998,11 @@ impl Policy {
             team: rule.team.clone().or_else(|| self.default_team.clone()),
             muted,
         }
+    }
+
+    /// The team of incidents no rule names.
+    pub fn default_team(&self) -> Option<&str> {
+        self.default_team.as_deref()
     }
 
     pub fn escalation(&self, name: &str) -> Option<&Escalation> {

@@ -17,6 +17,7 @@ use sqlx::{Row, SqlitePool, Transaction};
 
 pub mod incidents;
 pub mod outbox;
+pub mod reminders;
 
 pub use incidents::{EventRow, IncidentRow, Planned};
 

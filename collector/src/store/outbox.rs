@@ -88,7 +88,7 @@ pub struct Step {
 /// A check notice (no incident) waiting to be routed: (id, agent, check, kind, text).
 pub type NoticeRow = (i64, String, String, String, String);
 
-async fn insert(tx: &mut Transaction<'_, Sqlite>, n: &NewNotification, now: Ms) -> Result<bool, StoreError> {
+pub(crate) async fn insert(tx: &mut Transaction<'_, Sqlite>, n: &NewNotification, now: Ms) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO notifications (incident_id, dedup, kind, recipient, delivery, subject, body, payload, state,
             next_attempt_ms, created_ms)

@@ -1,0 +1,276 @@
+//! What the reminder planner needs to see, and what people record that stops reminders:
+//! classification, regulatory reports filed, postmortem actions done.
+
+use sqlx::Row;
+
+use super::incidents::{INCIDENT_COLUMNS, IncidentRow, event, incident_row};
+use super::outbox::NewNotification;
+use super::{Store, StoreError, err};
+use crate::incident::Ms;
+
+/// An incident the reminders look at.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub row: IncidentRow,
+    pub classification: String,
+    pub aware_at_ms: Option<Ms>,
+    /// Latest timeline entry by a person (else when it opened).
+    pub last_update_ms: Ms,
+    /// When the current escalation round paged first, and whom (recipient, delivery).
+    pub round_started_ms: Option<Ms>,
+    pub round_paged: Vec<(String, String)>,
+    /// Regulatory reports filed: (report, when).
+    pub reports: Vec<(String, Ms)>,
+}
+
+/// An open postmortem action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRow {
+    pub id: i64,
+    pub incident_id: i64,
+    pub text: String,
+    pub owner: String,
+    pub due_ms: Ms,
+    pub done_ms: Option<Ms>,
+}
+
+/// Everything the planner reads, in one consistent read.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub incidents: Vec<Watched>,
+    pub actions: Vec<ActionRow>,
+    /// (agent, last heard) for every agent.
+    pub agents: Vec<(String, Ms)>,
+}
+
+/// A reminder to write: its notification, and the incident timeline entry it makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderRow {
+    pub notification: NewNotification,
+    pub timeline: Option<(i64, String)>,
+}
+
+/// The regulatory reports there are.
+pub const REPORTS: &[&str] = &["gdpr-art33", "nis2-early-warning", "nis2-notification", "nis2-final"];
+/// The classifications there are.
+pub const CLASSIFICATIONS: &[&str] = &["operational", "security", "personal-data-breach", "nis2-significant"];
+
+impl Store {
+    /// Open incidents, and classified ones of any state (their legal clocks run on).
+    pub async fn reminder_snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a read"))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {INCIDENT_COLUMNS}, classification, aware_at_ms FROM incidents
+             WHERE state != 'resolved' OR classification IN ('personal-data-breach', 'nis2-significant')
+             ORDER BY id LIMIT 10000"
+        )))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err("reading incidents for reminders"))?;
+        let mut snapshot = Snapshot::default();
+        for r in &rows {
+            let row = incident_row(r);
+            let id = row.id;
+            let last_person: Option<Ms> = sqlx::query_scalar(
+                "SELECT MAX(ts_ms) FROM incident_events WHERE incident_id = ? AND actor != 'system'",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err("reading the last update"))?;
+            let round = format!("inc:{id}:r{}:%", row.esc_round);
+            let paged = sqlx::query(
+                "SELECT recipient, delivery, MIN(created_ms) FROM notifications
+                 WHERE incident_id = ? AND kind = 'page' AND dedup LIKE ? GROUP BY recipient, delivery ORDER BY recipient",
+            )
+            .bind(id)
+            .bind(&round)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err("reading who was paged"))?;
+            let reports = sqlx::query("SELECT report, submitted_ms FROM regulatory_reports WHERE incident_id = ?")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err("reading reports"))?;
+            snapshot.incidents.push(Watched {
+                last_update_ms: last_person.unwrap_or(row.created_ms).max(row.created_ms),
+                round_started_ms: paged.iter().map(|p| p.get::<i64, _>(2)).min(),
+                round_paged: paged.iter().map(|p| (p.get(0), p.get(1))).collect(),
+                reports: reports.iter().map(|p| (p.get(0), p.get(1))).collect(),
+                classification: r.get(27),
+                aware_at_ms: r.get(28),
+                row,
+            });
+        }
+        let actions = sqlx::query(
+            "SELECT id, incident_id, text, owner, due_ms, done_ms FROM postmortem_actions WHERE done_ms IS NULL ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err("reading postmortem actions"))?;
+        snapshot.actions = actions.iter().map(action_row).collect();
+        let agents =
+            sqlx::query("SELECT agent, last_seen_ms FROM agents WHERE last_seen_ms IS NOT NULL ORDER BY agent")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err("reading agents"))?;
+        snapshot.agents = agents.iter().map(|r| (r.get(0), r.get(1))).collect();
+        tx.commit().await.map_err(err("ending a read"))?;
+        Ok(snapshot)
+    }
+
+    /// Write reminders (each once: the dedup key names it) and their timeline entries.
+    pub async fn write_reminders(&self, reminders: &[ReminderRow], now: Ms) -> Result<usize, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut written = 0;
+        for r in reminders {
+            if super::outbox::insert(&mut tx, &r.notification, now).await? {
+                written += 1;
+                if let Some((incident, text)) = &r.timeline {
+                    event(&mut tx, *incident, now, "system", "reminder", text, false).await?;
+                }
+            }
+        }
+        tx.commit().await.map_err(err("committing reminders"))?;
+        Ok(written)
+    }
+
+    /// Classify an incident; `aware_at` starts the legal clocks.
+    pub async fn classify(
+        &self,
+        id: i64,
+        classification: &str,
+        aware_at: Ms,
+        actor: &str,
+        now: Ms,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let changed =
+            sqlx::query("UPDATE incidents SET classification = ?, aware_at_ms = ?, updated_ms = ? WHERE id = ?")
+                .bind(classification)
+                .bind(aware_at)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("classifying"))?
+                .rows_affected();
+        if changed > 0 {
+            let text =
+                format!("classified {classification} by {actor}, aware since {}", crate::escalate::rfc3339(aware_at));
+            event(&mut tx, id, now, actor, "classified", &text, false).await?;
+        }
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(changed > 0)
+    }
+
+    /// Record a regulatory report as filed.
+    pub async fn file_report(
+        &self,
+        id: i64,
+        report: &str,
+        reference: Option<&str>,
+        actor: &str,
+        now: Ms,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("reading an incident"))?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO regulatory_reports (incident_id, report, submitted_ms, submitted_by, reference) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (incident_id, report) DO UPDATE SET submitted_ms = excluded.submitted_ms,
+               submitted_by = excluded.submitted_by, reference = excluded.reference",
+        )
+        .bind(id)
+        .bind(report)
+        .bind(now)
+        .bind(actor)
+        .bind(reference)
+        .execute(&mut *tx)
+        .await
+        .map_err(err("filing a report"))?;
+        let text =
+            format!("{report} filed by {actor}{}", reference.map(|r| format!(" (reference {r})")).unwrap_or_default());
+        event(&mut tx, id, now, actor, "report_filed", &text, false).await?;
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(true)
+    }
+
+    /// Add a postmortem action with an owner and a due time.
+    pub async fn add_action(
+        &self,
+        incident: i64,
+        text: &str,
+        owner: &str,
+        due: Ms,
+        actor: &str,
+        now: Ms,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO postmortem_actions (incident_id, text, owner, due_ms, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(incident)
+        .bind(text)
+        .bind(owner)
+        .bind(due)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err("adding an action"))?;
+        let line = format!("action #{id} for {owner}, due {}: {text}", crate::escalate::rfc3339(due));
+        event(&mut tx, incident, now, actor, "action_added", &line, false).await?;
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(id)
+    }
+
+    /// Mark a postmortem action done.
+    pub async fn finish_action(&self, action: i64, actor: &str, now: Ms) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let incident: Option<i64> = sqlx::query_scalar(
+            "UPDATE postmortem_actions SET done_ms = ?, done_by = ? WHERE id = ? AND done_ms IS NULL RETURNING incident_id",
+        )
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err("finishing an action"))?;
+        if let Some(incident) = incident {
+            event(&mut tx, incident, now, actor, "action_done", &format!("action #{action} done by {actor}"), false)
+                .await?;
+        }
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(incident.is_some())
+    }
+
+    /// An incident's postmortem actions.
+    pub async fn actions(&self, incident: i64) -> Result<Vec<ActionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, incident_id, text, owner, due_ms, done_ms FROM postmortem_actions WHERE incident_id = ? ORDER BY id",
+        )
+        .bind(incident)
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("reading actions"))?;
+        Ok(rows.iter().map(action_row).collect())
+    }
+}
+
+fn action_row(r: &sqlx::sqlite::SqliteRow) -> ActionRow {
+    ActionRow {
+        id: r.get(0),
+        incident_id: r.get(1),
+        text: r.get(2),
+        owner: r.get(3),
+        due_ms: r.get(4),
+        done_ms: r.get(5),
+    }
+}
