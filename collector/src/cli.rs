@@ -93,6 +93,56 @@ pub enum IncidentCommand {
         #[arg(long = "as", default_value_t = whoami())]
         actor: String,
     },
+    /// Classify: operational, security, personal-data-breach (GDPR Art. 33 clock) or
+    /// nis2-significant (NIS2 Art. 23 clocks), counted from when you became aware.
+    Classify {
+        id: i64,
+        classification: String,
+        /// When the organisation became aware (RFC 3339); default now.
+        #[arg(long)]
+        aware_at: Option<String>,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+    /// Record a regulatory report as filed: gdpr-art33, nis2-early-warning,
+    /// nis2-notification, nis2-final.
+    Report {
+        id: i64,
+        report: String,
+        /// The authority's reference number.
+        #[arg(long)]
+        reference: Option<String>,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+    /// Add a postmortem action with an owner and a due date (reminded when overdue).
+    Action {
+        id: i64,
+        /// Who does it (a person of the policy gets the reminders).
+        #[arg(long)]
+        owner: String,
+        /// When it is due (RFC 3339, or a date).
+        #[arg(long)]
+        due: String,
+        text: String,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+    /// Mark a postmortem action done.
+    Done {
+        action: i64,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+}
+
+fn parse_time(text: &str) -> Result<i64, CliError> {
+    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
+    humantime::parse_rfc3339_weak(&full)
+        .map(|t| {
+            t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        })
+        .map_err(|e| CliError::Usage(format!("`{text}`: {e} (write e.g. 2026-11-27T09:00:00Z)")))
 }
 
 fn whoami() -> String {
@@ -297,6 +347,55 @@ state: {}  severity: {}  urgency: {}  source: {}",
             } else {
                 return Err(CliError::Usage(format!("#{id} is not an open incident")));
             }
+        }
+        IncidentCommand::Classify { id, classification, aware_at, actor } => {
+            use crate::store::reminders::CLASSIFICATIONS;
+            if !CLASSIFICATIONS.contains(&classification.as_str()) {
+                return Err(CliError::Usage(format!(
+                    "classification `{classification}`: expected one of {}",
+                    CLASSIFICATIONS.join(", ")
+                )));
+            }
+            let now = crate::now_ms();
+            let aware = aware_at.as_deref().map(parse_time).transpose()?.unwrap_or(now);
+            if aware > now {
+                return Err(CliError::Usage("`--aware-at` is in the future".into()));
+            }
+            if !store.classify(id, &classification, aware, &actor, now).await? {
+                return Err(CliError::Usage(format!("no incident #{id}")));
+            }
+            println!("#{id} classified {classification}");
+            let filed = Vec::new();
+            for clock in crate::remind::clocks(&classification, Some(aware), &filed) {
+                println!("  {} due {}", clock.label, when(clock.due_ms));
+            }
+        }
+        IncidentCommand::Report { id, report, reference, actor } => {
+            use crate::store::reminders::REPORTS;
+            if !REPORTS.contains(&report.as_str()) {
+                return Err(CliError::Usage(format!("report `{report}`: expected one of {}", REPORTS.join(", "))));
+            }
+            if !store.file_report(id, &report, reference.as_deref(), &actor, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("no incident #{id}")));
+            }
+            println!("#{id}: {report} recorded as filed");
+        }
+        IncidentCommand::Action { id, owner, due, text, actor } => {
+            let due = parse_time(&due)?;
+            if store.incident(id).await?.is_none() {
+                return Err(CliError::Usage(format!("no incident #{id}")));
+            }
+            if text.trim().is_empty() || owner.trim().is_empty() {
+                return Err(CliError::Usage("an action needs a text and an owner".into()));
+            }
+            let action = store.add_action(id, &text, &owner, due, &actor, crate::now_ms()).await?;
+            println!("action #{action} added to #{id}");
+        }
+        IncidentCommand::Done { action, actor } => {
+            if !store.finish_action(action, &actor, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("no open action #{action}")));
+            }
+            println!("action #{action} done");
         }
     }
     Ok(())

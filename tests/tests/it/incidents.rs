@@ -552,3 +552,101 @@ fn a_killed_agent_opens_one_host_incident_that_resolves_when_it_is_back() {
     eventually(Duration::from_secs(60), || (rig.incident(incident.id).state == "resolved", ()));
     assert_eq!(settle(|| rig.incidents().len()), 1, "{:#?}", rig.incidents());
 }
+
+/// Each kind of reminder, through the real collector, its store and the webhook receiver;
+/// then a restart repeats none of them.
+#[test]
+fn every_reminder_kind_reaches_its_people_and_a_restart_repeats_none() {
+    let rig = Rig::new();
+    let day = |days: u64| {
+        humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(days * 86_400)).to_string()[..10]
+            .to_string()
+    };
+    let reminders = format!(
+        "[[person]]\nname = \"dpo\"\nwebhook = \"HOOKS/dpo\"\n\n[reminders]\nunacknowledged = \"2s\"\nstale = \"3s\"\nsilent_agent = \"4s\"\n\
+         compliance = [\"person:dpo\"]\nreview = [\"person:dpo\"]\npolicy_reviewed = \"{}\"\nroster_reviewed = \"{}\"\n",
+        day(360),
+        day(400)
+    );
+    let text = policy(&format!("{IMMEDIATE}\n{reminders}"));
+    let config = rig.collector_config(&text.replace("HOOKS", &rig.hooks.url("")));
+    let collector = rig.start_collector(&config);
+    let mut agent = FakeAgent::connect(rig.broker.port, "web-1");
+    let mut quiet = FakeAgent::connect(rig.broker.port, "quiet-1");
+    quiet.birth(&[], 60_000);
+    agent.result("http", protocol::Status::Critical);
+    let incident = rig.wait_incident(Duration::from_secs(20));
+    let id = incident.id.to_string();
+
+    let reminders_to = |path: &str, kind: &str| -> Vec<serde_json::Value> {
+        rig.hooks.json(path).into_iter().filter(|m| m["event"] == "reminder" && m["reminder"] == kind).collect()
+    };
+    let wait_for = |path: &str, kind: &str| {
+        eventually(Duration::from_secs(30), || {
+            let r = reminders_to(path, kind);
+            (!r.is_empty(), r)
+        })
+    };
+    // Paged, not acknowledged: alice is reminded.
+    let unack = wait_for("/alice", "unacknowledged");
+    assert_eq!(unack[0]["incident"]["id"], incident.id, "{unack:?}");
+    // The team channel speaks Slack's `{"text": …}`.
+    let chat = |words: &str| -> Vec<String> {
+        rig.hooks
+            .json("/slack")
+            .into_iter()
+            .filter_map(|m| m["text"].as_str().map(str::to_string))
+            .filter(|t| t.contains("[REMINDER]") && t.contains(words))
+            .collect()
+    };
+    // No update by a person: the team channel is nagged.
+    eventually(Duration::from_secs(30), || (!chat("no update for").is_empty(), ()));
+    assert!(chat("no update for")[0].contains(&format!("#{}", incident.id)), "{:?}", chat("no update for"));
+    // A personal-data breach the organisation learned of 60 hours ago: 75 % of GDPR's 72 h.
+    let aware = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(60 * 3600)).to_string();
+    let out = rig.cli(&["classify", &id, "personal-data-breach", "--aware-at", &aware, "--as", "alice"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GDPR Art. 33"), "{}", String::from_utf8_lossy(&out.stdout));
+    let legal = wait_for("/dpo", "regulatory");
+    assert!(legal[0]["text"].as_str().unwrap().contains("GDPR Art. 33"), "{legal:?}");
+    // A postmortem action already past its due date: its owner and compliance hear.
+    let due = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(60)).to_string();
+    let out = rig.cli(&["action", &id, "--owner", "alice", "--due", &due, "add a disk alarm", "--as", "alice"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("/alice", "action_overdue");
+    wait_for("/dpo", "action_overdue");
+    // quiet-1 said hello once and nothing since.
+    eventually(Duration::from_secs(30), || (!chat("agent quiet-1 has been silent").is_empty(), ()));
+    assert!(!chat("agent quiet-1 has been silent").is_empty(), "{:?}", rig.hooks.json("/slack"));
+    // The yearly reviews: the policy's is due within a week, the roster's is overdue.
+    let reviews = eventually(Duration::from_secs(30), || {
+        let r = reminders_to("/dpo", "review");
+        (r.len() == 2, r)
+    });
+    let texts: Vec<&str> = reviews.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    assert!(
+        texts.iter().any(|t| t.contains("security policy")) && texts.iter().any(|t| t.contains("on-call roster")),
+        "{texts:?}"
+    );
+
+    // Filing the report and finishing the action stop those reminders; a restart repeats
+    // none of the one-off ones.
+    let out = rig.cli(&["report", &id, "gdpr-art33", "--reference", "IMY-2026-1", "--as", "alice"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let once = |kind: &str, path: &str| reminders_to(path, kind).len();
+    let before = (once("regulatory", "/dpo"), once("review", "/dpo"), once("action_overdue", "/dpo"));
+    collector.kill();
+    let _collector = rig.start_collector(&config);
+    std::thread::sleep(Duration::from_secs(12));
+    let after = (once("regulatory", "/dpo"), once("review", "/dpo"), once("action_overdue", "/dpo"));
+    assert_eq!(before, after, "a restart repeated a reminder");
+    assert_eq!(after, (1, 2, 1));
+    let timeline = rig.timeline(incident.id);
+    for expected in [
+        "reminder unacknowledged: still unacknowledged",
+        "classified personal-data-breach",
+        "gdpr-art33 filed by alice",
+    ] {
+        assert!(timeline.iter().any(|t| t.contains(expected)), "no `{expected}` in {timeline:#?}");
+    }
+}
