@@ -128,6 +128,38 @@ pub enum IncidentCommand {
         #[arg(long = "as", default_value_t = whoami())]
         actor: String,
     },
+    /// Open an incident by hand (needs --config for components and escalation).
+    Open {
+        title: String,
+        /// critical (pages), major or minor (notify the team channel).
+        #[arg(long, default_value = "major")]
+        severity: String,
+        /// Affected components (repeat).
+        #[arg(long = "component")]
+        components: Vec<String>,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+    /// Triage: set the severity (critical pages; major and minor notify without paging).
+    Severity {
+        id: i64,
+        severity: String,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+    /// Assign to a person.
+    Assign {
+        id: i64,
+        assignee: String,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
+    /// Reopen a resolved incident: escalation starts over.
+    Reopen {
+        id: i64,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
     /// Mark a postmortem action done.
     Done {
         action: i64,
@@ -281,9 +313,16 @@ async fn start_incidents(
 
 /// `vakt-collector incident …`
 pub async fn incident(action: IncidentCommand, data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
-    let database = match config {
-        Some(path) => CollectorConfig::load(path)?.database,
-        None => data_dir.join("vakt.db"),
+    let (database, policy) = match config {
+        Some(path) => {
+            let c = CollectorConfig::load(path)?;
+            (c.database, c.policy)
+        }
+        None => (data_dir.join("vakt.db"), Policy::default()),
+    };
+    let severity = |text: &str| {
+        crate::policy::Severity::parse(text)
+            .ok_or_else(|| CliError::Usage(format!("severity `{text}`: expected critical, major or minor")))
     };
     if !database.exists() {
         return Err(CliError::Usage(format!("no store at {}", database.display())));
@@ -390,6 +429,33 @@ state: {}  severity: {}  urgency: {}  source: {}",
             }
             let action = store.add_action(id, &text, &owner, due, &actor, crate::now_ms()).await?;
             println!("action #{action} added to #{id}");
+        }
+        IncidentCommand::Open { title, severity: level, components, actor } => {
+            let level = severity(&level)?;
+            if title.trim().is_empty() || title.len() > 200 {
+                return Err(CliError::Usage("a title is 1 to 200 characters".into()));
+            }
+            let meta = policy.manual_meta(&components).map_err(CliError::Usage)?;
+            let id = store.open_manual(&title, level, "manual", &components, &meta, &actor, crate::now_ms()).await?;
+            println!("#{id} opened");
+        }
+        IncidentCommand::Severity { id, severity: level, actor } => {
+            if !store.set_severity(id, severity(&level)?, &actor, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("no incident #{id}")));
+            }
+            println!("#{id} is {level}");
+        }
+        IncidentCommand::Assign { id, assignee, actor } => {
+            if !store.assign(id, &assignee, &actor, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("no incident #{id}")));
+            }
+            println!("#{id} assigned to {assignee}");
+        }
+        IncidentCommand::Reopen { id, actor } => {
+            if !store.reopen_by_hand(id, &actor, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("#{id} is not a resolved incident")));
+            }
+            println!("#{id} reopened");
         }
         IncidentCommand::Done { action, actor } => {
             if !store.finish_action(action, &actor, crate::now_ms()).await? {

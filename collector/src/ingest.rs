@@ -192,8 +192,12 @@ impl Ingest {
     async fn write(&mut self, batch: Batch) {
         let mut delay = Duration::from_millis(100);
         let written = loop {
+            // One clock read: the engine's decisions and the rows they make share the time.
             let now = SystemTime::now();
-            let decisions = self.decide(&batch, crate::now_ms());
+            let now_ms = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let decisions = self.decide(&batch, now_ms);
             match self.store.write(&batch, now, &decisions).await {
                 Ok(written) => {
                     if !decisions.plans.is_empty() {
@@ -315,7 +319,8 @@ impl Ingest {
         if decisions.is_empty() {
             return;
         }
-        match self.store.write(&Batch::default(), SystemTime::now(), &decisions).await {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(now).unwrap_or(0));
+        match self.store.write(&Batch::default(), at, &decisions).await {
             Ok(_) => {
                 if !decisions.plans.is_empty() {
                     self.incidents.wake.notify_one();

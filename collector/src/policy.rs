@@ -1005,6 +1005,28 @@ impl Policy {
         self.default_team.as_deref()
     }
 
+    /// What a manual incident affecting `components` gets: the first component's runbook,
+    /// the default escalation and team.
+    pub fn manual_meta(&self, components: &[String]) -> Result<Meta, String> {
+        for c in components {
+            if !self.components.contains_key(c) {
+                return Err(format!("no [[component]] named `{c}`"));
+            }
+        }
+        Ok(Meta {
+            severity: Severity::Major,
+            urgency: Urgency::Notify,
+            runbook: components
+                .iter()
+                .find_map(|c| self.components.get(c).cloned().flatten())
+                .or_else(|| self.default_runbook.clone()),
+            components: components.to_vec(),
+            escalation: self.default_escalation.clone(),
+            team: self.default_team.clone(),
+            muted: None,
+        })
+    }
+
     pub fn escalation(&self, name: &str) -> Option<&Escalation> {
         self.escalations.get(name)
     }

@@ -552,6 +552,123 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// Triage: a person sets the severity (the rules no longer raise it). Critical pages;
+    /// anything else notifies without paging.
+    pub async fn set_severity(&self, id: i64, severity: Severity, actor: &str, now: Ms) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let urgency = if severity == Severity::Critical { "page" } else { "notify" };
+        let before: Option<(String, String)> = sqlx::query("SELECT severity, urgency FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("reading an incident"))?
+            .map(|r| (r.get(0), r.get(1)));
+        let Some((old, old_urgency)) = before else { return Ok(false) };
+        // Becoming critical starts paging now; the escalation worker takes it from there.
+        let page_now = urgency == "page" && old_urgency != "page";
+        sqlx::query(
+            "UPDATE incidents SET severity = ?, severity_by = ?, urgency = ?, updated_ms = ?,
+                next_action_ms = CASE WHEN ? AND state = 'triggered' THEN ? ELSE next_action_ms END WHERE id = ?",
+        )
+        .bind(severity.as_str())
+        .bind(actor)
+        .bind(urgency)
+        .bind(now)
+        .bind(page_now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err("setting the severity"))?;
+        let text = format!("severity {old} → {} by {actor} ({urgency})", severity.as_str());
+        event(&mut tx, id, now, actor, "triaged", &text, false).await?;
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(true)
+    }
+
+    /// Assign an incident to a person.
+    pub async fn assign(&self, id: i64, assignee: &str, actor: &str, now: Ms) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let changed = sqlx::query("UPDATE incidents SET assignee = ?, updated_ms = ? WHERE id = ?")
+            .bind(assignee)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("assigning"))?
+            .rows_affected();
+        if changed > 0 {
+            event(&mut tx, id, now, actor, "assigned", &format!("assigned to {assignee} by {actor}"), false).await?;
+        }
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(changed > 0)
+    }
+
+    /// Reopen a resolved incident by hand.
+    pub async fn reopen_by_hand(&self, id: i64, actor: &str, now: Ms) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("reading an incident"))?;
+        if state.as_deref() != Some("resolved") {
+            return Ok(false);
+        }
+        reopen(&mut tx, id, now, &format!("by {actor}")).await?;
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(true)
+    }
+
+    /// Open an incident by hand (e.g. "e-mail delivery to some domains delayed").
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_manual(
+        &self,
+        title: &str,
+        severity: Severity,
+        source: &str,
+        components: &[String],
+        meta: &Meta,
+        actor: &str,
+        now: Ms,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let urgency = if severity == Severity::Critical { "page" } else { "notify" };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO incidents (title, summary, state, severity, severity_by, urgency, source, runbook, escalation, team,
+                created_ms, updated_ms, next_action_ms, aware_at_ms)
+             VALUES (?, ?, 'triggered', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(title)
+        .bind(title)
+        .bind(severity.as_str())
+        .bind(actor)
+        .bind(urgency)
+        .bind(source)
+        .bind(meta.runbook.as_deref())
+        .bind(meta.escalation.as_deref())
+        .bind(meta.team.as_deref())
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err("opening an incident"))?;
+        for component in components {
+            sqlx::query("INSERT OR IGNORE INTO incident_components (incident_id, component) VALUES (?, ?)")
+                .bind(id)
+                .bind(component)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("linking a component"))?;
+        }
+        let text = format!("opened by {actor}: {title} ({}, {urgency})", severity.as_str());
+        event(&mut tx, id, now, actor, "opened", &text, true).await?;
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(id)
+    }
+
     /// Resolve by hand (the engine learns of it and holds the check until it recovers).
     pub async fn resolve(&self, id: i64, actor: &str, now: Ms) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
@@ -588,3 +705,7 @@ impl Store {
         Ok((rows.iter().map(|r| r.get(0)).collect(), newest))
     }
 }
+
+#[cfg(test)]
+#[path = "incidents_tests.rs"]
+mod tests;
