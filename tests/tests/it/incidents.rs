@@ -650,3 +650,30 @@ fn every_reminder_kind_reaches_its_people_and_a_restart_repeats_none() {
         assert!(timeline.iter().any(|t| t.contains(expected)), "no `{expected}` in {timeline:#?}");
     }
 }
+
+#[test]
+fn check_config_accepts_the_example_and_names_the_line_and_key_of_a_mistake() {
+    let example = e2e::root().join("collector.example.toml");
+    let out = Command::new(collector_binary()).arg("check-config").arg(&example).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&example).unwrap();
+    let cases = [
+        (
+            text.replace("notify = [\"oncall:ops\"]", "notify = [\"oncall:nobody\"]"),
+            "target `oncall:nobody`: no oncall named `nobody`",
+        ),
+        (text.replace("wait = \"5m\"", "wait = \"soon\""), "`step.wait` `soon`"),
+        (text.replace("severity = \"major\"", "severity = \"huge\""), "unknown variant `huge`"),
+        (text.replace("[reminders]", "[reminders]\nnag = \"1h\""), "unknown field `nag`"),
+        (format!("{text}\n[escalations]\n"), "unknown section `escalations`"),
+    ];
+    for (bad, expected) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &bad).unwrap();
+        let out = Command::new(collector_binary()).arg("check-config").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected) && stderr.contains("line "), "want `{expected}` with a line in: {stderr}");
+    }
+}
