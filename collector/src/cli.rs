@@ -217,6 +217,16 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
             message: "`run` needs an [mqtt] section (the broker to subscribe to)".into(),
         }));
     };
+    if let Some(group) = &mqtt.share_group {
+        // Each collector of a shared subscription sees only part of an agent's results; its
+        // engine decides on that part. Deciding across collectors needs a shared engine state
+        // (PostgreSQL, not yet here).
+        tracing::warn!(
+            share_group = %group,
+            "incidents are decided per collector from the results it receives: with several collectors on one \
+             shared subscription, thresholds and incidents are per collector; run one collector where incidents matter"
+        );
+    }
     let incidents = start_incidents(&store, Arc::new(config.policy), &stop).await?;
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));

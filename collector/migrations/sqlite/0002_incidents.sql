@@ -53,6 +53,8 @@ CREATE TABLE incidents (
 );
 CREATE INDEX incidents_due ON incidents (next_action_ms) WHERE next_action_ms IS NOT NULL;
 CREATE INDEX incidents_state ON incidents (state, created_ms);
+-- The ingest looks for incidents a person resolved, every second.
+CREATE INDEX incidents_resolved_by_hand ON incidents (resolved_ms) WHERE key IS NOT NULL AND resolved_by != 'system';
 
 -- The alerts (agent, check) an incident carries; '' is the host itself.
 CREATE TABLE incident_alerts (
