@@ -13,7 +13,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -55,7 +55,12 @@ fn smtp_transport(s: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String
     let builder = match s.tls {
         SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
         SmtpTls::Starttls | SmtpTls::Tls => {
-            let params = TlsParameters::new(s.host.clone()).map_err(|e| format!("smtp TLS: {e}"))?;
+            let mut params = TlsParameters::builder(s.host.clone());
+            if let Some(pem) = &s.ca_pem {
+                let root = Certificate::from_pem(pem).map_err(|e| format!("smtp ca_file: {e}"))?;
+                params = params.certificate_store(CertificateStore::None).add_root_certificate(root);
+            }
+            let params = params.build_rustls().map_err(|e| format!("smtp TLS: {e}"))?;
             let tls = if s.tls == SmtpTls::Starttls { Tls::Required(params) } else { Tls::Wrapper(params) };
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).tls(tls)
         }

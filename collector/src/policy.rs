@@ -20,6 +20,7 @@
 //! [smtp]
 //! server = "smtp.example.com:587"
 //! tls = "starttls"                  # "none", "starttls" or "tls"
+//! ca_file = "/etc/vakt/smtp-ca.pem"   # trust this CA instead of the built-in roots
 //! username = "vakt"
 //! password_file = "/etc/vakt/smtp-password"
 //! from = "Vakt <vakt@example.com>"
@@ -267,6 +268,7 @@ struct SmtpModel {
     username: Option<String>,
     password: Option<String>,
     password_file: Option<std::path::PathBuf>,
+    ca_file: Option<Spanned<std::path::PathBuf>>,
     from: Spanned<String>,
     timeout: Option<Spanned<String>>,
 }
@@ -402,6 +404,8 @@ pub struct Smtp {
     pub password: Option<String>,
     pub from: String,
     pub timeout: Duration,
+    /// PEM roots to trust instead of the built-in ones (`ca_file`).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -651,14 +655,31 @@ impl Policy {
                 Some(t) => Duration::from_millis(u64::try_from(duration(t, "smtp.timeout")?).unwrap_or(30_000)),
                 None => Duration::from_secs(30),
             };
+            let tls = s.tls.unwrap_or(SmtpTls::Starttls);
+            let ca_pem = match &s.ca_file {
+                Some(f) if tls == SmtpTls::None => {
+                    return Err(at(f.span(), "`smtp.ca_file` needs `tls = \"starttls\"` or `\"tls\"`".into()));
+                }
+                Some(f) => {
+                    let path = base.join(f.get_ref());
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| at(f.span(), format!("`smtp.ca_file` {}: {e}", path.display())))?;
+                    if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
+                        return Err(at(f.span(), format!("`smtp.ca_file` {}: not a PEM certificate", path.display())));
+                    }
+                    Some(pem)
+                }
+                None => None,
+            };
             policy.smtp = Some(Smtp {
                 host,
                 port,
-                tls: s.tls.unwrap_or(SmtpTls::Starttls),
+                tls,
                 username: s.username,
                 password,
                 from: s.from.into_inner(),
                 timeout,
+                ca_pem,
             });
         }
         let needs_smtp = |span: Range<usize>| -> Result<(), String> {

@@ -267,34 +267,44 @@ pub struct SmtpServer {
     maildir: PathBuf,
     process: Option<Proc>,
     log: PathBuf,
+    /// Certificate and key: STARTTLS offered and required.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl SmtpServer {
+    fn at(dir: &Path, port: u16, tls: Option<(PathBuf, PathBuf)>) -> SmtpServer {
+        SmtpServer { port, maildir: dir.join("maildir"), process: None, log: dir.join("smtp.log"), tls }
+    }
+
     /// Start on a free port.
     pub fn start(dir: &Path) -> SmtpServer {
-        let mut server =
-            SmtpServer { port: free_port(), maildir: dir.join("maildir"), process: None, log: dir.join("smtp.log") };
+        let mut server = SmtpServer::at(dir, free_port(), None);
+        server.restart();
+        server
+    }
+
+    /// Start on a free port, requiring STARTTLS with this certificate and key.
+    pub fn start_starttls(dir: &Path, cert: &Path, key: &Path) -> SmtpServer {
+        let mut server = SmtpServer::at(dir, free_port(), Some((cert.to_path_buf(), key.to_path_buf())));
         server.restart();
         server
     }
 
     /// A server that is not running yet, to be started on `port` with `restart`.
     pub fn stopped_on(dir: &Path, port: u16) -> SmtpServer {
-        SmtpServer { port, maildir: dir.join("maildir"), process: None, log: dir.join("smtp.log") }
+        SmtpServer::at(dir, port, None)
     }
 
     /// (Re)start on the same port and Maildir.
     pub fn restart(&mut self) {
         self.stop();
-        let process = Proc::spawn(
-            "aiosmtpd",
-            Command::new("python3")
-                .args(["-m", "aiosmtpd", "-n", "-l"])
-                .arg(format!("127.0.0.1:{}", self.port))
-                .args(["-c", "aiosmtpd.handlers.Mailbox"])
-                .arg(&self.maildir),
-            &self.log,
-        );
+        let mut command = Command::new("python3");
+        command.args(["-m", "aiosmtpd", "-n", "-l"]).arg(format!("127.0.0.1:{}", self.port));
+        if let Some((cert, key)) = &self.tls {
+            command.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        }
+        command.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(&self.maildir);
+        let process = Proc::spawn("aiosmtpd", &mut command, &self.log);
         self.process = Some(process);
         wait_for_port(self.port, Duration::from_secs(20));
     }
@@ -555,5 +565,26 @@ impl FakeAgent {
             protocol::encode(result, protocol::Encoding::Bincode),
             false,
         );
+    }
+}
+
+/// A CA, a server certificate for `localhost` and two client certificates, as PEM files in
+/// `dir`: ca.pem, server.pem/.key, agent.pem/.key (CN tls-01), collector.pem/.key.
+pub fn pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "Vakt test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+    let issuer = Issuer::new(ca_params, ca_key);
+    for (name, san) in [("server", "localhost"), ("agent", "tls-01"), ("collector", "collector")] {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec![san.to_string()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, san);
+        let cert = params.signed_by(&key, &issuer).expect("certificate");
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).expect("write");
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("write");
     }
 }

@@ -697,3 +697,80 @@ fn check_config_accepts_the_example_and_names_the_line_and_key_of_a_mistake() {
         assert!(stderr.contains(expected) && stderr.contains("line "), "want `{expected}` with a line in: {stderr}");
     }
 }
+
+/// E-mail over STARTTLS to a server that requires it, trusting the test CA from `ca_file`;
+/// the same server refuses the page when the collector is told not to use TLS.
+#[test]
+fn pages_go_over_starttls_to_a_server_that_requires_it() {
+    let dir = tempfile::tempdir().unwrap();
+    e2e::pki(dir.path());
+    let rig = Rig::with_smtp(|d| {
+        SmtpServer::start_starttls(d, &dir.path().join("server.pem"), &dir.path().join("server.key"))
+    });
+    let step = "[[escalation]]\nname = \"mail\"\n[[escalation.step]]\nnotify = [\"person:carol\"]\nwait = \"1h\"\n";
+    let text = policy(&format!("{step}\n{IMMEDIATE}")).replace("escalation = \"default\"", "escalation = \"mail\"");
+    let config = rig.collector_config(&text.replace("HOOKS", &rig.hooks.url("")));
+    let secure =
+        std::fs::read_to_string(&config).unwrap().replace("server = \"127.0.0.1:", "server = \"localhost:").replace(
+            "tls = \"none\"",
+            &format!("tls = \"starttls\"\nca_file = \"{}\"", dir.path().join("ca.pem").display()),
+        );
+    std::fs::write(&config, &secure).unwrap();
+    let collector = rig.start_collector(&config);
+    let mut agent = FakeAgent::connect(rig.broker.port, "web-1");
+    agent.result("http", protocol::Status::Critical);
+    let mails = eventually(Duration::from_secs(30), || {
+        let m = rig.smtp.messages_to("carol@example.test");
+        (!m.is_empty(), m)
+    });
+    assert!(subject(&mails[0]).starts_with("[CRITICAL]"), "{}", mails[0]);
+    let first = rig.incidents().remove(0);
+    assert_eq!(rig.notifications(first.id)[0].state, "sent");
+    collector.kill();
+
+    // Without TLS the server refuses the mail: the notification stays pending with the reason.
+    std::fs::write(&config, secure.replace("tls = \"starttls\"", "tls = \"none\"").replace("ca_file =", "# ca_file ="))
+        .unwrap();
+    let _collector = rig.start_collector(&config);
+    agent.result("http", protocol::Status::Ok);
+    agent.result("disk", protocol::Status::Critical);
+    let second = eventually(Duration::from_secs(30), || {
+        let found = rig.incidents().into_iter().find(|i| i.check.as_deref() == Some("disk"));
+        (found.is_some(), found)
+    })
+    .unwrap();
+    let refused = eventually(Duration::from_secs(30), || {
+        let n = rig.notifications(second.id);
+        let err = n.first().and_then(|n| n.last_error.clone()).unwrap_or_default();
+        (!err.is_empty(), err)
+    });
+    assert!(refused.to_lowercase().contains("starttls"), "{refused}");
+    assert_eq!(rig.smtp.messages_to("carol@example.test").len(), 1);
+}
+
+/// A silence matching the agent: the incident is recorded, marked muted, and nobody is paged.
+#[test]
+fn a_silence_records_the_incident_and_pages_nobody() {
+    let rig = Rig::new();
+    let until = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600)).to_string();
+    let silence = format!("[[silence]]\nagents = \"db-*\"\nuntil = \"{until}\"\nreason = \"migration\"\n");
+    let (_collector, mut agent) = rig.collector_and_fake(&policy(&format!("{IMMEDIATE}\n{silence}")), "db-1");
+    let mut other = FakeAgent::connect(rig.broker.port, "web-1");
+    agent.result("disk", protocol::Status::Critical);
+    other.result("disk", protocol::Status::Critical);
+    let all = eventually(Duration::from_secs(20), || {
+        let i = rig.incidents();
+        (i.len() == 2, i)
+    });
+    let muted = all.iter().find(|i| i.agent.as_deref() == Some("db-1")).unwrap();
+    assert_eq!(muted.muted.as_deref(), Some("silence: migration"));
+    eventually(Duration::from_secs(20), || (rig.hooks.json("/alice").len() == 1, ()));
+    let pages = settle(|| rig.hooks.json("/alice"));
+    assert_eq!(pages.len(), 1, "only web-1 pages: {pages:?}");
+    assert_eq!(pages[0]["incident"]["agent"], "web-1");
+    assert!(
+        rig.timeline(muted.id).iter().any(|t| t.contains("no paging: silence: migration")),
+        "{:?}",
+        rig.timeline(muted.id)
+    );
+}

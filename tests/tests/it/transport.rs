@@ -449,32 +449,12 @@ fn json_encoding_is_what_mosquitto_sub_receives() {
     assert!(results >= 5 && births == 1, "{text}");
 }
 
-/// A CA, a server certificate for `localhost` and two client certificates, as PEM files.
-fn pki(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Vakt transport test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    for (name, san) in [("server", "localhost"), ("agent", "tls-01"), ("collector", "collector")] {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, san);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-}
-
 #[test]
 fn tls_with_client_certificates_through_mosquitto() {
     let rig = Rig::new();
     let pki_dir = rig.path("pki");
     std::fs::create_dir_all(&pki_dir).unwrap();
-    pki(&pki_dir);
+    e2e::pki(&pki_dir);
     let file = |name: &str| pki_dir.join(name).display().to_string();
     let broker = Mosquitto::start_tls(
         rig.dir.path(),
