@@ -85,6 +85,24 @@ async fn metrics(State(state): State<AppState>) -> Response {
             agents.len() - online
         );
     }
+    if let Ok((incidents, notifications)) = state.store.incident_gauges().await {
+        let _ =
+            writeln!(out, "# HELP vakt_incidents Open incidents by state and severity.\n# TYPE vakt_incidents gauge");
+        for state in ["triggered", "acknowledged"] {
+            for severity in ["critical", "major", "minor"] {
+                let n = incidents.iter().find(|(s, v, _)| s == state && v == severity).map_or(0, |x| x.2);
+                let _ = writeln!(out, "vakt_incidents{{state=\"{state}\",severity=\"{severity}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vakt_notifications Notifications in the log by state (failed: given up after every retry).\n# TYPE vakt_notifications gauge"
+        );
+        for state in ["pending", "sending", "sent", "failed"] {
+            let n = notifications.iter().find(|(s, _)| s == state).map_or(0, |x| x.1);
+            let _ = writeln!(out, "vakt_notifications{{state=\"{state}\"}} {n}");
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -352,6 +352,24 @@ impl Store {
         Ok(rows.iter().map(notification_row).collect())
     }
 
+    /// Gauges for `/metrics`: open incidents by (state, severity), notifications by state.
+    pub async fn incident_gauges(&self) -> Result<(Vec<(String, String, i64)>, Vec<(String, i64)>), StoreError> {
+        let incidents = sqlx::query(
+            "SELECT state, severity, COUNT(*) FROM incidents WHERE state != 'resolved' GROUP BY state, severity ORDER BY 1, 2",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("counting incidents"))?;
+        let notifications = sqlx::query("SELECT state, COUNT(*) FROM notifications GROUP BY state ORDER BY 1")
+            .fetch_all(self.pool())
+            .await
+            .map_err(err("counting notifications"))?;
+        Ok((
+            incidents.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
+            notifications.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        ))
+    }
+
     /// When the next pending notification is due (for the sender's sleep).
     pub async fn next_notification_due(&self) -> Result<Option<Ms>, StoreError> {
         sqlx::query_scalar(

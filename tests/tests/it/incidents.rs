@@ -132,6 +132,16 @@ config = {{ host = "127.0.0.1", port = {service}, timeout = "200ms" }}
         )
     }
 
+    /// One line of the collector's /metrics, e.g. `vakt_notifications{state="sent"}`.
+    fn metric(&self, series: &str) -> Option<i64> {
+        let text = std::fs::read_to_string(self.path("collector.toml")).unwrap();
+        let http = text.split("listen = \"").nth(1).unwrap().split('"').next().unwrap();
+        let out = Command::new("curl").args(["-s", &format!("http://{http}/metrics")]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+    }
+
     fn incidents(&self) -> Vec<IncidentRow> {
         with_store(&self.path("vakt.db"), async |s| s.incidents(false).await.unwrap())
     }
@@ -478,6 +488,8 @@ fn killing_the_collector_mid_escalation_neither_repeats_nor_drops_a_page_and_a_5
     let pages: Vec<(&str, &str, i64)> =
         log.iter().filter(|n| n.kind == "page").map(|n| (n.recipient.as_str(), n.state.as_str(), n.attempts)).collect();
     assert_eq!(pages, [("alice", "sent", 3), ("bob", "sent", 1)], "{log:#?}");
+    assert_eq!(rig.metric("vakt_notifications{state=\"sent\"}"), Some(2));
+    assert_eq!(rig.metric("vakt_incidents{state=\"triggered\",severity=\"critical\"}"), Some(1));
     drop(again);
 }
 
