@@ -227,10 +227,12 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
              shared subscription, thresholds and incidents are per collector; run one collector where incidents matter"
         );
     }
-    let incidents = start_incidents(&store, Arc::new(config.policy), &stop).await?;
+    let policy = Arc::new(config.policy);
+    let status = start_status(&store, &policy, &stop);
+    let incidents = start_incidents(&store, policy, &stop).await?;
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
-    let web = tokio::spawn(http::serve(listener, store, stats, stop.clone()));
+    let web = tokio::spawn(http::serve(listener, store, stats, status, stop.clone()));
     tracing::info!(http = %config.http, database = %config.database.display(), "collector running");
     link::external(mqtt, in_tx, out_rx, stop).await;
     let _ = ingest.await;
@@ -271,11 +273,13 @@ pub async fn up(
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
-    let incidents = start_incidents(&store, Arc::new(policy), &stop).await?;
+    let policy = Arc::new(policy);
+    let status = start_status(&store, &policy, &stop);
+    let incidents = start_incidents(&store, policy, &stop).await?;
     let ingest = Ingest::new(store.clone(), topics.clone(), stats.clone(), out_tx, Encoding::Bincode, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
     tokio::spawn(link::embedded(topics, link_tx, link_rx, in_tx, out_rx));
-    let web = tokio::spawn(http::serve(listener, store, stats, stop.clone()));
+    let web = tokio::spawn(http::serve(listener, store, stats, status, stop.clone()));
 
     let agent = if with_agent {
         let config = local_agent_config(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?;
@@ -304,6 +308,13 @@ pub async fn up(
     // what is in hand (nothing is acked before it is committed, so nothing is lost either way).
     drop(ingest);
     Ok(())
+}
+
+/// Start refreshing the public status snapshot.
+fn start_status(store: &Store, policy: &Arc<Policy>, stop: &watch::Receiver<bool>) -> crate::status::Shared {
+    let shared = crate::status::Shared::default();
+    tokio::spawn(crate::status::run(store.clone(), policy.clone(), shared.clone(), stop.clone()));
+    shared
 }
 
 /// Load the engine and start the escalation worker and the sender.

@@ -20,6 +20,7 @@ use crate::store::Store;
 struct AppState {
     store: Store,
     stats: Arc<Stats>,
+    status: crate::status::Shared,
 }
 
 /// Serve on `listen` until `stop` turns true.
@@ -27,6 +28,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     stats: Arc<Stats>,
+    status: crate::status::Shared,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -34,7 +36,10 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(AppState { store, stats });
+        .route("/api/v2/summary.json", get(|s: State<AppState>| statuspage(s, crate::status::summary_json)))
+        .route("/api/v2/status.json", get(|s: State<AppState>| statuspage(s, crate::status::status_json)))
+        .route("/api/v2/components.json", get(|s: State<AppState>| statuspage(s, crate::status::components_doc)))
+        .with_state(AppState { store, stats, status });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -45,6 +50,24 @@ pub async fn serve(
 /// Bind the HTTP listener (before anything else starts, so a taken port fails early).
 pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(listen).await
+}
+
+/// A Statuspage-shaped document from the current snapshot (no store access per request).
+async fn statuspage(
+    State(state): State<AppState>,
+    render: fn(&crate::status::Snapshot) -> serde_json::Value,
+) -> Response {
+    let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
+    let body = render(&snapshot).to_string();
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::CACHE_CONTROL, "max-age=5"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -10,6 +10,7 @@
 //! - [`policy`]: rules, teams, rotations, escalation policies, channels (collector.toml).
 //! - [`escalate`]: pages by escalation step, acknowledgement timeouts, who hears what.
 //! - [`remind`]: reminders (unacknowledged, stale, legal clocks, actions, silent agents, reviews).
+//! - [`status`]: component statuses for the public side (Statuspage-shaped JSON).
 //! - [`notify`]: delivers the notification log (webhook, Slack, SMTP) with retries.
 //! - [`cli`]: `up`, `run`, `check-config`, `incident`.
 
@@ -24,6 +25,7 @@ pub mod link;
 pub mod notify;
 pub mod policy;
 pub mod remind;
+pub mod status;
 pub mod store;
 
 pub use agent::report;

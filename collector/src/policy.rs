@@ -333,6 +333,34 @@ struct StepModel {
 struct ComponentModel {
     name: Spanned<String>,
     runbook: Option<String>,
+    /// Which checks make the component's status (globs; both default to none).
+    agents: Option<String>,
+    checks: Option<String>,
+    /// Shown under this group on the status page.
+    group: Option<String>,
+    /// The name people read (default: `name`, which is the identifier).
+    title: Option<String>,
+    description: Option<String>,
+}
+
+/// A component of the status page, fed by the checks it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub name: String,
+    pub title: String,
+    pub group: Option<String>,
+    pub description: Option<String>,
+    agents: Option<String>,
+    checks: Option<String>,
+}
+
+impl Component {
+    /// Whether `check` of `agent` feeds this component.
+    pub fn covers(&self, agent: &str, check: &str) -> bool {
+        (self.agents.is_some() || self.checks.is_some())
+            && glob(self.agents.as_deref().unwrap_or("*"), agent)
+            && glob(self.checks.as_deref().unwrap_or("*"), check)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -506,6 +534,7 @@ pub struct Policy {
     teams: BTreeMap<String, Team>,
     escalations: BTreeMap<String, Escalation>,
     components: BTreeMap<String, Option<String>>,
+    component_list: Vec<Component>,
     rules: Vec<Rule>,
     mutes: Vec<Mute>,
 }
@@ -833,6 +862,14 @@ impl Policy {
         for c in &model.component {
             unique(&mut seen, &c.name, "component")?;
             policy.components.insert(c.name.get_ref().clone(), c.runbook.clone());
+            policy.component_list.push(Component {
+                name: c.name.get_ref().clone(),
+                title: c.title.clone().unwrap_or_else(|| c.name.get_ref().clone()),
+                group: c.group.clone(),
+                description: c.description.clone(),
+                agents: c.agents.clone(),
+                checks: c.checks.clone(),
+            });
         }
         let known = |map_has: bool, name: &Spanned<String>, what: &str| -> Result<String, String> {
             if map_has {
@@ -1019,6 +1056,11 @@ impl Policy {
             team: rule.team.clone().or_else(|| self.default_team.clone()),
             muted,
         }
+    }
+
+    /// The status page's components, in the config's order.
+    pub fn components(&self) -> &[Component] {
+        &self.component_list
     }
 
     /// The team of incidents no rule names.

@@ -691,6 +691,18 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// Open, unmuted incidents and the components they affect: (component, severity).
+    pub async fn open_incident_components(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.component, i.severity FROM incident_components c JOIN incidents i ON i.id = c.incident_id
+             WHERE i.state != 'resolved' AND i.muted IS NULL ORDER BY c.component",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("reading affected components"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Engine keys of incidents a person resolved after `since` (ms), with the newest time.
     pub async fn closed_by_hand(&self, since: Ms) -> Result<(Vec<String>, Ms), StoreError> {
         let rows = sqlx::query(

@@ -786,3 +786,60 @@ fn a_silence_records_the_incident_and_pages_nobody() {
         rig.timeline(muted.id)
     );
 }
+
+/// Components follow their checks and the incidents affecting them, in Statuspage's JSON.
+#[test]
+fn statuspage_json_follows_checks_and_incidents() {
+    let rig = Rig::new();
+    let components = "[[component]]\nname = \"shop\"\ntitle = \"Web shop\"\ngroup = \"Customer services\"\nchecks = \"http\"\n\
+                      [[component]]\nname = \"mail\"\ntitle = \"E-mail\"\n";
+    let (_collector, mut agent) = rig.collector_and_fake(&policy(&format!("{IMMEDIATE}\n{components}")), "web-1");
+    let mut other = FakeAgent::connect(rig.broker.port, "web-2");
+    agent.result("http", protocol::Status::Ok);
+    other.result("http", protocol::Status::Ok);
+    let text = std::fs::read_to_string(rig.path("collector.toml")).unwrap();
+    let http = text.split("listen = \"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let get = |path: &str| -> serde_json::Value {
+        let out = Command::new("curl").args(["-sf", &format!("http://{http}{path}")]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let status_of = |doc: &serde_json::Value, name: &str| -> String {
+        doc["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name)
+            .map_or(String::new(), |c| c["status"].as_str().unwrap_or("").to_string())
+    };
+    eventually(Duration::from_secs(20), || (get("/api/v2/summary.json")["status"]["indicator"] == "none", ()));
+    let summary = get("/api/v2/summary.json");
+    assert_eq!(summary["status"]["description"], "All Systems Operational", "{summary}");
+    assert_eq!(summary["incidents"], serde_json::json!([]), "internal incidents are not public");
+    // One of the shop's two checks fails: partial outage, and the group follows.
+    agent.result("http", protocol::Status::Critical);
+    let summary = eventually(Duration::from_secs(20), || {
+        let s = get("/api/v2/summary.json");
+        (status_of(&s, "Web shop") == "partial_outage", s)
+    });
+    assert_eq!(status_of(&summary, "Customer services"), "partial_outage", "{summary}");
+    assert_eq!(summary["status"]["indicator"], "major");
+    // Both fail: major outage.
+    other.result("http", protocol::Status::Critical);
+    eventually(Duration::from_secs(20), || {
+        (status_of(&get("/api/v2/components.json"), "Web shop") == "major_outage", ())
+    });
+    assert_eq!(get("/api/v2/status.json")["status"]["indicator"], "critical");
+    // A manual incident affecting e-mail marks it too.
+    let out = rig.cli(&["open", "E-mail to some domains delayed", "--severity", "major", "--component", "mail"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually(Duration::from_secs(20), || {
+        (status_of(&get("/api/v2/components.json"), "E-mail") == "partial_outage", ())
+    });
+    // Recovery.
+    agent.result("http", protocol::Status::Ok);
+    other.result("http", protocol::Status::Ok);
+    eventually(Duration::from_secs(20), || {
+        (status_of(&get("/api/v2/components.json"), "Web shop") == "operational", ())
+    });
+    assert_eq!(status_of(&get("/api/v2/components.json"), "Web shop"), "operational");
+}
