@@ -36,6 +36,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/status", get(status_page))
         .route("/api/v2/summary.json", get(|s: State<AppState>| statuspage(s, crate::status::summary_json)))
         .route("/api/v2/status.json", get(|s: State<AppState>| statuspage(s, crate::status::status_json)))
         .route("/api/v2/components.json", get(|s: State<AppState>| statuspage(s, crate::status::components_doc)))
@@ -50,6 +51,22 @@ pub async fn serve(
 /// Bind the HTTP listener (before anything else starts, so a taken port fails early).
 pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(listen).await
+}
+
+/// The public status page (no login, no JavaScript; Swedish or English).
+async fn status_page(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let lang = crate::status::Lang::pick(query.get("lang").map(String::as_str), accept);
+    let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
+    (
+        [(header::CACHE_CONTROL, "max-age=5"), (header::VARY, "Accept-Language")],
+        Html(crate::status::page_html(&snapshot, lang)),
+    )
+        .into_response()
 }
 
 /// A Statuspage-shaped document from the current snapshot (no store access per request).

@@ -326,3 +326,286 @@ title = "DNS"
         assert_eq!(status_json(&later)["status"]["description"], "Partial System Outage");
     }
 }
+
+/// The languages of the public page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Sv,
+}
+
+impl Lang {
+    /// `?lang=` wins; else the best of `Accept-Language` (q-values honoured); else English.
+    pub fn pick(query: Option<&str>, accept_language: Option<&str>) -> Lang {
+        match query {
+            Some("sv") => return Lang::Sv,
+            Some("en") => return Lang::En,
+            _ => {}
+        }
+        let mut best: Option<(f32, Lang)> = None;
+        for part in accept_language.unwrap_or("").split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).unwrap_or(1.0);
+            let lang = if tag == "sv" || tag.starts_with("sv-") {
+                Lang::Sv
+            } else if tag == "en" || tag.starts_with("en-") {
+                Lang::En
+            } else {
+                continue;
+            };
+            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, l)| l)
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Sv => "sv",
+        }
+    }
+
+    fn text(self, key: &str) -> &'static str {
+        let sv = self == Lang::Sv;
+        match key {
+            "title" => {
+                if sv {
+                    "Driftstatus"
+                } else {
+                    "System status"
+                }
+            }
+            "components" => {
+                if sv {
+                    "Komponenter"
+                } else {
+                    "Components"
+                }
+            }
+            "other" => {
+                if sv {
+                    "Övriga"
+                } else {
+                    "Other"
+                }
+            }
+            "updated" => {
+                if sv {
+                    "Uppdaterad"
+                } else {
+                    "Updated"
+                }
+            }
+            "language" => {
+                if sv {
+                    "Språk"
+                } else {
+                    "Language"
+                }
+            }
+            "none" => {
+                if sv {
+                    "Alla system fungerar normalt"
+                } else {
+                    "All systems operational"
+                }
+            }
+            "minor" => {
+                if sv {
+                    "Mindre störning"
+                } else {
+                    "Minor service outage"
+                }
+            }
+            "major" => {
+                if sv {
+                    "Delvis avbrott"
+                } else {
+                    "Partial system outage"
+                }
+            }
+            "critical" => {
+                if sv {
+                    "Större avbrott"
+                } else {
+                    "Major system outage"
+                }
+            }
+            "maintenance" => {
+                if sv {
+                    "Underhåll pågår"
+                } else {
+                    "Service under maintenance"
+                }
+            }
+            "operational" => {
+                if sv {
+                    "I drift"
+                } else {
+                    "Operational"
+                }
+            }
+            "degraded_performance" => {
+                if sv {
+                    "Försämrad prestanda"
+                } else {
+                    "Degraded performance"
+                }
+            }
+            "partial_outage" => {
+                if sv {
+                    "Delvis avbrott"
+                } else {
+                    "Partial outage"
+                }
+            }
+            "major_outage" => {
+                if sv {
+                    "Större avbrott"
+                } else {
+                    "Major outage"
+                }
+            }
+            "under_maintenance" => {
+                if sv {
+                    "Underhåll"
+                } else {
+                    "Under maintenance"
+                }
+            }
+            "nothing" => {
+                if sv {
+                    "Inga komponenter är konfigurerade."
+                } else {
+                    "No components are configured."
+                }
+            }
+            _ => "",
+        }
+    }
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The public status page: plain HTML, no script, status in words (never colour alone).
+pub fn page_html(snapshot: &Snapshot, lang: Lang) -> String {
+    let t = |k: &str| lang.text(k);
+    let (indicator, _) = indicator(snapshot);
+    let mut html = format!(
+        r#"<!doctype html>
+<html lang="{code}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:46rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.5}}
+a{{color:#0b4f9c}} a:focus{{outline:3px solid #1a1a1a;outline-offset:2px}}
+.banner{{padding:1rem;border-radius:.3rem;font-weight:bold;font-size:1.2rem;border:2px solid}}
+.i-none{{background:#e7f5ea;border-color:#1b6b2f}} .i-minor{{background:#fff6db;border-color:#8a6100}}
+.i-major{{background:#ffe9d6;border-color:#9a4500}} .i-critical{{background:#fde5e5;border-color:#a11919}}
+.i-maintenance{{background:#e6eefc;border-color:#23489a}}
+ul{{list-style:none;padding:0}} li{{display:flex;justify-content:space-between;gap:1rem;padding:.6rem 0;border-bottom:1px solid #ccc}}
+.s-operational{{color:#1b6b2f}} .s-degraded_performance{{color:#7a5600}} .s-partial_outage{{color:#9a4500}}
+.s-major_outage{{color:#a11919}} .s-under_maintenance{{color:#23489a}} .status{{font-weight:bold}}
+nav a[aria-current]{{font-weight:bold;text-decoration:none;color:#1a1a1a}}
+</style>
+</head>
+<body>
+<header>
+<h1>{title}</h1>
+<nav aria-label="{language}"><a href="?lang=sv" lang="sv"{sv_current}>Svenska</a> · <a href="?lang=en" lang="en"{en_current}>English</a></nav>
+</header>
+<main>
+<p class="banner i-{indicator}" role="status">{banner}</p>
+<h2>{components}</h2>
+"#,
+        code = lang.code(),
+        title = t("title"),
+        language = t("language"),
+        sv_current = if lang == Lang::Sv { r#" aria-current="true""# } else { "" },
+        en_current = if lang == Lang::En { r#" aria-current="true""# } else { "" },
+        banner = t(indicator),
+        components = t("components"),
+    );
+    if snapshot.components.is_empty() {
+        html.push_str(&format!("<p>{}</p>\n", t("nothing")));
+    }
+    let mut groups: Vec<Option<&str>> = Vec::new();
+    for c in &snapshot.components {
+        if !groups.contains(&c.group.as_deref()) {
+            groups.push(c.group.as_deref());
+        }
+    }
+    // Named groups first, ungrouped components last under "Other" (when there are groups).
+    groups.sort_by_key(|g| g.is_none());
+    let grouped = groups.iter().any(|g| g.is_some());
+    for g in groups {
+        if grouped {
+            html.push_str(&format!("<h3>{}</h3>\n", esc(g.unwrap_or(t("other")))));
+        }
+        html.push_str("<ul>\n");
+        for c in snapshot.components.iter().filter(|c| c.group.as_deref() == g) {
+            html.push_str(&format!(
+                "<li><span>{}{}</span> <span class=\"status s-{}\">{}</span></li>\n",
+                esc(&c.title),
+                c.description.as_deref().map(|d| format!("<br><small>{}</small>", esc(d))).unwrap_or_default(),
+                c.status.as_str(),
+                t(c.status.as_str())
+            ));
+        }
+        html.push_str("</ul>\n");
+    }
+    html.push_str(&format!(
+        "</main>\n<footer><p>{} <time datetime=\"{at}\">{at}</time> · <a href=\"/api/v2/summary.json\">JSON</a></p></footer>\n</body>\n</html>\n",
+        t("updated"),
+        at = rfc3339(snapshot.generated_ms)
+    ));
+    html
+}
+
+#[cfg(test)]
+mod page_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_language_comes_from_the_query_then_accept_language() {
+        assert_eq!(Lang::pick(None, None), Lang::En);
+        assert_eq!(Lang::pick(None, Some("sv-SE,sv;q=0.9,en;q=0.8")), Lang::Sv);
+        assert_eq!(Lang::pick(None, Some("en;q=0.5, sv;q=0.7")), Lang::Sv);
+        assert_eq!(Lang::pick(None, Some("de, en-GB;q=0.3")), Lang::En);
+        assert_eq!(Lang::pick(None, Some("sv;q=0")), Lang::En);
+        assert_eq!(Lang::pick(Some("en"), Some("sv")), Lang::En);
+        assert_eq!(Lang::pick(Some("sv"), None), Lang::Sv);
+    }
+
+    #[test]
+    fn the_page_says_the_status_in_words_and_escapes_names() {
+        let snapshot = Snapshot {
+            generated_ms: 1_795_766_400_000,
+            components: vec![ComponentState {
+                name: "shop".into(),
+                title: "Shop <&>".into(),
+                group: Some("Customer services".into()),
+                description: None,
+                status: ComponentStatus::PartialOutage,
+                updated_ms: 0,
+            }],
+        };
+        let sv = page_html(&snapshot, Lang::Sv);
+        assert!(
+            sv.contains(r#"<html lang="sv">"#) && sv.contains("Delvis avbrott") && sv.contains("Shop &lt;&amp;&gt;"),
+            "{sv}"
+        );
+        assert!(!sv.contains("<script"), "no JavaScript");
+        let en = page_html(&snapshot, Lang::En);
+        assert!(en.contains("Partial system outage") && en.contains("<h3>Customer services</h3>"), "{en}");
+    }
+}

@@ -823,6 +823,16 @@ fn statuspage_json_follows_checks_and_incidents() {
     });
     assert_eq!(status_of(&summary, "Customer services"), "partial_outage", "{summary}");
     assert_eq!(summary["status"]["indicator"], "major");
+    // The public page, without JavaScript, in the reader's language or the one chosen.
+    let page = |args: &[&str]| {
+        let out = Command::new("curl").args(["-sf"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let sv = page(&["-H", "Accept-Language: sv-SE,sv;q=0.9,en;q=0.5", &format!("http://{http}/status")]);
+    assert!(sv.contains(r#"<html lang="sv">"#) && sv.contains("Web shop") && sv.contains(">Delvis avbrott<"), "{sv}");
+    assert!(!sv.contains("<script"), "{sv}");
+    let en = page(&["-H", "Accept-Language: sv", &format!("http://{http}/status?lang=en")]);
+    assert!(en.contains(r#"<html lang="en">"#) && en.contains(">Partial outage<") && en.contains("E-mail"), "{en}");
     // Both fail: major outage.
     other.result("http", protocol::Status::Critical);
     eventually(Duration::from_secs(20), || {
