@@ -40,6 +40,12 @@ pub async fn serve(
         .route("/api/v2/summary.json", get(|s: State<AppState>| statuspage(s, crate::status::summary_json)))
         .route("/api/v2/status.json", get(|s: State<AppState>| statuspage(s, crate::status::status_json)))
         .route("/api/v2/components.json", get(|s: State<AppState>| statuspage(s, crate::status::components_doc)))
+        .route("/api/v2/incidents.json", get(|s: State<AppState>| statuspage(s, crate::status::incidents_doc)))
+        .route(
+            "/api/v2/scheduled-maintenances.json",
+            get(|s: State<AppState>| statuspage(s, crate::status::maintenances_doc)),
+        )
+        .route("/badge/{file}", get(badge))
         .with_state(AppState { store, stats, status });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -67,6 +73,20 @@ async fn status_page(
         Html(crate::status::page_html(&snapshot, lang)),
     )
         .into_response()
+}
+
+/// `/badge/NAME.svg`: one component's status as an SVG badge.
+async fn badge(State(state): State<AppState>, axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
+    let found = file.strip_suffix(".svg").and_then(|name| snapshot.components.iter().find(|c| c.name == name));
+    match found {
+        Some(c) => (
+            [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=30")],
+            crate::status::badge_svg(c),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such component\n").into_response(),
+    }
 }
 
 /// A Statuspage-shaped document from the current snapshot (no store access per request).

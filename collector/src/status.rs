@@ -609,3 +609,67 @@ mod page_tests {
         assert!(en.contains("Partial system outage") && en.contains("<h3>Customer services</h3>"), "{en}");
     }
 }
+
+/// A shields-style SVG badge for one component: its title and its status in words.
+pub fn badge_svg(component: &ComponentState) -> String {
+    let label = esc(&component.title);
+    let value = component.status.as_str().replace('_', " ");
+    let color = match component.status {
+        ComponentStatus::Operational => "#1b6b2f",
+        ComponentStatus::UnderMaintenance => "#23489a",
+        ComponentStatus::DegradedPerformance => "#7a5600",
+        ComponentStatus::PartialOutage => "#9a4500",
+        ComponentStatus::MajorOutage => "#a11919",
+    };
+    // Verdana 11px averages about 6.5 px per character; pad 10 px each side.
+    let width = |text: &str| 10 + (text.chars().count() as u32 * 13).div_ceil(2);
+    let (lw, vw) = (width(&component.title), width(&value));
+    let total = lw + vw;
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" role="img" aria-label="{label}: {value}">
+<title>{label}: {value}</title>
+<rect width="{lw}" height="20" fill="#444"/>
+<rect x="{lw}" width="{vw}" height="20" fill="{color}"/>
+<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11" text-anchor="middle">
+<text x="{lx}" y="14">{label}</text>
+<text x="{vx}" y="14">{value}</text>
+</g>
+</svg>
+"##,
+        lx = lw / 2,
+        vx = lw + vw / 2,
+    )
+}
+
+/// `/api/v2/incidents.json` and `/api/v2/scheduled-maintenances.json`: public incidents and
+/// maintenances. No incident is public yet (public updates come with the operator side), so
+/// both lists are empty — internal incidents are never shown.
+pub fn incidents_doc(snapshot: &Snapshot) -> Value {
+    json!({ "page": page(snapshot), "incidents": [] })
+}
+
+pub fn maintenances_doc(snapshot: &Snapshot) -> Value {
+    json!({ "page": page(snapshot), "scheduled_maintenances": [] })
+}
+
+#[cfg(test)]
+mod badge_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_badge_names_the_component_and_its_status() {
+        let c = ComponentState {
+            name: "shop".into(),
+            title: "Web & shop".into(),
+            group: None,
+            description: None,
+            status: ComponentStatus::MajorOutage,
+            updated_ms: 0,
+        };
+        let svg = badge_svg(&c);
+        assert!(svg.starts_with("<svg") && svg.contains("Web &amp; shop") && svg.contains("major outage"), "{svg}");
+        assert!(svg.contains("#a11919"));
+    }
+}

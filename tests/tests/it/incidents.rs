@@ -833,6 +833,11 @@ fn statuspage_json_follows_checks_and_incidents() {
     assert!(!sv.contains("<script"), "{sv}");
     let en = page(&["-H", "Accept-Language: sv", &format!("http://{http}/status?lang=en")]);
     assert!(en.contains(r#"<html lang="en">"#) && en.contains(">Partial outage<") && en.contains("E-mail"), "{en}");
+    let badge = page(&[&format!("http://{http}/badge/shop.svg")]);
+    assert!(badge.starts_with("<svg") && badge.contains("Web shop") && badge.contains("partial outage"), "{badge}");
+    assert!(page(&[&format!("http://{http}/badge/nope.svg")]).is_empty(), "404 for an unknown component");
+    assert_eq!(get("/api/v2/incidents.json")["incidents"], serde_json::json!([]));
+    assert_eq!(get("/api/v2/scheduled-maintenances.json")["scheduled_maintenances"], serde_json::json!([]));
     // Both fail: major outage.
     other.result("http", protocol::Status::Critical);
     eventually(Duration::from_secs(20), || {
