@@ -49,35 +49,7 @@ fn policy() -> Policy {
 const T0: Ms = 1_795_766_400_000; // 2026-11-24T00:00:00Z: alice's week
 
 fn incident() -> IncidentRow {
-    IncidentRow {
-        id: 7,
-        key: Some("a/disk/3".into()),
-        title: "a: disk: full".into(),
-        summary: "full".into(),
-        state: "triggered".into(),
-        severity: "critical".into(),
-        urgency: "page".into(),
-        source: "check".into(),
-        agent: Some("a".into()),
-        check: Some("disk".into()),
-        runbook: Some("clean /var".into()),
-        escalation: Some("default".into()),
-        team: Some("ops".into()),
-        created_ms: T0,
-        acked_ms: None,
-        acked_by: None,
-        ack_until_ms: None,
-        resolved_ms: None,
-        resolved_by: None,
-        suppressed_by: None,
-        flapping: false,
-        muted: None,
-        muted_until_ms: None,
-        esc_round: 0,
-        esc_loop: 0,
-        esc_step: 0,
-        next_action_ms: Some(T0),
-    }
+    IncidentRow { id: 7, runbook: Some("clean /var".into()), ..IncidentRow::example(7, T0) }
 }
 
 /// Apply a step to the row as the store would.

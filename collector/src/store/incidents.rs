@@ -48,6 +48,42 @@ pub struct IncidentRow {
     pub next_action_ms: Option<Ms>,
 }
 
+#[cfg(test)]
+impl IncidentRow {
+    /// A triggered critical check incident that pages through `default` for team `ops`.
+    pub(crate) fn example(id: i64, created_ms: Ms) -> IncidentRow {
+        IncidentRow {
+            id,
+            key: Some(format!("a/disk/{id}")),
+            title: "a: disk: full".into(),
+            summary: "full".into(),
+            state: "triggered".into(),
+            severity: "critical".into(),
+            urgency: "page".into(),
+            source: "check".into(),
+            agent: Some("a".into()),
+            check: Some("disk".into()),
+            runbook: None,
+            escalation: Some("default".into()),
+            team: Some("ops".into()),
+            created_ms,
+            acked_ms: None,
+            acked_by: None,
+            ack_until_ms: None,
+            resolved_ms: None,
+            resolved_by: None,
+            suppressed_by: None,
+            flapping: false,
+            muted: None,
+            muted_until_ms: None,
+            esc_round: 0,
+            esc_loop: 0,
+            esc_step: 0,
+            next_action_ms: Some(created_ms),
+        }
+    }
+}
+
 pub(crate) const INCIDENT_COLUMNS: &str = "id, key, title, summary, state, severity, urgency, source, agent, check_name, runbook, \
      escalation, team, created_ms, acked_ms, acked_by, ack_until_ms, resolved_ms, resolved_by, suppressed_by, flapping, \
      muted, muted_until_ms, esc_round, esc_loop, esc_step, next_action_ms";
