@@ -160,6 +160,15 @@ pub enum IncidentCommand {
         #[arg(long = "as", default_value_t = whoami())]
         actor: String,
     },
+    /// Publish an update (investigating, identified, monitoring, resolved): the incident
+    /// appears on the public status page, its feeds and JSON, with these updates only.
+    Update {
+        id: i64,
+        status: String,
+        text: String,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
     /// Mark a postmortem action done.
     Done {
         action: i64,
@@ -477,6 +486,19 @@ state: {}  severity: {}  urgency: {}  source: {}",
                 return Err(CliError::Usage(format!("#{id} is not a resolved incident")));
             }
             println!("#{id} reopened");
+        }
+        IncidentCommand::Update { id, status, text, actor } => {
+            const STATES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
+            if !STATES.contains(&status.as_str()) {
+                return Err(CliError::Usage(format!("status `{status}`: expected one of {}", STATES.join(", "))));
+            }
+            if text.trim().is_empty() || text.len() > 5000 {
+                return Err(CliError::Usage("an update is 1 to 5000 characters".into()));
+            }
+            if !store.publish_update(id, &status, &text, &actor, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("no incident #{id}")));
+            }
+            println!("#{id}: public update ({status}) published");
         }
         IncidentCommand::Done { action, actor } => {
             if !store.finish_action(action, &actor, crate::now_ms()).await? {

@@ -45,6 +45,12 @@ pub async fn serve(
             "/api/v2/scheduled-maintenances.json",
             get(|s: State<AppState>| statuspage(s, crate::status::maintenances_doc)),
         )
+        .route(
+            "/api/v2/incidents/unresolved.json",
+            get(|s: State<AppState>| statuspage(s, crate::status::unresolved_doc)),
+        )
+        .route("/history.atom", get(|s: State<AppState>| feed(s, crate::status::atom, "application/atom+xml")))
+        .route("/history.rss", get(|s: State<AppState>| feed(s, crate::status::rss, "application/rss+xml")))
         .route("/badge/{file}", get(badge))
         .with_state(AppState { store, stats, status });
     axum::serve(listener, app)
@@ -73,6 +79,16 @@ async fn status_page(
         Html(crate::status::page_html(&snapshot, lang)),
     )
         .into_response()
+}
+
+/// A feed of public updates from the current snapshot.
+async fn feed(
+    State(state): State<AppState>,
+    render: fn(&crate::status::Snapshot) -> String,
+    kind: &'static str,
+) -> Response {
+    let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "max-age=30")], render(&snapshot)).into_response()
 }
 
 /// `/badge/NAME.svg`: one component's status as an SVG badge.

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::escalate::rfc3339;
 use crate::incident::Ms;
 use crate::policy::{Policy, Severity};
-use crate::store::Store;
+use crate::store::{PublicIncident, Store};
 
 /// Statuspage's component statuses, in order of badness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,6 +83,15 @@ pub struct ComponentState {
 pub struct Snapshot {
     pub generated_ms: Ms,
     pub components: Vec<ComponentState>,
+    /// Published incidents: open ones, and those updated in the last 90 days; newest first.
+    pub incidents: Vec<PublicIncident>,
+}
+
+/// How far back the public history goes.
+pub const HISTORY_MS: i64 = 90 * 24 * 3_600_000;
+
+fn public_status(i: &PublicIncident) -> &str {
+    i.updates.last().map_or("investigating", |u| u.1.as_str())
 }
 
 /// The shared snapshot.
@@ -119,7 +128,7 @@ pub fn build(
             }
         })
         .collect();
-    Snapshot { generated_ms: now, components }
+    Snapshot { generated_ms: now, components, incidents: Vec::new() }
 }
 
 /// The page's overall indicator and its description, from the worst component.
@@ -211,15 +220,15 @@ pub fn components_doc(snapshot: &Snapshot) -> Value {
     json!({ "page": page(snapshot), "components": components_json(snapshot) })
 }
 
-/// `/api/v2/summary.json`. Incidents and maintenances are published with public updates
-/// (not yet: internal incidents never appear here).
+/// `/api/v2/summary.json`: unresolved published incidents (internal ones never); scheduled
+/// maintenance is not published yet (maintenance windows are config only).
 pub fn summary_json(snapshot: &Snapshot) -> Value {
     let (indicator, description) = indicator(snapshot);
     json!({
         "page": page(snapshot),
         "status": { "indicator": indicator, "description": description },
         "components": components_json(snapshot),
-        "incidents": [],
+        "incidents": unresolved(snapshot),
         "scheduled_maintenances": [],
     })
 }
@@ -227,19 +236,24 @@ pub fn summary_json(snapshot: &Snapshot) -> Value {
 /// Refresh the snapshot every second (two indexed reads), until `stop`.
 pub async fn run(store: Store, policy: Arc<Policy>, shared: Shared, mut stop: watch::Receiver<bool>) {
     loop {
-        match (store.check_states().await, store.open_incident_components().await) {
-            (Ok(states), Ok(affected)) => {
+        let now = crate::now_ms();
+        let public = store.public_incidents(now - HISTORY_MS).await;
+        match (store.check_states().await, store.open_incident_components().await, public) {
+            (Ok(states), Ok(affected), Ok(public)) => {
                 let checks: Vec<(String, String, String)> =
                     states.into_iter().map(|(a, c, s, _, _)| (a, c, s)).collect();
                 let incidents: Vec<(String, Severity)> =
                     affected.into_iter().filter_map(|(c, s)| Severity::parse(&s).map(|s| (c, s))).collect();
                 let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
-                let next = build(&policy, &checks, &incidents, &previous, crate::now_ms());
+                let mut next = build(&policy, &checks, &incidents, &previous, now);
+                next.incidents = public;
                 if let Ok(mut slot) = shared.write() {
                     *slot = Arc::new(next);
                 }
             }
-            (Err(e), _) | (_, Err(e)) => tracing::error!(error = %crate::report(&e), "status: could not refresh"),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                tracing::error!(error = %crate::report(&e), "status: could not refresh")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -483,6 +497,48 @@ impl Lang {
                     "No components are configured."
                 }
             }
+            "current" => {
+                if sv {
+                    "Pågående händelser"
+                } else {
+                    "Current incidents"
+                }
+            }
+            "past" => {
+                if sv {
+                    "Tidigare händelser"
+                } else {
+                    "Past incidents"
+                }
+            }
+            "investigating" => {
+                if sv {
+                    "Utreds"
+                } else {
+                    "Investigating"
+                }
+            }
+            "identified" => {
+                if sv {
+                    "Orsaken är identifierad"
+                } else {
+                    "Identified"
+                }
+            }
+            "monitoring" => {
+                if sv {
+                    "Bevakas"
+                } else {
+                    "Monitoring"
+                }
+            }
+            "resolved" => {
+                if sv {
+                    "Löst"
+                } else {
+                    "Resolved"
+                }
+            }
             _ => "",
         }
     }
@@ -490,6 +546,32 @@ impl Lang {
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn incidents_html(snapshot: &Snapshot, lang: Lang) -> String {
+    let t = |k: &str| lang.text(k);
+    let mut out = String::new();
+    for (heading, current) in [("current", true), ("past", false)] {
+        let list: Vec<&PublicIncident> =
+            snapshot.incidents.iter().filter(|i| (public_status(i) != "resolved") == current).collect();
+        if list.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("<h2>{}</h2>\n", t(heading)));
+        for i in list {
+            out.push_str(&format!("<article id=\"incident-{}\"><h3>{}</h3>\n<ul>\n", i.id, esc(&i.title)));
+            for (_, status, body, ts) in i.updates.iter().rev() {
+                out.push_str(&format!(
+                    "<li><span><strong>{}</strong> — {}</span> <time datetime=\"{at}\">{at}</time></li>\n",
+                    t(status),
+                    esc(body),
+                    at = rfc3339(*ts)
+                ));
+            }
+            out.push_str("</ul></article>\n");
+        }
+    }
+    out
 }
 
 /// The public status page: plain HTML, no script, status in words (never colour alone).
@@ -523,7 +605,7 @@ nav a[aria-current]{{font-weight:bold;text-decoration:none;color:#1a1a1a}}
 </header>
 <main>
 <p class="banner i-{indicator}" role="status">{banner}</p>
-<h2>{components}</h2>
+{incidents}<h2>{components}</h2>
 "#,
         code = lang.code(),
         title = t("title"),
@@ -532,6 +614,7 @@ nav a[aria-current]{{font-weight:bold;text-decoration:none;color:#1a1a1a}}
         en_current = if lang == Lang::En { r#" aria-current="true""# } else { "" },
         banner = t(indicator),
         components = t("components"),
+        incidents = incidents_html(snapshot, lang),
     );
     if snapshot.components.is_empty() {
         html.push_str(&format!("<p>{}</p>\n", t("nothing")));
@@ -598,6 +681,17 @@ mod page_tests {
                 status: ComponentStatus::PartialOutage,
                 updated_ms: 0,
             }],
+            incidents: vec![PublicIncident {
+                id: 4,
+                title: "Mail <delayed>".into(),
+                severity: "major".into(),
+                created_ms: 1_795_766_000_000,
+                updates: vec![
+                    (1, "investigating".into(), "Looking".into(), 1_795_766_000_000),
+                    (2, "identified".into(), "Found it & fixing".into(), 1_795_766_100_000),
+                ],
+                components: vec!["shop".into()],
+            }],
         };
         let sv = page_html(&snapshot, Lang::Sv);
         assert!(
@@ -607,6 +701,24 @@ mod page_tests {
         assert!(!sv.contains("<script"), "no JavaScript");
         let en = page_html(&snapshot, Lang::En);
         assert!(en.contains("Partial system outage") && en.contains("<h3>Customer services</h3>"), "{en}");
+        assert!(
+            en.contains("<h2>Current incidents</h2>")
+                && en.contains("<strong>Identified</strong> — Found it &amp; fixing"),
+            "{en}"
+        );
+        assert!(sv.contains("Pågående händelser") && sv.contains("Orsaken är identifierad"), "{sv}");
+        let summary = summary_json(&snapshot);
+        let incident = &summary["incidents"][0];
+        assert_eq!((incident["status"].as_str(), incident["impact"].as_str()), (Some("identified"), Some("major")));
+        assert_eq!(incident["incident_updates"][0]["body"], "Found it & fixing", "newest update first");
+        assert_eq!(incident["components"][0]["name"], "Shop <&>");
+        let atom = atom(&snapshot);
+        assert!(
+            atom.contains("<title>Mail &lt;delayed&gt; (identified)</title>") && atom.matches("<entry>").count() == 2,
+            "{atom}"
+        );
+        let rss = rss(&snapshot);
+        assert!(rss.contains("<pubDate>") && rss.matches("<item>").count() == 2, "{rss}");
     }
 }
 
@@ -641,11 +753,121 @@ pub fn badge_svg(component: &ComponentState) -> String {
     )
 }
 
-/// `/api/v2/incidents.json` and `/api/v2/scheduled-maintenances.json`: public incidents and
-/// maintenances. No incident is public yet (public updates come with the operator side), so
-/// both lists are empty — internal incidents are never shown.
+/// One public incident in Statuspage's shape.
+fn incident_json(snapshot: &Snapshot, i: &PublicIncident) -> Value {
+    let status = public_status(i);
+    let at = |status: &str| i.updates.iter().find(|u| u.1 == status).map(|u| rfc3339(u.3));
+    let updated = i.updates.last().map_or(i.created_ms, |u| u.3);
+    let components: Vec<Value> = snapshot
+        .components
+        .iter()
+        .filter(|c| i.components.contains(&c.name))
+        .map(|c| json!({"id": id(&c.name), "name": c.title, "status": c.status.as_str()}))
+        .collect();
+    let updates: Vec<Value> = i
+        .updates
+        .iter()
+        .rev()
+        .map(|(uid, st, body, ts)| {
+            json!({
+                "id": uid.to_string(),
+                "incident_id": i.id.to_string(),
+                "status": st,
+                "body": body,
+                "created_at": rfc3339(*ts),
+                "updated_at": rfc3339(*ts),
+                "display_at": rfc3339(*ts),
+                "affected_components": null,
+                "deliver_notifications": true,
+            })
+        })
+        .collect();
+    json!({
+        "id": i.id.to_string(),
+        "name": i.title,
+        "status": status,
+        "impact": i.severity,
+        "created_at": rfc3339(i.created_ms),
+        "started_at": rfc3339(i.created_ms),
+        "updated_at": rfc3339(updated),
+        "monitoring_at": at("monitoring"),
+        "resolved_at": if status == "resolved" { at("resolved") } else { None },
+        "shortlink": format!("/status#incident-{}", i.id),
+        "page_id": "vakt",
+        "components": components,
+        "incident_updates": updates,
+    })
+}
+
+/// `/api/v2/incidents.json`: published incidents of the last 90 days (internal ones never).
 pub fn incidents_doc(snapshot: &Snapshot) -> Value {
-    json!({ "page": page(snapshot), "incidents": [] })
+    let all: Vec<Value> = snapshot.incidents.iter().map(|i| incident_json(snapshot, i)).collect();
+    json!({ "page": page(snapshot), "incidents": all })
+}
+
+/// `/api/v2/incidents/unresolved.json`.
+pub fn unresolved_doc(snapshot: &Snapshot) -> Value {
+    json!({ "page": page(snapshot), "incidents": unresolved(snapshot) })
+}
+
+fn unresolved(snapshot: &Snapshot) -> Vec<Value> {
+    snapshot.incidents.iter().filter(|i| public_status(i) != "resolved").map(|i| incident_json(snapshot, i)).collect()
+}
+
+/// Every public update, newest incident first: (incident, update id, status, body, when).
+fn updates(snapshot: &Snapshot) -> impl Iterator<Item = (&PublicIncident, i64, &str, &str, Ms)> {
+    snapshot
+        .incidents
+        .iter()
+        .flat_map(|i| i.updates.iter().rev().map(move |(u, st, body, ts)| (i, *u, st.as_str(), body.as_str(), *ts)))
+}
+
+/// Atom (`/history.atom`): one entry per public update.
+pub fn atom(snapshot: &Snapshot) -> String {
+    let mut entries = String::new();
+    let mut newest = 0;
+    for (i, uid, status, body, ts) in updates(snapshot) {
+        newest = newest.max(ts);
+        entries.push_str(&format!(
+            "<entry><id>urn:vakt:incident:{id}:update:{uid}</id><title>{title} ({status})</title><updated>{at}</updated>\
+             <link href=\"/status#incident-{id}\"/><content type=\"text\">{body}</content></entry>\n",
+            id = i.id,
+            title = esc(&i.title),
+            at = rfc3339(ts),
+            body = esc(body)
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n<title>Vakt status</title>\n\
+         <id>urn:vakt:status</id>\n<link href=\"/status\"/>\n<updated>{}</updated>\n<author><name>Vakt</name></author>\n{entries}</feed>\n",
+        rfc3339(if newest > 0 { newest } else { snapshot.generated_ms })
+    )
+}
+
+/// RSS 2.0 (`/history.rss`): one item per public update.
+pub fn rss(snapshot: &Snapshot) -> String {
+    let rfc2822 = |ms: Ms| {
+        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+            .unwrap_or_default()
+    };
+    let mut items = String::new();
+    for (i, uid, status, body, ts) in updates(snapshot) {
+        items.push_str(&format!(
+            "<item><title>{title} ({status})</title><link>/status#incident-{id}</link>\
+             <guid isPermaLink=\"false\">urn:vakt:incident:{id}:update:{uid}</guid><pubDate>{at}</pubDate>\
+             <description>{body}</description></item>\n",
+            id = i.id,
+            title = esc(&i.title),
+            at = rfc2822(ts),
+            body = esc(body)
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel>\n<title>Vakt status</title>\n\
+         <link>/status</link>\n<description>Incidents and their updates</description>\n{items}</channel></rss>\n"
+    )
 }
 
 pub fn maintenances_doc(snapshot: &Snapshot) -> Value {

@@ -120,6 +120,18 @@ pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
     }
 }
 
+/// An incident as the public sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicIncident {
+    pub id: i64,
+    pub title: String,
+    pub severity: String,
+    pub created_ms: Ms,
+    /// (update id, status, body, when), oldest first.
+    pub updates: Vec<(i64, String, String, Ms)>,
+    pub components: Vec<String>,
+}
+
 /// One timeline entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -725,6 +737,81 @@ impl Store {
         }
         tx.commit().await.map_err(err("committing"))?;
         Ok(changed > 0)
+    }
+
+    /// Publish an update: the incident becomes public (its title and these updates only).
+    pub async fn publish_update(
+        &self,
+        id: i64,
+        status: &str,
+        body: &str,
+        actor: &str,
+        now: Ms,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let changed = sqlx::query("UPDATE incidents SET public = 1, updated_ms = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("publishing"))?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO public_updates (incident_id, status, body, ts_ms, actor) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(status)
+            .bind(body)
+            .bind(now)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("adding a public update"))?;
+        event(&mut tx, id, now, actor, "public_update", &format!("public update ({status}): {body}"), false).await?;
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(true)
+    }
+
+    /// Public incidents with an update since `since` (ms), or not resolved publicly, newest
+    /// first, with their updates (oldest first) and components.
+    pub async fn public_incidents(&self, since: Ms) -> Result<Vec<PublicIncident>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.title, i.severity, i.created_ms FROM incidents i WHERE i.public = 1 AND (
+               (SELECT MAX(ts_ms) FROM public_updates u WHERE u.incident_id = i.id) >= ?
+               OR (SELECT status FROM public_updates u WHERE u.incident_id = i.id ORDER BY id DESC LIMIT 1) != 'resolved')
+             ORDER BY i.id DESC LIMIT 500",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("reading public incidents"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: i64 = r.get(0);
+            let updates =
+                sqlx::query("SELECT id, status, body, ts_ms FROM public_updates WHERE incident_id = ? ORDER BY id")
+                    .bind(id)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(err("reading public updates"))?;
+            let components: Vec<String> = sqlx::query_scalar(
+                "SELECT component FROM incident_components WHERE incident_id = ? ORDER BY component",
+            )
+            .bind(id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(err("reading components"))?;
+            out.push(PublicIncident {
+                id,
+                title: r.get(1),
+                severity: r.get(2),
+                created_ms: r.get(3),
+                updates: updates.iter().map(|u| (u.get(0), u.get(1), u.get(2), u.get(3))).collect(),
+                components,
+            });
+        }
+        Ok(out)
     }
 
     /// Open, unmuted incidents and the components they affect: (component, severity).

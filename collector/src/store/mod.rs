@@ -19,7 +19,7 @@ pub mod incidents;
 pub mod outbox;
 pub mod reminders;
 
-pub use incidents::{EventRow, IncidentRow, Planned};
+pub use incidents::{EventRow, IncidentRow, Planned, PublicIncident};
 
 /// What the state engine decided about a batch, written in the batch's transaction.
 #[derive(Debug, Default)]

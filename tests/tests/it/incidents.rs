@@ -850,6 +850,48 @@ fn statuspage_json_follows_checks_and_incidents() {
     eventually(Duration::from_secs(20), || {
         (status_of(&get("/api/v2/components.json"), "E-mail") == "partial_outage", ())
     });
+    // Published: on the page, in the JSON and in both feeds; the check incident stays internal.
+    let mail = rig.incidents().into_iter().find(|i| i.source == "manual").unwrap().id.to_string();
+    let out = rig.cli(&["update", &mail, "investigating", "Mail to some domains is delayed; we are on it."]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let published = eventually(Duration::from_secs(20), || {
+        let s = get("/api/v2/summary.json");
+        (s["incidents"].as_array().is_some_and(|a| a.len() == 1), s)
+    });
+    let incident = &published["incidents"][0];
+    assert_eq!(incident["name"], "E-mail to some domains delayed", "{published}");
+    assert_eq!((incident["status"].as_str(), incident["impact"].as_str()), (Some("investigating"), Some("major")));
+    assert_eq!(incident["components"][0]["name"], "E-mail");
+    assert_eq!(
+        get("/api/v2/incidents.json")["incidents"].as_array().unwrap().len(),
+        1,
+        "internal incidents stay internal"
+    );
+    let page_en = page(&[&format!("http://{http}/status?lang=en")]);
+    assert!(page_en.contains("Current incidents") && page_en.contains("we are on it"), "{page_en}");
+    let out = rig.cli(&["update", &mail, "resolved", "Delivery is back to normal."]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually(Duration::from_secs(20), || (get("/api/v2/summary.json")["incidents"] == serde_json::json!([]), ()));
+    let all = get("/api/v2/incidents.json");
+    assert_eq!(all["incidents"][0]["status"], "resolved");
+    assert!(all["incidents"][0]["resolved_at"].is_string(), "{all}");
+    // The feeds are well-formed Atom and RSS (parsed by Python's XML parser), two updates each.
+    let count = "import sys, xml.etree.ElementTree as E\n\
+                 r = E.fromstring(sys.stdin.read())\n\
+                 a = '{http://www.w3.org/2005/Atom}'\n\
+                 print('atom', len(r.findall(a + 'entry'))) if r.tag == a + 'feed' else print(r.tag, len(r.findall('channel/item')))\n";
+    for (path, expected) in [("/history.atom", "atom 2"), ("/history.rss", "rss 2")] {
+        let xml = page(&[&format!("http://{http}{path}")]);
+        let mut child = Command::new("python3")
+            .args(["-c", count])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), xml.as_bytes()).unwrap();
+        let parsed = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&parsed.stdout).trim(), expected, "{xml}");
+    }
     // Recovery.
     agent.result("http", protocol::Status::Ok);
     other.result("http", protocol::Status::Ok);
