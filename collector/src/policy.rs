@@ -395,9 +395,22 @@ struct SilenceModel {
 struct MaintenanceModel {
     agents: Option<String>,
     checks: Option<String>,
+    /// Components under maintenance: shown on the status page, and their checks muted.
+    #[serde(default)]
+    components: Vec<Spanned<String>>,
     start: Spanned<String>,
     end: Spanned<String>,
     reason: String,
+}
+
+/// A maintenance window as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    pub id: usize,
+    pub title: String,
+    pub components: Vec<String>,
+    pub start: Ms,
+    pub end: Ms,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -535,6 +548,7 @@ pub struct Policy {
     escalations: BTreeMap<String, Escalation>,
     components: BTreeMap<String, Option<String>>,
     component_list: Vec<Component>,
+    maintenances: Vec<Maintenance>,
     rules: Vec<Rule>,
     mutes: Vec<Mute>,
 }
@@ -990,13 +1004,38 @@ impl Policy {
             if end <= start {
                 return Err(at(m.end.span(), "`maintenance.end` must be after `start`".into()));
             }
-            policy.mutes.push(Mute {
-                agents: m.agents.clone().unwrap_or_else(|| "*".into()),
-                checks: m.checks.clone().unwrap_or_else(|| "*".into()),
-                from: start,
-                until: end,
-                what: format!("maintenance: {}", m.reason),
-            });
+            let what = format!("maintenance: {}", m.reason);
+            let mut components = Vec::new();
+            for c in &m.components {
+                let Some(component) = policy.component_list.iter().find(|x| x.name == *c.get_ref()) else {
+                    return Err(at(c.span(), format!("no [[component]] named `{}`", c.get_ref())));
+                };
+                components.push(component.name.clone());
+                // The component's own checks are muted for the window.
+                if component.agents.is_some() || component.checks.is_some() {
+                    policy.mutes.push(Mute {
+                        agents: component.agents.clone().unwrap_or_else(|| "*".into()),
+                        checks: component.checks.clone().unwrap_or_else(|| "*".into()),
+                        from: start,
+                        until: end,
+                        what: what.clone(),
+                    });
+                }
+            }
+            // Explicit matchers mute what they match; a window naming nothing mutes everything.
+            if m.agents.is_some() || m.checks.is_some() || components.is_empty() {
+                policy.mutes.push(Mute {
+                    agents: m.agents.clone().unwrap_or_else(|| "*".into()),
+                    checks: m.checks.clone().unwrap_or_else(|| "*".into()),
+                    from: start,
+                    until: end,
+                    what,
+                });
+            }
+            if !components.is_empty() {
+                let id = policy.maintenances.len() + 1;
+                policy.maintenances.push(Maintenance { id, title: m.reason.clone(), components, start, end });
+            }
         }
         Ok(policy)
     }
@@ -1056,6 +1095,11 @@ impl Policy {
             team: rule.team.clone().or_else(|| self.default_team.clone()),
             muted,
         }
+    }
+
+    /// Maintenance windows that name components (the public ones).
+    pub fn maintenances(&self) -> &[Maintenance] {
+        &self.maintenances
     }
 
     /// The status page's components, in the config's order.

@@ -172,6 +172,10 @@ fn errors_name_the_line_and_the_key() {
         ("[smtp]\nserver = \"mail\"\nfrom = \"v@x\"\n", "line 2: `smtp.server` `mail` is not HOST:PORT"),
         ("[[component]]\nname = \"web\"\n[[component]]\nname = \"web\"\n", "line 4: component `web` is defined twice"),
         ("[engine]\nflap_start = 20.0\nflap_stop = 30.0\n", "line 3: flap thresholds"),
+        (
+            "[[maintenance]]\ncomponents = [\"x\"]\nstart = \"2026-01-01T00:00:00Z\"\nend = \"2026-01-02T00:00:00Z\"\nreason = \"r\"\n",
+            "line 2: no [[component]] named `x`",
+        ),
     ];
     for (text, expected) in cases {
         let error = policy(text).unwrap_err();

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::escalate::rfc3339;
 use crate::incident::Ms;
-use crate::policy::{Policy, Severity};
+use crate::policy::{Maintenance, Policy, Severity};
 use crate::store::{PublicIncident, Store};
 
 /// Statuspage's component statuses, in order of badness.
@@ -85,6 +85,18 @@ pub struct Snapshot {
     pub components: Vec<ComponentState>,
     /// Published incidents: open ones, and those updated in the last 90 days; newest first.
     pub incidents: Vec<PublicIncident>,
+    /// Maintenance windows naming components, ending in the last 90 days or later.
+    pub maintenances: Vec<Maintenance>,
+}
+
+fn maintenance_status(m: &Maintenance, now: Ms) -> &'static str {
+    if now < m.start {
+        "scheduled"
+    } else if now < m.end {
+        "in_progress"
+    } else {
+        "completed"
+    }
 }
 
 /// How far back the public history goes.
@@ -112,7 +124,14 @@ pub fn build(
             let covered: Vec<&str> =
                 checks.iter().filter(|(a, k, _)| c.covers(a, k)).map(|(_, _, s)| s.as_str()).collect();
             let affecting: Vec<Severity> = incidents.iter().filter(|(n, _)| *n == c.name).map(|(_, s)| *s).collect();
-            let status = component_status(&covered, &affecting);
+            let mut status = component_status(&covered, &affecting);
+            // During its maintenance a component is under maintenance whatever its checks
+            // say; an incident declaring an outage still shows.
+            let in_maintenance =
+                policy.maintenances().iter().any(|m| m.start <= now && now < m.end && m.components.contains(&c.name));
+            if in_maintenance && component_status(&[], &affecting) < ComponentStatus::PartialOutage {
+                status = ComponentStatus::UnderMaintenance;
+            }
             let updated_ms = previous
                 .components
                 .iter()
@@ -128,7 +147,8 @@ pub fn build(
             }
         })
         .collect();
-    Snapshot { generated_ms: now, components, incidents: Vec::new() }
+    let maintenances = policy.maintenances().iter().filter(|m| m.end > now - HISTORY_MS).cloned().collect();
+    Snapshot { generated_ms: now, components, incidents: Vec::new(), maintenances }
 }
 
 /// The page's overall indicator and its description, from the worst component.
@@ -220,8 +240,8 @@ pub fn components_doc(snapshot: &Snapshot) -> Value {
     json!({ "page": page(snapshot), "components": components_json(snapshot) })
 }
 
-/// `/api/v2/summary.json`: unresolved published incidents (internal ones never); scheduled
-/// maintenance is not published yet (maintenance windows are config only).
+/// `/api/v2/summary.json`: unresolved published incidents (internal ones never), upcoming and
+/// in-progress maintenance.
 pub fn summary_json(snapshot: &Snapshot) -> Value {
     let (indicator, description) = indicator(snapshot);
     json!({
@@ -229,7 +249,7 @@ pub fn summary_json(snapshot: &Snapshot) -> Value {
         "status": { "indicator": indicator, "description": description },
         "components": components_json(snapshot),
         "incidents": unresolved(snapshot),
-        "scheduled_maintenances": [],
+        "scheduled_maintenances": active_maintenances(snapshot),
     })
 }
 
@@ -539,6 +559,27 @@ impl Lang {
                     "Resolved"
                 }
             }
+            "maintenance_heading" => {
+                if sv {
+                    "Planerat underhåll"
+                } else {
+                    "Scheduled maintenance"
+                }
+            }
+            "scheduled" => {
+                if sv {
+                    "Planerat"
+                } else {
+                    "Scheduled"
+                }
+            }
+            "in_progress" => {
+                if sv {
+                    "Pågår"
+                } else {
+                    "In progress"
+                }
+            }
             _ => "",
         }
     }
@@ -551,6 +592,27 @@ fn esc(text: &str) -> String {
 fn incidents_html(snapshot: &Snapshot, lang: Lang) -> String {
     let t = |k: &str| lang.text(k);
     let mut out = String::new();
+    let upcoming: Vec<&Maintenance> = snapshot.maintenances.iter().filter(|m| m.end > snapshot.generated_ms).collect();
+    if !upcoming.is_empty() {
+        out.push_str(&format!("<h2>{}</h2>\n<ul>\n", t("maintenance_heading")));
+        for m in upcoming {
+            let names: Vec<&str> = snapshot
+                .components
+                .iter()
+                .filter(|c| m.components.contains(&c.name))
+                .map(|c| c.title.as_str())
+                .collect();
+            out.push_str(&format!(
+                "<li><span><strong>{}</strong> — {} ({})</span> <span><time datetime=\"{from}\">{from}</time> – <time datetime=\"{to}\">{to}</time></span></li>\n",
+                t(maintenance_status(m, snapshot.generated_ms)),
+                esc(&m.title),
+                esc(&names.join(", ")),
+                from = rfc3339(m.start),
+                to = rfc3339(m.end)
+            ));
+        }
+        out.push_str("</ul>\n");
+    }
     for (heading, current) in [("current", true), ("past", false)] {
         let list: Vec<&PublicIncident> =
             snapshot.incidents.iter().filter(|i| (public_status(i) != "resolved") == current).collect();
@@ -681,6 +743,7 @@ mod page_tests {
                 status: ComponentStatus::PartialOutage,
                 updated_ms: 0,
             }],
+            maintenances: vec![],
             incidents: vec![PublicIncident {
                 id: 4,
                 title: "Mail <delayed>".into(),
@@ -870,8 +933,44 @@ pub fn rss(snapshot: &Snapshot) -> String {
     )
 }
 
+fn maintenance_json(snapshot: &Snapshot, m: &Maintenance) -> Value {
+    let components: Vec<Value> = snapshot
+        .components
+        .iter()
+        .filter(|c| m.components.contains(&c.name))
+        .map(|c| json!({"id": id(&c.name), "name": c.title, "status": c.status.as_str()}))
+        .collect();
+    json!({
+        "id": format!("maintenance-{}", m.id),
+        "name": m.title,
+        "status": maintenance_status(m, snapshot.generated_ms),
+        "impact": "maintenance",
+        "created_at": rfc3339(m.start),
+        "updated_at": rfc3339(m.start.min(snapshot.generated_ms)),
+        "scheduled_for": rfc3339(m.start),
+        "scheduled_until": rfc3339(m.end),
+        "shortlink": "/status",
+        "page_id": "vakt",
+        "components": components,
+        "incident_updates": [],
+    })
+}
+
+/// Upcoming and in-progress maintenance (summary.json's `scheduled_maintenances`).
+fn active_maintenances(snapshot: &Snapshot) -> Vec<Value> {
+    snapshot
+        .maintenances
+        .iter()
+        .filter(|m| m.end > snapshot.generated_ms)
+        .map(|m| maintenance_json(snapshot, m))
+        .collect()
+}
+
+/// `/api/v2/scheduled-maintenances.json`: maintenance windows that name components (the
+/// config's [[maintenance]] with `components`), up to 90 days back.
 pub fn maintenances_doc(snapshot: &Snapshot) -> Value {
-    json!({ "page": page(snapshot), "scheduled_maintenances": [] })
+    let all: Vec<Value> = snapshot.maintenances.iter().map(|m| maintenance_json(snapshot, m)).collect();
+    json!({ "page": page(snapshot), "scheduled_maintenances": all })
 }
 
 #[cfg(test)]

@@ -791,8 +791,25 @@ fn a_silence_records_the_incident_and_pages_nobody() {
 #[test]
 fn statuspage_json_follows_checks_and_incidents() {
     let rig = Rig::new();
-    let components = "[[component]]\nname = \"shop\"\ntitle = \"Web shop\"\ngroup = \"Customer services\"\nchecks = \"http\"\n\
-                      [[component]]\nname = \"mail\"\ntitle = \"E-mail\"\n";
+    let at = |secs: i64| {
+        let t = if secs >= 0 {
+            SystemTime::now() + Duration::from_secs(secs as u64)
+        } else {
+            SystemTime::now() - Duration::from_secs((-secs) as u64)
+        };
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    let components = format!(
+        "[[component]]\nname = \"shop\"\ntitle = \"Web shop\"\ngroup = \"Customer services\"\nchecks = \"http\"\n\
+         [[component]]\nname = \"mail\"\ntitle = \"E-mail\"\n\
+         [[component]]\nname = \"dns\"\ntitle = \"DNS\"\nchecks = \"dns\"\n\
+         [[maintenance]]\ncomponents = [\"dns\"]\nstart = \"{}\"\nend = \"{}\"\nreason = \"Resolver upgrade\"\n\
+         [[maintenance]]\ncomponents = [\"mail\"]\nstart = \"{}\"\nend = \"{}\"\nreason = \"Mail relay move\"\n",
+        at(-600),
+        at(3600),
+        at(86_400),
+        at(90_000)
+    );
     let (_collector, mut agent) = rig.collector_and_fake(&policy(&format!("{IMMEDIATE}\n{components}")), "web-1");
     let mut other = FakeAgent::connect(rig.broker.port, "web-2");
     agent.result("http", protocol::Status::Ok);
@@ -811,9 +828,32 @@ fn statuspage_json_follows_checks_and_incidents() {
             .find(|c| c["name"] == name)
             .map_or(String::new(), |c| c["status"].as_str().unwrap_or("").to_string())
     };
-    eventually(Duration::from_secs(20), || (get("/api/v2/summary.json")["status"]["indicator"] == "none", ()));
+    // DNS is in its maintenance window: under maintenance even with its check failing.
+    agent.result("dns", protocol::Status::Critical);
+    eventually(Duration::from_secs(20), || (get("/api/v2/summary.json")["status"]["indicator"] == "maintenance", ()));
     let summary = get("/api/v2/summary.json");
-    assert_eq!(summary["status"]["description"], "All Systems Operational", "{summary}");
+    assert_eq!(status_of(&summary, "DNS"), "under_maintenance", "{summary}");
+    let windows: Vec<(String, String)> = summary["scheduled_maintenances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        windows,
+        [
+            ("Resolver upgrade".to_string(), "in_progress".to_string()),
+            ("Mail relay move".to_string(), "scheduled".to_string())
+        ]
+    );
+    assert_eq!(get("/api/v2/scheduled-maintenances.json")["scheduled_maintenances"].as_array().unwrap().len(), 2);
+    let dns = eventually(Duration::from_secs(20), || {
+        let found = rig.incidents().into_iter().find(|i| i.check.as_deref() == Some("dns"));
+        (found.is_some(), found)
+    });
+    assert_eq!(dns.unwrap().muted.as_deref(), Some("maintenance: Resolver upgrade"), "recorded, not paged");
+    agent.result("dns", protocol::Status::Ok);
+    assert_eq!(summary["status"]["description"], "Service Under Maintenance", "{summary}");
     assert_eq!(summary["incidents"], serde_json::json!([]), "internal incidents are not public");
     // One of the shop's two checks fails: partial outage, and the group follows.
     agent.result("http", protocol::Status::Critical);
@@ -833,11 +873,12 @@ fn statuspage_json_follows_checks_and_incidents() {
     assert!(!sv.contains("<script"), "{sv}");
     let en = page(&["-H", "Accept-Language: sv", &format!("http://{http}/status?lang=en")]);
     assert!(en.contains(r#"<html lang="en">"#) && en.contains(">Partial outage<") && en.contains("E-mail"), "{en}");
+    assert!(en.contains("Scheduled maintenance") && en.contains("Resolver upgrade"), "{en}");
     let badge = page(&[&format!("http://{http}/badge/shop.svg")]);
     assert!(badge.starts_with("<svg") && badge.contains("Web shop") && badge.contains("partial outage"), "{badge}");
     assert!(page(&[&format!("http://{http}/badge/nope.svg")]).is_empty(), "404 for an unknown component");
     assert_eq!(get("/api/v2/incidents.json")["incidents"], serde_json::json!([]));
-    assert_eq!(get("/api/v2/scheduled-maintenances.json")["scheduled_maintenances"], serde_json::json!([]));
+    assert_eq!(get("/api/v2/scheduled-maintenances.json")["scheduled_maintenances"][1]["status"], "scheduled");
     // Both fail: major outage.
     other.result("http", protocol::Status::Critical);
     eventually(Duration::from_secs(20), || {
