@@ -11,6 +11,8 @@ use rand::RngExt;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::CollectorConfig;
+use crate::ops::change::Change;
+use crate::store::audit::{Who, new_request_id};
 use crate::ingest::{Incidents, Ingest, Stats};
 use crate::notify::Sender;
 use crate::policy::Policy;
@@ -67,6 +69,41 @@ pub enum Command {
         data_dir: PathBuf,
         /// Or the collector.toml whose store to use.
         #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
+    /// Operator accounts for the web UI and API.
+    User {
+        #[command(subcommand)]
+        action: crate::admin::UserCommand,
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
+    /// API tokens (scoped, expiring, shown once).
+    Token {
+        #[command(subcommand)]
+        action: crate::admin::TokenCommand,
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
+    /// The hash-chained audit trail: verify, export.
+    Audit {
+        #[command(subcommand)]
+        action: crate::admin::AuditCommand,
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
+    /// A consistent online copy of the store to FILE (restore: see the README).
+    Backup {
+        file: PathBuf,
+        #[arg(long, default_value = "vakt-data")]
+        data_dir: PathBuf,
+        #[arg(long, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
     },
 }
@@ -169,6 +206,13 @@ pub enum IncidentCommand {
         #[arg(long = "as", default_value_t = whoami())]
         actor: String,
     },
+    /// Add an internal note to the timeline (never public).
+    Note {
+        id: i64,
+        text: String,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
     /// Mark a postmortem action done.
     Done {
         action: i64,
@@ -177,16 +221,13 @@ pub enum IncidentCommand {
     },
 }
 
-fn parse_time(text: &str) -> Result<i64, CliError> {
-    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
-    humantime::parse_rfc3339_weak(&full)
-        .map(|t| {
-            t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        })
-        .map_err(|e| CliError::Usage(format!("`{text}`: {e} (write e.g. 2026-11-27T09:00:00Z)")))
+/// The command line acts as the person named by `--as`, with the rights of whoever can open
+/// the database file; the audit trail records the Unix user as the source.
+fn cli_who(actor: &str) -> Who {
+    Who { name: actor.to_string(), role: "admin".into(), source: format!("cli:{}", whoami()), request_id: new_request_id() }
 }
 
-fn whoami() -> String {
+pub(crate) fn whoami() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "operator".into())
 }
 
@@ -207,6 +248,16 @@ pub enum CliError {
     AgentConfig(String),
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<crate::ops::change::Refused> for CliError {
+    fn from(r: crate::ops::change::Refused) -> CliError {
+        use crate::ops::change::Refused;
+        match r {
+            Refused::Invalid(m) | Refused::Conflict(m) => CliError::Usage(m),
+            Refused::Store(e) => CliError::Store(e),
+        }
+    }
 }
 
 /// Channels between a link and ingest.
@@ -237,11 +288,11 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
         );
     }
     let policy = Arc::new(config.policy);
-    let status = start_status(&store, &policy, &stop);
+    let state = start_http_state(&store, &stats, &policy, &stop);
     let incidents = start_incidents(&store, policy, &stop).await?;
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
-    let web = tokio::spawn(http::serve(listener, store, stats, status, stop.clone()));
+    let web = tokio::spawn(http::serve(listener, state, stop.clone()));
     tracing::info!(http = %config.http, database = %config.database.display(), "collector running");
     link::external(mqtt, in_tx, out_rx, stop).await;
     let _ = ingest.await;
@@ -283,12 +334,12 @@ pub async fn up(
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
     let policy = Arc::new(policy);
-    let status = start_status(&store, &policy, &stop);
+    let state = start_http_state(&store, &stats, &policy, &stop);
     let incidents = start_incidents(&store, policy, &stop).await?;
     let ingest = Ingest::new(store.clone(), topics.clone(), stats.clone(), out_tx, Encoding::Bincode, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
     tokio::spawn(link::embedded(topics, link_tx, link_rx, in_tx, out_rx));
-    let web = tokio::spawn(http::serve(listener, store, stats, status, stop.clone()));
+    let web = tokio::spawn(http::serve(listener, state, stop.clone()));
 
     let agent = if with_agent {
         let config = local_agent_config(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?;
@@ -319,11 +370,23 @@ pub async fn up(
     Ok(())
 }
 
-/// Start refreshing the public status snapshot.
-fn start_status(store: &Store, policy: &Arc<Policy>, stop: &watch::Receiver<bool>) -> crate::status::Shared {
-    let shared = crate::status::Shared::default();
-    tokio::spawn(crate::status::run(store.clone(), policy.clone(), shared.clone(), stop.clone()));
-    shared
+/// The HTTP side's state, and the public status snapshot's refresh (every second, and at
+/// once after an operator change).
+fn start_http_state(
+    store: &Store,
+    stats: &Arc<Stats>,
+    policy: &Arc<Policy>,
+    stop: &watch::Receiver<bool>,
+) -> http::AppState {
+    let state = http::AppState::new(store.clone(), stats.clone(), crate::status::Shared::default(), policy.clone());
+    tokio::spawn(crate::status::run(
+        store.clone(),
+        policy.clone(),
+        state.status.clone(),
+        state.refresh.clone(),
+        stop.clone(),
+    ));
+    state
 }
 
 /// Load the engine and start the escalation worker and the sender.
@@ -343,20 +406,7 @@ async fn start_incidents(
 
 /// `vakt-collector incident …`
 pub async fn incident(action: IncidentCommand, data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
-    let (database, policy) = match config {
-        Some(path) => {
-            let c = CollectorConfig::load(path)?;
-            (c.database, c.policy)
-        }
-        None => (data_dir.join("vakt.db"), Policy::default()),
-    };
-    let severity = |text: &str| {
-        crate::policy::Severity::parse(text)
-            .ok_or_else(|| CliError::Usage(format!("severity `{text}`: expected critical, major or minor")))
-    };
-    if !database.exists() {
-        return Err(CliError::Usage(format!("no store at {}", database.display())));
-    }
+    let (database, policy) = crate::admin::open_target(data_dir, config)?;
     let store = Store::open(&database).await?;
     let when = |ms: i64| {
         humantime::format_rfc3339_seconds(
@@ -403,108 +453,40 @@ state: {}  severity: {}  urgency: {}  source: {}",
                 );
             }
         }
-        IncidentCommand::Ack { id, actor } => {
-            if store.acknowledge(id, &actor, crate::now_ms()).await? {
-                println!("#{id} acknowledged by {actor}");
-            } else {
-                return Err(CliError::Usage(format!("#{id} is not a triggered incident")));
-            }
-        }
-        IncidentCommand::Resolve { id, actor } => {
-            if store.resolve(id, &actor, crate::now_ms()).await? {
-                println!("#{id} resolved by {actor}");
-            } else {
-                return Err(CliError::Usage(format!("#{id} is not an open incident")));
-            }
-        }
         IncidentCommand::Classify { id, classification, aware_at, actor } => {
-            use crate::store::reminders::CLASSIFICATIONS;
-            if !CLASSIFICATIONS.contains(&classification.as_str()) {
-                return Err(CliError::Usage(format!(
-                    "classification `{classification}`: expected one of {}",
-                    CLASSIFICATIONS.join(", ")
-                )));
-            }
+            let aware = aware_at.as_deref().map(crate::ops::change::parse_time).transpose()?;
             let now = crate::now_ms();
-            let aware = aware_at.as_deref().map(parse_time).transpose()?.unwrap_or(now);
-            if aware > now {
-                return Err(CliError::Usage("`--aware-at` is in the future".into()));
-            }
-            if !store.classify(id, &classification, aware, &actor, now).await? {
-                return Err(CliError::Usage(format!("no incident #{id}")));
-            }
-            println!("#{id} classified {classification}");
+            let change = Change::Classify { id, classification: classification.clone(), aware_at: aware };
+            println!("{}", change.apply(&store, &policy, &cli_who(&actor), now).await?.message);
             let filed = Vec::new();
-            for clock in crate::remind::clocks(&classification, Some(aware), &filed) {
+            for clock in crate::remind::clocks(&classification, Some(aware.unwrap_or(now)), &filed) {
                 println!("  {} due {}", clock.label, when(clock.due_ms));
             }
         }
-        IncidentCommand::Report { id, report, reference, actor } => {
-            use crate::store::reminders::REPORTS;
-            if !REPORTS.contains(&report.as_str()) {
-                return Err(CliError::Usage(format!("report `{report}`: expected one of {}", REPORTS.join(", "))));
-            }
-            if !store.file_report(id, &report, reference.as_deref(), &actor, crate::now_ms()).await? {
-                return Err(CliError::Usage(format!("no incident #{id}")));
-            }
-            println!("#{id}: {report} recorded as filed");
-        }
-        IncidentCommand::Action { id, owner, due, text, actor } => {
-            let due = parse_time(&due)?;
-            if store.incident(id).await?.is_none() {
-                return Err(CliError::Usage(format!("no incident #{id}")));
-            }
-            if text.trim().is_empty() || owner.trim().is_empty() {
-                return Err(CliError::Usage("an action needs a text and an owner".into()));
-            }
-            let action = store.add_action(id, &text, &owner, due, &actor, crate::now_ms()).await?;
-            println!("action #{action} added to #{id}");
-        }
-        IncidentCommand::Open { title, severity: level, components, actor } => {
-            let level = severity(&level)?;
-            if title.trim().is_empty() || title.len() > 200 {
-                return Err(CliError::Usage("a title is 1 to 200 characters".into()));
-            }
-            let meta = policy.manual_meta(&components).map_err(CliError::Usage)?;
-            let id = store.open_manual(&title, level, "manual", &components, &meta, &actor, crate::now_ms()).await?;
-            println!("#{id} opened");
-        }
-        IncidentCommand::Severity { id, severity: level, actor } => {
-            if !store.set_severity(id, severity(&level)?, &actor, crate::now_ms()).await? {
-                return Err(CliError::Usage(format!("no incident #{id}")));
-            }
-            println!("#{id} is {level}");
-        }
-        IncidentCommand::Assign { id, assignee, actor } => {
-            if !store.assign(id, &assignee, &actor, crate::now_ms()).await? {
-                return Err(CliError::Usage(format!("no incident #{id}")));
-            }
-            println!("#{id} assigned to {assignee}");
-        }
-        IncidentCommand::Reopen { id, actor } => {
-            if !store.reopen_by_hand(id, &actor, crate::now_ms()).await? {
-                return Err(CliError::Usage(format!("#{id} is not a resolved incident")));
-            }
-            println!("#{id} reopened");
-        }
-        IncidentCommand::Update { id, status, text, actor } => {
-            const STATES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
-            if !STATES.contains(&status.as_str()) {
-                return Err(CliError::Usage(format!("status `{status}`: expected one of {}", STATES.join(", "))));
-            }
-            if text.trim().is_empty() || text.len() > 5000 {
-                return Err(CliError::Usage("an update is 1 to 5000 characters".into()));
-            }
-            if !store.publish_update(id, &status, &text, &actor, crate::now_ms()).await? {
-                return Err(CliError::Usage(format!("no incident #{id}")));
-            }
-            println!("#{id}: public update ({status}) published");
-        }
-        IncidentCommand::Done { action, actor } => {
-            if !store.finish_action(action, &actor, crate::now_ms()).await? {
-                return Err(CliError::Usage(format!("no open action #{action}")));
-            }
-            println!("action #{action} done");
+        other => {
+            let (change, actor) = match other {
+                IncidentCommand::Ack { id, actor } => (Change::Acknowledge { id }, actor),
+                IncidentCommand::Resolve { id, actor } => (Change::Resolve { id }, actor),
+                IncidentCommand::Reopen { id, actor } => (Change::Reopen { id }, actor),
+                IncidentCommand::Report { id, report, reference, actor } => {
+                    (Change::Report { id, report, reference }, actor)
+                }
+                IncidentCommand::Action { id, owner, due, text, actor } => {
+                    (Change::Action { id, owner, due: crate::ops::change::parse_time(&due)?, text }, actor)
+                }
+                IncidentCommand::Open { title, severity, components, actor } => {
+                    (Change::Open { title, severity, components, ticket: false }, actor)
+                }
+                IncidentCommand::Severity { id, severity, actor } => (Change::Severity { id, severity }, actor),
+                IncidentCommand::Assign { id, assignee, actor } => (Change::Assign { id, assignee }, actor),
+                IncidentCommand::Note { id, text, actor } => (Change::Note { id, text }, actor),
+                IncidentCommand::Update { id, status, text, actor } => (Change::Update { id, status, text }, actor),
+                IncidentCommand::Done { action, actor } => (Change::Done { action }, actor),
+                IncidentCommand::List { .. } | IncidentCommand::Show { .. } | IncidentCommand::Classify { .. } => {
+                    unreachable!("handled above")
+                }
+            };
+            println!("{}", change.apply(&store, &policy, &cli_who(&actor), crate::now_ms()).await?.message);
         }
     }
     Ok(())

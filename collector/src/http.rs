@@ -1,5 +1,6 @@
-//! The collector's HTTP side (this slice): health, Prometheus metrics, and a read-only
-//! overview of agents and checks. The public status page and the operator API build on it.
+//! The collector's HTTP side: the public status page (`/`, no login), its feeds, badges and
+//! Statuspage-compatible JSON, health and Prometheus metrics, and the operator UI and API
+//! (`ops`), which sit behind login and roles.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -16,23 +17,61 @@ use tokio::sync::watch;
 use crate::ingest::Stats;
 use crate::store::Store;
 
+/// What every handler can reach.
 #[derive(Debug, Clone)]
-struct AppState {
-    store: Store,
-    stats: Arc<Stats>,
-    status: crate::status::Shared,
+pub struct AppState {
+    pub store: Store,
+    pub stats: Arc<Stats>,
+    pub status: crate::status::Shared,
+    pub policy: Arc<crate::policy::Policy>,
+    pub limiter: crate::ops::Limiter,
+    /// Served over TLS: cookies get `Secure`.
+    pub secure: bool,
+    /// Wakes the status snapshot's refresh after an operator change.
+    pub refresh: Arc<tokio::sync::Notify>,
 }
 
-/// Serve on `listen` until `stop` turns true.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    store: Store,
-    stats: Arc<Stats>,
-    status: crate::status::Shared,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/", get(overview))
+impl AppState {
+    pub fn new(store: Store, stats: Arc<Stats>, status: crate::status::Shared, policy: Arc<crate::policy::Policy>) -> Self {
+        AppState {
+            store,
+            stats,
+            status,
+            policy,
+            limiter: Arc::default(),
+            secure: false,
+            refresh: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// An operator changed something the public may see: refresh the snapshot now.
+    pub fn changed(&self) {
+        self.refresh.notify_one();
+    }
+}
+
+/// Security headers on every response: no framing, no sniffing, scripts and styles only from
+/// here (the pages' one inline style block is allowed by hash-free `'unsafe-inline'` for style
+/// only; no inline script anywhere).
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    response
+}
+
+/// The whole HTTP surface.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -52,7 +91,24 @@ pub async fn serve(
         .route("/history.atom", get(|s: State<AppState>| feed(s, crate::status::atom, "application/atom+xml")))
         .route("/history.rss", get(|s: State<AppState>| feed(s, crate::status::rss, "application/rss+xml")))
         .route("/badge/{file}", get(badge))
-        .with_state(AppState { store, stats, status });
+        .route(
+            "/ops.js",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], crate::ops::ui::SCRIPT)
+            }),
+        )
+        .merge(crate::ops::router(state.clone()))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serve on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -180,47 +236,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-async fn overview(State(state): State<AppState>) -> Response {
-    let (Ok(agents), Ok(checks)) = (state.store.agents().await, state.store.check_states().await) else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
-    };
-    let mut body = String::from(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Vakt</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"></head><body><h1>Vakt</h1><h2>Agents</h2>\
-         <table><thead><tr><th scope=\"col\">Agent</th><th scope=\"col\">State</th><th scope=\"col\">Epoch</th>\
-         <th scope=\"col\">Results stored up to seq</th><th scope=\"col\">Lost</th></tr></thead><tbody>",
-    );
-    for a in &agents {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&a.agent),
-            if a.online { "online" } else { "offline" },
-            a.epoch,
-            a.contiguous,
-            a.lost
-        );
-    }
-    body.push_str(
-        "</tbody></table><h2>Checks</h2><table><thead><tr><th scope=\"col\">Agent</th><th scope=\"col\">Check</th>\
-         <th scope=\"col\">Status</th><th scope=\"col\">Summary</th></tr></thead><tbody>",
-    );
-    for (agent, check, status, summary, _) in &checks {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(agent),
-            escape(check),
-            escape(status),
-            escape(summary)
-        );
-    }
-    body.push_str("</tbody></table></body></html>\n");
-    Html(body).into_response()
 }

@@ -12,8 +12,12 @@
 //! - [`remind`]: reminders (unacknowledged, stale, legal clocks, actions, silent agents, reviews).
 //! - [`status`]: component statuses for the public side (Statuspage-shaped JSON).
 //! - [`notify`]: delivers the notification log (webhook, Slack, SMTP) with retries.
-//! - [`cli`]: `up`, `run`, `check-config`, `incident`.
+//! - [`auth`]: roles, permissions, token scopes, password hashing, login rate limiting.
+//! - [`ops`]: the operator web UI and JSON API (`/api/v1`), every route behind a permission.
+//! - [`cli`]: `up`, `run`, `check-config`, `incident`, `user`, `audit`, `backup`.
 
+pub mod admin;
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
@@ -23,6 +27,7 @@ pub mod incident;
 pub mod ingest;
 pub mod link;
 pub mod notify;
+pub mod ops;
 pub mod policy;
 pub mod remind;
 pub mod status;

@@ -254,7 +254,13 @@ pub fn summary_json(snapshot: &Snapshot) -> Value {
 }
 
 /// Refresh the snapshot every second (two indexed reads), until `stop`.
-pub async fn run(store: Store, policy: Arc<Policy>, shared: Shared, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    store: Store,
+    policy: Arc<Policy>,
+    shared: Shared,
+    refresh: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let now = crate::now_ms();
         let public = store.public_incidents(now - HISTORY_MS).await;
@@ -277,6 +283,7 @@ pub async fn run(store: Store, policy: Arc<Policy>, shared: Shared, mut stop: wa
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = refresh.notified() => {}
             _ = stop.changed() => return,
         }
     }
@@ -585,7 +592,7 @@ impl Lang {
     }
 }
 
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -3,6 +3,7 @@
 
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::audit::Who;
 use super::{Store, StoreError, err};
 use crate::incident::engine::{AgentState, CheckState, Dirty};
 use crate::incident::{Action, Ms, Subject};
@@ -46,6 +47,11 @@ pub struct IncidentRow {
     pub esc_loop: i64,
     pub esc_step: i64,
     pub next_action_ms: Option<Ms>,
+    pub assignee: Option<String>,
+    pub classification: String,
+    pub aware_at_ms: Option<Ms>,
+    /// Shown on the status page (a person published an update).
+    pub public: bool,
 }
 
 #[cfg(test)]
@@ -80,13 +86,17 @@ impl IncidentRow {
             esc_loop: 0,
             esc_step: 0,
             next_action_ms: Some(created_ms),
+            assignee: None,
+            classification: "operational".into(),
+            aware_at_ms: None,
+            public: false,
         }
     }
 }
 
 pub(crate) const INCIDENT_COLUMNS: &str = "id, key, title, summary, state, severity, urgency, source, agent, check_name, runbook, \
      escalation, team, created_ms, acked_ms, acked_by, ack_until_ms, resolved_ms, resolved_by, suppressed_by, flapping, \
-     muted, muted_until_ms, esc_round, esc_loop, esc_step, next_action_ms";
+     muted, muted_until_ms, esc_round, esc_loop, esc_step, next_action_ms, assignee, classification, aware_at_ms, public";
 
 pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
     IncidentRow {
@@ -117,6 +127,10 @@ pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
         esc_loop: r.get(24),
         esc_step: r.get(25),
         next_action_ms: r.get(26),
+        assignee: r.get(27),
+        classification: r.get(28),
+        aware_at_ms: r.get(29),
+        public: r.get::<i64, _>(30) != 0,
     }
 }
 
@@ -578,36 +592,37 @@ impl Store {
     }
 
     /// Acknowledge: paging stops; the escalation worker sets when the acknowledgement lapses.
-    pub async fn acknowledge(&self, id: i64, actor: &str, now: Ms) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    pub async fn acknowledge(&self, id: i64, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.acknowledge", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let changed = sqlx::query(
             "UPDATE incidents SET state = 'acknowledged', acked_ms = ?, acked_by = ?, ack_until_ms = NULL,
                 updated_ms = ?, next_action_ms = ? WHERE id = ? AND state = 'triggered'",
         )
         .bind(now)
-        .bind(actor)
+        .bind(&who.name)
         .bind(now)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(err("acknowledging"))?
         .rows_affected();
         if changed > 0 {
-            event(&mut tx, id, now, actor, "acknowledged", &format!("acknowledged by {actor}"), false).await?;
+            event(tx, id, now, &who.name, "acknowledged", &format!("acknowledged by {}", who.name), false).await?;
         }
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(changed > 0)
+        audit.done(changed > 0).await
     }
 
     /// Triage: a person sets the severity (the rules no longer raise it). Critical pages;
     /// anything else notifies without paging.
-    pub async fn set_severity(&self, id: i64, severity: Severity, actor: &str, now: Ms) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    pub async fn set_severity(&self, id: i64, severity: Severity, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.severity", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let urgency = if severity == Severity::Critical { "page" } else { "notify" };
         let before: Option<(String, String)> = sqlx::query("SELECT severity, urgency FROM incidents WHERE id = ?")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(err("reading an incident"))?
             .map(|r| (r.get(0), r.get(1)));
@@ -619,56 +634,73 @@ impl Store {
                 next_action_ms = CASE WHEN ? AND state = 'triggered' THEN ? ELSE next_action_ms END WHERE id = ?",
         )
         .bind(severity.as_str())
-        .bind(actor)
+        .bind(&who.name)
         .bind(urgency)
         .bind(now)
         .bind(page_now)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(err("setting the severity"))?;
-        let text = format!("severity {old} → {} by {actor} ({urgency})", severity.as_str());
-        event(&mut tx, id, now, actor, "triaged", &text, false).await?;
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(true)
+        let text = format!("severity {old} → {} by {} ({urgency})", severity.as_str(), who.name);
+        event(tx, id, now, &who.name, "triaged", &text, false).await?;
+        audit.done(true).await
     }
 
     /// Assign an incident to a person.
-    pub async fn assign(&self, id: i64, assignee: &str, actor: &str, now: Ms) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    pub async fn assign(&self, id: i64, assignee: &str, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.assign", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let changed = sqlx::query("UPDATE incidents SET assignee = ?, updated_ms = ? WHERE id = ?")
             .bind(assignee)
             .bind(now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(err("assigning"))?
             .rows_affected();
         if changed > 0 {
-            event(&mut tx, id, now, actor, "assigned", &format!("assigned to {assignee} by {actor}"), false).await?;
+            let text = format!("assigned to {assignee} by {}", who.name);
+            event(tx, id, now, &who.name, "assigned", &text, false).await?;
         }
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(changed > 0)
+        audit.done(changed > 0).await
     }
 
     /// Reopen a resolved incident by hand.
-    pub async fn reopen_by_hand(&self, id: i64, actor: &str, now: Ms) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    pub async fn reopen_by_hand(&self, id: i64, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.reopen", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM incidents WHERE id = ?")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(err("reading an incident"))?;
         if state.as_deref() != Some("resolved") {
-            return Ok(false);
+            return audit.done(false).await;
         }
-        reopen(&mut tx, id, now, &format!("by {actor}")).await?;
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(true)
+        reopen(tx, id, now, &format!("by {}", who.name)).await?;
+        audit.done(true).await
     }
 
-    /// Open an incident by hand (e.g. "e-mail delivery to some domains delayed").
+    /// An internal note on the timeline (never public).
+    pub async fn add_note(&self, id: i64, text: &str, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.note", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(err("reading an incident"))?;
+        if exists.is_none() {
+            return audit.done(false).await;
+        }
+        event(tx, id, now, &who.name, "note", text, false).await?;
+        audit.done(true).await
+    }
+
+    /// Open an incident by hand (e.g. "e-mail delivery to some domains delayed"), or from a
+    /// support system (`source` = ticket).
     #[allow(clippy::too_many_arguments)]
     pub async fn open_manual(
         &self,
@@ -677,10 +709,17 @@ impl Store {
         source: &str,
         components: &[String],
         meta: &Meta,
-        actor: &str,
+        who: &Who,
         now: Ms,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        // The new incident's id is not known before the insert: the object is the next id.
+        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")
+            .fetch_one(self.pool())
+            .await
+            .map_err(err("reading incident ids"))?;
+        let action = if source == "ticket" { "incident.ticket" } else { "incident.open" };
+        let mut audit = self.audit_begin(who, action, format!("incident:{next}"), now).await?;
+        let tx = audit.tx();
         let urgency = if severity == Severity::Critical { "page" } else { "notify" };
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (title, summary, state, severity, severity_by, urgency, source, runbook, escalation, team,
@@ -690,7 +729,7 @@ impl Store {
         .bind(title)
         .bind(title)
         .bind(severity.as_str())
-        .bind(actor)
+        .bind(&who.name)
         .bind(urgency)
         .bind(source)
         .bind(meta.runbook.as_deref())
@@ -700,77 +739,70 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(err("opening an incident"))?;
         for component in components {
             sqlx::query("INSERT OR IGNORE INTO incident_components (incident_id, component) VALUES (?, ?)")
                 .bind(id)
                 .bind(component)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(err("linking a component"))?;
         }
-        let text = format!("opened by {actor}: {title} ({}, {urgency})", severity.as_str());
-        event(&mut tx, id, now, actor, "opened", &text, true).await?;
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(id)
+        let text = format!("opened by {}: {title} ({}, {urgency})", who.name, severity.as_str());
+        event(tx, id, now, &who.name, "opened", &text, true).await?;
+        audit.done(id).await
     }
 
     /// Resolve by hand (the engine learns of it and holds the check until it recovers).
-    pub async fn resolve(&self, id: i64, actor: &str, now: Ms) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    pub async fn resolve(&self, id: i64, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.resolve", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let changed = sqlx::query(
             "UPDATE incidents SET state = 'resolved', resolved_ms = ?, resolved_by = ?, updated_ms = ?,
                 next_action_ms = NULL WHERE id = ? AND state != 'resolved'",
         )
         .bind(now)
-        .bind(actor)
+        .bind(&who.name)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(err("resolving"))?
         .rows_affected();
         if changed > 0 {
-            event(&mut tx, id, now, actor, "resolved", &format!("resolved by {actor}"), true).await?;
+            event(tx, id, now, &who.name, "resolved", &format!("resolved by {}", who.name), true).await?;
         }
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(changed > 0)
+        audit.done(changed > 0).await
     }
 
     /// Publish an update: the incident becomes public (its title and these updates only).
-    pub async fn publish_update(
-        &self,
-        id: i64,
-        status: &str,
-        body: &str,
-        actor: &str,
-        now: Ms,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    pub async fn publish_update(&self, id: i64, status: &str, body: &str, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.public_update", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let changed = sqlx::query("UPDATE incidents SET public = 1, updated_ms = ? WHERE id = ?")
             .bind(now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(err("publishing"))?
             .rows_affected();
         if changed == 0 {
-            return Ok(false);
+            return audit.done(false).await;
         }
         sqlx::query("INSERT INTO public_updates (incident_id, status, body, ts_ms, actor) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
             .bind(status)
             .bind(body)
             .bind(now)
-            .bind(actor)
-            .execute(&mut *tx)
+            .bind(&who.name)
+            .execute(&mut **tx)
             .await
             .map_err(err("adding a public update"))?;
-        event(&mut tx, id, now, actor, "public_update", &format!("public update ({status}): {body}"), false).await?;
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(true)
+        let text = format!("public update ({status}): {body}");
+        event(tx, id, now, &who.name, "public_update", &text, false).await?;
+        audit.done(true).await
     }
 
     /// Public incidents with an update since `since` (ms), or not resolved publicly, newest

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use protocol::Status;
 
 use super::*;
+use crate::store::audit::Who;
 use crate::incident::IncidentKey;
 use crate::policy::{Policy, PolicyModel};
 use crate::store::{Batch, Decisions};
@@ -96,7 +97,7 @@ async fn triage_manual_incidents_and_reopening() {
     let t0 = 1_795_766_400_000;
     let id = open(&store, &p, t0).await;
     // Triaged down to minor: no paging, the team channel hears once.
-    assert!(store.set_severity(id, Severity::Minor, "alice", t0).await.unwrap());
+    assert!(store.set_severity(id, Severity::Minor, &Who::test("alice", "technician"), t0).await.unwrap());
     assert_eq!(step(&store, &p, t0).await, 1);
     let log = store.notifications(Some(id)).await.unwrap();
     assert_eq!((log[0].kind.as_str(), log[0].recipient.as_str()), ("notice", "#chat"));
@@ -115,12 +116,12 @@ async fn triage_manual_incidents_and_reopening() {
     store.write(&Batch::default(), at(t0), &decisions).await.unwrap();
     assert_eq!(store.incident(id).await.unwrap().unwrap().severity, "minor");
     // Raised to critical by a person: paging starts.
-    assert!(store.set_severity(id, Severity::Critical, "alice", t0 + 5).await.unwrap());
+    assert!(store.set_severity(id, Severity::Critical, &Who::test("alice", "technician"), t0 + 5).await.unwrap());
     assert_eq!(step(&store, &p, t0 + 5).await, 1);
     assert_eq!(store.notifications(Some(id)).await.unwrap().last().unwrap().recipient, "alice");
-    assert!(store.assign(id, "alice", "bob", t0 + 6).await.unwrap());
-    assert!(store.resolve(id, "alice", t0 + 7).await.unwrap());
-    assert!(store.reopen_by_hand(id, "bob", t0 + 8).await.unwrap());
+    assert!(store.assign(id, "alice", &Who::test("bob", "technician"), t0 + 6).await.unwrap());
+    assert!(store.resolve(id, &Who::test("alice", "technician"), t0 + 7).await.unwrap());
+    assert!(store.reopen_by_hand(id, &Who::test("bob", "technician"), t0 + 8).await.unwrap());
     let reopened = store.incident(id).await.unwrap().unwrap();
     assert_eq!((reopened.state.as_str(), reopened.esc_round, reopened.next_action_ms), ("triggered", 1, Some(t0 + 8)));
     // Manual: e-mail delivery to some domains delayed, affecting the mail component.
@@ -132,7 +133,7 @@ async fn triage_manual_incidents_and_reopening() {
             "manual",
             &["mail".into()],
             &meta,
-            "bob",
+            &Who::test("bob", "technician"),
             t0,
         )
         .await

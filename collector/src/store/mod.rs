@@ -15,9 +15,11 @@ use protocol::{AgentId, CheckResult, Heartbeat, StateMessage};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, Transaction};
 
+pub mod audit;
 pub mod incidents;
 pub mod outbox;
 pub mod reminders;
+pub mod users;
 
 pub use incidents::{EventRow, IncidentRow, Planned, PublicIncident};
 
@@ -337,6 +339,32 @@ impl Store {
     }
 
     /// The database handle, for other modules' queries that belong here later.
+    /// Write a consistent copy of the database to `file` (one snapshot, taken while writers
+    /// go on), recorded in the audit trail first so the copy carries its own record. The copy
+    /// is then opened and checked: SQLite integrity and the audit chain. Returns (bytes,
+    /// audit records in the copy).
+    pub async fn backup_to(&self, who: &audit::Who, file: &Path, now: i64) -> Result<(u64, i64), StoreError> {
+        let target = file.to_string_lossy().to_string();
+        self.audit_begin(who, "store.backup", format!("file:{target}"), now).await?.done(true).await?;
+        sqlx::query("VACUUM INTO ?").bind(&target).execute(&self.pool).await.map_err(err("writing the backup"))?;
+        let copy = Store::open(file).await?;
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&copy.pool)
+            .await
+            .map_err(err("checking the backup"))?;
+        if check != "ok" {
+            return Err(StoreError { action: "checking the backup", source: sqlx::Error::Protocol(check) });
+        }
+        let records = copy
+            .verify_audit()
+            .await
+            .map_err(|e| StoreError { action: "verifying the backup's audit trail", source: sqlx::Error::Protocol(e.to_string()) })?
+            .0;
+        copy.pool.close().await;
+        let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        Ok((bytes, records))
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

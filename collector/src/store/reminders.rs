@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::incidents::{INCIDENT_COLUMNS, IncidentRow, event, incident_row};
+use super::audit::Who;
 use super::outbox::NewNotification;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
@@ -142,27 +143,30 @@ impl Store {
         id: i64,
         classification: &str,
         aware_at: Ms,
-        actor: &str,
+        who: &Who,
         now: Ms,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut audit = self.audit_begin(who, "incident.classify", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let changed =
             sqlx::query("UPDATE incidents SET classification = ?, aware_at_ms = ?, updated_ms = ? WHERE id = ?")
                 .bind(classification)
                 .bind(aware_at)
                 .bind(now)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(err("classifying"))?
                 .rows_affected();
         if changed > 0 {
-            let text =
-                format!("classified {classification} by {actor}, aware since {}", crate::escalate::rfc3339(aware_at));
-            event(&mut tx, id, now, actor, "classified", &text, false).await?;
+            let text = format!(
+                "classified {classification} by {}, aware since {}",
+                who.name,
+                crate::escalate::rfc3339(aware_at)
+            );
+            event(tx, id, now, &who.name, "classified", &text, false).await?;
         }
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(changed > 0)
+        audit.done(changed > 0).await
     }
 
     /// Record a regulatory report as filed.
@@ -171,17 +175,18 @@ impl Store {
         id: i64,
         report: &str,
         reference: Option<&str>,
-        actor: &str,
+        who: &Who,
         now: Ms,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut audit = self.audit_begin(who, "incident.report_filed", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(err("reading an incident"))?;
         if exists.is_none() {
-            return Ok(false);
+            return audit.done(false).await;
         }
         sqlx::query(
             "INSERT INTO regulatory_reports (incident_id, report, submitted_ms, submitted_by, reference) VALUES (?, ?, ?, ?, ?)
@@ -191,29 +196,40 @@ impl Store {
         .bind(id)
         .bind(report)
         .bind(now)
-        .bind(actor)
+        .bind(&who.name)
         .bind(reference)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(err("filing a report"))?;
-        let text =
-            format!("{report} filed by {actor}{}", reference.map(|r| format!(" (reference {r})")).unwrap_or_default());
-        event(&mut tx, id, now, actor, "report_filed", &text, false).await?;
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(true)
+        let text = format!(
+            "{report} filed by {}{}",
+            who.name,
+            reference.map(|r| format!(" (reference {r})")).unwrap_or_default()
+        );
+        event(tx, id, now, &who.name, "report_filed", &text, false).await?;
+        audit.done(true).await
     }
 
-    /// Add a postmortem action with an owner and a due time.
+    /// Add a postmortem action with an owner and a due time. None if there is no such incident.
     pub async fn add_action(
         &self,
         incident: i64,
         text: &str,
         owner: &str,
         due: Ms,
-        actor: &str,
+        who: &Who,
         now: Ms,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    ) -> Result<Option<i64>, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.action_add", format!("incident:{incident}"), now).await?;
+        let tx = audit.tx();
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+            .bind(incident)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(err("reading an incident"))?;
+        if exists.is_none() {
+            return audit.done(None).await;
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO postmortem_actions (incident_id, text, owner, due_ms, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
@@ -222,33 +238,42 @@ impl Store {
         .bind(owner)
         .bind(due)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(err("adding an action"))?;
         let line = format!("action #{id} for {owner}, due {}: {text}", crate::escalate::rfc3339(due));
-        event(&mut tx, incident, now, actor, "action_added", &line, false).await?;
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(id)
+        event(tx, incident, now, &who.name, "action_added", &line, false).await?;
+        audit.done(Some(id)).await
     }
 
     /// Mark a postmortem action done.
-    pub async fn finish_action(&self, action: i64, actor: &str, now: Ms) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+    pub async fn finish_action(&self, action: i64, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.action_done", format!("action:{action}"), now).await?;
+        let tx = audit.tx();
         let incident: Option<i64> = sqlx::query_scalar(
             "UPDATE postmortem_actions SET done_ms = ?, done_by = ? WHERE id = ? AND done_ms IS NULL RETURNING incident_id",
         )
         .bind(now)
-        .bind(actor)
+        .bind(&who.name)
         .bind(action)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await
         .map_err(err("finishing an action"))?;
         if let Some(incident) = incident {
-            event(&mut tx, incident, now, actor, "action_done", &format!("action #{action} done by {actor}"), false)
-                .await?;
+            let text = format!("action #{action} done by {}", who.name);
+            event(tx, incident, now, &who.name, "action_done", &text, false).await?;
         }
-        tx.commit().await.map_err(err("committing"))?;
-        Ok(incident.is_some())
+        audit.done(incident.is_some()).await
+    }
+
+    /// Regulatory reports filed for an incident: (report, when).
+    pub async fn filed_reports(&self, incident: i64) -> Result<Vec<(String, Ms)>, StoreError> {
+        let rows = sqlx::query("SELECT report, submitted_ms FROM regulatory_reports WHERE incident_id = ?")
+            .bind(incident)
+            .fetch_all(self.pool())
+            .await
+            .map_err(err("reading filed reports"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// An incident's postmortem actions.

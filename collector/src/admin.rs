@@ -1,0 +1,265 @@
+//! Administration from the command line: users, API tokens, the audit trail, backups. Each
+//! works on the store file next to a running collector, as the Unix user who can open it.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use crate::auth::{self, Role};
+use crate::cli::CliError;
+use crate::store::Store;
+use crate::store::audit::Who;
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password is read from standard input with --password-stdin,
+    /// otherwise one is generated and printed once.
+    Add {
+        name: String,
+        /// Make the user an admin (same as --role admin).
+        #[arg(long)]
+        admin: bool,
+        /// viewer, technician or admin.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their roles.
+    List,
+    /// Change a user's role, password (ends their sessions and revokes their tokens), or
+    /// disable / enable them.
+    Set {
+        name: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; it is printed once and stored only as a hash.
+    Create {
+        /// The owner (the token never has more rights than the owner's role).
+        #[arg(long)]
+        user: String,
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, triage, intake, admin.
+        #[arg(long, default_value = "read")]
+        scopes: String,
+        /// Lifetime, e.g. 90d (at most 400d).
+        #[arg(long, default_value = "90d")]
+        expires: humantime::Duration,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit 1 naming the first record edited, deleted or moved.
+    Verify,
+    /// Print records as JSON lines (oldest first).
+    Export {
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+}
+
+/// The longest token lifetime (a little over a year, so a yearly rotation fits).
+pub const MAX_TOKEN_DAYS: u64 = 400;
+
+/// The store of `--data-dir` or `--config`, and its policy.
+pub fn open_target(data_dir: &Path, config: Option<&Path>) -> Result<(PathBuf, crate::policy::Policy), CliError> {
+    let (database, policy) = match config {
+        Some(path) => {
+            let c = crate::config::CollectorConfig::load(path)?;
+            (c.database, c.policy)
+        }
+        None => (data_dir.join("vakt.db"), crate::policy::Policy::default()),
+    };
+    if !database.exists() {
+        return Err(CliError::Usage(format!("no store at {}", database.display())));
+    }
+    Ok((database, policy))
+}
+
+fn cli_admin() -> Who {
+    Who::cli(&crate::cli::whoami())
+}
+
+fn read_password() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Usage(format!("reading the password: {e}")))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    auth::check_password(&password).map_err(CliError::Usage)?;
+    Ok(password)
+}
+
+/// A generated password: 24 characters from an alphabet without look-alikes (~140 bits).
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    rand::random::<[u8; 24]>().iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+}
+
+/// Hash on a blocking thread (argon2id takes tens of milliseconds on purpose).
+pub async fn hash(password: String) -> Result<String, CliError> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .map_err(CliError::Usage)
+}
+
+/// Create a user; Ok(false) if the name is taken.
+pub async fn add_user(store: &Store, who: &Who, name: &str, role: Role, password: String) -> Result<bool, CliError> {
+    auth::check_user_name(name).map_err(CliError::Usage)?;
+    let phc = hash(password).await?;
+    Ok(store.add_user(who, name, role, &phc, crate::now_ms()).await?.is_some())
+}
+
+/// `vakt-collector user …`
+pub async fn user(command: UserCommand, database: &Path) -> Result<(), CliError> {
+    let store = Store::open(database).await?;
+    match command {
+        UserCommand::Add { name, admin, role, password_stdin } => {
+            let role: Role = if admin { Role::Admin } else { role.parse().map_err(CliError::Usage)? };
+            let (password, generated) =
+                if password_stdin { (read_password()?, false) } else { (generate_password(), true) };
+            if !add_user(&store, &cli_admin(), &name, role, password.clone()).await? {
+                return Err(CliError::Usage(format!("user {name} exists")));
+            }
+            println!("user {name} added ({role})");
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        UserCommand::List => {
+            for u in store.users().await? {
+                println!("{:<24} {:<10} {}", u.name, u.role, if u.disabled_ms.is_some() { "disabled" } else { "" });
+            }
+        }
+        UserCommand::Set { name, role, password_stdin, disable, enable } => {
+            let role = role.map(|r| r.parse::<Role>()).transpose().map_err(CliError::Usage)?;
+            let phc = if password_stdin { Some(hash(read_password()?).await?) } else { None };
+            let disabled = if disable { Some(true) } else if enable { Some(false) } else { None };
+            if role.is_none() && phc.is_none() && disabled.is_none() {
+                return Err(CliError::Usage("nothing to change: give --role, --password-stdin, --disable or --enable".into()));
+            }
+            if !store.update_user(&cli_admin(), &name, role, phc.as_deref(), disabled, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("no user {name}")));
+            }
+            println!("user {name} changed");
+        }
+    }
+    Ok(())
+}
+
+/// Create a token: (id, the token string to show once).
+pub async fn create_token(
+    store: &Store,
+    who: &Who,
+    user: &str,
+    name: &str,
+    scopes: &str,
+    lifetime: std::time::Duration,
+) -> Result<(i64, String), CliError> {
+    let owner = store.user(user).await?.ok_or_else(|| CliError::Usage(format!("no user {user}")))?;
+    if owner.disabled_ms.is_some() {
+        return Err(CliError::Usage(format!("user {user} is disabled")));
+    }
+    let scopes = auth::parse_scopes(scopes).map_err(CliError::Usage)?;
+    if let Some(p) = scopes.iter().find(|p| !owner.role.grants(**p)) {
+        return Err(CliError::Usage(format!("{user} is {} and cannot hold scope {}", owner.role, p.as_str())));
+    }
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(CliError::Usage("a token name is 1 to 100 characters".into()));
+    }
+    if lifetime.is_zero() || lifetime.as_secs() > MAX_TOKEN_DAYS * 86_400 {
+        return Err(CliError::Usage(format!("a token lives between 1 s and {MAX_TOKEN_DAYS} days")));
+    }
+    let secret = auth::new_secret();
+    let now = crate::now_ms();
+    let expires = now + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
+    let id = store.create_token(who, user, name, &scopes, &auth::sha256_hex(&secret), now, expires).await?;
+    Ok((id, auth::token_string(id, &secret)))
+}
+
+/// `vakt-collector token …`
+pub async fn token(command: TokenCommand, database: &Path) -> Result<(), CliError> {
+    let store = Store::open(database).await?;
+    match command {
+        TokenCommand::Create { user, name, scopes, expires } => {
+            let (id, token) = create_token(&store, &cli_admin(), &user, &name, &scopes, *expires).await?;
+            println!("token #{id} for {user} (shown once): {token}");
+        }
+        TokenCommand::List => {
+            let now = crate::now_ms();
+            for t in store.tokens(None).await? {
+                let state = if t.revoked_ms.is_some() {
+                    "revoked"
+                } else if t.expires_ms <= now {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!("#{:<4} {:<16} {:<24} {:<22} {state}", t.id, t.user, t.name, auth::scopes_text(&t.scopes));
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.revoke_token(&cli_admin(), id, crate::now_ms()).await? {
+                return Err(CliError::Usage(format!("no active token #{id}")));
+            }
+            println!("token #{id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `vakt-collector audit …`
+pub async fn audit(command: AuditCommand, database: &Path) -> Result<(), CliError> {
+    let store = Store::open(database).await?;
+    match command {
+        AuditCommand::Verify => match store.verify_audit().await {
+            Ok((count, head)) => println!("audit trail intact: {count} records, head {head}"),
+            Err(e) => return Err(CliError::Usage(e.to_string())),
+        },
+        AuditCommand::Export { after } => {
+            let mut out = std::io::stdout().lock();
+            let mut from = after;
+            loop {
+                let batch = store.audit_records(from, 5000).await?;
+                let Some(last) = batch.last() else { break };
+                from = last.seq;
+                for r in &batch {
+                    let line = serde_json::to_string(r).map_err(|e| CliError::Usage(e.to_string()))?;
+                    writeln!(out, "{line}").map_err(|e| CliError::Usage(format!("writing: {e}")))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `vakt-collector backup FILE`: a consistent copy of the live database (SQLite `VACUUM INTO`
+/// reads one snapshot while the collector keeps writing), checked before it is reported.
+pub async fn backup(file: &Path, database: &Path) -> Result<(), CliError> {
+    if file.exists() {
+        return Err(CliError::Usage(format!("{} exists; backups never overwrite", file.display())));
+    }
+    let store = Store::open(database).await?;
+    let (bytes, records) = store.backup_to(&cli_admin(), file, crate::now_ms()).await?;
+    println!("backup written to {} ({bytes} bytes; integrity ok; audit trail {records} records intact)", file.display());
+    Ok(())
+}

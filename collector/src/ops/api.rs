@@ -1,0 +1,303 @@
+//! `/api/v1`: JSON for the same operations as the web UI. Handlers run after the guard, so
+//! the caller is known and allowed; they validate bodies and answer 400 / 404 / 409 with
+//! `{"error": …}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::change::{Body, Change, Refused};
+use super::{BODY_LIMIT, Caller, caller, path_id, path_name};
+use crate::auth::{self, Role};
+use crate::http::AppState;
+use crate::store::{IncidentRow, StoreError};
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn store_error(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "store error in the API");
+    error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+}
+
+pub(super) fn refused(r: &Refused) -> Response {
+    match r {
+        Refused::Invalid(m) => error(StatusCode::BAD_REQUEST, m.clone()),
+        Refused::Conflict(m) if m.starts_with("no ") => error(StatusCode::NOT_FOUND, m.clone()),
+        Refused::Conflict(m) => error(StatusCode::CONFLICT, m.clone()),
+        Refused::Store(e) => store_error(e),
+    }
+}
+
+/// Read a JSON body (empty = `{}`), refusing unknown fields.
+async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, Response> {
+    let bytes: Bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+        .await
+        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+/// POST a change (`name` from the route table).
+pub(super) async fn change(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+    let Some(caller) = caller(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
+    let id = path_id(&req).unwrap_or(0);
+    let body: Body = match json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let change = match Change::from_body(name, id, body) {
+        Ok(c) => c,
+        Err(r) => return refused(&r),
+    };
+    let created = matches!(change, Change::Open { .. } | Change::Action { .. });
+    match change.apply(&state.store, &state.policy, &caller.who, crate::now_ms()).await {
+        Ok(applied) => {
+            state.changed();
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, Json(applied)).into_response()
+        }
+        Err(r) => refused(&r),
+    }
+}
+
+pub(super) fn incident_json(i: &IncidentRow) -> Value {
+    json!({
+        "id": i.id, "title": i.title, "summary": i.summary, "state": i.state, "severity": i.severity,
+        "urgency": i.urgency, "source": i.source, "agent": i.agent, "check": i.check,
+        "assignee": i.assignee, "classification": i.classification, "runbook": i.runbook,
+        "team": i.team, "created_at": crate::escalate::rfc3339(i.created_ms),
+        "acked_by": i.acked_by, "public": i.public, "aware_at": i.aware_at_ms.map(crate::escalate::rfc3339), "resolved_at": i.resolved_ms.map(crate::escalate::rfc3339),
+    })
+}
+
+/// GET routes and the admin POSTs that are not incident changes.
+pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+    let Some(caller) = caller(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let store = &state.store;
+    let result: Result<Response, StoreError> = async {
+        Ok(match name {
+            "me" => Json(me(&caller)).into_response(),
+            "incidents" => {
+                let open_only = match q("state") {
+                    None | Some("open") => true,
+                    Some("all") => false,
+                    Some(other) => return Ok(error(StatusCode::BAD_REQUEST, format!("state `{other}`: open or all"))),
+                };
+                let list: Vec<Value> = store.incidents(open_only).await?.iter().map(incident_json).collect();
+                Json(json!({ "incidents": list })).into_response()
+            }
+            "incident" => {
+                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such incident")) };
+                let Some(i) = store.incident(id).await? else {
+                    return Ok(error(StatusCode::NOT_FOUND, format!("no incident #{id}")));
+                };
+                let mut doc = incident_json(&i);
+                let timeline: Vec<Value> = store
+                    .timeline(id)
+                    .await?
+                    .iter()
+                    .map(|e| json!({"at": crate::escalate::rfc3339(e.ts_ms), "actor": e.actor, "kind": e.kind, "text": e.text}))
+                    .collect();
+                let alerts: Vec<Value> = store
+                    .alerts(id)
+                    .await?
+                    .iter()
+                    .map(|(a, c, active)| json!({"agent": a, "check": c, "active": active}))
+                    .collect();
+                let notifications: Vec<Value> = store
+                    .notifications(Some(id))
+                    .await?
+                    .iter()
+                    .map(|n| json!({"id": n.id, "kind": n.kind, "recipient": n.recipient, "state": n.state, "attempts": n.attempts}))
+                    .collect();
+                let actions: Vec<Value> = store
+                    .actions(id)
+                    .await?
+                    .iter()
+                    .map(|a| json!({"id": a.id, "text": a.text, "owner": a.owner, "due": crate::escalate::rfc3339(a.due_ms), "done": a.done_ms.is_some()}))
+                    .collect();
+                let filed = store.filed_reports(id).await?;
+                let clocks: Vec<Value> = crate::remind::clocks(&i.classification, i.aware_at_ms, &filed)
+                    .iter()
+                    .map(|c| json!({"report": c.label, "due": crate::escalate::rfc3339(c.due_ms)}))
+                    .collect();
+                doc["timeline"] = json!(timeline);
+                doc["alerts"] = json!(alerts);
+                doc["notifications"] = json!(notifications);
+                doc["actions"] = json!(actions);
+                doc["clocks"] = json!(clocks);
+                Json(doc).into_response()
+            }
+            "agents" => {
+                let list: Vec<Value> = store
+                    .agents()
+                    .await?
+                    .iter()
+                    .map(|a| json!({"agent": a.agent, "online": a.online, "epoch": a.epoch, "contiguous": a.contiguous, "lost": a.lost}))
+                    .collect();
+                Json(json!({ "agents": list })).into_response()
+            }
+            "checks" => {
+                let list: Vec<Value> = store
+                    .check_states()
+                    .await?
+                    .iter()
+                    .map(|(agent, check, status, summary, seq)| json!({"agent": agent, "check": check, "status": status, "summary": summary, "seq": seq}))
+                    .collect();
+                Json(json!({ "checks": list })).into_response()
+            }
+            "audit" => {
+                let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
+                Json(json!({ "records": store.audit_records(after, limit).await? })).into_response()
+            }
+            "users" => {
+                let list: Vec<Value> = store
+                    .users()
+                    .await?
+                    .iter()
+                    .map(|u| json!({"name": u.name, "role": u.role.as_str(), "disabled": u.disabled_ms.is_some()}))
+                    .collect();
+                Json(json!({ "users": list })).into_response()
+            }
+            "tokens" => Json(json!({ "tokens": store.tokens(None).await? })).into_response(),
+            "user_add" => return Ok(user_add(&state, &caller, req).await),
+            "user_set" => return Ok(user_set(&state, &caller, req).await),
+            "token_create" => return Ok(token_create(&state, &caller, req).await),
+            "token_revoke" => {
+                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such token")) };
+                if store.revoke_token(&caller.who, id, crate::now_ms()).await? {
+                    Json(json!({ "message": format!("token #{id} revoked") })).into_response()
+                } else {
+                    error(StatusCode::NOT_FOUND, format!("no active token #{id}"))
+                }
+            }
+            other => error(StatusCode::NOT_FOUND, format!("no handler {other}")),
+        })
+    }
+    .await;
+    result.unwrap_or_else(|e| store_error(&e))
+}
+
+fn me(caller: &Caller) -> Value {
+    let perms: Vec<&str> =
+        crate::auth::Perm::ALL.into_iter().filter(|p| caller.may(*p)).map(crate::auth::Perm::as_str).collect();
+    json!({ "user": caller.who.name, "role": caller.role.as_str(), "permissions": perms,
+            "via": match caller.via { super::Via::Session { .. } => "session", super::Via::Token { .. } => "token" } })
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    name: Option<String>,
+    role: Option<String>,
+    password: Option<String>,
+    disabled: Option<bool>,
+}
+
+async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
+    let body: UserBody = match json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (Some(name), Some(password)) = (body.name, body.password) else {
+        return error(StatusCode::BAD_REQUEST, "`name` and `password` are required");
+    };
+    let role: Role = match body.role.as_deref().unwrap_or("viewer").parse() {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    if let Err(m) = auth::check_password(&password).and_then(|()| auth::check_user_name(&name)) {
+        return error(StatusCode::BAD_REQUEST, m);
+    }
+    match crate::admin::add_user(&state.store, &caller.who, &name, role, password).await {
+        Ok(true) => (StatusCode::CREATED, Json(json!({ "message": format!("user {name} added ({role})") }))).into_response(),
+        Ok(false) => error(StatusCode::CONFLICT, format!("user {name} exists")),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn user_set(state: &AppState, caller: &Caller, req: Request) -> Response {
+    let Some(name) = path_name(&req) else { return error(StatusCode::NOT_FOUND, "no such user") };
+    let body: UserBody = match json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if body.name.is_some() {
+        return error(StatusCode::BAD_REQUEST, "a user cannot be renamed");
+    }
+    let role = match body.role.as_deref().map(str::parse::<Role>).transpose() {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let phc = match body.password {
+        Some(p) => {
+            if let Err(m) = auth::check_password(&p) {
+                return error(StatusCode::BAD_REQUEST, m);
+            }
+            match crate::admin::hash(p).await {
+                Ok(h) => Some(h),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        None => None,
+    };
+    if role.is_none() && phc.is_none() && body.disabled.is_none() {
+        return error(StatusCode::BAD_REQUEST, "nothing to change: role, password or disabled");
+    }
+    match state.store.update_user(&caller.who, &name, role, phc.as_deref(), body.disabled, crate::now_ms()).await {
+        Ok(true) => Json(json!({ "message": format!("user {name} changed") })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no user {name}")),
+        Err(e) => store_error(&e),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TokenBody {
+    pub user: Option<String>,
+    pub name: Option<String>,
+    pub scopes: Option<String>,
+    /// humantime, e.g. "90d".
+    pub expires: Option<String>,
+    /// The web form's CSRF field (the guard checks it).
+    #[allow(dead_code)]
+    pub csrf: Option<String>,
+}
+
+/// Create a token from a body: (id, token) or a message for a 400.
+pub(super) async fn create_token(state: &AppState, caller: &Caller, body: TokenBody) -> Result<(i64, String), String> {
+    let user = body.user.unwrap_or_else(|| caller.who.name.clone());
+    let lifetime = humantime::parse_duration(body.expires.as_deref().unwrap_or("90d")).map_err(|e| format!("expires: {e}"))?;
+    crate::admin::create_token(
+        &state.store,
+        &caller.who,
+        &user,
+        body.name.as_deref().unwrap_or(""),
+        body.scopes.as_deref().unwrap_or("read"),
+        lifetime,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Response {
+    let body: TokenBody = match json_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match create_token(state, caller, body).await {
+        Ok((id, token)) => (StatusCode::CREATED, Json(json!({ "id": id, "token": token }))).into_response(),
+        Err(m) => error(StatusCode::BAD_REQUEST, m),
+    }
+}

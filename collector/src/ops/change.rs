@@ -1,0 +1,248 @@
+//! The operator's changes to incidents, validated once for every door they come through
+//! (the command line, the JSON API, the web UI's forms), and applied through the audited store.
+
+use serde::Deserialize;
+
+use crate::incident::Ms;
+use crate::policy::{Policy, Severity};
+use crate::store::Store;
+use crate::store::audit::Who;
+use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
+
+/// Public update states (Statuspage's).
+pub const PUBLIC_STATES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
+
+/// One change to an incident (or a postmortem action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Acknowledge { id: i64 },
+    Resolve { id: i64 },
+    Reopen { id: i64 },
+    Severity { id: i64, severity: String },
+    Assign { id: i64, assignee: String },
+    Note { id: i64, text: String },
+    Update { id: i64, status: String, text: String },
+    Classify { id: i64, classification: String, aware_at: Option<Ms> },
+    Report { id: i64, report: String, reference: Option<String> },
+    Action { id: i64, owner: String, due: Ms, text: String },
+    Done { action: i64 },
+    Open { title: String, severity: String, components: Vec<String>, ticket: bool },
+}
+
+/// Why a change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The request itself is wrong (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The object does not exist or is not in a state that allows it (404 / 409).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What a change did: a message for people, and the incident or action it made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+}
+
+/// A JSON body or form of the API: the fields a change may carry (each route uses its own).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Body {
+    pub severity: Option<String>,
+    pub assignee: Option<String>,
+    pub text: Option<String>,
+    pub status: Option<String>,
+    pub classification: Option<String>,
+    /// RFC 3339.
+    pub aware_at: Option<String>,
+    pub report: Option<String>,
+    pub reference: Option<String>,
+    pub owner: Option<String>,
+    /// RFC 3339 or a date.
+    pub due: Option<String>,
+    pub title: Option<String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// The web form's CSRF field (checked before the handler; ignored here).
+    pub csrf: Option<String>,
+}
+
+fn need(field: Option<String>, name: &str) -> Result<String, Refused> {
+    field.filter(|v| !v.trim().is_empty()).ok_or_else(|| Refused::Invalid(format!("`{name}` is required")))
+}
+
+/// RFC 3339 (or a bare date) to ms.
+pub fn parse_time(text: &str) -> Result<Ms, Refused> {
+    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
+    humantime::parse_rfc3339_weak(&full)
+        .map(|t| {
+            t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        })
+        .map_err(|e| Refused::Invalid(format!("`{text}`: {e} (write e.g. 2026-11-27T09:00:00Z)")))
+}
+
+fn length(text: &str, what: &str, max: usize) -> Result<(), Refused> {
+    if text.trim().is_empty() || text.chars().count() > max {
+        return Err(Refused::Invalid(format!("{what} is 1 to {max} characters")));
+    }
+    Ok(())
+}
+
+fn one_of(value: &str, what: &str, allowed: &[&str]) -> Result<(), Refused> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(Refused::Invalid(format!("{what} `{value}`: expected one of {}", allowed.join(", "))))
+    }
+}
+
+fn severity(text: &str) -> Result<Severity, Refused> {
+    Severity::parse(text)
+        .ok_or_else(|| Refused::Invalid(format!("severity `{text}`: expected critical, major or minor")))
+}
+
+impl Change {
+    /// The change an API route names, from its body.
+    pub fn from_body(route: &str, id: i64, body: Body) -> Result<Change, Refused> {
+        Ok(match route {
+            "acknowledge" => Change::Acknowledge { id },
+            "resolve" => Change::Resolve { id },
+            "reopen" => Change::Reopen { id },
+            "severity" => Change::Severity { id, severity: need(body.severity, "severity")? },
+            "assign" => Change::Assign { id, assignee: need(body.assignee, "assignee")? },
+            "notes" => Change::Note { id, text: need(body.text, "text")? },
+            "updates" => Change::Update { id, status: need(body.status, "status")?, text: need(body.text, "text")? },
+            "classify" => Change::Classify {
+                id,
+                classification: need(body.classification, "classification")?,
+                aware_at: body.aware_at.as_deref().map(parse_time).transpose()?,
+            },
+            "reports" => Change::Report { id, report: need(body.report, "report")?, reference: body.reference },
+            "actions" => Change::Action {
+                id,
+                owner: need(body.owner, "owner")?,
+                due: parse_time(&need(body.due, "due")?)?,
+                text: need(body.text, "text")?,
+            },
+            "done" => Change::Done { action: id },
+            "open" | "ticket" => Change::Open {
+                title: need(body.title, "title")?,
+                severity: body.severity.unwrap_or_else(|| "major".into()),
+                components: body.components,
+                ticket: route == "ticket",
+            },
+            other => return Err(Refused::Invalid(format!("no change named {other}"))),
+        })
+    }
+
+    /// Check the change's own values (no store access).
+    pub fn validate(&self, now: Ms) -> Result<(), Refused> {
+        match self {
+            Change::Acknowledge { .. } | Change::Resolve { .. } | Change::Reopen { .. } | Change::Done { .. } => Ok(()),
+            Change::Severity { severity: s, .. } => severity(s).map(|_| ()),
+            Change::Assign { assignee, .. } => length(assignee, "an assignee", 100),
+            Change::Note { text, .. } => length(text, "a note", 10_000),
+            Change::Update { status, text, .. } => {
+                one_of(status, "status", &PUBLIC_STATES)?;
+                length(text, "an update", 5000)
+            }
+            Change::Classify { classification, aware_at, .. } => {
+                one_of(classification, "classification", CLASSIFICATIONS)?;
+                if aware_at.is_some_and(|a| a > now) {
+                    return Err(Refused::Invalid("`aware_at` is in the future".into()));
+                }
+                Ok(())
+            }
+            Change::Report { report, reference, .. } => {
+                one_of(report, "report", REPORTS)?;
+                reference.as_deref().map_or(Ok(()), |r| length(r, "a reference", 200))
+            }
+            Change::Action { owner, text, .. } => {
+                length(owner, "an owner", 100)?;
+                length(text, "an action", 2000)
+            }
+            Change::Open { title, severity: s, components, .. } => {
+                length(title, "a title", 200)?;
+                severity(s)?;
+                if components.len() > 100 {
+                    return Err(Refused::Invalid("at most 100 components".into()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Validate and apply.
+    pub async fn apply(self, store: &Store, policy: &Policy, who: &Who, now: Ms) -> Result<Applied, Refused> {
+        self.validate(now)?;
+        let done = |ok: bool, message: String, otherwise: String| {
+            if ok { Ok(Applied { message, id: None }) } else { Err(Refused::Conflict(otherwise)) }
+        };
+        match self {
+            Change::Acknowledge { id } => done(
+                store.acknowledge(id, who, now).await?,
+                format!("#{id} acknowledged by {}", who.name),
+                format!("#{id} is not a triggered incident"),
+            ),
+            Change::Resolve { id } => done(
+                store.resolve(id, who, now).await?,
+                format!("#{id} resolved by {}", who.name),
+                format!("#{id} is not an open incident"),
+            ),
+            Change::Reopen { id } => done(
+                store.reopen_by_hand(id, who, now).await?,
+                format!("#{id} reopened"),
+                format!("#{id} is not a resolved incident"),
+            ),
+            Change::Severity { id, severity: s } => done(
+                store.set_severity(id, severity(&s)?, who, now).await?,
+                format!("#{id} is {s}"),
+                format!("no incident #{id}"),
+            ),
+            Change::Assign { id, assignee } => done(
+                store.assign(id, &assignee, who, now).await?,
+                format!("#{id} assigned to {assignee}"),
+                format!("no incident #{id}"),
+            ),
+            Change::Note { id, text } => {
+                done(store.add_note(id, &text, who, now).await?, format!("note added to #{id}"), format!("no incident #{id}"))
+            }
+            Change::Update { id, status, text } => done(
+                store.publish_update(id, &status, &text, who, now).await?,
+                format!("#{id}: public update ({status}) published"),
+                format!("no incident #{id}"),
+            ),
+            Change::Classify { id, classification, aware_at } => done(
+                store.classify(id, &classification, aware_at.unwrap_or(now), who, now).await?,
+                format!("#{id} classified {classification}"),
+                format!("no incident #{id}"),
+            ),
+            Change::Report { id, report, reference } => done(
+                store.file_report(id, &report, reference.as_deref(), who, now).await?,
+                format!("#{id}: {report} recorded as filed"),
+                format!("no incident #{id}"),
+            ),
+            Change::Action { id, owner, due, text } => match store.add_action(id, &text, &owner, due, who, now).await? {
+                Some(action) => Ok(Applied { message: format!("action #{action} added to #{id}"), id: Some(action) }),
+                None => Err(Refused::Conflict(format!("no incident #{id}"))),
+            },
+            Change::Done { action } => done(
+                store.finish_action(action, who, now).await?,
+                format!("action #{action} done"),
+                format!("no open action #{action}"),
+            ),
+            Change::Open { title, severity: s, components, ticket } => {
+                let meta = policy.manual_meta(&components).map_err(Refused::Invalid)?;
+                let source = if ticket { "ticket" } else { "manual" };
+                let id = store.open_manual(&title, severity(&s)?, source, &components, &meta, who, now).await?;
+                Ok(Applied { message: format!("#{id} opened"), id: Some(id) })
+            }
+        }
+    }
+}

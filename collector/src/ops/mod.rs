@@ -1,0 +1,377 @@
+//! The operator side: the web UI (`/ops`, server-rendered, forms work without JavaScript) and
+//! the JSON API (`/api/v1`). [`ROUTES`] is the one list of operator routes: the router is
+//! built from it, [`guard`] enforces each route's permission before any handler runs, the
+//! OpenAPI document is generated from it, and the route × role test walks it. A route that
+//! is not in the list cannot be reached.
+//!
+//! Callers are a browser session (cookie `vakt_session`: HttpOnly, SameSite=Strict, Secure
+//! under TLS; forms and non-GET fetches carry the session's CSRF token) or an API token
+//! (`Authorization: Bearer vakt_<id>_<secret>`; its scopes and its owner's role must both
+//! allow the route). Every refusal is written to the audit trail; every change writes its own
+//! record in its transaction (see `store::audit`), and a change refused by its handler is
+//! recorded here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::auth::{self, Perm, Role};
+use crate::http::AppState;
+use crate::store::audit::{Entry, Who};
+
+mod api;
+pub mod change;
+pub mod openapi;
+pub mod ui;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "vakt_session";
+/// Session lifetime (a working day).
+pub const SESSION_MS: i64 = 12 * 3600 * 1000;
+/// The largest request body an operator route reads.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// What serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// JSON: one of [`change::Change`]'s routes, by name.
+    ApiChange(&'static str),
+    /// A web form posting one of the changes; redirects back to the incident.
+    UiChange(&'static str),
+    Api(&'static str),
+    Ui(&'static str),
+}
+
+/// One operator route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub perm: Perm,
+    pub summary: &'static str,
+    pub handler: Handler,
+}
+
+const fn r(method: &'static str, path: &'static str, perm: Perm, summary: &'static str, handler: Handler) -> Route {
+    Route { method, path, perm, summary, handler }
+}
+
+use Handler::{Api, ApiChange, Ui, UiChange};
+use Perm::{Admin, Intake, Read, Triage};
+
+/// Every operator route, its permission and what serves it.
+pub const ROUTES: &[Route] = &[
+    r("GET", "/api/v1/me", Read, "Who the caller is: user, role, and the permissions of this session or token.", Api("me")),
+    r("GET", "/api/v1/incidents", Read, "Incidents, newest first (`?state=open` (default) or `all`).", Api("incidents")),
+    r("POST", "/api/v1/incidents", Triage, "Open an incident by hand, with affected components.", ApiChange("open")),
+    r("GET", "/api/v1/incidents/{id}", Read, "One incident: alerts, timeline, notifications, public updates, actions, legal clocks.", Api("incident")),
+    r("POST", "/api/v1/incidents/{id}/acknowledge", Triage, "Acknowledge: paging stops.", ApiChange("acknowledge")),
+    r("POST", "/api/v1/incidents/{id}/resolve", Triage, "Resolve by hand.", ApiChange("resolve")),
+    r("POST", "/api/v1/incidents/{id}/reopen", Triage, "Reopen a resolved incident.", ApiChange("reopen")),
+    r("POST", "/api/v1/incidents/{id}/severity", Triage, "Triage: set the severity (critical pages).", ApiChange("severity")),
+    r("POST", "/api/v1/incidents/{id}/assign", Triage, "Assign to a person.", ApiChange("assign")),
+    r("POST", "/api/v1/incidents/{id}/notes", Triage, "Add an internal note to the timeline.", ApiChange("notes")),
+    r("POST", "/api/v1/incidents/{id}/updates", Triage, "Publish a public update (the incident appears on the status page).", ApiChange("updates")),
+    r("POST", "/api/v1/incidents/{id}/classify", Triage, "Classify; personal-data-breach and nis2-significant start legal clocks.", ApiChange("classify")),
+    r("POST", "/api/v1/incidents/{id}/reports", Triage, "Record a regulatory report as filed.", ApiChange("reports")),
+    r("POST", "/api/v1/incidents/{id}/actions", Triage, "Add a postmortem action with owner and due date.", ApiChange("actions")),
+    r("POST", "/api/v1/actions/{id}/done", Triage, "Mark a postmortem action done.", ApiChange("done")),
+    r("POST", "/api/v1/tickets", Intake, "Support-system intake: open an incident (source ticket).", ApiChange("ticket")),
+    r("GET", "/api/v1/agents", Read, "Agents with their state.", Api("agents")),
+    r("GET", "/api/v1/checks", Read, "The latest result of every check.", Api("checks")),
+    r("GET", "/api/v1/audit", Admin, "Audit records after `?after=SEQ` (oldest first, `limit` ≤ 1000).", Api("audit")),
+    r("GET", "/api/v1/users", Admin, "Users and roles.", Api("users")),
+    r("POST", "/api/v1/users", Admin, "Add a user.", Api("user_add")),
+    r("POST", "/api/v1/users/{name}", Admin, "Change a user's role or password, disable or enable.", Api("user_set")),
+    r("GET", "/api/v1/tokens", Admin, "API tokens (never their secrets).", Api("tokens")),
+    r("POST", "/api/v1/tokens", Admin, "Create a token; the response shows it once.", Api("token_create")),
+    r("DELETE", "/api/v1/tokens/{id}", Admin, "Revoke a token.", Api("token_revoke")),
+    r("GET", "/ops", Read, "Dashboard: open incidents, unhealthy checks, silent agents.", Ui("dashboard")),
+    r("GET", "/ops/incidents/{id}", Read, "Incident page.", Ui("incident")),
+    r("POST", "/ops/incidents", Triage, "Open an incident (form).", UiChange("open")),
+    r("POST", "/ops/incidents/{id}/acknowledge", Triage, "Acknowledge (form).", UiChange("acknowledge")),
+    r("POST", "/ops/incidents/{id}/resolve", Triage, "Resolve (form).", UiChange("resolve")),
+    r("POST", "/ops/incidents/{id}/reopen", Triage, "Reopen (form).", UiChange("reopen")),
+    r("POST", "/ops/incidents/{id}/severity", Triage, "Set the severity (form).", UiChange("severity")),
+    r("POST", "/ops/incidents/{id}/assign", Triage, "Assign (form).", UiChange("assign")),
+    r("POST", "/ops/incidents/{id}/notes", Triage, "Internal note (form).", UiChange("notes")),
+    r("POST", "/ops/incidents/{id}/updates", Triage, "Public update (form).", UiChange("updates")),
+    r("POST", "/ops/incidents/{id}/classify", Triage, "Classify (form).", UiChange("classify")),
+    r("POST", "/ops/incidents/{id}/reports", Triage, "Report filed (form).", UiChange("reports")),
+    r("POST", "/ops/incidents/{id}/actions", Triage, "Postmortem action (form).", UiChange("actions")),
+    r("POST", "/ops/actions/{id}/done", Triage, "Action done (form).", UiChange("done")),
+    r("GET", "/ops/audit", Admin, "Audit viewer with chain verification.", Ui("audit")),
+    r("GET", "/ops/users", Admin, "Users and tokens.", Ui("users")),
+    r("POST", "/ops/users", Admin, "Add a user (form).", Ui("user_add")),
+    r("POST", "/ops/tokens", Admin, "Create a token (form; shown once).", Ui("token_create")),
+    r("POST", "/ops/tokens/{id}/revoke", Admin, "Revoke a token (form).", Ui("token_revoke")),
+    r("POST", "/logout", Read, "End the session.", Ui("logout")),
+];
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Via {
+    Session { id_hash: String, csrf: String },
+    Token { id: i64, scopes: Vec<Perm> },
+}
+
+/// An authenticated caller, handed to handlers after the guard.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub who: Who,
+    pub role: Role,
+    pub via: Via,
+}
+
+impl Caller {
+    pub fn may(&self, perm: Perm) -> bool {
+        self.role.grants(perm)
+            && match &self.via {
+                Via::Session { .. } => perm != Perm::Intake || self.role >= Role::Technician,
+                Via::Token { scopes, .. } => scopes.contains(&perm),
+            }
+    }
+
+    pub fn csrf(&self) -> &str {
+        match &self.via {
+            Via::Session { csrf, .. } => csrf,
+            Via::Token { .. } => "",
+        }
+    }
+}
+
+/// The request id: the client's `X-Request-Id` if it is sane, else a fresh one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map_or_else(crate::store::audit::new_request_id, str::to_string)
+}
+
+fn source(req: &Request) -> String {
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".into(), |c| c.0.ip().to_string())
+}
+
+/// Who the request comes from, if anyone (token first, then session cookie).
+async fn identify(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    source: String,
+    request_id: String,
+    now: i64,
+) -> Result<Option<Caller>, &'static str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value.to_str().unwrap_or("");
+        let Some((id, secret)) = text.strip_prefix("Bearer ").and_then(auth::parse_token) else {
+            return Err("malformed bearer token");
+        };
+        let Ok(Some(token)) = state.store.token(id).await else { return Err("unknown token") };
+        if !auth::constant_eq(&auth::sha256_hex(secret), &token.secret_hash) {
+            return Err("wrong token secret");
+        }
+        if token.revoked_ms.is_some() {
+            return Err("revoked token");
+        }
+        if token.expires_ms <= now {
+            return Err("expired token");
+        }
+        let Ok(Some(owner)) = state.store.user(&token.user).await else { return Err("token owner missing") };
+        if owner.disabled_ms.is_some() {
+            return Err("token owner disabled");
+        }
+        let _ = state.store.touch_token(id, now).await;
+        let who = Who { name: owner.name, role: owner.role.as_str().into(), source, request_id };
+        return Ok(Some(Caller { who, role: owner.role, via: Via::Token { id, scopes: token.scopes } }));
+    }
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(id) = auth::cookie(cookies, SESSION_COOKIE) else { return Ok(None) };
+    let id_hash = auth::sha256_hex(id);
+    match state.store.session(&id_hash, now).await {
+        Ok(Some(s)) => {
+            let who = Who { name: s.user, role: s.role.as_str().into(), source, request_id };
+            Ok(Some(Caller { who, role: s.role, via: Via::Session { id_hash, csrf: s.csrf } }))
+        }
+        // An unknown or expired cookie is the same as none (the login page replaces it).
+        _ => Ok(None),
+    }
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+/// A refusal: JSON for the API, a short page (or the login redirect) for the UI.
+fn refusal(status: StatusCode, path: &str, reason: &str, request_id: &str) -> Response {
+    let mut response = if is_api(path) {
+        (status, axum::Json(serde_json::json!({ "error": reason, "request_id": request_id }))).into_response()
+    } else {
+        (status, axum::response::Html(ui::refusal_page(status, reason, request_id))).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// The form field or header carrying the CSRF token, reading (and putting back) a body.
+async fn csrf_of(req: Request) -> Result<(Request, Option<String>), Response> {
+    if let Some(v) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+        let v = v.to_string();
+        return Ok((req, Some(v)));
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok((req, None));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response())?;
+    let token = form_urlencoded_field(&bytes, "csrf");
+    Ok((Request::from_parts(parts, Body::from(bytes)), token))
+}
+
+fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// A refused request: recorded in the audit trail, answered with its reason.
+struct Denial<'a> {
+    state: &'a AppState,
+    action: &'a str,
+    uri: &'a str,
+    now: i64,
+}
+
+impl Denial<'_> {
+    async fn deny(&self, who: &Who, status: StatusCode, reason: &str) -> Response {
+        let entry = Entry { action: self.action, object: self.uri, outcome: "denied", detail: reason };
+        if let Err(e) = self.state.store.audit_denied(who, entry, self.now).await {
+            tracing::error!(error = %e, "cannot record a refused request in the audit trail");
+        }
+        refusal(status, self.uri, reason, &who.request_id)
+    }
+}
+
+/// The permission check in front of every operator route.
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let now = crate::now_ms();
+    let path = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
+    let uri = req.uri().path().to_string();
+    let method = req.method().clone();
+    let request_id = request_id(&req);
+    let anonymous = Who { name: "-".into(), role: "-".into(), source: source(&req), request_id: request_id.clone() };
+    let action = format!("{method} {path}");
+    let denial = Denial { state: &state, action: &action, uri: &uri, now };
+    let Some(route) = ROUTES.iter().find(|r| r.path == path && r.method == method.as_str()) else {
+        return denial.deny(&anonymous, StatusCode::FORBIDDEN, "route without a permission").await;
+    };
+    let caller = match identify(&state, req.headers(), anonymous.source.clone(), request_id.clone(), now).await {
+        Ok(Some(c)) => c,
+        Ok(None) if !is_api(&uri) && method == Method::GET => {
+            // The login flow, not a refusal: off to the login page and back.
+            return Redirect::to(&format!("/login?next={}", urlencode(req.uri().path()))).into_response();
+        }
+        Ok(None) => return denial.deny(&anonymous, StatusCode::UNAUTHORIZED, "not signed in").await,
+        Err(reason) => return denial.deny(&anonymous, StatusCode::UNAUTHORIZED, reason).await,
+    };
+    if !caller.may(route.perm) {
+        let reason = format!("{} lacks permission {}", caller.who.role, route.perm.as_str());
+        return denial.deny(&caller.who, StatusCode::FORBIDDEN, &reason).await;
+    }
+    let mut req = req;
+    if method != Method::GET
+        && let Via::Session { csrf, .. } = &caller.via
+    {
+        let (back, presented) = match csrf_of(req).await {
+            Ok(x) => x,
+            Err(response) => return response,
+        };
+        req = back;
+        if !presented.is_some_and(|p| auth::constant_eq(&p, csrf)) {
+            return denial.deny(&caller.who, StatusCode::FORBIDDEN, "missing or wrong CSRF token").await;
+        }
+    }
+    let who = caller.who.clone();
+    req.extensions_mut().insert(caller);
+    let mut response = next.run(req).await;
+    // Changes record themselves; a change the handler refused is recorded here.
+    let status = response.status();
+    if method != Method::GET && (status.is_client_error() || status.is_server_error()) {
+        let outcome = if status.is_server_error() { "error" } else { "refused" };
+        let detail = status.as_u16().to_string();
+        let entry = Entry { action: &action, object: &uri, outcome, detail: &detail };
+        if let Err(e) = state.store.audit_denied(&who, entry, now).await {
+            tracing::error!(error = %e, "cannot record a refused change in the audit trail");
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&who.request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// Percent-encode for a query value.
+pub fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("", text)]).map(|s| s.trim_start_matches('=').to_string()).unwrap_or_default()
+}
+
+/// The operator router: every route of [`ROUTES`] behind [`guard`], plus the login page and
+/// the OpenAPI document (public).
+pub fn router(state: AppState) -> Router<AppState> {
+    let mut router = Router::new();
+    for route in ROUTES {
+        let method = Method::from_bytes(route.method.as_bytes()).unwrap_or(Method::GET);
+        let filter = axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET);
+        let handler = route.handler;
+        let service = axum::routing::on(filter, move |state: State<AppState>, req: Request| async move {
+            match handler {
+                ApiChange(name) => api::change(state, name, req).await,
+                Api(name) => api::dispatch(state, name, req).await,
+                UiChange(name) => ui::change(state, name, req).await,
+                Ui(name) => ui::dispatch(state, name, req).await,
+            }
+        });
+        router = router.route(route.path, service);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(state, guard))
+        .route("/login", axum::routing::get(ui::login_page).post(ui::login))
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
+}
+
+/// Shared by the UI and API: the caller (the guard put it there).
+fn caller(req: &Request) -> Option<Caller> {
+    req.extensions().get::<Caller>().cloned()
+}
+
+/// `{id}` of the matched path as a number.
+fn path_id(req: &Request) -> Option<i64> {
+    let matched = req.extensions().get::<MatchedPath>()?.as_str();
+    let pos = matched.split('/').position(|s| s == "{id}")?;
+    req.uri().path().split('/').nth(pos)?.parse().ok()
+}
+
+/// The `{name}` segment of the matched path.
+fn path_name(req: &Request) -> Option<String> {
+    let matched = req.extensions().get::<MatchedPath>()?.as_str();
+    let pos = matched.split('/').position(|s| s == "{name}")?;
+    req.uri().path().split('/').nth(pos).map(str::to_string)
+}
+
+/// Shared across requests: the login limiter.
+pub type Limiter = Arc<auth::LoginLimiter>;

@@ -1,0 +1,642 @@
+//! The operator web UI: server-rendered HTML, plain forms (POST + CSRF field, then a redirect),
+//! so everything works without JavaScript. A person sees only the controls their role may use.
+
+use std::fmt::Write as _;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::change::{Body, Change, PUBLIC_STATES, Refused};
+use super::{BODY_LIMIT, Caller, SESSION_COOKIE, SESSION_MS, Via, caller, path_id};
+use crate::auth::{self, Perm};
+use crate::http::AppState;
+use crate::status::esc;
+use crate::store::audit::{Entry, Who};
+use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0 auto;max-width:72rem;padding:1rem;color:#1a1a1a;line-height:1.45}\
+a{color:#0645ad}nav{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #ccc;padding-bottom:.5rem;flex-wrap:wrap}\
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}\
+.sev-critical{color:#a00000;font-weight:bold}.sev-major{color:#8a4b00;font-weight:bold}form.inline{display:inline}\
+fieldset{margin:.5rem 0;border:1px solid #ccc}label{display:inline-block;margin:.2rem .5rem .2rem 0}\
+button{padding:.3rem .8rem;margin:.2rem 0}.msg{background:#eef6ee;border:1px solid #5a5;padding:.5rem}\
+.err{background:#fbeaea;border:1px solid #a55;padding:.5rem}.overdue{color:#a00000;font-weight:bold}\
+:focus{outline:3px solid #1a5fb4;outline-offset:2px}";
+
+fn page(title: &str, caller: Option<&Caller>, body: &str) -> String {
+    let mut nav = String::new();
+    if let Some(c) = caller {
+        nav.push_str("<nav aria-label=\"Operator\"><a href=\"/ops\">Dashboard</a>");
+        if c.may(Perm::Admin) {
+            nav.push_str("<a href=\"/ops/audit\">Audit trail</a><a href=\"/ops/users\">Users and tokens</a>");
+        }
+        let _ = write!(
+            nav,
+            "<a href=\"/\">Public status page</a><span>Signed in as <strong>{}</strong> ({})</span>\
+             <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\">Sign out</button></form></nav>",
+            esc(&c.who.name),
+            c.role,
+            esc(c.csrf())
+        );
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{} · Vakt</title><style>{STYLE}</style><script src=\"/ops.js\" defer></script></head><body>{nav}<main><h1>{}</h1>{body}</main></body></html>\n",
+        esc(title),
+        esc(title)
+    )
+}
+
+pub fn refusal_page(status: StatusCode, reason: &str, request_id: &str) -> String {
+    page(
+        status.canonical_reason().unwrap_or("Refused"),
+        None,
+        &format!(
+            "<p class=\"err\" role=\"alert\">{}</p><p>Request id <code>{}</code> (recorded in the audit trail).</p><p><a href=\"/login\">Sign in</a></p>",
+            esc(reason),
+            esc(request_id)
+        ),
+    )
+}
+
+/// Progressive enhancement: countdowns to legal deadlines tick without a reload.
+pub const SCRIPT: &str = r#"(function(){function tick(){var now=Date.now();document.querySelectorAll('time[data-due]').forEach(function(t){var ms=Date.parse(t.getAttribute('data-due'))-now;var a=Math.abs(ms),h=Math.floor(a/3600000),m=Math.floor(a%3600000/60000);t.textContent=(ms<0?'overdue by ':'in ')+h+' h '+m+' min';if(ms<0)t.className='overdue';});}tick();setInterval(tick,30000);})();"#;
+
+fn countdown(due_ms: i64, now: i64) -> String {
+    let ms = due_ms - now;
+    let a = ms.abs();
+    let text = format!("{}{} h {} min", if ms < 0 { "overdue by " } else { "in " }, a / 3_600_000, a % 3_600_000 / 60_000);
+    format!(
+        "<time datetime=\"{0}\" data-due=\"{0}\"{1}>{text}</time>",
+        crate::escalate::rfc3339(due_ms),
+        if ms < 0 { " class=\"overdue\"" } else { "" }
+    )
+}
+
+fn html(body: String) -> Response {
+    Html(body).into_response()
+}
+
+fn hidden_csrf(caller: &Caller) -> String {
+    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(caller.csrf()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    error: Option<String>,
+}
+
+/// Only local paths (no `//host`, no scheme) are followed after login.
+fn safe_next(next: Option<&str>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .map_or_else(|| "/ops".to_string(), str::to_string)
+}
+
+pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    let error = q.error.as_deref().map(|e| format!("<p class=\"err\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
+    let body = format!(
+        "{error}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <p><label for=\"user\">User name</label><br><input id=\"user\" name=\"user\" autocomplete=\"username\" required></p>\
+         <p><label for=\"password\">Password</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\
+         <p><button type=\"submit\">Sign in</button></p></form>",
+        esc(&safe_next(q.next.as_deref()))
+    );
+    html(page("Sign in", None, &body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// A login POST from another site (login CSRF) is refused: its Origin must be this host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.split_once("://").is_some_and(|(_, h)| h == host)
+}
+
+fn login_failed(next: &str, message: &str, status: StatusCode) -> Response {
+    let target = format!("/login?next={}&error={}", super::urlencode(next), super::urlencode(message));
+    let mut r = Redirect::to(&target).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        *r.status_mut() = StatusCode::SEE_OTHER;
+    }
+    r
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let now = crate::now_ms();
+    let next = safe_next(form.next.as_deref());
+    let request_id = crate::store::audit::new_request_id();
+    let user = form.user.trim().to_string();
+    let who = Who { name: user.clone(), role: "-".into(), source: addr.ip().to_string(), request_id };
+    let object = format!("user:{user}");
+    let deny = |reason: &'static str| {
+        let (store, who, object) = (state.store.clone(), who.clone(), object.clone());
+        async move {
+            let entry = Entry { action: "session.login", object: &object, outcome: "denied", detail: reason };
+            if let Err(e) = store.audit_denied(&who, entry, now).await {
+                tracing::error!(error = %e, "cannot record a refused login in the audit trail");
+            }
+        }
+    };
+    if !same_origin(&headers) {
+        deny("cross-site login form").await;
+        return (StatusCode::FORBIDDEN, "cross-site login refused\n").into_response();
+    }
+    if let Some(wait) = state.limiter.blocked(addr.ip(), &user, now) {
+        deny("too many failed logins").await;
+        let minutes = wait / 60_000 + 1;
+        return login_failed(&next, &format!("Too many failed attempts; try again in {minutes} min."), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let stored = match state.store.user(&user).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "store error at login");
+            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+        }
+    };
+    // Verify against a dummy hash when the user does not exist, so timing tells nothing.
+    let phc = stored.as_ref().filter(|u| u.disabled_ms.is_none()).map(|u| u.password.clone());
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || {
+        let dummy = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0QwzZ4QjJ1zv3Fm1KXbXbXbXbXbXbXbXbXbXbXbXbXY";
+        let ok = auth::verify_password(&password, phc.as_deref().unwrap_or(dummy));
+        ok && phc.is_some()
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user_row) = stored.filter(|_| ok) else {
+        state.limiter.failed(addr.ip(), &user, now);
+        deny("wrong user name or password").await;
+        return login_failed(&next, "Wrong user name or password.", StatusCode::UNAUTHORIZED);
+    };
+    state.limiter.succeeded(addr.ip(), &user);
+    // A new session id at every login; a cookie the browser still had is ended (fixation).
+    let old = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| auth::cookie(c, SESSION_COOKIE))
+        .map(auth::sha256_hex);
+    let id = auth::new_secret();
+    let csrf = auth::new_secret();
+    let who = Who { role: user_row.role.as_str().into(), ..who };
+    if let Err(e) = state.store.create_session(&who, &auth::sha256_hex(&id), &csrf, old.as_deref(), now, now + SESSION_MS).await {
+        tracing::error!(error = %e, "cannot start a session");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+    }
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        SESSION_MS / 1000,
+        if state.secure { "; Secure" } else { "" }
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+}
+
+fn clear_cookie(state: &AppState) -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}", if state.secure { "; Secure" } else { "" })
+}
+
+/// GET pages and the admin forms.
+pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+    let Some(caller) = caller(&req) else { return Redirect::to("/login").into_response() };
+    let now = crate::now_ms();
+    let result = match name {
+        "dashboard" => dashboard(&state, &caller, now).await,
+        "incident" => incident_page(&state, &caller, path_id(&req).unwrap_or(0), query(&req, "msg"), now).await,
+        "audit" => audit_page(&state, &caller).await,
+        "users" => users_page(&state, &caller, None).await,
+        "user_add" => return user_add(&state, &caller, req).await,
+        "token_create" => return token_create(&state, &caller, req).await,
+        "token_revoke" => {
+            let id = path_id(&req).unwrap_or(0);
+            match state.store.revoke_token(&caller.who, id, now).await {
+                Ok(true) => return Redirect::to("/ops/users").into_response(),
+                Ok(false) => return (StatusCode::NOT_FOUND, html(page("No such token", Some(&caller), ""))).into_response(),
+                Err(e) => Err(e),
+            }
+        }
+        "logout" => {
+            if let Via::Session { id_hash, .. } = &caller.via {
+                let _ = state.store.end_session(&caller.who, id_hash, now).await;
+            }
+            return ([(header::SET_COOKIE, clear_cookie(&state))], Redirect::to("/login")).into_response();
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match result {
+        Ok(body) => html(body),
+        Err(e) => {
+            tracing::error!(error = %e, "store error in the UI");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+fn query(req: &Request, key: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.uri().query().unwrap_or(""))
+        .ok()?
+        .into_iter()
+        .find_map(|(k, v)| (k == key).then_some(v))
+}
+
+async fn form<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, String> {
+    let bytes: Bytes =
+        axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| "request body too large".to_string())?;
+    serde_urlencoded::from_bytes(&bytes).map_err(|e| format!("bad form: {e}"))
+}
+
+/// A form posting a change: apply, then back to the incident page with the outcome.
+pub async fn change(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+    let Some(caller) = caller(&req) else { return Redirect::to("/login").into_response() };
+    let id = path_id(&req).unwrap_or(0);
+    // Form fields arrive as strings; components come as one comma-separated field.
+    let fields: Vec<(String, String)> = match form(req).await {
+        Ok(f) => f,
+        Err(m) => return (StatusCode::BAD_REQUEST, html(page("Bad request", Some(&caller), &esc(&m)))).into_response(),
+    };
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let body = Body {
+        severity: get("severity"),
+        assignee: get("assignee"),
+        text: get("text"),
+        status: get("status"),
+        classification: get("classification"),
+        aware_at: get("aware_at"),
+        report: get("report"),
+        reference: get("reference"),
+        owner: get("owner"),
+        due: get("due"),
+        title: get("title"),
+        components: get("components")
+            .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default(),
+        csrf: None,
+    };
+    let change = Change::from_body(name, id, body);
+    let outcome = match change {
+        Ok(c) => c.apply(&state.store, &state.policy, &caller.who, crate::now_ms()).await,
+        Err(r) => Err(r),
+    };
+    match outcome {
+        Ok(applied) => {
+            state.changed();
+            let target = match (name, applied.id) {
+                ("open", Some(new)) => new,
+                ("done", _) => get("incident").and_then(|v| v.parse().ok()).unwrap_or(0),
+                _ => id,
+            };
+            let to = if target > 0 { format!("/ops/incidents/{target}") } else { "/ops".into() };
+            Redirect::to(&format!("{to}?msg={}", super::urlencode(&applied.message))).into_response()
+        }
+        Err(Refused::Store(e)) => {
+            tracing::error!(error = %e, "store error in the UI");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+        Err(Refused::Invalid(m) | Refused::Conflict(m)) => {
+            let back = if id > 0 { format!("<p><a href=\"/ops/incidents/{id}\">Back to #{id}</a></p>") } else { String::new() };
+            let body = format!("<p class=\"err\" role=\"alert\">{}</p>{back}", esc(&m));
+            (StatusCode::BAD_REQUEST, html(page("Not done", Some(&caller), &body))).into_response()
+        }
+    }
+}
+
+async fn dashboard(state: &AppState, caller: &Caller, now: i64) -> Result<String, crate::store::StoreError> {
+    let incidents = state.store.incidents(true).await?;
+    let checks = state.store.check_states().await?;
+    let agents = state.store.agents().await?;
+    let mut b = String::new();
+    let _ = write!(b, "<h2>Open incidents ({})</h2>", incidents.len());
+    if incidents.is_empty() {
+        b.push_str("<p>No open incidents.</p>");
+    } else {
+        b.push_str("<table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Title</th><th scope=\"col\">State</th><th scope=\"col\">Severity</th><th scope=\"col\">Opened</th><th scope=\"col\">Assignee</th></tr></thead><tbody>");
+        for i in &incidents {
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"/ops/incidents/{0}\">#{0}</a></td><td><a href=\"/ops/incidents/{0}\">{1}</a></td><td>{2}</td><td class=\"sev-{3}\">{3}</td><td>{4}</td><td>{5}</td></tr>",
+                i.id,
+                esc(&i.title),
+                esc(&i.state),
+                esc(&i.severity),
+                crate::escalate::rfc3339(i.created_ms),
+                esc(i.assignee.as_deref().unwrap_or("—"))
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    let unhealthy: Vec<_> = checks.iter().filter(|c| c.2 != "ok").collect();
+    let _ = write!(b, "<h2>Unhealthy checks ({})</h2>", unhealthy.len());
+    if unhealthy.is_empty() {
+        b.push_str("<p>Every check is ok.</p>");
+    } else {
+        b.push_str("<table><thead><tr><th scope=\"col\">Agent</th><th scope=\"col\">Check</th><th scope=\"col\">Status</th><th scope=\"col\">Summary</th></tr></thead><tbody>");
+        for (agent, check, status, summary, _) in unhealthy {
+            let _ = write!(b, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(agent), esc(check), esc(status), esc(summary));
+        }
+        b.push_str("</tbody></table>");
+    }
+    let silent: Vec<_> = agents.iter().filter(|a| !a.online).collect();
+    let _ = write!(b, "<h2>Silent agents ({})</h2>", silent.len());
+    if silent.is_empty() {
+        let _ = write!(b, "<p>All {} agents are online.</p>", agents.len());
+    } else {
+        b.push_str("<ul>");
+        for a in silent {
+            let _ = write!(b, "<li>{}</li>", esc(&a.agent));
+        }
+        b.push_str("</ul>");
+    }
+    if caller.may(Perm::Triage) {
+        let _ = write!(
+            b,
+            "<h2>Open an incident</h2><form method=\"post\" action=\"/ops/incidents\">{}\
+             <p><label for=\"title\">Title</label><br><input id=\"title\" name=\"title\" size=\"60\" maxlength=\"200\" required></p>\
+             <p><label for=\"severity\">Severity</label> <select id=\"severity\" name=\"severity\"><option>critical</option><option selected>major</option><option>minor</option></select>\
+             <label for=\"components\">Affected components (comma-separated)</label> <input id=\"components\" name=\"components\"></p>\
+             <p><button type=\"submit\">Open incident</button></p></form>",
+            hidden_csrf(caller)
+        );
+    }
+    let _ = now;
+    Ok(page("Dashboard", Some(caller), &b))
+}
+
+fn form_button(caller: &Caller, id: i64, route: &str, label: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"/ops/incidents/{id}/{route}\">{}<button type=\"submit\">{label}</button></form> ",
+        hidden_csrf(caller)
+    )
+}
+
+fn select(name: &str, label: &str, options: &[&str]) -> String {
+    let opts: String = options.iter().map(|o| format!("<option>{o}</option>")).collect();
+    format!("<label for=\"{name}\">{label}</label> <select id=\"{name}\" name=\"{name}\">{opts}</select>")
+}
+
+async fn incident_page(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    msg: Option<String>,
+    now: i64,
+) -> Result<String, crate::store::StoreError> {
+    let store = &state.store;
+    let Some(i) = store.incident(id).await? else {
+        return Ok(page("No such incident", Some(caller), &format!("<p>There is no incident #{id}.</p>")));
+    };
+    let mut b = String::new();
+    if let Some(m) = msg {
+        let _ = write!(b, "<p class=\"msg\" role=\"status\">{}</p>", esc(&m));
+    }
+    let _ = write!(
+        b,
+        "<dl><dt>State</dt><dd id=\"state\">{}</dd><dt>Severity</dt><dd class=\"sev-{1}\">{1} ({2})</dd><dt>Source</dt><dd>{3}</dd>\
+         <dt>Assignee</dt><dd>{4}</dd><dt>Classification</dt><dd>{5}</dd><dt>Public</dt><dd>{6}</dd><dt>Runbook</dt><dd>{7}</dd></dl>",
+        esc(&i.state),
+        esc(&i.severity),
+        esc(&i.urgency),
+        esc(&i.source),
+        esc(i.assignee.as_deref().unwrap_or("—")),
+        esc(&i.classification),
+        if i.public { "yes, on the status page" } else { "no" },
+        esc(i.runbook.as_deref().unwrap_or("—")),
+    );
+    let filed = store.filed_reports(id).await?;
+    let clocks = crate::remind::clocks(&i.classification, i.aware_at_ms, &filed);
+    if !clocks.is_empty() {
+        b.push_str("<h2>Regulatory deadlines</h2><ul>");
+        for c in &clocks {
+            let _ = write!(b, "<li>{}: due {} ({})</li>", esc(c.label), crate::escalate::rfc3339(c.due_ms), countdown(c.due_ms, now));
+        }
+        b.push_str("</ul>");
+    }
+    if caller.may(Perm::Triage) {
+        let csrf = hidden_csrf(caller);
+        b.push_str("<h2>Actions</h2><p>");
+        if i.state == "triggered" {
+            b.push_str(&form_button(caller, id, "acknowledge", "Acknowledge"));
+        }
+        if i.state == "resolved" {
+            b.push_str(&form_button(caller, id, "reopen", "Reopen"));
+        } else {
+            b.push_str(&form_button(caller, id, "resolve", "Resolve"));
+        }
+        b.push_str("</p>");
+        let _ = write!(
+            b,
+            "<fieldset><legend>Triage</legend><form method=\"post\" action=\"/ops/incidents/{id}/severity\">{csrf}{}<button type=\"submit\">Set severity</button></form>\
+             <form method=\"post\" action=\"/ops/incidents/{id}/assign\">{csrf}<label for=\"assignee\">Assign to</label> <input id=\"assignee\" name=\"assignee\" required><button type=\"submit\">Assign</button></form></fieldset>\
+             <fieldset><legend>Public update (shown on the status page)</legend><form method=\"post\" action=\"/ops/incidents/{id}/updates\">{csrf}{}\
+             <br><label for=\"update-text\">Message</label><br><textarea id=\"update-text\" name=\"text\" rows=\"3\" cols=\"70\" required></textarea><br><button type=\"submit\">Publish update</button></form></fieldset>\
+             <fieldset><legend>Internal note</legend><form method=\"post\" action=\"/ops/incidents/{id}/notes\">{csrf}<label for=\"note-text\">Note</label><br><textarea id=\"note-text\" name=\"text\" rows=\"2\" cols=\"70\" required></textarea><br><button type=\"submit\">Add note</button></form></fieldset>\
+             <fieldset><legend>Classification</legend><form method=\"post\" action=\"/ops/incidents/{id}/classify\">{csrf}{}<label for=\"aware_at\">Aware since (RFC 3339, default now)</label> <input id=\"aware_at\" name=\"aware_at\"><button type=\"submit\">Classify</button></form>\
+             <form method=\"post\" action=\"/ops/incidents/{id}/reports\">{csrf}{}<label for=\"reference\">Reference</label> <input id=\"reference\" name=\"reference\"><button type=\"submit\">Record as filed</button></form></fieldset>\
+             <fieldset><legend>Postmortem action</legend><form method=\"post\" action=\"/ops/incidents/{id}/actions\">{csrf}<label for=\"action-text\">Action</label> <input id=\"action-text\" name=\"text\" required> <label for=\"owner\">Owner</label> <input id=\"owner\" name=\"owner\" required> <label for=\"due\">Due</label> <input id=\"due\" name=\"due\" type=\"date\" required><button type=\"submit\">Add action</button></form></fieldset>",
+            select("severity", "Severity", &["critical", "major", "minor"]),
+            select("status", "Status", &PUBLIC_STATES),
+            select("classification", "Classification", CLASSIFICATIONS),
+            select("report", "Report", REPORTS),
+        );
+    }
+    let actions = store.actions(id).await?;
+    if !actions.is_empty() {
+        b.push_str("<h2>Postmortem actions</h2><ul>");
+        for a in &actions {
+            let done = if a.done_ms.is_some() {
+                "done".to_string()
+            } else if caller.may(Perm::Triage) {
+                format!(
+                    "<form class=\"inline\" method=\"post\" action=\"/ops/actions/{}/done\">{}<input type=\"hidden\" name=\"incident\" value=\"{id}\"><button type=\"submit\">Mark done</button></form>",
+                    a.id,
+                    hidden_csrf(caller)
+                )
+            } else {
+                format!("open, due {}", crate::escalate::rfc3339(a.due_ms))
+            };
+            let _ = write!(b, "<li>#{} {} — {} (due {}) {done}</li>", a.id, esc(&a.text), esc(&a.owner), crate::escalate::rfc3339(a.due_ms));
+        }
+        b.push_str("</ul>");
+    }
+    let alerts = store.alerts(id).await?;
+    if !alerts.is_empty() {
+        b.push_str("<h2>Alerts</h2><ul>");
+        for (agent, check, active) in alerts.iter().take(200) {
+            let check = if check.is_empty() { "(host)" } else { check };
+            let _ = write!(b, "<li>{}/{} — {}</li>", esc(agent), esc(check), if *active { "active" } else { "cleared" });
+        }
+        if alerts.len() > 200 {
+            let _ = write!(b, "<li>… and {} more</li>", alerts.len() - 200);
+        }
+        b.push_str("</ul>");
+    }
+    b.push_str("<h2>Timeline</h2><table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Who</th><th scope=\"col\">What</th><th scope=\"col\">Detail</th></tr></thead><tbody id=\"timeline\">");
+    for e in store.timeline(id).await? {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            crate::escalate::rfc3339(e.ts_ms),
+            esc(&e.actor),
+            esc(&e.kind),
+            esc(&e.text)
+        );
+    }
+    b.push_str("</tbody></table>");
+    Ok(page(&format!("#{} {}", i.id, i.title), Some(caller), &b))
+}
+
+async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::store::StoreError> {
+    let mut b = String::new();
+    match state.store.verify_audit().await {
+        Ok((n, head)) => {
+            let _ = write!(b, "<p class=\"msg\" role=\"status\">Chain intact: {n} records, head <code>{head}</code>.</p>");
+        }
+        Err(e) => {
+            let _ = write!(b, "<p class=\"err\" role=\"alert\">Chain broken: {}</p>", esc(&e.to_string()));
+        }
+    }
+    b.push_str("<p>Export: <code>vakt-collector audit export</code> or <a href=\"/api/v1/audit?limit=1000\">/api/v1/audit</a>.</p>\
+        <table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">When</th><th scope=\"col\">Who</th><th scope=\"col\">Role</th><th scope=\"col\">Action</th><th scope=\"col\">Object</th><th scope=\"col\">Outcome</th><th scope=\"col\">Source</th><th scope=\"col\">Request</th><th scope=\"col\">Detail</th></tr></thead><tbody>");
+    for r in state.store.audit_recent(500).await? {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            r.seq,
+            crate::escalate::rfc3339(r.ts_ms),
+            esc(&r.actor),
+            esc(&r.role),
+            esc(&r.action),
+            esc(&r.object),
+            esc(&r.outcome),
+            esc(&r.source),
+            esc(&r.request_id),
+            esc(&r.detail)
+        );
+    }
+    b.push_str("</tbody></table>");
+    Ok(page("Audit trail", Some(caller), &b))
+}
+
+async fn users_page(state: &AppState, caller: &Caller, notice: Option<String>) -> Result<String, crate::store::StoreError> {
+    let mut b = notice.unwrap_or_default();
+    let csrf = hidden_csrf(caller);
+    b.push_str("<h2>Users</h2><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Role</th><th scope=\"col\">State</th></tr></thead><tbody>");
+    for u in state.store.users().await? {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&u.name),
+            u.role,
+            if u.disabled_ms.is_some() { "disabled" } else { "active" }
+        );
+    }
+    let _ = write!(
+        b,
+        "</tbody></table><h2>Add a user</h2><form method=\"post\" action=\"/ops/users\">{csrf}\
+         <label for=\"new-name\">Name</label> <input id=\"new-name\" name=\"name\" required> {}\
+         <label for=\"new-password\">Password (≥ 12 characters)</label> <input id=\"new-password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
+         <button type=\"submit\">Add user</button></form>",
+        select("role", "Role", &["viewer", "technician", "admin"])
+    );
+    b.push_str("<h2>API tokens</h2><table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Owner</th><th scope=\"col\">Name</th><th scope=\"col\">Scopes</th><th scope=\"col\">Expires</th><th scope=\"col\">Last used</th><th scope=\"col\">State</th></tr></thead><tbody>");
+    let now = crate::now_ms();
+    for t in state.store.tokens(None).await? {
+        let st = if t.revoked_ms.is_some() {
+            "revoked".to_string()
+        } else if t.expires_ms <= now {
+            "expired".to_string()
+        } else {
+            format!(
+                "active <form class=\"inline\" method=\"post\" action=\"/ops/tokens/{}/revoke\">{csrf}<button type=\"submit\">Revoke</button></form>",
+                t.id
+            )
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{st}</td></tr>",
+            t.id,
+            esc(&t.user),
+            esc(&t.name),
+            auth::scopes_text(&t.scopes),
+            crate::escalate::rfc3339(t.expires_ms),
+            t.last_used_ms.map_or_else(|| "never".to_string(), crate::escalate::rfc3339)
+        );
+    }
+    let _ = write!(
+        b,
+        "</tbody></table><h2>Create a token</h2><form method=\"post\" action=\"/ops/tokens\">{csrf}\
+         <label for=\"tok-user\">Owner</label> <input id=\"tok-user\" name=\"user\" value=\"{}\" required>\
+         <label for=\"tok-name\">Name</label> <input id=\"tok-name\" name=\"name\" required>\
+         <label for=\"tok-scopes\">Scopes</label> <input id=\"tok-scopes\" name=\"scopes\" value=\"read\">\
+         <label for=\"tok-expires\">Expires after</label> <input id=\"tok-expires\" name=\"expires\" value=\"90d\">\
+         <button type=\"submit\">Create token</button></form>",
+        esc(&caller.who.name)
+    );
+    Ok(page("Users and tokens", Some(caller), &b))
+}
+
+#[derive(Debug, Deserialize)]
+struct UserForm {
+    name: String,
+    role: String,
+    password: String,
+    #[allow(dead_code)]
+    csrf: Option<String>,
+}
+
+async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
+    let f: UserForm = match form(req).await {
+        Ok(f) => f,
+        Err(m) => return (StatusCode::BAD_REQUEST, html(page("Bad request", Some(caller), &esc(&m)))).into_response(),
+    };
+    let checked = f
+        .role
+        .parse::<auth::Role>()
+        .and_then(|role| auth::check_user_name(&f.name).and_then(|()| auth::check_password(&f.password)).map(|()| role));
+    let outcome = match checked {
+        Ok(role) => crate::admin::add_user(&state.store, &caller.who, &f.name, role, f.password).await.map_err(|e| e.to_string()),
+        Err(m) => Err(m),
+    };
+    let notice = match outcome {
+        Ok(true) => format!("<p class=\"msg\" role=\"status\">User {} added.</p>", esc(&f.name)),
+        Ok(false) => return (StatusCode::CONFLICT, html(page("Not done", Some(caller), &format!("<p class=\"err\">User {} exists.</p>", esc(&f.name))))).into_response(),
+        Err(m) => return (StatusCode::BAD_REQUEST, html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m))))).into_response(),
+    };
+    match users_page(state, caller, Some(notice)).await {
+        Ok(p) => html(p),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Response {
+    let body: super::api::TokenBody = match form(req).await {
+        Ok(f) => f,
+        Err(m) => return (StatusCode::BAD_REQUEST, html(page("Bad request", Some(caller), &esc(&m)))).into_response(),
+    };
+    match super::api::create_token(state, caller, body).await {
+        Ok((id, token)) => {
+            let notice = format!(
+                "<p class=\"msg\" role=\"status\">Token #{id} created. Copy it now; it is not shown again:<br><code id=\"new-token\">{}</code></p>",
+                esc(&token)
+            );
+            match users_page(state, caller, Some(notice)).await {
+                Ok(p) => ([(header::CACHE_CONTROL, "no-store")], html(p)).into_response(),
+                Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            }
+        }
+        Err(m) => (StatusCode::BAD_REQUEST, html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m))))).into_response(),
+    }
+}

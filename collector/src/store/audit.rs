@@ -1,0 +1,375 @@
+//! The audit trail: who did what to which object, when, from where, with what outcome.
+//!
+//! Every operator change runs through [`Store::audit_begin`], which writes the change and its
+//! audit record in one `BEGIN IMMEDIATE` transaction: if the record cannot be written the change
+//! is rolled back (fail closed). Denied requests are recorded with [`Store::audit_denied`].
+//! Records are hash-chained: `hash = SHA-256(prev_hash ‖ "\n" ‖ canonical JSON of the record)`,
+//! with the sequence number inside the JSON, so [`Store::verify_audit`] names the first record
+//! that was edited, deleted or moved.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{Store, StoreError, err};
+use crate::incident::engine::Ms;
+
+/// The hash before the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Who is acting, for the audit trail and the incident timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// The user name (`cli:USER` for the command line, `system` for the collector itself).
+    pub name: String,
+    /// viewer, technician, admin, or `-` when not known (an anonymous request).
+    pub role: String,
+    /// Source address, or `cli`.
+    pub source: String,
+    /// Links the record to the request's log lines (`X-Request-Id`).
+    pub request_id: String,
+}
+
+impl Who {
+    /// An operator at the command line on the collector's machine (has the database file).
+    pub fn cli(user: &str) -> Who {
+        Who { name: format!("cli:{user}"), role: "admin".into(), source: "cli".into(), request_id: new_request_id() }
+    }
+
+    /// For tests: a named actor with a role.
+    pub fn test(name: &str, role: &str) -> Who {
+        Who { name: name.into(), role: role.into(), source: "test".into(), request_id: new_request_id() }
+    }
+}
+
+/// A fresh request id (16 hex digits).
+pub fn new_request_id() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub ts_ms: Ms,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub object: String,
+    pub before_digest: String,
+    pub after_digest: String,
+    pub outcome: String,
+    pub source: String,
+    pub request_id: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The part of a record that is hashed (everything but the hash itself).
+#[derive(Serialize)]
+struct Canonical<'a> {
+    seq: i64,
+    ts_ms: Ms,
+    actor: &'a str,
+    role: &'a str,
+    action: &'a str,
+    object: &'a str,
+    before_digest: &'a str,
+    after_digest: &'a str,
+    outcome: &'a str,
+    source: &'a str,
+    request_id: &'a str,
+    detail: &'a str,
+}
+
+impl AuditRecord {
+    /// The hash this record must carry, given the previous record's hash.
+    pub fn expected_hash(&self, prev_hash: &str) -> String {
+        let canonical = Canonical {
+            seq: self.seq,
+            ts_ms: self.ts_ms,
+            actor: &self.actor,
+            role: &self.role,
+            action: &self.action,
+            object: &self.object,
+            before_digest: &self.before_digest,
+            after_digest: &self.after_digest,
+            outcome: &self.outcome,
+            source: &self.source,
+            request_id: &self.request_id,
+            detail: &self.detail,
+        };
+        let mut h = Sha256::new();
+        h.update(prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(serde_json::to_vec(&canonical).unwrap_or_default());
+        hex::encode(h.finalize())
+    }
+}
+
+/// What [`Store::verify_audit`] found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("audit record {seq}: {reason}")]
+    Broken { seq: i64, reason: String },
+    #[error("audit trail: {0}")]
+    Store(String),
+}
+
+/// A change's outcome: whether it changed anything (recorded as `ok` or `unchanged`).
+pub trait Outcome {
+    fn changed(&self) -> bool;
+}
+
+impl Outcome for bool {
+    fn changed(&self) -> bool {
+        *self
+    }
+}
+
+impl Outcome for i64 {
+    fn changed(&self) -> bool {
+        true
+    }
+}
+
+impl<T> Outcome for Option<T> {
+    fn changed(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// Digest of the object's current state (`incident:ID`, `user:NAME`, `token:ID`, …), so the
+/// record shows that something changed without copying personal data or secrets into it.
+async fn digest(tx: &mut Transaction<'_, Sqlite>, object: &str) -> Result<String, StoreError> {
+    let Some((kind, key)) = object.split_once(':') else { return Ok(String::new()) };
+    let sql = match kind {
+        "incident" => {
+            "SELECT json_array(state, severity, urgency, assignee, classification, aware_at_ms, public, acked_by, resolved_by, title,
+                (SELECT COUNT(*) FROM incident_events e WHERE e.incident_id = incidents.id))
+             FROM incidents WHERE id = ?"
+        }
+        "user" => "SELECT json_array(role, password, disabled_ms) FROM users WHERE name = ?",
+        "token" => "SELECT json_array(user_name, scopes, expires_ms, revoked_ms) FROM tokens WHERE id = ?",
+        "action" => "SELECT json_array(text, owner, due_ms, done_ms, done_by) FROM postmortem_actions WHERE id = ?",
+        _ => return Ok(String::new()),
+    };
+    let text: Option<String> = sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("reading an object for the audit trail"))?;
+    Ok(text.map(|t| hex::encode(Sha256::digest(t.as_bytes()))).unwrap_or_default())
+}
+
+/// An operator change in progress (see [`Store::audit_begin`]).
+pub struct Audited<'w> {
+    tx: Transaction<'static, Sqlite>,
+    who: &'w Who,
+    action: &'w str,
+    object: String,
+    before: String,
+    now: Ms,
+}
+
+impl std::fmt::Debug for Audited<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audited").field("action", &self.action).field("object", &self.object).finish_non_exhaustive()
+    }
+}
+
+impl Audited<'_> {
+    pub fn tx(&mut self) -> &mut Transaction<'static, Sqlite> {
+        &mut self.tx
+    }
+
+    /// Record the outcome (`ok` if `out` changed something, else `unchanged`) with the
+    /// object's digest after, and commit the change and its record together.
+    pub async fn done<T: Outcome>(mut self, out: T) -> Result<T, StoreError> {
+        let after = digest(&mut self.tx, &self.object).await?;
+        let outcome = if out.changed() { "ok" } else { "unchanged" };
+        let entry = Entry { action: self.action, object: &self.object, outcome, detail: "" };
+        append(&mut self.tx, self.who, entry, (&self.before, &after), self.now).await?;
+        self.tx.commit().await.map_err(err("committing"))?;
+        Ok(out)
+    }
+}
+
+/// What to record besides the actor.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub action: &'a str,
+    pub object: &'a str,
+    pub outcome: &'a str,
+    pub detail: &'a str,
+}
+
+/// Append one record inside `tx`. The caller's transaction must hold the write lock
+/// (`BEGIN IMMEDIATE`), so two writers cannot both chain onto the same head.
+pub(crate) async fn append(
+    tx: &mut Transaction<'_, Sqlite>,
+    who: &Who,
+    entry: Entry<'_>,
+    digests: (&str, &str),
+    now: Ms,
+) -> Result<i64, StoreError> {
+    let head: Option<(i64, String)> = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("reading the audit head"))?
+        .map(|r| (r.get(0), r.get(1)));
+    let (seq, prev_hash) = head.map_or((1, GENESIS.to_string()), |(s, h)| (s + 1, h));
+    let mut record = AuditRecord {
+        seq,
+        ts_ms: now,
+        actor: clean(&who.name),
+        role: clean(&who.role),
+        action: entry.action.into(),
+        object: clean(entry.object),
+        before_digest: digests.0.into(),
+        after_digest: digests.1.into(),
+        outcome: entry.outcome.into(),
+        source: clean(&who.source),
+        request_id: clean(&who.request_id),
+        detail: clean(entry.detail),
+        prev_hash,
+        hash: String::new(),
+    };
+    record.hash = record.expected_hash(&record.prev_hash);
+    sqlx::query(
+        "INSERT INTO audit (seq, ts_ms, actor, role, action, object, before_digest, after_digest, outcome, source,
+            request_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(record.seq)
+    .bind(record.ts_ms)
+    .bind(&record.actor)
+    .bind(&record.role)
+    .bind(&record.action)
+    .bind(&record.object)
+    .bind(&record.before_digest)
+    .bind(&record.after_digest)
+    .bind(&record.outcome)
+    .bind(&record.source)
+    .bind(&record.request_id)
+    .bind(&record.detail)
+    .bind(&record.prev_hash)
+    .bind(&record.hash)
+    .execute(&mut **tx)
+    .await
+    .map_err(err("appending to the audit trail"))?;
+    Ok(seq)
+}
+
+/// No control characters (log injection) and a bounded length in audit fields.
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect()
+}
+
+fn record(r: &sqlx::sqlite::SqliteRow) -> AuditRecord {
+    AuditRecord {
+        seq: r.get(0),
+        ts_ms: r.get(1),
+        actor: r.get(2),
+        role: r.get(3),
+        action: r.get(4),
+        object: r.get(5),
+        before_digest: r.get(6),
+        after_digest: r.get(7),
+        outcome: r.get(8),
+        source: r.get(9),
+        request_id: r.get(10),
+        detail: r.get(11),
+        prev_hash: r.get(12),
+        hash: r.get(13),
+    }
+}
+
+const COLUMNS: &str = "seq, ts_ms, actor, role, action, object, before_digest, after_digest, outcome, source, request_id, detail, prev_hash, hash";
+
+impl Store {
+    /// Start an operator change: a transaction holding the write lock, with the object's
+    /// digest before. Make the change through [`Audited::tx`], then [`Audited::done`] writes
+    /// the audit record and commits both; dropping it (an error) rolls back both.
+    pub async fn audit_begin<'w>(
+        &self,
+        who: &'w Who,
+        action: &'w str,
+        object: String,
+        now: Ms,
+    ) -> Result<Audited<'w>, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
+        let before = digest(&mut tx, &object).await?;
+        Ok(Audited { tx, who, action, object, before, now })
+    }
+
+    /// Record a request that was refused (not signed in, wrong role, bad CSRF token, …).
+    pub async fn audit_denied(&self, who: &Who, entry: Entry<'_>, now: Ms) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
+        let seq = append(&mut tx, who, entry, ("", ""), now).await?;
+        tx.commit().await.map_err(err("committing"))?;
+        Ok(seq)
+    }
+
+    /// Records with seq > `after`, oldest first, at most `limit`.
+    pub async fn audit_records(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"
+        )))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(err("reading the audit trail"))?;
+        Ok(rows.iter().map(record).collect())
+    }
+
+    /// The newest records first, for the audit viewer.
+    pub async fn audit_recent(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?")))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(err("reading the audit trail"))?;
+        Ok(rows.iter().map(record).collect())
+    }
+
+    /// Walk the whole chain. Ok: (records, head hash). Err names the first bad record: a gap
+    /// in the sequence (deleted or moved rows), a wrong link, or a wrong hash (edited row).
+    pub async fn verify_audit(&self) -> Result<(i64, String), ChainError> {
+        let mut prev = GENESIS.to_string();
+        let mut expected_seq = 1;
+        loop {
+            let batch = self
+                .audit_records(expected_seq - 1, 5000)
+                .await
+                .map_err(|e| ChainError::Store(format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default())))?;
+            if batch.is_empty() {
+                return Ok((expected_seq - 1, prev));
+            }
+            for r in batch {
+                if r.seq != expected_seq {
+                    return Err(ChainError::Broken {
+                        seq: expected_seq,
+                        reason: format!("missing (the next record is {}): deleted or moved", r.seq),
+                    });
+                }
+                if r.prev_hash != prev {
+                    return Err(ChainError::Broken {
+                        seq: r.seq,
+                        reason: "does not link to the record before it: a record was deleted, inserted or moved".into(),
+                    });
+                }
+                if r.expected_hash(&prev) != r.hash {
+                    return Err(ChainError::Broken { seq: r.seq, reason: "content does not match its hash: edited".into() });
+                }
+                prev = r.hash;
+                expected_seq += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "audit_tests.rs"]
+mod tests;

@@ -1,0 +1,96 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::store::Store;
+
+/// A store with `n` audited changes (incident notes on one manual incident) and a denial.
+async fn store_with_records(dir: &std::path::Path) -> Store {
+    let store = Store::open(&dir.join("vakt.db")).await.unwrap();
+    let alice = Who::test("alice", "technician");
+    let meta = crate::policy::Policy::default().manual_meta(&[]).unwrap();
+    let id = store.open_manual("mail delayed", crate::policy::Severity::Major, "manual", &[], &meta, &alice, 1000).await.unwrap();
+    for i in 0..5 {
+        assert!(store.add_note(id, &format!("note {i}"), &alice, 2000 + i).await.unwrap());
+    }
+    let entry = Entry { action: "POST /api/v1/users", object: "/api/v1/users", outcome: "denied", detail: "viewer lacks admin" };
+    store.audit_denied(&Who::test("victor", "viewer"), entry, 3000).await.unwrap();
+    store
+}
+
+async fn sql(store: &Store, statement: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(store.pool()).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_chain_verifies_and_records_who_what_and_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path()).await;
+    let (count, head) = store.verify_audit().await.unwrap();
+    assert_eq!(count, 7);
+    let records = store.audit_records(0, 100).await.unwrap();
+    assert_eq!(records.last().unwrap().hash, head);
+    assert_eq!(records[0].action, "incident.open");
+    assert_eq!(records[0].before_digest, "", "nothing existed before");
+    assert_ne!(records[0].after_digest, "");
+    assert_eq!(records[1].action, "incident.note");
+    assert_eq!(records[1].before_digest, records[0].after_digest, "digests chain the object's states");
+    assert_ne!(records[1].after_digest, records[1].before_digest);
+    assert_eq!((records[6].outcome.as_str(), records[6].actor.as_str()), ("denied", "victor"));
+}
+
+#[tokio::test]
+async fn the_database_refuses_updates_and_deletes_of_audit_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path()).await;
+    let update = sqlx::query("UPDATE audit SET actor = 'mallory' WHERE seq = 2").execute(store.pool()).await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = sqlx::query("DELETE FROM audit WHERE seq = 2").execute(store.pool()).await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+}
+
+/// Someone with the database file drops the triggers and rewrites history: verify names the
+/// first record touched.
+#[tokio::test]
+async fn verify_names_the_first_edited_deleted_or_reordered_record() {
+    let cases = [
+        ("UPDATE audit SET actor = 'mallory' WHERE seq = 3", 3, "edited"),
+        ("UPDATE audit SET detail = 'x' WHERE seq = 7", 7, "edited"),
+        ("DELETE FROM audit WHERE seq = 4", 4, "missing"),
+        // Swap two records' positions (content with its own hashes moved).
+        (
+            "UPDATE audit SET seq = -2 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 5; UPDATE audit SET seq = 5 WHERE seq = -2",
+            2,
+            "",
+        ),
+        // Renumber after a deletion so no gap shows: the link breaks instead.
+        ("DELETE FROM audit WHERE seq = 4; UPDATE audit SET seq = seq - 1 WHERE seq > 4", 4, ""),
+    ];
+    for (tamper, first_bad, why) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_records(dir.path()).await;
+        sql(&store, "DROP TRIGGER audit_no_update").await;
+        sql(&store, "DROP TRIGGER audit_no_delete").await;
+        sql(&store, tamper).await;
+        match store.verify_audit().await {
+            Err(ChainError::Broken { seq, reason }) => {
+                assert_eq!(seq, first_bad, "{tamper}: {reason}");
+                assert!(reason.contains(why), "{tamper}: {reason}");
+            }
+            other => panic!("{tamper}: verify said {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_change_whose_audit_record_cannot_be_written_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_records(dir.path()).await;
+    // Make every insert into the audit trail fail.
+    sql(&store, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk on fire'); END").await;
+    let who = Who::test("root", "admin");
+    let phc = crate::auth::hash_password("a long enough password").unwrap();
+    assert!(store.add_user(&who, "eve", crate::auth::Role::Admin, &phc, 5000).await.is_err());
+    assert_eq!(store.user("eve").await.unwrap(), None, "fail closed: no audit record, no user");
+    assert!(store.resolve(1, &who, 5000).await.is_err());
+    assert_eq!(store.incident(1).await.unwrap().unwrap().state, "triggered");
+}
