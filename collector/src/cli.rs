@@ -268,6 +268,12 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     let config = CollectorConfig::load(config_path)?;
     let store = Store::open(&config.database).await?;
     let listener = http::bind(config.http).await.map_err(|source| CliError::Http { addr: config.http, source })?;
+    if store.users().await?.is_empty() {
+        tracing::warn!(
+            "no operator accounts yet: create the first with `vakt-collector user add --admin NAME --config {}`",
+            config_path.display()
+        );
+    }
     let stats = Arc::new(Stats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
@@ -328,6 +334,7 @@ pub async fn up(
     let store = Store::open(&data_dir.join("vakt.db")).await?;
     let listener = http::bind(http_listen).await.map_err(|source| CliError::Http { addr: http_listen, source })?;
     let (link_tx, link_rx) = broker::start(mqtt_listen, AGENT_USER, &password)?;
+    first_admin(&store, http_listen).await?;
 
     let stats = Arc::new(Stats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
@@ -367,6 +374,20 @@ pub async fn up(
     // The broker has no shutdown; ingest ends with the process. Give it a moment to commit
     // what is in hand (nothing is acked before it is committed, so nothing is lost either way).
     drop(ingest);
+    Ok(())
+}
+
+/// On a store without users, create `admin` with a generated password and print it once.
+async fn first_admin(store: &Store, http_listen: SocketAddr) -> Result<(), CliError> {
+    if !store.users().await?.is_empty() {
+        return Ok(());
+    }
+    let password = crate::admin::generate_password();
+    crate::admin::add_user(store, &Who::cli(&whoami()), "admin", crate::auth::Role::Admin, password.clone()).await?;
+    println!(
+        "\nFirst admin created. Sign in at http://{http_listen}/login as `admin` with this password (shown once):\n\n    {password}\n\n\
+         Add more people with `vakt-collector user add NAME --role technician`.\n"
+    );
     Ok(())
 }
 

@@ -1,0 +1,303 @@
+//! Every operator route × every kind of caller, through the real router and a real SQLite
+//! store: the guard lets a caller through exactly when its role (and, for tokens, its scopes)
+//! grant the route's permission, and every refusal lands in the audit trail. Plus CSRF,
+//! session fixation, token scope / expiry / revocation, and login rate limiting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use collector::auth::{self, Perm, Role};
+use collector::http::AppState;
+use collector::ops::{ROUTES, SESSION_COOKIE};
+use collector::store::Store;
+use collector::store::audit::Who;
+use tower::ServiceExt;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Store,
+    app: axum::Router,
+}
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
+    let root = Who::test("root", "admin");
+    let phc = auth::hash_password(PASSWORD).unwrap();
+    for (name, role) in [("viewer1", Role::Viewer), ("tech1", Role::Technician), ("admin1", Role::Admin)] {
+        store.add_user(&root, name, role, &phc, collector::now_ms()).await.unwrap().unwrap();
+    }
+    let meta = collector::policy::Policy::default().manual_meta(&[]).unwrap();
+    store
+        .open_manual("mail delayed", collector::policy::Severity::Major, "manual", &[], &meta, &root, collector::now_ms())
+        .await
+        .unwrap();
+    let state = AppState::new(
+        store.clone(),
+        Arc::default(),
+        collector::status::Shared::default(),
+        Arc::new(collector::policy::Policy::default()),
+    );
+    Rig { _dir: dir, store, app: collector::http::app(state) }
+}
+
+/// How a request proves who it is.
+#[derive(Debug, Clone)]
+enum Cred {
+    Anonymous,
+    Session { cookie: String, csrf: String },
+    Token(String),
+}
+
+impl Rig {
+    async fn session(&self, user: &str, role: Role) -> Cred {
+        let id = auth::new_secret();
+        let csrf = auth::new_secret();
+        let who = Who { name: user.into(), role: role.as_str().into(), source: "test".into(), request_id: "t".into() };
+        let now = collector::now_ms();
+        self.store.create_session(&who, &auth::sha256_hex(&id), &csrf, None, now, now + 3_600_000).await.unwrap();
+        Cred::Session { cookie: format!("{SESSION_COOKIE}={id}"), csrf }
+    }
+
+    async fn token(&self, user: &str, scopes: &[Perm], lifetime_ms: i64) -> (i64, Cred) {
+        let secret = auth::new_secret();
+        let now = collector::now_ms();
+        let root = Who::test("root", "admin");
+        let id = self
+            .store
+            .create_token(&root, user, "t", scopes, &auth::sha256_hex(&secret), now, now + lifetime_ms)
+            .await
+            .unwrap();
+        (id, Cred::Token(auth::token_string(id, &secret)))
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        cred: &Cred,
+        body: Option<&str>,
+        csrf: bool,
+    ) -> axum::response::Response {
+        let mut req = Request::builder().method(method).uri(path);
+        let form = !path.starts_with("/api/");
+        let mut text = body.unwrap_or(if form { "" } else { "{}" }).to_string();
+        match cred {
+            Cred::Anonymous => {}
+            Cred::Session { cookie, csrf: token } => {
+                req = req.header(header::COOKIE, cookie);
+                if csrf && method != "GET" {
+                    if form {
+                        text = if text.is_empty() { format!("csrf={token}") } else { format!("{text}&csrf={token}") };
+                    } else {
+                        req = req.header("x-csrf-token", token);
+                    }
+                }
+            }
+            Cred::Token(t) => req = req.header(header::AUTHORIZATION, format!("Bearer {t}")),
+        }
+        let content_type = if form { "application/x-www-form-urlencoded" } else { "application/json" };
+        let mut req = req.header(header::CONTENT_TYPE, content_type).body(Body::from(text)).unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 40000))));
+        self.app.clone().oneshot(req).await.unwrap()
+    }
+
+    async fn denials(&self) -> usize {
+        self.store.audit_records(0, 100_000).await.unwrap().iter().filter(|r| r.outcome == "denied").count()
+    }
+}
+
+/// Path parameters: incident 1 exists; token 999 does not (revoking a real one would
+/// change the callers under test).
+fn concrete(path: &str) -> String {
+    path.replace("/tokens/{id}", "/tokens/999").replace("{id}", "1").replace("{name}", "nobody")
+}
+
+fn is_refusal(method: &str, response: &axum::response::Response) -> bool {
+    let status = response.status();
+    let to_login = status.is_redirection()
+        && response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l.starts_with("/login"));
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN || (method == "GET" && to_login)
+}
+
+type Allowed = Box<dyn Fn(Perm) -> bool>;
+
+#[tokio::test]
+async fn every_route_admits_exactly_the_callers_its_permission_allows() {
+    let rig = rig().await;
+    let day = 86_400_000;
+    let mut callers: Vec<(String, Cred, Allowed)> = vec![
+        ("anonymous".into(), Cred::Anonymous, Box::new(|_| false)),
+        ("viewer session".into(), rig.session("viewer1", Role::Viewer).await, Box::new(|p| Role::Viewer.grants(p))),
+        (
+            "technician session".into(),
+            rig.session("tech1", Role::Technician).await,
+            Box::new(|p| Role::Technician.grants(p)),
+        ),
+        ("admin session".into(), rig.session("admin1", Role::Admin).await, Box::new(|p| Role::Admin.grants(p))),
+    ];
+    let tokens: Vec<(&str, &str, Vec<Perm>, i64, Allowed)> = vec![
+        ("admin's read token", "admin1", vec![Perm::Read], day, Box::new(|p| p == Perm::Read)),
+        ("technician's intake token", "tech1", vec![Perm::Intake], day, Box::new(|p| p == Perm::Intake)),
+        (
+            "technician's triage+read token",
+            "tech1",
+            vec![Perm::Read, Perm::Triage],
+            day,
+            Box::new(|p| matches!(p, Perm::Read | Perm::Triage)),
+        ),
+        // A viewer's token cannot carry more than the viewer may do, whatever its scopes say.
+        ("viewer's token with every scope", "viewer1", Perm::ALL.to_vec(), day, Box::new(|p| p == Perm::Read)),
+        ("admin's expired token", "admin1", Perm::ALL.to_vec(), -1, Box::new(|_| false)),
+    ];
+    for (label, user, scopes, life, allowed) in tokens {
+        let (_, cred) = rig.token(user, &scopes, life).await;
+        callers.push((label.into(), cred, allowed));
+    }
+    let (revoked_id, revoked) = rig.token("admin1", &Perm::ALL, day).await;
+    rig.store.revoke_token(&Who::test("root", "admin"), revoked_id, collector::now_ms()).await.unwrap();
+    callers.push(("admin's revoked token".into(), revoked, Box::new(|_| false)));
+
+    let mut checked = 0;
+    // Logout ends the session it runs in: last.
+    let mut routes: Vec<_> = ROUTES.iter().collect();
+    routes.sort_by_key(|r| r.path == "/logout");
+    for (label, cred, allowed) in &callers {
+        for route in &routes {
+            let before = rig.denials().await;
+            let response = rig.send(route.method, &concrete(route.path), cred, None, true).await;
+            let refused = is_refusal(route.method, &response);
+            let expect_allowed = allowed(route.perm);
+            assert_eq!(
+                !refused,
+                expect_allowed,
+                "{label}: {} {} ({:?}) answered {} ({:?})",
+                route.method,
+                route.path,
+                route.perm,
+                response.status(),
+                rig.store.audit_recent(1).await.unwrap().first().map(|r| r.detail.clone())
+            );
+            let redirected_to_login = response.status().is_redirection();
+            if refused && !redirected_to_login {
+                assert_eq!(
+                    rig.denials().await,
+                    before + 1,
+                    "{label}: {} {} refusal not audited",
+                    route.method,
+                    route.path
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len() * callers.len());
+    assert!(ROUTES.len() >= 40, "the table covers the operator surface");
+    rig.store.verify_audit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_post_without_the_right_csrf_token_is_refused_and_audited() {
+    let rig = rig().await;
+    let tech = rig.session("tech1", Role::Technician).await;
+    let before = rig.denials().await;
+    for path in ["/ops/incidents/1/acknowledge", "/api/v1/incidents/1/acknowledge"] {
+        let response = rig.send("POST", path, &tech, None, false).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        let body = if path.starts_with("/api") { "{}" } else { "csrf=forged" };
+        let forged = rig.send("POST", path, &tech, Some(body), false).await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{path} with a forged token");
+    }
+    assert_eq!(rig.denials().await, before + 4);
+    let records = rig.store.audit_records(0, 1000).await.unwrap();
+    let last = records.last().unwrap();
+    assert_eq!((last.actor.as_str(), last.outcome.as_str()), ("tech1", "denied"));
+    assert!(last.detail.contains("CSRF"), "{last:?}");
+    assert_eq!(rig.store.incident(1).await.unwrap().unwrap().state, "triggered", "nothing changed");
+    // With the token, the same POST works.
+    let ok = rig.send("POST", "/ops/incidents/1/acknowledge", &tech, None, true).await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(rig.store.incident(1).await.unwrap().unwrap().state, "acknowledged");
+}
+
+async fn login(rig: &Rig, user: &str, password: &str, cookie: Option<&str>) -> axum::response::Response {
+    let body = format!("user={user}&password={}&next=%2Fops", password.replace(' ', "+"));
+    let mut req =
+        Request::builder().method("POST").uri("/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let mut req = req.body(Body::from(body)).unwrap();
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 9], 40000))));
+    rig.app.clone().oneshot(req).await.unwrap()
+}
+
+fn set_cookie(response: &axum::response::Response) -> String {
+    response.headers().get(header::SET_COOKIE).unwrap().to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn login_issues_a_fresh_strict_httponly_session_and_ends_a_planted_one() {
+    let rig = rig().await;
+    // An attacker's own valid session id, planted in the victim's browser.
+    let Cred::Session { cookie: planted, .. } = rig.session("viewer1", Role::Viewer).await else { unreachable!() };
+    let response = login(&rig, "admin1", PASSWORD, Some(&planted)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = set_cookie(&response);
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let fresh = cookie.split(';').next().unwrap().to_string();
+    assert_ne!(fresh, planted, "a new id at login");
+    let planted_id = planted.split_once('=').unwrap().1;
+    let now = collector::now_ms();
+    assert_eq!(rig.store.session(&auth::sha256_hex(planted_id), now).await.unwrap(), None, "the planted id is dead");
+    let fresh_id = fresh.split_once('=').unwrap().1;
+    let session = rig.store.session(&auth::sha256_hex(fresh_id), now).await.unwrap().unwrap();
+    assert_eq!((session.user.as_str(), session.role), ("admin1", Role::Admin));
+}
+
+#[tokio::test]
+async fn logins_fail_closed_and_are_rate_limited_and_audited() {
+    let rig = rig().await;
+    let wrong = login(&rig, "admin1", "not the password at all", None).await;
+    assert!(wrong.headers().get(header::SET_COOKIE).is_none());
+    assert!(wrong.headers()[header::LOCATION].to_str().unwrap().starts_with("/login?"));
+    for _ in 1..auth::LOGIN_FAILURES {
+        login(&rig, "admin1", "not the password at all", None).await;
+    }
+    // Now even the right password is refused for a while.
+    let limited = login(&rig, "admin1", PASSWORD, None).await;
+    assert!(limited.headers().get(header::SET_COOKIE).is_none(), "rate limited");
+    let records = rig.store.audit_records(0, 1000).await.unwrap();
+    let denied: Vec<_> = records.iter().filter(|r| r.action == "session.login" && r.outcome == "denied").collect();
+    assert_eq!(denied.len(), usize::try_from(auth::LOGIN_FAILURES).unwrap() + 1);
+    assert!(denied.last().unwrap().detail.contains("too many"));
+    // Unknown users fail the same way.
+    let unknown = login(&rig, "nobody", PASSWORD, None).await;
+    assert!(unknown.headers().get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn openapi_lists_every_api_route_with_its_permission() {
+    let doc = collector::ops::openapi::document();
+    for route in ROUTES.iter().filter(|r| r.path.starts_with("/api/")) {
+        let op = &doc["paths"][route.path][route.method.to_lowercase()];
+        assert_eq!(op["x-vakt-permission"], route.perm.as_str(), "{} {}", route.method, route.path);
+    }
+    assert_eq!(doc["openapi"], "3.1.0");
+    let schema =
+        &doc["paths"]["/api/v1/incidents/{id}/updates"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(schema["required"], serde_json::json!(["status", "text"]));
+}
