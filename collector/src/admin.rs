@@ -153,9 +153,17 @@ pub async fn user(command: UserCommand, database: &Path) -> Result<(), CliError>
         UserCommand::Set { name, role, password_stdin, disable, enable } => {
             let role = role.map(|r| r.parse::<Role>()).transpose().map_err(CliError::Usage)?;
             let phc = if password_stdin { Some(hash(read_password()?).await?) } else { None };
-            let disabled = if disable { Some(true) } else if enable { Some(false) } else { None };
+            let disabled = if disable {
+                Some(true)
+            } else if enable {
+                Some(false)
+            } else {
+                None
+            };
             if role.is_none() && phc.is_none() && disabled.is_none() {
-                return Err(CliError::Usage("nothing to change: give --role, --password-stdin, --disable or --enable".into()));
+                return Err(CliError::Usage(
+                    "nothing to change: give --role, --password-stdin, --disable or --enable".into(),
+                ));
             }
             if !store.update_user(&cli_admin(), &name, role, phc.as_deref(), disabled, crate::now_ms()).await? {
                 return Err(CliError::Usage(format!("no user {name}")));
@@ -260,6 +268,9 @@ pub async fn backup(file: &Path, database: &Path) -> Result<(), CliError> {
     }
     let store = Store::open(database).await?;
     let (bytes, records) = store.backup_to(&cli_admin(), file, crate::now_ms()).await?;
-    println!("backup written to {} ({bytes} bytes; integrity ok; audit trail {records} records intact)", file.display());
+    println!(
+        "backup written to {} ({bytes} bytes; integrity ok; audit trail {records} records intact)",
+        file.display()
+    );
     Ok(())
 }

@@ -11,12 +11,12 @@ use rand::RngExt;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::CollectorConfig;
-use crate::ops::change::Change;
-use crate::store::audit::{Who, new_request_id};
 use crate::ingest::{Incidents, Ingest, Stats};
 use crate::notify::Sender;
+use crate::ops::change::Change;
 use crate::policy::Policy;
 use crate::store::Store;
+use crate::store::audit::{Who, new_request_id};
 use crate::{broker, escalate, http, link};
 
 /// Vakt collector.
@@ -224,7 +224,12 @@ pub enum IncidentCommand {
 /// The command line acts as the person named by `--as`, with the rights of whoever can open
 /// the database file; the audit trail records the Unix user as the source.
 fn cli_who(actor: &str) -> Who {
-    Who { name: actor.to_string(), role: "admin".into(), source: format!("cli:{}", whoami()), request_id: new_request_id() }
+    Who {
+        name: actor.to_string(),
+        role: "admin".into(),
+        source: format!("cli:{}", whoami()),
+        request_id: new_request_id(),
+    }
 }
 
 pub(crate) fn whoami() -> String {

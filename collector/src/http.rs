@@ -32,7 +32,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, stats: Arc<Stats>, status: crate::status::Shared, policy: Arc<crate::policy::Policy>) -> Self {
+    pub fn new(
+        store: Store,
+        stats: Arc<Stats>,
+        status: crate::status::Shared,
+        policy: Arc<crate::policy::Policy>,
+    ) -> Self {
         AppState {
             store,
             stats,
@@ -59,7 +64,7 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
@@ -94,7 +99,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/ops.js",
             get(|| async {
-                ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], crate::ops::ui::SCRIPT)
+                (
+                    [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")],
+                    crate::ops::ui::SCRIPT,
+                )
             }),
         )
         .merge(crate::ops::router(state.clone()))

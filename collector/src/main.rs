@@ -40,22 +40,30 @@ fn main() -> ExitCode {
                 cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, config.as_deref(), stop_rx).await
             }
             Command::Incident { action, data_dir, config } => cli::incident(action, &data_dir, config.as_deref()).await,
-            Command::User { action, data_dir, config } => match collector::admin::open_target(&data_dir, config.as_deref()) {
-                Ok((db, _)) => collector::admin::user(action, &db).await,
-                Err(e) => Err(e),
-            },
-            Command::Token { action, data_dir, config } => match collector::admin::open_target(&data_dir, config.as_deref()) {
-                Ok((db, _)) => collector::admin::token(action, &db).await,
-                Err(e) => Err(e),
-            },
-            Command::Audit { action, data_dir, config } => match collector::admin::open_target(&data_dir, config.as_deref()) {
-                Ok((db, _)) => collector::admin::audit(action, &db).await,
-                Err(e) => Err(e),
-            },
-            Command::Backup { file, data_dir, config } => match collector::admin::open_target(&data_dir, config.as_deref()) {
-                Ok((db, _)) => collector::admin::backup(&file, &db).await,
-                Err(e) => Err(e),
-            },
+            Command::User { action, data_dir, config } => {
+                match collector::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::admin::user(action, &db).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Command::Token { action, data_dir, config } => {
+                match collector::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::admin::token(action, &db).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Command::Audit { action, data_dir, config } => {
+                match collector::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::admin::audit(action, &db).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Command::Backup { file, data_dir, config } => {
+                match collector::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::admin::backup(&file, &db).await,
+                    Err(e) => Err(e),
+                }
+            }
             Command::Run { config } => cli::run(&config, stop_rx).await,
             Command::CheckConfig { file } => collector::config::CollectorConfig::load(&file)
                 .map(|_| println!("{}: ok", file.display()))

@@ -36,7 +36,15 @@ async fn rig() -> Rig {
     }
     let meta = collector::policy::Policy::default().manual_meta(&[]).unwrap();
     store
-        .open_manual("mail delayed", collector::policy::Severity::Major, "manual", &[], &meta, &root, collector::now_ms())
+        .open_manual(
+            "mail delayed",
+            collector::policy::Severity::Major,
+            "manual",
+            &[],
+            &meta,
+            &root,
+            collector::now_ms(),
+        )
         .await
         .unwrap();
     let state = AppState::new(
@@ -233,8 +241,10 @@ async fn a_session_post_without_the_right_csrf_token_is_refused_and_audited() {
 
 async fn login(rig: &Rig, user: &str, password: &str, cookie: Option<&str>) -> axum::response::Response {
     let body = format!("user={user}&password={}&next=%2Fops", password.replace(' ', "+"));
-    let mut req =
-        Request::builder().method("POST").uri("/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
     }

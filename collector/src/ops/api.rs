@@ -80,8 +80,7 @@ pub(super) fn incident_json(i: &IncidentRow) -> Value {
 /// GET routes and the admin POSTs that are not incident changes.
 pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
     let Some(caller) = caller(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
-    let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let store = &state.store;
     let result: Result<Response, StoreError> = async {
@@ -221,7 +220,9 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
         return error(StatusCode::BAD_REQUEST, m);
     }
     match crate::admin::add_user(&state.store, &caller.who, &name, role, password).await {
-        Ok(true) => (StatusCode::CREATED, Json(json!({ "message": format!("user {name} added ({role})") }))).into_response(),
+        Ok(true) => {
+            (StatusCode::CREATED, Json(json!({ "message": format!("user {name} added ({role})") }))).into_response()
+        }
         Ok(false) => error(StatusCode::CONFLICT, format!("user {name} exists")),
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
@@ -278,7 +279,8 @@ pub(super) struct TokenBody {
 /// Create a token from a body: (id, token) or a message for a 400.
 pub(super) async fn create_token(state: &AppState, caller: &Caller, body: TokenBody) -> Result<(i64, String), String> {
     let user = body.user.unwrap_or_else(|| caller.who.name.clone());
-    let lifetime = humantime::parse_duration(body.expires.as_deref().unwrap_or("90d")).map_err(|e| format!("expires: {e}"))?;
+    let lifetime =
+        humantime::parse_duration(body.expires.as_deref().unwrap_or("90d")).map_err(|e| format!("expires: {e}"))?;
     crate::admin::create_token(
         &state.store,
         &caller.who,

@@ -210,9 +210,11 @@ impl Change {
                 format!("#{id} assigned to {assignee}"),
                 format!("no incident #{id}"),
             ),
-            Change::Note { id, text } => {
-                done(store.add_note(id, &text, who, now).await?, format!("note added to #{id}"), format!("no incident #{id}"))
-            }
+            Change::Note { id, text } => done(
+                store.add_note(id, &text, who, now).await?,
+                format!("note added to #{id}"),
+                format!("no incident #{id}"),
+            ),
             Change::Update { id, status, text } => done(
                 store.publish_update(id, &status, &text, who, now).await?,
                 format!("#{id}: public update ({status}) published"),
@@ -228,10 +230,14 @@ impl Change {
                 format!("#{id}: {report} recorded as filed"),
                 format!("no incident #{id}"),
             ),
-            Change::Action { id, owner, due, text } => match store.add_action(id, &text, &owner, due, who, now).await? {
-                Some(action) => Ok(Applied { message: format!("action #{action} added to #{id}"), id: Some(action) }),
-                None => Err(Refused::Conflict(format!("no incident #{id}"))),
-            },
+            Change::Action { id, owner, due, text } => {
+                match store.add_action(id, &text, &owner, due, who, now).await? {
+                    Some(action) => {
+                        Ok(Applied { message: format!("action #{action} added to #{id}"), id: Some(action) })
+                    }
+                    None => Err(Refused::Conflict(format!("no incident #{id}"))),
+                }
+            }
             Change::Done { action } => done(
                 store.finish_action(action, who, now).await?,
                 format!("action #{action} done"),

@@ -64,12 +64,13 @@ pub fn refusal_page(status: StatusCode, reason: &str, request_id: &str) -> Strin
 }
 
 /// Progressive enhancement: countdowns to legal deadlines tick without a reload.
-pub const SCRIPT: &str = r#"(function(){function tick(){var now=Date.now();document.querySelectorAll('time[data-due]').forEach(function(t){var ms=Date.parse(t.getAttribute('data-due'))-now;var a=Math.abs(ms),h=Math.floor(a/3600000),m=Math.floor(a%3600000/60000);t.textContent=(ms<0?'overdue by ':'in ')+h+' h '+m+' min';if(ms<0)t.className='overdue';});}tick();setInterval(tick,30000);})();"#;
+pub const SCRIPT: &str = r#"(function(){document.documentElement.dataset.js='1';function tick(){var now=Date.now();document.querySelectorAll('time[data-due]').forEach(function(t){var ms=Date.parse(t.getAttribute('data-due'))-now;var a=Math.abs(ms),h=Math.floor(a/3600000),m=Math.floor(a%3600000/60000);t.textContent=(ms<0?'overdue by ':'in ')+h+' h '+m+' min';if(ms<0)t.className='overdue';});}tick();setInterval(tick,30000);})();"#;
 
 fn countdown(due_ms: i64, now: i64) -> String {
     let ms = due_ms - now;
     let a = ms.abs();
-    let text = format!("{}{} h {} min", if ms < 0 { "overdue by " } else { "in " }, a / 3_600_000, a % 3_600_000 / 60_000);
+    let text =
+        format!("{}{} h {} min", if ms < 0 { "overdue by " } else { "in " }, a / 3_600_000, a % 3_600_000 / 60_000);
     format!(
         "<time datetime=\"{0}\" data-due=\"{0}\"{1}>{text}</time>",
         crate::escalate::rfc3339(due_ms),
@@ -98,7 +99,8 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    let error = q.error.as_deref().map(|e| format!("<p class=\"err\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
+    let error =
+        q.error.as_deref().map(|e| format!("<p class=\"err\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
     let body = format!(
         "{error}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
          <p><label for=\"user\">User name</label><br><input id=\"user\" name=\"user\" autocomplete=\"username\" required></p>\
@@ -160,7 +162,11 @@ pub async fn login(
     if let Some(wait) = state.limiter.blocked(addr.ip(), &user, now) {
         deny("too many failed logins").await;
         let minutes = wait / 60_000 + 1;
-        return login_failed(&next, &format!("Too many failed attempts; try again in {minutes} min."), StatusCode::TOO_MANY_REQUESTS);
+        return login_failed(
+            &next,
+            &format!("Too many failed attempts; try again in {minutes} min."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
     }
     let stored = match state.store.user(&user).await {
         Ok(u) => u,
@@ -194,7 +200,9 @@ pub async fn login(
     let id = auth::new_secret();
     let csrf = auth::new_secret();
     let who = Who { role: user_row.role.as_str().into(), ..who };
-    if let Err(e) = state.store.create_session(&who, &auth::sha256_hex(&id), &csrf, old.as_deref(), now, now + SESSION_MS).await {
+    if let Err(e) =
+        state.store.create_session(&who, &auth::sha256_hex(&id), &csrf, old.as_deref(), now, now + SESSION_MS).await
+    {
         tracing::error!(error = %e, "cannot start a session");
         return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
     }
@@ -207,7 +215,10 @@ pub async fn login(
 }
 
 fn clear_cookie(state: &AppState) -> String {
-    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}", if state.secure { "; Secure" } else { "" })
+    format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        if state.secure { "; Secure" } else { "" }
+    )
 }
 
 /// GET pages and the admin forms.
@@ -225,7 +236,9 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
             let id = path_id(&req).unwrap_or(0);
             match state.store.revoke_token(&caller.who, id, now).await {
                 Ok(true) => return Redirect::to("/ops/users").into_response(),
-                Ok(false) => return (StatusCode::NOT_FOUND, html(page("No such token", Some(&caller), ""))).into_response(),
+                Ok(false) => {
+                    return (StatusCode::NOT_FOUND, html(page("No such token", Some(&caller), ""))).into_response();
+                }
                 Err(e) => Err(e),
             }
         }
@@ -307,7 +320,11 @@ pub async fn change(State(state): State<AppState>, name: &'static str, req: Requ
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
         }
         Err(Refused::Invalid(m) | Refused::Conflict(m)) => {
-            let back = if id > 0 { format!("<p><a href=\"/ops/incidents/{id}\">Back to #{id}</a></p>") } else { String::new() };
+            let back = if id > 0 {
+                format!("<p><a href=\"/ops/incidents/{id}\">Back to #{id}</a></p>")
+            } else {
+                String::new()
+            };
             let body = format!("<p class=\"err\" role=\"alert\">{}</p>{back}", esc(&m));
             (StatusCode::BAD_REQUEST, html(page("Not done", Some(&caller), &body))).into_response()
         }
@@ -345,7 +362,14 @@ async fn dashboard(state: &AppState, caller: &Caller, now: i64) -> Result<String
     } else {
         b.push_str("<table><thead><tr><th scope=\"col\">Agent</th><th scope=\"col\">Check</th><th scope=\"col\">Status</th><th scope=\"col\">Summary</th></tr></thead><tbody>");
         for (agent, check, status, summary, _) in unhealthy {
-            let _ = write!(b, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(agent), esc(check), esc(status), esc(summary));
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(agent),
+                esc(check),
+                esc(status),
+                esc(summary)
+            );
         }
         b.push_str("</tbody></table>");
     }
@@ -383,7 +407,7 @@ fn form_button(caller: &Caller, id: i64, route: &str, label: &str) -> String {
 }
 
 fn select(name: &str, label: &str, options: &[&str]) -> String {
-    let opts: String = options.iter().map(|o| format!("<option>{o}</option>")).collect();
+    let opts: String = options.iter().map(|o| format!("<option value=\"{o}\">{o}</option>")).collect();
     format!("<label for=\"{name}\">{label}</label> <select id=\"{name}\" name=\"{name}\">{opts}</select>")
 }
 
@@ -420,7 +444,13 @@ async fn incident_page(
     if !clocks.is_empty() {
         b.push_str("<h2>Regulatory deadlines</h2><ul>");
         for c in &clocks {
-            let _ = write!(b, "<li>{}: due {} ({})</li>", esc(c.label), crate::escalate::rfc3339(c.due_ms), countdown(c.due_ms, now));
+            let _ = write!(
+                b,
+                "<li>{}: due {} ({})</li>",
+                esc(c.label),
+                crate::escalate::rfc3339(c.due_ms),
+                countdown(c.due_ms, now)
+            );
         }
         b.push_str("</ul>");
     }
@@ -467,7 +497,14 @@ async fn incident_page(
             } else {
                 format!("open, due {}", crate::escalate::rfc3339(a.due_ms))
             };
-            let _ = write!(b, "<li>#{} {} — {} (due {}) {done}</li>", a.id, esc(&a.text), esc(&a.owner), crate::escalate::rfc3339(a.due_ms));
+            let _ = write!(
+                b,
+                "<li>#{} {} — {} (due {}) {done}</li>",
+                a.id,
+                esc(&a.text),
+                esc(&a.owner),
+                crate::escalate::rfc3339(a.due_ms)
+            );
         }
         b.push_str("</ul>");
     }
@@ -476,7 +513,8 @@ async fn incident_page(
         b.push_str("<h2>Alerts</h2><ul>");
         for (agent, check, active) in alerts.iter().take(200) {
             let check = if check.is_empty() { "(host)" } else { check };
-            let _ = write!(b, "<li>{}/{} — {}</li>", esc(agent), esc(check), if *active { "active" } else { "cleared" });
+            let _ =
+                write!(b, "<li>{}/{} — {}</li>", esc(agent), esc(check), if *active { "active" } else { "cleared" });
         }
         if alerts.len() > 200 {
             let _ = write!(b, "<li>… and {} more</li>", alerts.len() - 200);
@@ -502,7 +540,8 @@ async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::
     let mut b = String::new();
     match state.store.verify_audit().await {
         Ok((n, head)) => {
-            let _ = write!(b, "<p class=\"msg\" role=\"status\">Chain intact: {n} records, head <code>{head}</code>.</p>");
+            let _ =
+                write!(b, "<p class=\"msg\" role=\"status\">Chain intact: {n} records, head <code>{head}</code>.</p>");
         }
         Err(e) => {
             let _ = write!(b, "<p class=\"err\" role=\"alert\">Chain broken: {}</p>", esc(&e.to_string()));
@@ -530,7 +569,11 @@ async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::
     Ok(page("Audit trail", Some(caller), &b))
 }
 
-async fn users_page(state: &AppState, caller: &Caller, notice: Option<String>) -> Result<String, crate::store::StoreError> {
+async fn users_page(
+    state: &AppState,
+    caller: &Caller,
+    notice: Option<String>,
+) -> Result<String, crate::store::StoreError> {
     let mut b = notice.unwrap_or_default();
     let csrf = hidden_csrf(caller);
     b.push_str("<h2>Users</h2><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Role</th><th scope=\"col\">State</th></tr></thead><tbody>");
@@ -602,18 +645,31 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
         Ok(f) => f,
         Err(m) => return (StatusCode::BAD_REQUEST, html(page("Bad request", Some(caller), &esc(&m)))).into_response(),
     };
-    let checked = f
-        .role
-        .parse::<auth::Role>()
-        .and_then(|role| auth::check_user_name(&f.name).and_then(|()| auth::check_password(&f.password)).map(|()| role));
+    let checked = f.role.parse::<auth::Role>().and_then(|role| {
+        auth::check_user_name(&f.name).and_then(|()| auth::check_password(&f.password)).map(|()| role)
+    });
     let outcome = match checked {
-        Ok(role) => crate::admin::add_user(&state.store, &caller.who, &f.name, role, f.password).await.map_err(|e| e.to_string()),
+        Ok(role) => crate::admin::add_user(&state.store, &caller.who, &f.name, role, f.password)
+            .await
+            .map_err(|e| e.to_string()),
         Err(m) => Err(m),
     };
     let notice = match outcome {
         Ok(true) => format!("<p class=\"msg\" role=\"status\">User {} added.</p>", esc(&f.name)),
-        Ok(false) => return (StatusCode::CONFLICT, html(page("Not done", Some(caller), &format!("<p class=\"err\">User {} exists.</p>", esc(&f.name))))).into_response(),
-        Err(m) => return (StatusCode::BAD_REQUEST, html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m))))).into_response(),
+        Ok(false) => {
+            return (
+                StatusCode::CONFLICT,
+                html(page("Not done", Some(caller), &format!("<p class=\"err\">User {} exists.</p>", esc(&f.name)))),
+            )
+                .into_response();
+        }
+        Err(m) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m)))),
+            )
+                .into_response();
+        }
     };
     match users_page(state, caller, Some(notice)).await {
         Ok(p) => html(p),
@@ -637,6 +693,10 @@ async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Respon
                 Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
             }
         }
-        Err(m) => (StatusCode::BAD_REQUEST, html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m))))).into_response(),
+        Err(m) => (
+            StatusCode::BAD_REQUEST,
+            html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m)))),
+        )
+            .into_response(),
     }
 }

@@ -313,14 +313,13 @@ impl Store {
 
     /// Records with seq > `after`, oldest first, at most `limit`.
     pub async fn audit_records(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"
-        )))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(err("reading the audit trail"))?;
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?")))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await
+                .map_err(err("reading the audit trail"))?;
         Ok(rows.iter().map(record).collect())
     }
 
@@ -340,10 +339,12 @@ impl Store {
         let mut prev = GENESIS.to_string();
         let mut expected_seq = 1;
         loop {
-            let batch = self
-                .audit_records(expected_seq - 1, 5000)
-                .await
-                .map_err(|e| ChainError::Store(format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default())))?;
+            let batch = self.audit_records(expected_seq - 1, 5000).await.map_err(|e| {
+                ChainError::Store(format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+                ))
+            })?;
             if batch.is_empty() {
                 return Ok((expected_seq - 1, prev));
             }
@@ -361,7 +362,10 @@ impl Store {
                     });
                 }
                 if r.expected_hash(&prev) != r.hash {
-                    return Err(ChainError::Broken { seq: r.seq, reason: "content does not match its hash: edited".into() });
+                    return Err(ChainError::Broken {
+                        seq: r.seq,
+                        reason: "content does not match its hash: edited".into(),
+                    });
                 }
                 prev = r.hash;
                 expected_seq += 1;

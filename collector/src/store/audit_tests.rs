@@ -8,11 +8,19 @@ async fn store_with_records(dir: &std::path::Path) -> Store {
     let store = Store::open(&dir.join("vakt.db")).await.unwrap();
     let alice = Who::test("alice", "technician");
     let meta = crate::policy::Policy::default().manual_meta(&[]).unwrap();
-    let id = store.open_manual("mail delayed", crate::policy::Severity::Major, "manual", &[], &meta, &alice, 1000).await.unwrap();
+    let id = store
+        .open_manual("mail delayed", crate::policy::Severity::Major, "manual", &[], &meta, &alice, 1000)
+        .await
+        .unwrap();
     for i in 0..5 {
         assert!(store.add_note(id, &format!("note {i}"), &alice, 2000 + i).await.unwrap());
     }
-    let entry = Entry { action: "POST /api/v1/users", object: "/api/v1/users", outcome: "denied", detail: "viewer lacks admin" };
+    let entry = Entry {
+        action: "POST /api/v1/users",
+        object: "/api/v1/users",
+        outcome: "denied",
+        detail: "viewer lacks admin",
+    };
     store.audit_denied(&Who::test("victor", "viewer"), entry, 3000).await.unwrap();
     store
 }
@@ -86,7 +94,8 @@ async fn a_change_whose_audit_record_cannot_be_written_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_records(dir.path()).await;
     // Make every insert into the audit trail fail.
-    sql(&store, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk on fire'); END").await;
+    sql(&store, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        .await;
     let who = Who::test("root", "admin");
     let phc = crate::auth::hash_password("a long enough password").unwrap();
     assert!(store.add_user(&who, "eve", crate::auth::Role::Admin, &phc, 5000).await.is_err());

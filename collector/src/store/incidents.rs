@@ -778,7 +778,14 @@ impl Store {
     }
 
     /// Publish an update: the incident becomes public (its title and these updates only).
-    pub async fn publish_update(&self, id: i64, status: &str, body: &str, who: &Who, now: Ms) -> Result<bool, StoreError> {
+    pub async fn publish_update(
+        &self,
+        id: i64,
+        status: &str,
+        body: &str,
+        who: &Who,
+        now: Ms,
+    ) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.public_update", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
         let changed = sqlx::query("UPDATE incidents SET public = 1, updated_ms = ? WHERE id = ?")

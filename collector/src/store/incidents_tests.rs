@@ -6,9 +6,9 @@ use std::time::SystemTime;
 use protocol::Status;
 
 use super::*;
-use crate::store::audit::Who;
 use crate::incident::IncidentKey;
 use crate::policy::{Policy, PolicyModel};
+use crate::store::audit::Who;
 use crate::store::{Batch, Decisions};
 
 const POLICY: &str = r#"

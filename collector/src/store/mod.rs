@@ -358,7 +358,10 @@ impl Store {
         let records = copy
             .verify_audit()
             .await
-            .map_err(|e| StoreError { action: "verifying the backup's audit trail", source: sqlx::Error::Protocol(e.to_string()) })?
+            .map_err(|e| StoreError {
+                action: "verifying the backup's audit trail",
+                source: sqlx::Error::Protocol(e.to_string()),
+            })?
             .0;
         copy.pool.close().await;
         let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);

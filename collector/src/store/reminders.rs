@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 
-use super::incidents::{INCIDENT_COLUMNS, IncidentRow, event, incident_row};
 use super::audit::Who;
+use super::incidents::{INCIDENT_COLUMNS, IncidentRow, event, incident_row};
 use super::outbox::NewNotification;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
