@@ -206,6 +206,14 @@ pub enum IncidentCommand {
         #[arg(long = "as", default_value_t = whoami())]
         actor: String,
     },
+    /// Page a responder from another team or a person: team:NAME, person:NAME, oncall:TEAM
+    /// (needs --config for the policy).
+    Responder {
+        id: i64,
+        target: String,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
     /// Add an internal note to the timeline (never public).
     Note {
         id: i64,
@@ -506,6 +514,7 @@ state: {}  severity: {}  urgency: {}  source: {}",
                 IncidentCommand::Severity { id, severity, actor } => (Change::Severity { id, severity }, actor),
                 IncidentCommand::Assign { id, assignee, actor } => (Change::Assign { id, assignee }, actor),
                 IncidentCommand::Note { id, text, actor } => (Change::Note { id, text }, actor),
+                IncidentCommand::Responder { id, target, actor } => (Change::Responder { id, target }, actor),
                 IncidentCommand::Update { id, status, text, actor } => (Change::Update { id, status, text }, actor),
                 IncidentCommand::Done { action, actor } => (Change::Done { action }, actor),
                 IncidentCommand::List { .. } | IncidentCommand::Show { .. } | IncidentCommand::Classify { .. } => {

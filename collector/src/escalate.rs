@@ -145,6 +145,17 @@ pub fn decide(inc: &IncidentRow, policy: &Policy, now: Ms) -> Step {
     step
 }
 
+/// Pages for a responder added by hand (another team's competence): everyone `target`
+/// (`team:NAME`, `person:NAME`, `oncall:TEAM`) reaches now. The dedup key names this
+/// addition, so adding the same responder again later pages again.
+pub fn for_responder(inc: &IncidentRow, target: &str, policy: &Policy, now: Ms) -> Vec<NewNotification> {
+    policy
+        .deliveries(target, now)
+        .iter()
+        .map(|(who, d)| message(inc, "page", who, d, format!("inc:{}:responder:{now}:{target}:{}", inc.id, d.label())))
+        .collect()
+}
+
 /// Who hears about a timeline event: resolutions go to everyone paged and the team channel;
 /// flapping to the team channel.
 pub fn for_event(

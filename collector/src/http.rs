@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 
@@ -81,20 +81,17 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/status", get(status_page))
-        .route("/api/v2/summary.json", get(|s: State<AppState>| statuspage(s, crate::status::summary_json)))
-        .route("/api/v2/status.json", get(|s: State<AppState>| statuspage(s, crate::status::status_json)))
-        .route("/api/v2/components.json", get(|s: State<AppState>| statuspage(s, crate::status::components_doc)))
-        .route("/api/v2/incidents.json", get(|s: State<AppState>| statuspage(s, crate::status::incidents_doc)))
+        .route("/api/v2/summary.json", get(|s: State<AppState>| statuspage(s, |r| r.summary.clone())))
+        .route("/api/v2/status.json", get(|s: State<AppState>| statuspage(s, |r| r.status.clone())))
+        .route("/api/v2/components.json", get(|s: State<AppState>| statuspage(s, |r| r.components.clone())))
+        .route("/api/v2/incidents.json", get(|s: State<AppState>| statuspage(s, |r| r.incidents.clone())))
         .route(
             "/api/v2/scheduled-maintenances.json",
-            get(|s: State<AppState>| statuspage(s, crate::status::maintenances_doc)),
+            get(|s: State<AppState>| statuspage(s, |r| r.maintenances.clone())),
         )
-        .route(
-            "/api/v2/incidents/unresolved.json",
-            get(|s: State<AppState>| statuspage(s, crate::status::unresolved_doc)),
-        )
-        .route("/history.atom", get(|s: State<AppState>| feed(s, crate::status::atom, "application/atom+xml")))
-        .route("/history.rss", get(|s: State<AppState>| feed(s, crate::status::rss, "application/rss+xml")))
+        .route("/api/v2/incidents/unresolved.json", get(|s: State<AppState>| statuspage(s, |r| r.unresolved.clone())))
+        .route("/history.atom", get(|s: State<AppState>| feed(s, |r| r.atom.clone(), "application/atom+xml")))
+        .route("/history.rss", get(|s: State<AppState>| feed(s, |r| r.rss.clone(), "application/rss+xml")))
         .route("/badge/{file}", get(badge))
         .route(
             "/ops.js",
@@ -137,22 +134,31 @@ async fn status_page(
 ) -> Response {
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let lang = crate::status::Lang::pick(query.get("lang").map(String::as_str), accept);
-    let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
+    let rendered = rendered(&state);
+    let body = if lang == crate::status::Lang::Sv { rendered.page_sv.clone() } else { rendered.page_en.clone() };
     (
-        [(header::CACHE_CONTROL, "max-age=5"), (header::VARY, "Accept-Language")],
-        Html(crate::status::page_html(&snapshot, lang)),
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=5"),
+            (header::VARY, "Accept-Language"),
+        ],
+        body,
     )
         .into_response()
+}
+
+/// The current snapshot's rendered documents.
+fn rendered(state: &AppState) -> Arc<crate::status::Rendered> {
+    state.status.read().map(|s| s.rendered.clone()).unwrap_or_default()
 }
 
 /// A feed of public updates from the current snapshot.
 async fn feed(
     State(state): State<AppState>,
-    render: fn(&crate::status::Snapshot) -> String,
+    pick: fn(&crate::status::Rendered) -> bytes::Bytes,
     kind: &'static str,
 ) -> Response {
-    let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
-    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "max-age=30")], render(&snapshot)).into_response()
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "max-age=30")], pick(&rendered(&state))).into_response()
 }
 
 /// `/badge/NAME.svg`: one component's status as an SVG badge.
@@ -170,12 +176,8 @@ async fn badge(State(state): State<AppState>, axum::extract::Path(file): axum::e
 }
 
 /// A Statuspage-shaped document from the current snapshot (no store access per request).
-async fn statuspage(
-    State(state): State<AppState>,
-    render: fn(&crate::status::Snapshot) -> serde_json::Value,
-) -> Response {
-    let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
-    let body = render(&snapshot).to_string();
+async fn statuspage(State(state): State<AppState>, pick: fn(&crate::status::Rendered) -> bytes::Bytes) -> Response {
+    let body = pick(&rendered(&state));
     (
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -87,6 +87,41 @@ pub struct Snapshot {
     pub incidents: Vec<PublicIncident>,
     /// Maintenance windows naming components, ending in the last 90 days or later.
     pub maintenances: Vec<Maintenance>,
+    /// Every public document, rendered once per refresh (requests only copy a pointer).
+    pub rendered: Arc<Rendered>,
+}
+
+/// The public documents of one snapshot, rendered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub summary: bytes::Bytes,
+    pub status: bytes::Bytes,
+    pub components: bytes::Bytes,
+    pub incidents: bytes::Bytes,
+    pub unresolved: bytes::Bytes,
+    pub maintenances: bytes::Bytes,
+    pub page_en: bytes::Bytes,
+    pub page_sv: bytes::Bytes,
+    pub atom: bytes::Bytes,
+    pub rss: bytes::Bytes,
+}
+
+impl Rendered {
+    pub fn of(s: &Snapshot) -> Rendered {
+        let json = |v: Value| bytes::Bytes::from(v.to_string());
+        Rendered {
+            summary: json(summary_json(s)),
+            status: json(status_json(s)),
+            components: json(components_doc(s)),
+            incidents: json(incidents_doc(s)),
+            unresolved: json(unresolved_doc(s)),
+            maintenances: json(maintenances_doc(s)),
+            page_en: bytes::Bytes::from(page_html(s, Lang::En)),
+            page_sv: bytes::Bytes::from(page_html(s, Lang::Sv)),
+            atom: bytes::Bytes::from(atom(s)),
+            rss: bytes::Bytes::from(rss(s)),
+        }
+    }
 }
 
 fn maintenance_status(m: &Maintenance, now: Ms) -> &'static str {
@@ -148,7 +183,7 @@ pub fn build(
         })
         .collect();
     let maintenances = policy.maintenances().iter().filter(|m| m.end > now - HISTORY_MS).cloned().collect();
-    Snapshot { generated_ms: now, components, incidents: Vec::new(), maintenances }
+    Snapshot { generated_ms: now, components, incidents: Vec::new(), maintenances, rendered: Arc::default() }
 }
 
 /// The page's overall indicator and its description, from the worst component.
@@ -273,6 +308,7 @@ pub async fn run(
                 let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
                 let mut next = build(&policy, &checks, &incidents, &previous, now);
                 next.incidents = public;
+                next.rendered = Arc::new(Rendered::of(&next));
                 if let Ok(mut slot) = shared.write() {
                     *slot = Arc::new(next);
                 }
@@ -751,6 +787,7 @@ mod page_tests {
                 updated_ms: 0,
             }],
             maintenances: vec![],
+            rendered: Arc::default(),
             incidents: vec![PublicIncident {
                 id: 4,
                 title: "Mail <delayed>".into(),

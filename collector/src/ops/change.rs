@@ -15,18 +15,62 @@ pub const PUBLIC_STATES: [&str; 4] = ["investigating", "identified", "monitoring
 /// One change to an incident (or a postmortem action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Acknowledge { id: i64 },
-    Resolve { id: i64 },
-    Reopen { id: i64 },
-    Severity { id: i64, severity: String },
-    Assign { id: i64, assignee: String },
-    Note { id: i64, text: String },
-    Update { id: i64, status: String, text: String },
-    Classify { id: i64, classification: String, aware_at: Option<Ms> },
-    Report { id: i64, report: String, reference: Option<String> },
-    Action { id: i64, owner: String, due: Ms, text: String },
-    Done { action: i64 },
-    Open { title: String, severity: String, components: Vec<String>, ticket: bool },
+    Acknowledge {
+        id: i64,
+    },
+    Resolve {
+        id: i64,
+    },
+    Reopen {
+        id: i64,
+    },
+    Severity {
+        id: i64,
+        severity: String,
+    },
+    Assign {
+        id: i64,
+        assignee: String,
+    },
+    Note {
+        id: i64,
+        text: String,
+    },
+    Update {
+        id: i64,
+        status: String,
+        text: String,
+    },
+    Classify {
+        id: i64,
+        classification: String,
+        aware_at: Option<Ms>,
+    },
+    Report {
+        id: i64,
+        report: String,
+        reference: Option<String>,
+    },
+    Action {
+        id: i64,
+        owner: String,
+        due: Ms,
+        text: String,
+    },
+    Done {
+        action: i64,
+    },
+    /// Page another team or person into the incident.
+    Responder {
+        id: i64,
+        target: String,
+    },
+    Open {
+        title: String,
+        severity: String,
+        components: Vec<String>,
+        ticket: bool,
+    },
 }
 
 /// Why a change was not made.
@@ -66,6 +110,8 @@ pub struct Body {
     pub owner: Option<String>,
     /// RFC 3339 or a date.
     pub due: Option<String>,
+    /// `team:NAME`, `person:NAME` or `oncall:TEAM`.
+    pub target: Option<String>,
     pub title: Option<String>,
     #[serde(default)]
     pub components: Vec<String>,
@@ -131,6 +177,7 @@ impl Change {
                 text: need(body.text, "text")?,
             },
             "done" => Change::Done { action: id },
+            "responders" => Change::Responder { id, target: need(body.target, "target")? },
             "open" | "ticket" => Change::Open {
                 title: need(body.title, "title")?,
                 severity: body.severity.unwrap_or_else(|| "major".into()),
@@ -167,6 +214,12 @@ impl Change {
                 length(owner, "an owner", 100)?;
                 length(text, "an action", 2000)
             }
+            Change::Responder { target, .. } => match target.split_once(':') {
+                Some(("team" | "person" | "oncall", name)) if !name.is_empty() && name.len() <= 100 => Ok(()),
+                _ => {
+                    Err(Refused::Invalid(format!("responder `{target}`: write team:NAME, person:NAME or oncall:TEAM")))
+                }
+            },
             Change::Open { title, severity: s, components, .. } => {
                 length(title, "a title", 200)?;
                 severity(s)?;
@@ -243,6 +296,20 @@ impl Change {
                 format!("action #{action} done"),
                 format!("no open action #{action}"),
             ),
+            Change::Responder { id, target } => {
+                let Some(incident) = store.incident(id).await? else {
+                    return Err(Refused::Conflict(format!("no incident #{id}")));
+                };
+                if incident.state == "resolved" {
+                    return Err(Refused::Conflict(format!("#{id} is resolved")));
+                }
+                let pages = crate::escalate::for_responder(&incident, &target, policy, now);
+                if pages.is_empty() {
+                    return Err(Refused::Invalid(format!("nobody is reachable at `{target}` in the policy")));
+                }
+                store.add_responder(id, &target, &pages, who, now).await?;
+                Ok(Applied { message: format!("#{id}: {target} paged as a responder"), id: None })
+            }
             Change::Open { title, severity: s, components, ticket } => {
                 let meta = policy.manual_meta(&components).map_err(Refused::Invalid)?;
                 let source = if ticket { "ticket" } else { "manual" };

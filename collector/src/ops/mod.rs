@@ -123,6 +123,13 @@ pub const ROUTES: &[Route] = &[
         "Add a postmortem action with owner and due date.",
         ApiChange("actions"),
     ),
+    r(
+        "POST",
+        "/api/v1/incidents/{id}/responders",
+        Triage,
+        "Page a responder from another team or a person into the incident.",
+        ApiChange("responders"),
+    ),
     r("POST", "/api/v1/actions/{id}/done", Triage, "Mark a postmortem action done.", ApiChange("done")),
     r(
         "POST",
@@ -153,6 +160,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/ops/incidents/{id}/classify", Triage, "Classify (form).", UiChange("classify")),
     r("POST", "/ops/incidents/{id}/reports", Triage, "Report filed (form).", UiChange("reports")),
     r("POST", "/ops/incidents/{id}/actions", Triage, "Postmortem action (form).", UiChange("actions")),
+    r("POST", "/ops/incidents/{id}/responders", Triage, "Add a responder (form).", UiChange("responders")),
     r("POST", "/ops/actions/{id}/done", Triage, "Action done (form).", UiChange("done")),
     r("GET", "/ops/audit", Admin, "Audit viewer with chain verification.", Ui("audit")),
     r("GET", "/ops/users", Admin, "Users and tokens.", Ui("users")),

@@ -35,6 +35,9 @@ fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
             vec!["owner", "due", "text"],
             json!({ "owner": string("who does it"), "due": string("RFC 3339 or a date"), "text": string("what to do") }),
         ),
+        Handler::ApiChange("responders") => {
+            (vec!["target"], json!({ "target": string("team:NAME, person:NAME or oncall:TEAM (from collector.toml)") }))
+        }
         Handler::ApiChange("open" | "ticket") => (
             vec!["title"],
             json!({ "title": string("1-200 characters"), "severity": string("critical (pages), major (default) or minor"),

@@ -293,6 +293,7 @@ pub async fn change(State(state): State<AppState>, name: &'static str, req: Requ
         reference: get("reference"),
         owner: get("owner"),
         due: get("due"),
+        target: get("target"),
         title: get("title"),
         components: get("components")
             .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
@@ -470,6 +471,7 @@ async fn incident_page(
             b,
             "<fieldset><legend>Triage</legend><form method=\"post\" action=\"/ops/incidents/{id}/severity\">{csrf}{}<button type=\"submit\">Set severity</button></form>\
              <form method=\"post\" action=\"/ops/incidents/{id}/assign\">{csrf}<label for=\"assignee\">Assign to</label> <input id=\"assignee\" name=\"assignee\" required><button type=\"submit\">Assign</button></form></fieldset>\
+             <fieldset><legend>Escalate to other competence</legend><form method=\"post\" action=\"/ops/incidents/{id}/responders\">{csrf}<label for=\"target\">Responder</label> <input id=\"target\" name=\"target\" placeholder=\"team:network, person:alice, oncall:db\" required><button type=\"submit\">Page responder</button></form></fieldset>\
              <fieldset><legend>Public update (shown on the status page)</legend><form method=\"post\" action=\"/ops/incidents/{id}/updates\">{csrf}{}\
              <br><label for=\"update-text\">Message</label><br><textarea id=\"update-text\" name=\"text\" rows=\"3\" cols=\"70\" required></textarea><br><button type=\"submit\">Publish update</button></form></fieldset>\
              <fieldset><legend>Internal note</legend><form method=\"post\" action=\"/ops/incidents/{id}/notes\">{csrf}<label for=\"note-text\">Note</label><br><textarea id=\"note-text\" name=\"text\" rows=\"2\" cols=\"70\" required></textarea><br><button type=\"submit\">Add note</button></form></fieldset>\

@@ -683,6 +683,28 @@ impl Store {
         audit.done(true).await
     }
 
+    /// Add a responder: their pages go out with this change (and they hear the resolution
+    /// like everyone paged).
+    pub async fn add_responder(
+        &self,
+        id: i64,
+        target: &str,
+        pages: &[super::outbox::NewNotification],
+        who: &Who,
+        now: Ms,
+    ) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.responder", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
+        for page in pages {
+            super::outbox::insert(tx, page, now).await?;
+        }
+        let mut reached: Vec<&str> = pages.iter().map(|p| p.recipient.as_str()).collect();
+        reached.dedup();
+        let text = format!("responder {target} added by {}: paged {}", who.name, reached.join(", "));
+        event(tx, id, now, &who.name, "responder_added", &text, false).await?;
+        audit.done(true).await
+    }
+
     /// An internal note on the timeline (never public).
     pub async fn add_note(&self, id: i64, text: &str, who: &Who, now: Ms) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.note", format!("incident:{id}"), now).await?;

@@ -119,8 +119,31 @@ async fn login(client: &Client, site: &Site, user: &str) {
     client.find(Locator::Id("user")).await.unwrap().send_keys(user).await.unwrap();
     client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
     client.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
-    let url = client.current_url().await.unwrap();
-    assert_eq!(url.path(), "/ops", "{user} signed in and landed on the dashboard");
+    let mut path = String::new();
+    for _ in 0..100 {
+        path = client.current_url().await.unwrap().path().to_string();
+        if path == "/ops" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = client.source().await.unwrap_or_default();
+    panic!("{user} did not land on the dashboard but on {path}: {page}");
+}
+
+/// Wait (up to 10 s) for the element's text to become `expected` after a navigation.
+async fn wait_text(client: &Client, css: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = client.find(Locator::Css(css)).await {
+            last = e.text().await.unwrap_or_default();
+            if last.contains(expected) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: expected {expected:?}, still {last:?}");
 }
 
 async fn text(client: &Client, css: &str) -> String {
@@ -166,8 +189,8 @@ fn status_page_operator_flow_and_a_viewer_refused_in_chromium() {
         tech.find(Locator::LinkText(&format!("#{id}"))).await.unwrap().click().await.unwrap();
         assert_eq!(text(&tech, "#state").await, "triggered");
         tech.find(Locator::XPath("//button[normalize-space()='Acknowledge']")).await.unwrap().click().await.unwrap();
-        assert_eq!(text(&tech, "#state").await, "acknowledged");
-        assert!(text(&tech, "#timeline").await.contains("acknowledged by tech"));
+        wait_text(&tech, "#state", "acknowledged").await;
+        wait_text(&tech, "#timeline", "acknowledged by tech").await;
         let form = tech.find(Locator::Css(&format!("form[action='/ops/incidents/{id}/updates']"))).await.unwrap();
         form.find(Locator::Css("select[name=status]")).await.unwrap().select_by_value("identified").await.unwrap();
         form.find(Locator::Css("textarea[name=text]"))
@@ -177,7 +200,7 @@ fn status_page_operator_flow_and_a_viewer_refused_in_chromium() {
             .await
             .unwrap();
         form.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
-        assert!(text(&tech, ".msg").await.contains("public update (identified) published"));
+        wait_text(&tech, ".msg", "public update (identified) published").await;
         shot(&tech, "incident-page-technician").await;
         tech.goto(&site.url("/")).await.unwrap();
         // The snapshot refreshes on the change (and at least every second).

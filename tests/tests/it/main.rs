@@ -10,4 +10,5 @@ mod cli;
 mod daemon;
 mod incidents;
 mod languages;
+mod operator;
 mod transport;

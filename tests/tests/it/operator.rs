@@ -1,0 +1,119 @@
+//! The operator's command line against a running `vakt-collector up`: the audit trail's
+//! `verify` after someone edits, deletes or reorders rows of the database file, and an online
+//! backup restored into a fresh data directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use e2e::{Proc, collector_binary, free_port, wait_for_port};
+
+fn up(data: &Path, log: &Path) -> (Proc, u16) {
+    let (http, mqtt) = (free_port(), free_port());
+    let proc = Proc::spawn(
+        "vakt-collector up",
+        Command::new(collector_binary()).args(["up", "--no-agent", "--data-dir"]).arg(data).args([
+            "--http-listen",
+            &format!("127.0.0.1:{http}"),
+            "--mqtt-listen",
+            &format!("127.0.0.1:{mqtt}"),
+        ]),
+        log,
+    );
+    wait_for_port(http, Duration::from_secs(30));
+    (proc, http)
+}
+
+fn cli(data: &Path, args: &[&str]) -> Output {
+    Command::new(collector_binary()).args(args).arg("--data-dir").arg(data).output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Change the database file behind the collector's back, as someone with the file could.
+fn tamper(db: &Path, sql: &str) {
+    let script = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()\n";
+    let out = Command::new("python3").args(["-c", script]).arg(db).arg(sql).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A data directory with some history: incidents opened, acknowledged, noted.
+fn with_history(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let (collector, _) = up(&data, &dir.join("up.log"));
+    for title in ["Mail delayed", "Login errors"] {
+        ok(&cli(&data, &["incident", "open", title]));
+    }
+    ok(&cli(&data, &["incident", "ack", "1", "--as", "alice"]));
+    ok(&cli(&data, &["incident", "note", "1", "relay queue growing", "--as", "alice"]));
+    ok(&cli(&data, &["incident", "resolve", "2", "--as", "bob"]));
+    drop(collector);
+    data
+}
+
+#[test]
+fn audit_verify_names_the_first_record_edited_deleted_or_reordered() {
+    let cases = [
+        ("UPDATE audit SET actor = 'mallory' WHERE action = 'incident.acknowledge'", "edited"),
+        ("DELETE FROM audit WHERE action = 'incident.note'", "missing"),
+        (
+            "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = -1",
+            "record 2",
+        ),
+    ];
+    for (sql, expect) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = with_history(dir.path());
+        let before = ok(&cli(&data, &["audit", "verify"]));
+        assert!(before.contains("intact"), "{before}");
+        let db = data.join("vakt.db");
+        tamper(&db, &format!("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {sql}"));
+        let after = cli(&data, &["audit", "verify"]);
+        assert!(!after.status.success(), "{sql}: verify passed after tampering");
+        let message = String::from_utf8_lossy(&after.stderr);
+        assert!(message.contains("audit record") && message.contains(expect), "{sql}: {message}");
+    }
+}
+
+#[test]
+fn an_online_backup_restores_into_a_working_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (collector, http) = up(&data, &dir.path().join("up.log"));
+    ok(&cli(&data, &["incident", "open", "Mail delayed"]));
+    ok(&cli(&data, &["incident", "update", "1", "investigating", "Queues are long", "--as", "alice"]));
+    // Backups never overwrite, and are taken while the collector runs.
+    let file = dir.path().join("backup.db");
+    std::fs::write(&file, b"precious").unwrap();
+    let refused = cli(&data, &["backup", file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    std::fs::remove_file(&file).unwrap();
+    let made = ok(&cli(&data, &["backup", file.to_str().unwrap()]));
+    assert!(made.contains("integrity ok"), "{made}");
+    // A change after the backup is not in it.
+    ok(&cli(&data, &["incident", "open", "After the backup"]));
+    drop(collector);
+    let _ = http;
+
+    // Restore: a fresh data directory with the copy as its store.
+    let restored = dir.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::copy(&file, restored.join("vakt.db")).unwrap();
+    let (_collector, http) = up(&restored, &dir.path().join("restored.log"));
+    let list = ok(&cli(&restored, &["incident", "list", "--all"]));
+    assert!(list.contains("Mail delayed") && !list.contains("After the backup"), "{list}");
+    let verify = ok(&cli(&restored, &["audit", "verify"]));
+    assert!(verify.contains("intact"), "{verify}");
+    let export = ok(&cli(&restored, &["audit", "export"]));
+    assert!(export.lines().any(|l| l.contains("\"store.backup\"")), "the backup recorded itself: {export}");
+    let summary =
+        Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{http}/api/v2/incidents.json")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&summary.stdout).contains("Queues are long"), "the public update survived");
+    // The restored store still refuses to let anyone in without a password it knows.
+    let users = ok(&cli(&restored, &["user", "list"]));
+    assert!(users.contains("admin"), "{users}");
+}
