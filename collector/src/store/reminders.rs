@@ -61,7 +61,7 @@ impl Store {
     pub async fn reminder_snapshot(&self) -> Result<Snapshot, StoreError> {
         let mut tx = self.pool().begin().await.map_err(err("starting a read"))?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {INCIDENT_COLUMNS}, classification, aware_at_ms FROM incidents
+            "SELECT {INCIDENT_COLUMNS} FROM incidents
              WHERE state != 'resolved' OR classification IN ('personal-data-breach', 'nis2-significant')
              ORDER BY id LIMIT 10000"
         )))
@@ -99,8 +99,8 @@ impl Store {
                 round_started_ms: paged.iter().map(|p| p.get::<i64, _>(2)).min(),
                 round_paged: paged.iter().map(|p| (p.get(0), p.get(1))).collect(),
                 reports: reports.iter().map(|p| (p.get(0), p.get(1))).collect(),
-                classification: r.get(27),
-                aware_at_ms: r.get(28),
+                classification: row.classification.clone(),
+                aware_at_ms: row.aware_at_ms,
                 row,
             });
         }
