@@ -20,6 +20,7 @@ pub mod admin;
 pub mod auth;
 pub mod broker;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod escalate;
 pub mod http;

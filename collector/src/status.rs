@@ -288,6 +288,51 @@ pub fn summary_json(snapshot: &Snapshot) -> Value {
     })
 }
 
+/// Time per component and day in each status, gathered between flushes to the store.
+#[derive(Debug, Default)]
+pub struct Uptime {
+    pending: std::collections::HashMap<(String, String), crate::store::deviations::DayTimes>,
+    last: Option<Ms>,
+}
+
+/// `YYYY-MM-DD` (UTC) of a time.
+pub fn utc_day(ms: Ms) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_default()
+}
+
+impl Uptime {
+    /// Credit each component's current status with the time since the last call (at most
+    /// 5 s: time the collector was not running is not counted as anything).
+    pub fn record(&mut self, components: &[ComponentState], now: Ms) {
+        let elapsed = self.last.map_or(0, |last| (now - last).clamp(0, 5_000));
+        self.last = Some(now);
+        if elapsed == 0 {
+            return;
+        }
+        let day = utc_day(now);
+        for c in components {
+            let t = self.pending.entry((c.name.clone(), day.clone())).or_default();
+            match c.status {
+                ComponentStatus::Operational => t.operational += elapsed,
+                ComponentStatus::DegradedPerformance => t.degraded += elapsed,
+                ComponentStatus::PartialOutage => t.partial += elapsed,
+                ComponentStatus::MajorOutage => t.major += elapsed,
+                ComponentStatus::UnderMaintenance => t.maintenance += elapsed,
+            }
+        }
+    }
+
+    /// What to add to the store, emptied.
+    pub fn take(&mut self) -> Vec<(String, String, crate::store::deviations::DayTimes)> {
+        self.pending.drain().map(|((c, d), t)| (c, d, t)).collect()
+    }
+}
+
+/// How often gathered uptime is written (a crash loses at most this much of it).
+const UPTIME_FLUSH_MS: Ms = 60_000;
+
 /// Refresh the snapshot every second (two indexed reads), until `stop`.
 pub async fn run(
     store: Store,
@@ -296,8 +341,19 @@ pub async fn run(
     refresh: Arc<tokio::sync::Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut uptime = Uptime::default();
+    let mut flushed = crate::now_ms();
     loop {
         let now = crate::now_ms();
+        if let Ok(current) = shared.read().map(|s| s.clone()) {
+            uptime.record(&current.components, now);
+        }
+        if now - flushed >= UPTIME_FLUSH_MS || *stop.borrow() {
+            flushed = now;
+            if let Err(e) = store.add_component_time(&uptime.take()).await {
+                tracing::error!(error = %crate::report(&e), "status: could not record uptime");
+            }
+        }
         let public = store.public_incidents(now - HISTORY_MS).await;
         match (store.check_states().await, store.open_incident_components().await, public) {
             (Ok(states), Ok(affected), Ok(public)) => {
@@ -320,7 +376,10 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = refresh.notified() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                let _ = store.add_component_time(&uptime.take()).await;
+                return;
+            }
         }
     }
 }
@@ -330,6 +389,30 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+
+    #[test]
+    fn uptime_credits_each_status_by_day_and_skips_downtime() {
+        let c = |status| ComponentState {
+            name: "mail".into(),
+            title: "Mail".into(),
+            group: None,
+            description: None,
+            status,
+            updated_ms: 0,
+        };
+        let mut u = Uptime::default();
+        let t0 = 1_767_225_600_000 - 2_000; // 2 s before 2026-01-01
+        u.record(&[c(ComponentStatus::Operational)], t0);
+        u.record(&[c(ComponentStatus::Operational)], t0 + 1_000);
+        u.record(&[c(ComponentStatus::MajorOutage)], t0 + 3_000);
+        u.record(&[c(ComponentStatus::MajorOutage)], t0 + 3_600_000); // collector was down: 5 s only
+        let mut days = u.take();
+        days.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(days.len(), 2);
+        assert_eq!((days[0].1.as_str(), days[0].2.operational), ("2025-12-31", 1_000));
+        assert_eq!((days[1].1.as_str(), days[1].2.major), ("2026-01-01", 7_000));
+        assert!(u.take().is_empty());
+    }
 
     #[test]
     fn statuses_follow_checks_and_incidents_raise_them() {

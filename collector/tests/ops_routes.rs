@@ -311,3 +311,102 @@ async fn openapi_lists_every_api_route_with_its_permission() {
         &doc["paths"]["/api/v1/incidents/{id}/updates"]["post"]["requestBody"]["content"]["application/json"]["schema"];
     assert_eq!(schema["required"], serde_json::json!(["status", "text"]));
 }
+
+async fn json(response: axum::response::Response) -> serde_json::Value {
+    let bytes = axum::body::to_bytes(response.into_body(), 10 << 20).await.unwrap();
+    serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
+}
+
+#[tokio::test]
+async fn postmortems_fill_the_deviation_register_and_breaches_the_breach_register_with_drafts() {
+    let rig = rig().await;
+    let (_, tech) = rig.token("tech1", &[Perm::Read, Perm::Triage], 86_400_000).await;
+    let post = |path: &'static str, body: &'static str| rig.send("POST", path, &tech, Some(body), false);
+    // Nothing in either register yet.
+    assert_eq!(
+        json(rig.send("GET", "/api/v1/deviations", &tech, None, false).await).await["deviations"],
+        serde_json::json!([])
+    );
+    // Bad input changes nothing.
+    assert_eq!(
+        post("/api/v1/incidents/1/postmortem", r#"{"follow_up": "maybe"}"#).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(post("/api/v1/incidents/1/postmortem", r#"{}"#).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post("/api/v1/incidents/1/postmortem", r#"{"cause": "x", "colour": "red"}"#).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(post("/api/v1/incidents/99/postmortem", r#"{"cause": "x"}"#).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(rig.store.postmortem(1).await.unwrap(), None);
+
+    let ok = post("/api/v1/incidents/1/postmortem", r#"{"summary": "Relay rejected mail", "cause": "Expired certificate on the relay", "impact": "Mail to two providers delayed 3 h"}"#).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(
+        post(
+            "/api/v1/incidents/1/actions",
+            r#"{"owner": "alice", "due": "2020-01-01", "text": "Monitor certificate expiry"}"#
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    let register = json(rig.send("GET", "/api/v1/deviations", &tech, None, false).await).await;
+    let d = &register["deviations"][0];
+    assert_eq!((d["incident_id"].as_i64(), d["follow_up"].as_str()), (Some(1), Some("open")));
+    assert_eq!((d["actions_open"].as_i64(), d["actions_overdue"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(d["cause"], "Expired certificate on the relay");
+    post("/api/v1/incidents/1/postmortem", r#"{"follow_up": "closed"}"#).await;
+    let p = rig.store.postmortem(1).await.unwrap().unwrap();
+    assert_eq!(
+        (p.follow_up.as_str(), p.cause.as_str()),
+        ("closed", "Expired certificate on the relay"),
+        "a partial update keeps the rest"
+    );
+    assert!(p.closed_ms.is_some());
+
+    // Classified as a breach: in the breach register before anything is filled in.
+    post("/api/v1/incidents/1/classify", r#"{"classification": "personal-data-breach"}"#).await;
+    let breaches = json(rig.send("GET", "/api/v1/breaches", &tech, None, false).await).await;
+    assert_eq!(breaches["breaches"][0]["incident_id"], 1);
+    assert_eq!(breaches["breaches"][0]["reported_ms"], serde_json::Value::Null);
+    assert_eq!(
+        post("/api/v1/incidents/1/breach", r#"{"subjects_approx": -3}"#).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let saved = post(
+        "/api/v1/incidents/1/breach",
+        r#"{"nature": "Delayed mail included order confirmations", "subject_categories": "customers", "subjects_approx": 1200,
+            "record_categories": "names, addresses", "consequences": "none likely", "contact": "dpo@example.se"}"#,
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let draft = json(rig.send("GET", "/api/v1/incidents/1/drafts/gdpr-art33", &tech, None, false).await).await;
+    assert_eq!(draft["data_subjects"]["approximate_number"], 1200);
+    assert_eq!(draft["contact_point"], "dpo@example.se");
+    assert_eq!(draft["missing"], serde_json::json!(["records_approx", "measures"]));
+    assert_eq!(draft["measures_taken_or_proposed"]["actions"][0]["action"], "Monitor certificate expiry");
+    let md = rig.send("GET", "/api/v1/incidents/1/drafts/nis2-final?format=markdown", &tech, None, false).await;
+    assert_eq!(md.headers()[header::CONTENT_TYPE], "text/markdown; charset=utf-8");
+    let md = json(md).await;
+    let md = md.as_str().unwrap();
+    assert!(md.contains("**Threat or root cause:** Expired certificate on the relay"), "{md}");
+    assert_eq!(
+        rig.send("GET", "/api/v1/incidents/1/drafts/sox", &tech, None, false).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The yearly report counts this year's incident, and every change above is in the chain.
+    let year = json(rig.send("GET", "/api/v1/reports/yearly", &tech, None, false).await).await;
+    assert_eq!(year["incidents"]["total"], 1);
+    assert_eq!(year["overdue_actions"], 1);
+    assert_eq!(
+        rig.send("GET", "/api/v1/reports/yearly?year=1999", &tech, None, false).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let actions: Vec<String> = rig.store.audit_records(0, 1000).await.unwrap().into_iter().map(|r| r.action).collect();
+    for a in ["incident.postmortem", "incident.breach", "incident.classify", "incident.action_add"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    rig.store.verify_audit().await.unwrap();
+}

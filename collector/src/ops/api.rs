@@ -170,6 +170,33 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                 Json(json!({ "users": list })).into_response()
             }
             "tokens" => Json(json!({ "tokens": store.tokens(None).await? })).into_response(),
+            "deviations" => Json(json!({ "deviations": store.deviations(crate::now_ms()).await? })).into_response(),
+            "breaches" => Json(json!({ "breaches": store.breaches(None).await? })).into_response(),
+            "draft" => {
+                let (Some(id), Some(report)) = (path_id(&req), path_name(&req)) else {
+                    return Ok(error(StatusCode::NOT_FOUND, "no such draft"));
+                };
+                let Some(doc) = draft(&state, id, &report).await? else {
+                    return Ok(error(StatusCode::NOT_FOUND, format!("no incident #{id} or no report {report} ({})", crate::compliance::DRAFTS.join(", "))));
+                };
+                match q("format") {
+                    Some("markdown" | "md") => (
+                        [(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+                        crate::compliance::markdown(&doc),
+                    )
+                        .into_response(),
+                    None | Some("json") => Json(doc).into_response(),
+                    Some(other) => error(StatusCode::BAD_REQUEST, format!("format `{other}`: json or markdown")),
+                }
+            }
+            "yearly" => {
+                let year = match q("year").map(str::parse::<i32>) {
+                    None => current_year(),
+                    Some(Ok(y)) if (2000..=2200).contains(&y) => y,
+                    Some(_) => return Ok(error(StatusCode::BAD_REQUEST, "year: 2000 to 2200")),
+                };
+                Json(yearly(&state, year).await?).into_response()
+            }
             "user_add" => return Ok(user_add(&state, &caller, req).await),
             "user_set" => return Ok(user_set(&state, &caller, req).await),
             "token_create" => return Ok(token_create(&state, &caller, req).await),
@@ -302,4 +329,45 @@ async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Respon
         Ok((id, token)) => (StatusCode::CREATED, Json(json!({ "id": id, "token": token }))).into_response(),
         Err(m) => error(StatusCode::BAD_REQUEST, m),
     }
+}
+
+/// The current UTC year.
+pub(super) fn current_year() -> i32 {
+    time::OffsetDateTime::from_unix_timestamp(crate::now_ms() / 1000).map_or(2026, |t| t.year())
+}
+
+/// Start of a UTC year, in ms.
+fn year_start(year: i32) -> i64 {
+    time::Date::from_calendar_date(year, time::Month::January, 1)
+        .map_or(0, |d| d.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// The yearly report from the store.
+pub(super) async fn yearly(state: &AppState, year: i32) -> Result<Value, StoreError> {
+    let (from, until) = (year_start(year), year_start(year + 1));
+    let store = &state.store;
+    let incidents = store.incident_times(from, until).await?;
+    let days = store.component_days(&format!("{year}-01-01")).await?;
+    let filed = store.reports_filed(from, until).await?;
+    let overdue = store.overdue_actions(crate::now_ms()).await?;
+    Ok(crate::compliance::yearly(year, &incidents, &days, &filed, overdue))
+}
+
+/// A report draft for an incident, or None (no incident, or no such report).
+pub(super) async fn draft(state: &AppState, id: i64, report: &str) -> Result<Option<Value>, StoreError> {
+    let store = &state.store;
+    let Some(incident) = store.incident(id).await? else { return Ok(None) };
+    let breach = store.breaches(Some(id)).await?.into_iter().next();
+    let postmortem = store.postmortem(id).await?;
+    let actions = store.actions(id).await?;
+    let updates = store.public_updates(id).await?;
+    let sources = crate::compliance::Sources {
+        incident: &incident,
+        breach: breach.as_ref(),
+        postmortem: postmortem.as_ref(),
+        actions: &actions,
+        updates: &updates,
+        now: crate::now_ms(),
+    };
+    Ok(crate::compliance::draft(report, &sources))
 }

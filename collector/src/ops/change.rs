@@ -7,6 +7,7 @@ use crate::incident::Ms;
 use crate::policy::{Policy, Severity};
 use crate::store::Store;
 use crate::store::audit::Who;
+use crate::store::deviations::{BreachFields, FOLLOW_UP, PostmortemFields};
 use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
 
 /// Public update states (Statuspage's).
@@ -15,6 +16,16 @@ pub const PUBLIC_STATES: [&str; 4] = ["investigating", "identified", "monitoring
 /// One change to an incident (or a postmortem action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Write or amend the postmortem (enters the deviation register).
+    Postmortem {
+        id: i64,
+        fields: PostmortemFields,
+    },
+    /// Record a personal-data breach's details for the breach register and the Art. 33 report.
+    Breach {
+        id: i64,
+        fields: BreachFields,
+    },
     Acknowledge {
         id: i64,
     },
@@ -112,6 +123,22 @@ pub struct Body {
     pub due: Option<String>,
     /// `team:NAME`, `person:NAME` or `oncall:TEAM`.
     pub target: Option<String>,
+    // Postmortem.
+    pub summary: Option<String>,
+    pub cause: Option<String>,
+    pub impact: Option<String>,
+    pub lessons: Option<String>,
+    pub follow_up: Option<String>,
+    // Breach (GDPR Art. 33(3)).
+    pub nature: Option<String>,
+    pub subject_categories: Option<String>,
+    pub subjects_approx: Option<i64>,
+    pub record_categories: Option<String>,
+    pub records_approx: Option<i64>,
+    pub consequences: Option<String>,
+    pub measures: Option<String>,
+    pub contact: Option<String>,
+    pub not_reported_reason: Option<String>,
     pub title: Option<String>,
     #[serde(default)]
     pub components: Vec<String>,
@@ -178,6 +205,30 @@ impl Change {
             },
             "done" => Change::Done { action: id },
             "responders" => Change::Responder { id, target: need(body.target, "target")? },
+            "postmortem" => Change::Postmortem {
+                id,
+                fields: PostmortemFields {
+                    summary: body.summary,
+                    cause: body.cause,
+                    impact: body.impact,
+                    lessons: body.lessons,
+                    follow_up: body.follow_up,
+                },
+            },
+            "breach" => Change::Breach {
+                id,
+                fields: BreachFields {
+                    nature: body.nature,
+                    subject_categories: body.subject_categories,
+                    subjects_approx: body.subjects_approx,
+                    record_categories: body.record_categories,
+                    records_approx: body.records_approx,
+                    consequences: body.consequences,
+                    measures: body.measures,
+                    contact: body.contact,
+                    not_reported_reason: body.not_reported_reason,
+                },
+            },
             "open" | "ticket" => Change::Open {
                 title: need(body.title, "title")?,
                 severity: body.severity.unwrap_or_else(|| "major".into()),
@@ -213,6 +264,50 @@ impl Change {
             Change::Action { owner, text, .. } => {
                 length(owner, "an owner", 100)?;
                 length(text, "an action", 2000)
+            }
+            Change::Postmortem { fields: f, .. } => {
+                for (what, text) in [
+                    ("a summary", &f.summary),
+                    ("a cause", &f.cause),
+                    ("an impact", &f.impact),
+                    ("lessons", &f.lessons),
+                ] {
+                    if let Some(t) = text
+                        && t.chars().count() > 20_000
+                    {
+                        return Err(Refused::Invalid(format!("{what} is at most 20,000 characters")));
+                    }
+                }
+                if let Some(state) = &f.follow_up {
+                    one_of(state, "follow-up", &FOLLOW_UP)?;
+                }
+                if f == &PostmortemFields::default() {
+                    return Err(Refused::Invalid(
+                        "nothing to record: summary, cause, impact, lessons or follow_up".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Change::Breach { fields: f, .. } => {
+                let texts = [
+                    &f.nature,
+                    &f.subject_categories,
+                    &f.record_categories,
+                    &f.consequences,
+                    &f.measures,
+                    &f.contact,
+                    &f.not_reported_reason,
+                ];
+                if texts.iter().any(|t| t.as_ref().is_some_and(|t| t.chars().count() > 10_000)) {
+                    return Err(Refused::Invalid("a breach field is at most 10,000 characters".into()));
+                }
+                if [f.subjects_approx, f.records_approx].iter().any(|n| n.is_some_and(|n| n < 0)) {
+                    return Err(Refused::Invalid("approximate numbers are 0 or more".into()));
+                }
+                if f == &BreachFields::default() {
+                    return Err(Refused::Invalid("nothing to record".into()));
+                }
+                Ok(())
             }
             Change::Responder { target, .. } => match target.split_once(':') {
                 Some(("team" | "person" | "oncall", name)) if !name.is_empty() && name.len() <= 100 => Ok(()),
@@ -310,6 +405,16 @@ impl Change {
                 store.add_responder(id, &target, &pages, who, now).await?;
                 Ok(Applied { message: format!("#{id}: {target} paged as a responder"), id: None })
             }
+            Change::Postmortem { id, fields } => done(
+                store.save_postmortem(id, &fields, who, now).await?,
+                format!("#{id}: postmortem saved"),
+                format!("no incident #{id}"),
+            ),
+            Change::Breach { id, fields } => done(
+                store.save_breach(id, &fields, who, now).await?,
+                format!("#{id}: breach details recorded"),
+                format!("no incident #{id}"),
+            ),
             Change::Open { title, severity: s, components, ticket } => {
                 let meta = policy.manual_meta(&components).map_err(Refused::Invalid)?;
                 let source = if ticket { "ticket" } else { "manual" };

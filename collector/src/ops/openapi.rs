@@ -38,6 +38,20 @@ fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
         Handler::ApiChange("responders") => {
             (vec!["target"], json!({ "target": string("team:NAME, person:NAME or oncall:TEAM (from collector.toml)") }))
         }
+        Handler::ApiChange("postmortem") => (
+            vec![],
+            json!({ "summary": string("what happened"), "cause": string("root cause"), "impact": string("who and what was affected"),
+                    "lessons": string("lessons learned"), "follow_up": string("open, in-progress or closed") }),
+        ),
+        Handler::ApiChange("breach") => (
+            vec![],
+            json!({ "nature": string("nature of the breach"), "subject_categories": string("categories of data subjects"),
+                    "subjects_approx": { "type": "integer", "description": "approximate number of data subjects" },
+                    "record_categories": string("categories of personal data records"),
+                    "records_approx": { "type": "integer", "description": "approximate number of records" },
+                    "consequences": string("likely consequences"), "measures": string("measures taken or proposed"),
+                    "contact": string("contact point (e.g. the DPO)"), "not_reported_reason": string("why it is not reported, if not") }),
+        ),
         Handler::ApiChange("open" | "ticket") => (
             vec!["title"],
             json!({ "title": string("1-200 characters"), "severity": string("critical (pages), major (default) or minor"),
@@ -82,6 +96,7 @@ pub fn document() -> Value {
         });
         let mut parameters = Vec::new();
         for name in ["id", "name"] {
+            // (`name` is a report's name under /drafts/, a user's under /users/.)
             if route.path.contains(&format!("{{{name}}}")) {
                 let schema = if name == "id" { json!({ "type": "integer" }) } else { json!({ "type": "string" }) };
                 parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));

@@ -29,7 +29,10 @@ button{padding:.3rem .8rem;margin:.2rem 0}.msg{background:#eef6ee;border:1px sol
 fn page(title: &str, caller: Option<&Caller>, body: &str) -> String {
     let mut nav = String::new();
     if let Some(c) = caller {
-        nav.push_str("<nav aria-label=\"Operator\"><a href=\"/ops\">Dashboard</a>");
+        nav.push_str(
+            "<nav aria-label=\"Operator\"><a href=\"/ops\">Dashboard</a><a href=\"/ops/deviations\">Deviations</a>\
+             <a href=\"/ops/breaches\">Breaches</a><a href=\"/ops/reports/yearly\">Yearly report</a>",
+        );
         if c.may(Perm::Admin) {
             nav.push_str("<a href=\"/ops/audit\">Audit trail</a><a href=\"/ops/users\">Users and tokens</a>");
         }
@@ -229,6 +232,12 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
         "dashboard" => dashboard(&state, &caller, now).await,
         "incident" => incident_page(&state, &caller, path_id(&req).unwrap_or(0), query(&req, "msg"), now).await,
         "audit" => audit_page(&state, &caller).await,
+        "deviations" => deviations_page(&state, &caller, now).await,
+        "breaches" => breaches_page(&state, &caller).await,
+        "yearly" => {
+            let year = query(&req, "year").and_then(|y| y.parse().ok()).filter(|y| (2000..=2200).contains(y));
+            yearly_page(&state, &caller, year.unwrap_or_else(super::api::current_year)).await
+        }
         "users" => users_page(&state, &caller, None).await,
         "user_add" => return user_add(&state, &caller, req).await,
         "token_create" => return token_create(&state, &caller, req).await,
@@ -282,6 +291,20 @@ pub async fn change(State(state): State<AppState>, name: &'static str, req: Requ
         Err(m) => return (StatusCode::BAD_REQUEST, html(page("Bad request", Some(&caller), &esc(&m)))).into_response(),
     };
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    // A postmortem or breach form sends every field; an emptied field is kept as empty text.
+    let keep = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let number = |k: &str| get(k).map(|v| v.trim().parse::<i64>().map_err(|_| format!("`{k}` must be a whole number")));
+    let (subjects_approx, records_approx) =
+        match (number("subjects_approx").transpose(), number("records_approx").transpose()) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(m), _) | (_, Err(m)) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    html(page("Not done", Some(&caller), &format!("<p class=\"err\">{}</p>", esc(&m)))),
+                )
+                    .into_response();
+            }
+        };
     let body = Body {
         severity: get("severity"),
         assignee: get("assignee"),
@@ -294,6 +317,20 @@ pub async fn change(State(state): State<AppState>, name: &'static str, req: Requ
         owner: get("owner"),
         due: get("due"),
         target: get("target"),
+        summary: keep("summary"),
+        cause: keep("cause"),
+        impact: keep("impact"),
+        lessons: keep("lessons"),
+        follow_up: get("follow_up"),
+        nature: keep("nature"),
+        subject_categories: keep("subject_categories"),
+        subjects_approx,
+        record_categories: keep("record_categories"),
+        records_approx,
+        consequences: keep("consequences"),
+        measures: keep("measures"),
+        contact: keep("contact"),
+        not_reported_reason: keep("not_reported_reason"),
         title: get("title"),
         components: get("components")
             .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
@@ -455,6 +492,9 @@ async fn incident_page(
         }
         b.push_str("</ul>");
     }
+    if i.classification != "operational" {
+        b.push_str(&drafts_links(id));
+    }
     if caller.may(Perm::Triage) {
         let csrf = hidden_csrf(caller);
         b.push_str("<h2>Actions</h2><p>");
@@ -510,6 +550,9 @@ async fn incident_page(
         }
         b.push_str("</ul>");
     }
+    b.push_str(&postmortem_section(caller, id, store.postmortem(id).await?.as_ref()));
+    let breach = store.breaches(Some(id)).await?.into_iter().next();
+    b.push_str(&breach_section(caller, id, breach.as_ref()));
     let alerts = store.alerts(id).await?;
     if !alerts.is_empty() {
         b.push_str("<h2>Alerts</h2><ul>");
@@ -701,4 +744,215 @@ async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Respon
         )
             .into_response(),
     }
+}
+
+fn textarea(name: &str, label: &str, value: &str, editable: bool) -> String {
+    if editable {
+        format!(
+            "<p><label for=\"{name}\">{label}</label><br><textarea id=\"{name}\" name=\"{name}\" rows=\"3\" cols=\"80\">{}</textarea></p>",
+            esc(value)
+        )
+    } else {
+        format!("<h3>{label}</h3><p>{}</p>", if value.is_empty() { "—".to_string() } else { esc(value) })
+    }
+}
+
+fn postmortem_section(caller: &Caller, id: i64, p: Option<&crate::store::deviations::PostmortemRow>) -> String {
+    let edit = caller.may(Perm::Triage);
+    let get = |f: fn(&crate::store::deviations::PostmortemRow) -> &str| p.map_or("", f);
+    let mut b = String::from("<h2>Postmortem</h2>");
+    if p.is_none() && !edit {
+        b.push_str("<p>No postmortem yet.</p>");
+        return b;
+    }
+    if let Some(p) = p {
+        let _ = write!(
+            b,
+            "<p>In the deviation register; follow-up <strong>{}</strong>, last edited by {} at {}.</p>",
+            esc(&p.follow_up),
+            esc(&p.updated_by),
+            crate::escalate::rfc3339(p.updated_ms)
+        );
+    }
+    if edit {
+        let _ = write!(b, "<form method=\"post\" action=\"/ops/incidents/{id}/postmortem\">{}", hidden_csrf(caller));
+    }
+    b.push_str(&textarea("summary", "What happened", get(|p| &p.summary), edit));
+    b.push_str(&textarea("cause", "Cause", get(|p| &p.cause), edit));
+    b.push_str(&textarea("impact", "Impact", get(|p| &p.impact), edit));
+    b.push_str(&textarea("lessons", "Lessons learned", get(|p| &p.lessons), edit));
+    if edit {
+        let current = p.map_or("open", |p| p.follow_up.as_str());
+        let opts: String = crate::store::deviations::FOLLOW_UP
+            .iter()
+            .map(|o| format!("<option value=\"{o}\"{}>{o}</option>", if *o == current { " selected" } else { "" }))
+            .collect();
+        let _ = write!(
+            b,
+            "<p><label for=\"follow_up\">Follow-up</label> <select id=\"follow_up\" name=\"follow_up\">{opts}</select> <button type=\"submit\">Save postmortem</button></p></form>"
+        );
+    }
+    b
+}
+
+fn breach_section(caller: &Caller, id: i64, breach: Option<&crate::store::deviations::BreachRow>) -> String {
+    let Some(br) = breach else { return String::new() };
+    let edit = caller.may(Perm::Triage);
+    let mut b = String::from("<h2>Personal-data breach (GDPR Art. 33)</h2>");
+    let reported = br.reported_ms.map_or_else(
+        || "not reported".to_string(),
+        |at| {
+            format!("reported {} ({})", crate::escalate::rfc3339(at), br.reference.as_deref().unwrap_or("no reference"))
+        },
+    );
+    let _ = write!(b, "<p>{}.</p>", esc(&reported));
+    if edit {
+        let _ = write!(b, "<form method=\"post\" action=\"/ops/incidents/{id}/breach\">{}", hidden_csrf(caller));
+    }
+    b.push_str(&textarea("nature", "Nature of the breach", &br.nature, edit));
+    b.push_str(&textarea("subject_categories", "Categories of data subjects", &br.subject_categories, edit));
+    b.push_str(&textarea("record_categories", "Categories of personal data", &br.record_categories, edit));
+    b.push_str(&textarea("consequences", "Likely consequences", &br.consequences, edit));
+    b.push_str(&textarea("measures", "Measures taken or proposed", &br.measures, edit));
+    b.push_str(&textarea("contact", "Contact point", &br.contact, edit));
+    b.push_str(&textarea("not_reported_reason", "If not reported: why", &br.not_reported_reason, edit));
+    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    if edit {
+        let _ = write!(
+            b,
+            "<p><label for=\"subjects_approx\">Data subjects (approx.)</label> <input id=\"subjects_approx\" name=\"subjects_approx\" inputmode=\"numeric\" value=\"{}\">\
+             <label for=\"records_approx\">Records (approx.)</label> <input id=\"records_approx\" name=\"records_approx\" inputmode=\"numeric\" value=\"{}\">\
+             <button type=\"submit\">Save breach details</button></p></form>",
+            num(br.subjects_approx),
+            num(br.records_approx)
+        );
+    } else {
+        let _ = write!(b, "<p>Data subjects ≈ {}; records ≈ {}</p>", num(br.subjects_approx), num(br.records_approx));
+    }
+    b
+}
+
+fn drafts_links(id: i64) -> String {
+    let links: Vec<String> = crate::compliance::DRAFTS
+        .iter()
+        .map(|r| format!("{r}: <a href=\"/api/v1/incidents/{id}/drafts/{r}?format=markdown\">Markdown</a> · <a href=\"/api/v1/incidents/{id}/drafts/{r}\">JSON</a>"))
+        .collect();
+    format!("<h2>Report drafts</h2><ul><li>{}</li></ul>", links.join("</li><li>"))
+}
+
+async fn deviations_page(state: &AppState, caller: &Caller, now: i64) -> Result<String, crate::store::StoreError> {
+    let mut b = String::from(
+        "<p>Every incident with a postmortem, with its follow-up and its actions.</p><table><thead><tr><th scope=\"col\">Incident</th>\
+         <th scope=\"col\">Severity</th><th scope=\"col\">Classification</th><th scope=\"col\">Opened</th><th scope=\"col\">Cause</th>\
+         <th scope=\"col\">Follow-up</th><th scope=\"col\">Open actions</th><th scope=\"col\">Overdue</th></tr></thead><tbody>",
+    );
+    for d in state.store.deviations(now).await? {
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/ops/incidents/{0}\">#{0} {1}</a></td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td><td>{6}</td><td>{7}</td><td{8}>{9}</td></tr>",
+            d.incident_id,
+            esc(&d.title),
+            esc(&d.severity),
+            esc(&d.classification),
+            crate::escalate::rfc3339(d.opened_ms),
+            esc(&d.cause),
+            esc(&d.follow_up),
+            d.actions_open,
+            if d.actions_overdue > 0 { " class=\"overdue\"" } else { "" },
+            d.actions_overdue
+        );
+    }
+    b.push_str("</tbody></table>");
+    Ok(page("Deviation register", Some(caller), &b))
+}
+
+async fn breaches_page(state: &AppState, caller: &Caller) -> Result<String, crate::store::StoreError> {
+    let mut b = String::from(
+        "<p>Every personal-data breach, reported or not (GDPR Art. 33(5)).</p><table><thead><tr><th scope=\"col\">Incident</th>\
+         <th scope=\"col\">Aware since</th><th scope=\"col\">Nature</th><th scope=\"col\">Data subjects</th><th scope=\"col\">Records</th>\
+         <th scope=\"col\">Consequences</th><th scope=\"col\">Measures</th><th scope=\"col\">Reported</th></tr></thead><tbody>",
+    );
+    for r in state.store.breaches(None).await? {
+        let reported = r.reported_ms.map_or_else(
+            || {
+                if r.not_reported_reason.is_empty() {
+                    "no".to_string()
+                } else {
+                    format!("no: {}", r.not_reported_reason)
+                }
+            },
+            |at| format!("{} {}", crate::escalate::rfc3339(at), r.reference.clone().unwrap_or_default()),
+        );
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/ops/incidents/{0}\">#{0} {1}</a></td><td>{2}</td><td>{3}</td><td>{4} ≈ {5}</td><td>{6} ≈ {7}</td><td>{8}</td><td>{9}</td><td>{10}</td></tr>",
+            r.incident_id,
+            esc(&r.title),
+            r.aware_at_ms.map(crate::escalate::rfc3339).unwrap_or_default(),
+            esc(&r.nature),
+            esc(&r.subject_categories),
+            r.subjects_approx.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            esc(&r.record_categories),
+            r.records_approx.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            esc(&r.consequences),
+            esc(&r.measures),
+            esc(&reported)
+        );
+    }
+    b.push_str("</tbody></table>");
+    Ok(page("Breach register", Some(caller), &b))
+}
+
+async fn yearly_page(state: &AppState, caller: &Caller, year: i32) -> Result<String, crate::store::StoreError> {
+    let doc = super::api::yearly(state, year).await?;
+    let mut b = format!(
+        "<p><a href=\"/ops/reports/yearly?year={}\">{}</a> · <a href=\"/ops/reports/yearly?year={}\">{}</a> · <a href=\"/api/v1/reports/yearly?year={year}\">JSON</a></p>",
+        year - 1,
+        year - 1,
+        year + 1,
+        year + 1
+    );
+    let n = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let sev: Vec<(String, f64)> = ["critical", "major", "minor"]
+        .iter()
+        .map(|s| ((*s).to_string(), n(&doc["incidents"]["by_severity"][*s])))
+        .collect();
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months: Vec<(String, f64)> =
+        MONTHS.iter().enumerate().map(|(i, m)| ((*m).to_string(), n(&doc["incidents"]["by_month"][i]))).collect();
+    let _ = write!(
+        b,
+        "<h2>Incidents: {}</h2>{}{}",
+        doc["incidents"]["total"],
+        crate::compliance::bar_chart("Incidents by severity", &sev, ""),
+        crate::compliance::bar_chart("Incidents by month", &months, "")
+    );
+    let fmt = |v: &serde_json::Value| v.as_i64().map_or_else(|| "—".to_string(), |m| format!("{m} min"));
+    let _ = write!(
+        b,
+        "<h2>Response</h2><p>Time to acknowledge: median {}, mean {} ({} acknowledged). Time to resolve: median {}, mean {} ({} resolved).</p>",
+        fmt(&doc["time_to_acknowledge"]["median_min"]),
+        fmt(&doc["time_to_acknowledge"]["mean_min"]),
+        doc["time_to_acknowledge"]["count"],
+        fmt(&doc["time_to_resolve"]["median_min"]),
+        fmt(&doc["time_to_resolve"]["mean_min"]),
+        doc["time_to_resolve"]["count"]
+    );
+    let uptime: Vec<(String, f64)> = doc["uptime_percent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| Some((u["component"].as_str()?.to_string(), u["uptime"].as_f64()?)))
+        .collect();
+    if uptime.is_empty() {
+        b.push_str("<h2>Uptime</h2><p>No uptime recorded for this year.</p>");
+    } else {
+        let _ = write!(b, "<h2>Uptime</h2>{}", crate::compliance::bar_chart("Uptime per component", &uptime, " %"));
+    }
+    b.push_str("<h2>Reports filed</h2><ul>");
+    for r in doc["reports_filed"].as_array().into_iter().flatten() {
+        let _ = write!(b, "<li>{}: {}</li>", esc(r["report"].as_str().unwrap_or("")), r["count"]);
+    }
+    let _ = write!(b, "</ul><h2>Overdue postmortem actions</h2><p>{}</p>", doc["overdue_actions"]);
+    Ok(page(&format!("Yearly report {year}"), Some(caller), &b))
 }
