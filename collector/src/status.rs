@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::escalate::rfc3339;
 use crate::incident::Ms;
 use crate::policy::{Maintenance, Policy, Severity};
+use crate::store::deviations::DayTimes;
 use crate::store::{PublicIncident, Store};
 
 /// Statuspage's component statuses, in order of badness.
@@ -89,6 +90,8 @@ pub struct Snapshot {
     pub maintenances: Vec<Maintenance>,
     /// Every public document, rendered once per refresh (requests only copy a pointer).
     pub rendered: Arc<Rendered>,
+    /// The last 90 days per component (UTC day `YYYY-MM-DD`, time in each status).
+    pub uptime: Arc<std::collections::HashMap<String, Vec<(String, DayTimes)>>>,
 }
 
 /// The public documents of one snapshot, rendered.
@@ -183,7 +186,14 @@ pub fn build(
         })
         .collect();
     let maintenances = policy.maintenances().iter().filter(|m| m.end > now - HISTORY_MS).cloned().collect();
-    Snapshot { generated_ms: now, components, incidents: Vec::new(), maintenances, rendered: Arc::default() }
+    Snapshot {
+        generated_ms: now,
+        components,
+        incidents: Vec::new(),
+        maintenances,
+        rendered: Arc::default(),
+        uptime: Arc::default(),
+    }
 }
 
 /// The page's overall indicator and its description, from the worst component.
@@ -330,6 +340,80 @@ impl Uptime {
     }
 }
 
+/// The last 90 days of every component from the store (empty if it cannot be read).
+async fn load_days(store: &Store, now: Ms) -> Arc<std::collections::HashMap<String, Vec<(String, DayTimes)>>> {
+    let mut out: std::collections::HashMap<String, Vec<(String, DayTimes)>> = std::collections::HashMap::new();
+    match store.component_days(&utc_day(now - 89 * 86_400_000)).await {
+        Ok(rows) => {
+            for (component, day, t) in rows {
+                out.entry(component).or_default().push((day, t));
+            }
+        }
+        Err(e) => tracing::error!(error = %crate::report(&e), "status: could not read uptime"),
+    }
+    Arc::new(out)
+}
+
+/// 90 daily bars as an SVG: each bar's colour and its `<title>` (the day's figure) from the
+/// day's uptime; the total written next to it in words.
+pub fn uptime_bars(days: &[(String, DayTimes)], now: Ms, lang: Lang) -> String {
+    let t = |k: &str| lang.text(k);
+    let mut total = DayTimes::default();
+    let mut bars = String::new();
+    for n in 0..90 {
+        let day = utc_day(now - (89 - n) * 86_400_000);
+        let times = days.iter().find(|(d, _)| *d == day).map(|(_, t)| *t);
+        if let Some(times) = &times {
+            total.add(times);
+        }
+        let uptime = times.and_then(|t| t.uptime());
+        let (fill, figure) = match uptime {
+            None => ("#c8c8c8", t("no_data").to_string()),
+            Some(u) => (
+                if u >= 0.999 {
+                    "#1b6b2f"
+                } else if u >= 0.99 {
+                    "#8a6100"
+                } else if u >= 0.95 {
+                    "#9a4500"
+                } else {
+                    "#a11919"
+                },
+                format!("{:.2} %", u * 100.0),
+            ),
+        };
+        let _ = std::fmt::Write::write_fmt(
+            &mut bars,
+            format_args!(
+                "<rect x=\"{}\" y=\"0\" width=\"4\" height=\"24\" fill=\"{fill}\"><title>{day}: {figure}</title></rect>",
+                n * 5
+            ),
+        );
+    }
+    let summary = total.uptime().map_or_else(|| t("no_data").to_string(), |u| format!("{:.2} %", u * 100.0));
+    format!(
+        "<div class=\"bars\"><svg role=\"img\" aria-label=\"{summary} {uptime}\" viewBox=\"0 0 449 24\" preserveAspectRatio=\"none\" width=\"100%\" height=\"24\">{bars}</svg>\
+         <small class=\"axis\"><span>{ago}</span><span>{summary} {uptime}</span><span>{today}</span></small></div>",
+        uptime = t("uptime"),
+        ago = t("days_ago"),
+        today = t("today"),
+    )
+}
+
+/// Days of several components added up (a group's bars).
+fn sum_days<'a>(lists: impl Iterator<Item = &'a Vec<(String, DayTimes)>>) -> Vec<(String, DayTimes)> {
+    let mut by_day: std::collections::BTreeMap<String, DayTimes> = std::collections::BTreeMap::new();
+    for list in lists {
+        for (day, t) in list {
+            by_day.entry(day.clone()).or_default().add(t);
+        }
+    }
+    by_day.into_iter().collect()
+}
+
+/// With more components than this, the page shows bars per group, not per component.
+const BARS_PER_COMPONENT_UP_TO: usize = 100;
+
 /// How often gathered uptime is written (a crash loses at most this much of it).
 const UPTIME_FLUSH_MS: Ms = 60_000;
 
@@ -343,6 +427,7 @@ pub async fn run(
 ) {
     let mut uptime = Uptime::default();
     let mut flushed = crate::now_ms();
+    let mut days = load_days(&store, flushed).await;
     loop {
         let now = crate::now_ms();
         if let Ok(current) = shared.read().map(|s| s.clone()) {
@@ -353,6 +438,7 @@ pub async fn run(
             if let Err(e) = store.add_component_time(&uptime.take()).await {
                 tracing::error!(error = %crate::report(&e), "status: could not record uptime");
             }
+            days = load_days(&store, now).await;
         }
         let public = store.public_incidents(now - HISTORY_MS).await;
         match (store.check_states().await, store.open_incident_components().await, public) {
@@ -364,6 +450,7 @@ pub async fn run(
                 let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
                 let mut next = build(&policy, &checks, &incidents, &previous, now);
                 next.incidents = public;
+                next.uptime = days.clone();
                 next.rendered = Arc::new(Rendered::of(&next));
                 if let Ok(mut slot) = shared.write() {
                     *slot = Arc::new(next);
@@ -636,6 +723,34 @@ impl Lang {
                     "Under maintenance"
                 }
             }
+            "uptime" => {
+                if sv {
+                    "tillgänglighet de senaste 90 dagarna"
+                } else {
+                    "uptime over the last 90 days"
+                }
+            }
+            "no_data" => {
+                if sv {
+                    "inga data"
+                } else {
+                    "no data"
+                }
+            }
+            "days_ago" => {
+                if sv {
+                    "För 90 dagar sedan"
+                } else {
+                    "90 days ago"
+                }
+            }
+            "today" => {
+                if sv {
+                    "Idag"
+                } else {
+                    "Today"
+                }
+            }
             "nothing" => {
                 if sv {
                     "Inga komponenter är konfigurerade."
@@ -780,7 +895,8 @@ a{{color:#0b4f9c}} a:focus{{outline:3px solid #1a1a1a;outline-offset:2px}}
 .i-none{{background:#e7f5ea;border-color:#1b6b2f}} .i-minor{{background:#fff6db;border-color:#8a6100}}
 .i-major{{background:#ffe9d6;border-color:#9a4500}} .i-critical{{background:#fde5e5;border-color:#a11919}}
 .i-maintenance{{background:#e6eefc;border-color:#23489a}}
-ul{{list-style:none;padding:0}} li{{display:flex;justify-content:space-between;gap:1rem;padding:.6rem 0;border-bottom:1px solid #ccc}}
+ul{{list-style:none;padding:0}} li{{padding:.6rem 0;border-bottom:1px solid #ccc}} .row{{display:flex;justify-content:space-between;gap:1rem}}
+.bars{{margin:.3rem 0}} .axis{{display:flex;justify-content:space-between;color:#555}}
 .s-operational{{color:#1b6b2f}} .s-degraded_performance{{color:#7a5600}} .s-partial_outage{{color:#9a4500}}
 .s-major_outage{{color:#a11919}} .s-under_maintenance{{color:#23489a}} .status{{font-weight:bold}}
 nav a[aria-current]{{font-weight:bold;text-decoration:none;color:#1a1a1a}}
@@ -816,14 +932,24 @@ nav a[aria-current]{{font-weight:bold;text-decoration:none;color:#1a1a1a}}
     // Named groups first, ungrouped components last under "Other" (when there are groups).
     groups.sort_by_key(|g| g.is_none());
     let grouped = groups.iter().any(|g| g.is_some());
+    let per_component = snapshot.components.len() <= BARS_PER_COMPONENT_UP_TO;
+    let no_days = Vec::new();
+    let days_of = |name: &str| snapshot.uptime.get(name).unwrap_or(&no_days);
     for g in groups {
+        let members: Vec<&ComponentState> = snapshot.components.iter().filter(|c| c.group.as_deref() == g).collect();
         if grouped {
             html.push_str(&format!("<h3>{}</h3>\n", esc(g.unwrap_or(t("other")))));
+            if !per_component {
+                let summed = sum_days(members.iter().map(|c| days_of(&c.name)));
+                html.push_str(&uptime_bars(&summed, snapshot.generated_ms, lang));
+            }
         }
         html.push_str("<ul>\n");
-        for c in snapshot.components.iter().filter(|c| c.group.as_deref() == g) {
+        for c in members {
+            let bars =
+                if per_component { uptime_bars(days_of(&c.name), snapshot.generated_ms, lang) } else { String::new() };
             html.push_str(&format!(
-                "<li><span>{}{}</span> <span class=\"status s-{}\">{}</span></li>\n",
+                "<li><div class=\"row\"><span>{}{}</span> <span class=\"status s-{}\">{}</span></div>{bars}</li>\n",
                 esc(&c.title),
                 c.description.as_deref().map(|d| format!("<br><small>{}</small>", esc(d))).unwrap_or_default(),
                 c.status.as_str(),
@@ -845,6 +971,21 @@ mod page_tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn uptime_bars_show_each_days_figure_and_the_total() {
+        let now = 1_795_766_400_000; // 2026-11-27
+        let day = |ms: Ms| utc_day(ms);
+        let t = |up: i64, down: i64| DayTimes { operational: up, major: down, ..DayTimes::default() };
+        let days = vec![(day(now - 86_400_000), t(99, 1)), (day(now), t(100, 0))];
+        let svg = uptime_bars(&days, now, Lang::En);
+        assert_eq!(svg.matches("<rect").count(), 90);
+        assert!(svg.contains(&format!("<title>{}: 99.00 %</title>", day(now - 86_400_000))), "{svg}");
+        assert!(svg.contains(&format!("<title>{}: 100.00 %</title>", day(now))), "{svg}");
+        assert!(svg.contains(&format!("<title>{}: no data</title>", day(now - 10 * 86_400_000))));
+        assert!(svg.contains("99.50 % uptime over the last 90 days"), "{svg}");
+        assert!(uptime_bars(&[], now, Lang::Sv).contains("inga data tillgänglighet"));
+    }
 
     #[test]
     fn the_language_comes_from_the_query_then_accept_language() {
@@ -871,6 +1012,7 @@ mod page_tests {
             }],
             maintenances: vec![],
             rendered: Arc::default(),
+            uptime: Arc::default(),
             incidents: vec![PublicIncident {
                 id: 4,
                 title: "Mail <delayed>".into(),

@@ -411,3 +411,29 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn component_time_adds_up_per_day_and_reads_back_from_a_day_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
+        let t = |up: i64, major: i64| DayTimes { operational: up, major, ..DayTimes::default() };
+        let rows = |day: &str, times| vec![("mail".to_string(), day.to_string(), times)];
+        store.add_component_time(&rows("2026-11-26", t(1000, 0))).await.unwrap();
+        store.add_component_time(&rows("2026-11-27", t(1000, 0))).await.unwrap();
+        store.add_component_time(&rows("2026-11-27", t(500, 250))).await.unwrap();
+        let days = store.component_days("2026-11-27").await.unwrap();
+        assert_eq!(days, vec![("mail".to_string(), "2026-11-27".to_string(), t(1500, 250))]);
+        assert_eq!(days[0].2.uptime(), Some(1500.0 / 1750.0));
+        assert_eq!(
+            DayTimes { maintenance: 10, ..DayTimes::default() }.uptime(),
+            None,
+            "maintenance is not tracked time"
+        );
+    }
+}
