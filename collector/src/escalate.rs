@@ -307,7 +307,12 @@ pub async fn run(
         let now = crate::now_ms();
         let escalated = store.escalate_due(now, |inc| decide(inc, &policy, now)).await;
         let routed = store
-            .route(now, |inc, ev, paged| for_event(inc, ev, paged, &policy), |notice| for_notice(notice, &policy, now))
+            .route(
+                now,
+                &policy.public,
+                |inc, ev, paged| for_event(inc, ev, paged, &policy),
+                |notice| for_notice(notice, &policy, now),
+            )
             .await;
         match (escalated, routed) {
             (Ok(a), Ok(b)) if a + b > 0 => sender.notify_one(),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub status: crate::status::Shared,
     pub policy: Arc<crate::policy::Policy>,
     pub limiter: crate::ops::Limiter,
+    /// Subscriptions per source address (the public form sends mail).
+    pub subscribe_limiter: crate::ops::Limiter,
     /// Served over TLS: cookies get `Secure`.
     pub secure: bool,
     /// Wakes the status snapshot's refresh after an operator change.
@@ -44,6 +46,7 @@ impl AppState {
             status,
             policy,
             limiter: Arc::default(),
+            subscribe_limiter: Arc::default(),
             secure: false,
             refresh: Arc::new(tokio::sync::Notify::new()),
         }
@@ -93,6 +96,9 @@ pub fn app(state: AppState) -> Router {
         .route("/history.atom", get(|s: State<AppState>| feed(s, |r| r.atom.clone(), "application/atom+xml")))
         .route("/history.rss", get(|s: State<AppState>| feed(s, |r| r.rss.clone(), "application/rss+xml")))
         .route("/badge/{file}", get(badge))
+        .route("/subscribe", get(crate::subscribe::form).post(crate::subscribe::submit))
+        .route("/subscribe/confirm", get(crate::subscribe::confirm_form).post(crate::subscribe::confirm))
+        .route("/unsubscribe", get(crate::subscribe::unsubscribe_form).post(crate::subscribe::unsubscribe))
         .route(
             "/ops.js",
             get(|| async {

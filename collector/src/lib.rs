@@ -22,6 +22,7 @@ pub mod broker;
 pub mod cli;
 pub mod compliance;
 pub mod config;
+pub mod customers;
 pub mod escalate;
 pub mod http;
 pub mod incident;
@@ -33,6 +34,7 @@ pub mod policy;
 pub mod remind;
 pub mod status;
 pub mod store;
+pub mod subscribe;
 
 pub use agent::report;
 

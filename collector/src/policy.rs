@@ -182,6 +182,7 @@ pub const SECTIONS: &[&str] = &[
     "silence",
     "maintenance",
     "reminders",
+    "public",
 ];
 
 /// The policy's top-level sections. Not `deny_unknown_fields`: the same file holds
@@ -214,6 +215,16 @@ pub struct PolicyModel {
     maintenance: Vec<MaintenanceModel>,
     #[serde(default)]
     reminders: RemindersModel,
+    #[serde(default)]
+    public: PublicModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicModel {
+    url: Option<Spanned<String>>,
+    organisation: Option<String>,
+    direct_max: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -536,6 +547,7 @@ pub struct Reminders {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub reminders: Reminders,
+    pub public: Public,
     pub engine: Settings,
     pub smtp: Option<Smtp>,
     default_escalation: Option<String>,
@@ -551,6 +563,24 @@ pub struct Policy {
     maintenances: Vec<Maintenance>,
     rules: Vec<Rule>,
     mutes: Vec<Mute>,
+}
+
+/// The public side's settings (`[public]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Public {
+    /// Where the status page is reached from outside (links in e-mails).
+    pub url: String,
+    /// Who signs messages to customers and subscribers.
+    pub organisation: String,
+    /// An incident affecting at most this many customers is communicated directly by
+    /// e-mail; more, and it goes on the status page.
+    pub direct_max: usize,
+}
+
+impl Default for Public {
+    fn default() -> Self {
+        Public { url: "http://127.0.0.1:8080".into(), organisation: "Vakt".into(), direct_max: 3 }
+    }
 }
 
 impl Default for Rule {
@@ -1036,6 +1066,24 @@ impl Policy {
                 let id = policy.maintenances.len() + 1;
                 policy.maintenances.push(Maintenance { id, title: m.reason.clone(), components, start, end });
             }
+        }
+        // The public side: links in e-mails, who signs them, direct communication.
+        let p = &model.public;
+        if let Some(url) = &p.url {
+            let u = url.get_ref().trim_end_matches('/');
+            if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains(char::is_whitespace) {
+                return Err(at(url.span(), format!("`public.url` `{u}` must be an http:// or https:// address")));
+            }
+            policy.public.url = u.to_string();
+        }
+        if let Some(o) = &p.organisation {
+            policy.public.organisation.clone_from(o);
+        }
+        if let Some(n) = &p.direct_max {
+            if !(0..=1000).contains(n.get_ref()) {
+                return Err(at(n.span(), "`public.direct_max` must be 0 to 1000".into()));
+            }
+            policy.public.direct_max = usize::try_from(*n.get_ref()).unwrap_or(3);
         }
         Ok(policy)
     }

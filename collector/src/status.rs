@@ -608,7 +608,7 @@ impl Lang {
         best.map_or(Lang::En, |(_, l)| l)
     }
 
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             Lang::En => "en",
             Lang::Sv => "sv",
@@ -959,8 +959,10 @@ nav a[aria-current]{{font-weight:bold;text-decoration:none;color:#1a1a1a}}
         html.push_str("</ul>\n");
     }
     html.push_str(&format!(
-        "</main>\n<footer><p>{} <time datetime=\"{at}\">{at}</time> · <a href=\"/api/v2/summary.json\">JSON</a></p></footer>\n</body>\n</html>\n",
+        "</main>\n<footer><p>{} <time datetime=\"{at}\">{at}</time> · <a href=\"/subscribe?lang={code}\">{}</a> · <a href=\"/history.atom\">Atom</a> · <a href=\"/api/v2/summary.json\">JSON</a></p></footer>\n</body>\n</html>\n",
         t("updated"),
+        if lang == Lang::Sv { "Prenumerera" } else { "Subscribe" },
+        code = lang.code(),
         at = rfc3339(snapshot.generated_ms)
     ));
     html

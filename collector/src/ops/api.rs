@@ -171,6 +171,40 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
             }
             "tokens" => Json(json!({ "tokens": store.tokens(None).await? })).into_response(),
             "deviations" => Json(json!({ "deviations": store.deviations(crate::now_ms()).await? })).into_response(),
+            "customers" => Json(json!({ "customers": store.customers().await? })).into_response(),
+            "incident_customers" => {
+                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such incident")) };
+                Json(json!({ "customers": store.affected_customers(id).await? })).into_response()
+            }
+            "subscribers" => {
+                let list: Vec<Value> = store
+                    .subscribers()
+                    .await?
+                    .iter()
+                    .map(|s| json!({"id": s.id, "email": s.email, "lang": s.lang, "components": s.components, "confirmed": s.confirmed_ms.is_some()}))
+                    .collect();
+                Json(json!({ "subscribers": list })).into_response()
+            }
+            "customer_add" => {
+                let body: CustomerBody = match json_body(req).await {
+                    Ok(b) => b,
+                    Err(r) => return Ok(r),
+                };
+                let outcome = add_customer(
+                    &state,
+                    &caller,
+                    &body.name.unwrap_or_default(),
+                    &body.lang.unwrap_or_else(|| "en".into()),
+                    &body.contacts,
+                    &body.components,
+                    &body.agents,
+                )
+                .await;
+                match outcome {
+                    Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+                    Err((status, m)) => error(status, m),
+                }
+            }
             "breaches" => Json(json!({ "breaches": store.breaches(None).await? })).into_response(),
             "draft" => {
                 let (Some(id), Some(report)) = (path_id(&req), path_name(&req)) else {
@@ -370,4 +404,56 @@ pub(super) async fn draft(state: &AppState, id: i64, report: &str) -> Result<Opt
         now: crate::now_ms(),
     };
     Ok(crate::compliance::draft(report, &sources))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerBody {
+    name: Option<String>,
+    lang: Option<String>,
+    #[serde(default)]
+    contacts: Vec<String>,
+    #[serde(default)]
+    components: Vec<String>,
+    #[serde(default)]
+    agents: Vec<String>,
+}
+
+/// Validate and add a customer: Ok(id) or (status, message).
+pub(super) async fn add_customer(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    lang: &str,
+    contacts: &[String],
+    components: &[String],
+    agents: &[String],
+) -> Result<i64, (StatusCode, String)> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(bad("a customer name is 1 to 200 characters".into()));
+    }
+    if lang != "sv" && lang != "en" {
+        return Err(bad(format!("language `{lang}`: sv or en")));
+    }
+    if contacts.is_empty() || contacts.len() > 50 {
+        return Err(bad("a customer needs 1 to 50 contact addresses".into()));
+    }
+    for c in contacts {
+        crate::customers::check_email(c).map_err(bad)?;
+    }
+    let known: Vec<&str> = state.policy.components().iter().map(|c| c.name.as_str()).collect();
+    if let Some(unknown) = components.iter().find(|c| !known.contains(&c.as_str())) {
+        return Err(bad(format!("no component `{unknown}` in the configuration")));
+    }
+    let uses: Vec<(String, String)> = components
+        .iter()
+        .map(|c| ("component".to_string(), c.clone()))
+        .chain(agents.iter().map(|a| ("agent".to_string(), a.clone())))
+        .collect();
+    match state.store.add_customer(&caller.who, name.trim(), lang, contacts, &uses, crate::now_ms()).await {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err((StatusCode::CONFLICT, format!("customer {name} exists"))),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    }
 }

@@ -16,6 +16,20 @@ pub const PUBLIC_STATES: [&str; 4] = ["investigating", "identified", "monitoring
 /// One change to an incident (or a postmortem action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Tell the affected customers: directly by e-mail while at most `[public] direct_max`
+    /// are affected, otherwise (or when `public`) on the status page.
+    Communicate {
+        id: i64,
+        status: String,
+        text: String,
+        public: bool,
+    },
+    /// Count a customer in (or out of) an incident at triage.
+    Customer {
+        id: i64,
+        customer: String,
+        included: bool,
+    },
     /// Write or amend the postmortem (enters the deviation register).
     Postmortem {
         id: i64,
@@ -139,6 +153,11 @@ pub struct Body {
     pub measures: Option<String>,
     pub contact: Option<String>,
     pub not_reported_reason: Option<String>,
+    // Customers.
+    pub customer: Option<String>,
+    pub included: Option<bool>,
+    /// Communicate on the status page even when few customers are affected.
+    pub public: Option<bool>,
     pub title: Option<String>,
     #[serde(default)]
     pub components: Vec<String>,
@@ -204,6 +223,17 @@ impl Change {
                 text: need(body.text, "text")?,
             },
             "done" => Change::Done { action: id },
+            "communicate" => Change::Communicate {
+                id,
+                status: need(body.status, "status")?,
+                text: need(body.text, "text")?,
+                public: body.public.unwrap_or(false),
+            },
+            "customers" => Change::Customer {
+                id,
+                customer: need(body.customer, "customer")?,
+                included: body.included.unwrap_or(true),
+            },
             "responders" => Change::Responder { id, target: need(body.target, "target")? },
             "postmortem" => Change::Postmortem {
                 id,
@@ -309,6 +339,11 @@ impl Change {
                 }
                 Ok(())
             }
+            Change::Communicate { status, text, .. } => {
+                one_of(status, "status", &PUBLIC_STATES)?;
+                length(text, "a message", 5000)
+            }
+            Change::Customer { customer, .. } => length(customer, "a customer", 200),
             Change::Responder { target, .. } => match target.split_once(':') {
                 Some(("team" | "person" | "oncall", name)) if !name.is_empty() && name.len() <= 100 => Ok(()),
                 _ => {
@@ -364,7 +399,7 @@ impl Change {
                 format!("no incident #{id}"),
             ),
             Change::Update { id, status, text } => done(
-                store.publish_update(id, &status, &text, who, now).await?,
+                store.publish_update(id, &status, &text, &policy.public, who, now).await?,
                 format!("#{id}: public update ({status}) published"),
                 format!("no incident #{id}"),
             ),
@@ -390,6 +425,39 @@ impl Change {
                 store.finish_action(action, who, now).await?,
                 format!("action #{action} done"),
                 format!("no open action #{action}"),
+            ),
+            Change::Communicate { id, status, text, public } => {
+                let Some(incident) = store.incident(id).await? else {
+                    return Err(Refused::Conflict(format!("no incident #{id}")));
+                };
+                let affected = store.affected_customers(id).await?;
+                let go_public = public
+                    || incident.communication.as_deref() == Some("public")
+                    || affected.len() > policy.public.direct_max;
+                if go_public {
+                    store.publish_update(id, &status, &text, &policy.public, who, now).await?;
+                    let why = if public {
+                        "as chosen".to_string()
+                    } else if affected.len() > policy.public.direct_max {
+                        format!("{} customers affected (direct up to {})", affected.len(), policy.public.direct_max)
+                    } else {
+                        "already public".to_string()
+                    };
+                    return Ok(Applied { message: format!("#{id}: published on the status page ({why})"), id: None });
+                }
+                if affected.iter().all(|c| c.contacts.is_empty()) {
+                    return Err(Refused::Conflict(format!(
+                        "#{id} affects no customer with a contact: add customers at triage, or publish on the status page"
+                    )));
+                }
+                let told =
+                    store.tell_customers(who, id, (&incident.title, &status, &text), &policy.public, now).await?;
+                Ok(Applied { message: format!("#{id}: e-mailed {}", told.join(", ")), id: None })
+            }
+            Change::Customer { id, customer, included } => done(
+                store.set_incident_customer(who, id, &customer, included, now).await?,
+                format!("#{id}: {customer} {}", if included { "counted in" } else { "counted out" }),
+                format!("no incident #{id} or no customer {customer}"),
             ),
             Change::Responder { id, target } => {
                 let Some(incident) = store.incident(id).await? else {

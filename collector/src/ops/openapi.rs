@@ -52,6 +52,22 @@ fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
                     "consequences": string("likely consequences"), "measures": string("measures taken or proposed"),
                     "contact": string("contact point (e.g. the DPO)"), "not_reported_reason": string("why it is not reported, if not") }),
         ),
+        Handler::ApiChange("communicate") => (
+            vec!["status", "text"],
+            json!({ "status": string("investigating, identified, monitoring or resolved"), "text": string("the message"),
+                    "public": { "type": "boolean", "description": "publish on the status page even when few customers are affected" } }),
+        ),
+        Handler::ApiChange("customers") => (
+            vec!["customer"],
+            json!({ "customer": string("customer name"), "included": { "type": "boolean", "description": "true (default) counts in, false out" } }),
+        ),
+        Handler::Api("customer_add") => (
+            vec!["name", "contacts"],
+            json!({ "name": string("customer name"), "lang": string("sv or en (default)"),
+                    "contacts": { "type": "array", "items": { "type": "string" }, "description": "e-mail addresses" },
+                    "components": { "type": "array", "items": { "type": "string" } },
+                    "agents": { "type": "array", "items": { "type": "string" } } }),
+        ),
         Handler::ApiChange("open" | "ticket") => (
             vec!["title"],
             json!({ "title": string("1-200 characters"), "severity": string("critical (pages), major (default) or minor"),

@@ -31,7 +31,7 @@ fn page(title: &str, caller: Option<&Caller>, body: &str) -> String {
     if let Some(c) = caller {
         nav.push_str(
             "<nav aria-label=\"Operator\"><a href=\"/ops\">Dashboard</a><a href=\"/ops/deviations\">Deviations</a>\
-             <a href=\"/ops/breaches\">Breaches</a><a href=\"/ops/reports/yearly\">Yearly report</a>",
+             <a href=\"/ops/breaches\">Breaches</a><a href=\"/ops/customers\">Customers</a><a href=\"/ops/reports/yearly\">Yearly report</a>",
         );
         if c.may(Perm::Admin) {
             nav.push_str("<a href=\"/ops/audit\">Audit trail</a><a href=\"/ops/users\">Users and tokens</a>");
@@ -233,6 +233,8 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
         "incident" => incident_page(&state, &caller, path_id(&req).unwrap_or(0), query(&req, "msg"), now).await,
         "audit" => audit_page(&state, &caller).await,
         "deviations" => deviations_page(&state, &caller, now).await,
+        "customers" => customers_page(&state, &caller, None).await,
+        "customer_add" => return customer_add(&state, &caller, req).await,
         "breaches" => breaches_page(&state, &caller).await,
         "yearly" => {
             let year = query(&req, "year").and_then(|y| y.parse().ok()).filter(|y| (2000..=2200).contains(y));
@@ -331,6 +333,9 @@ pub async fn change(State(state): State<AppState>, name: &'static str, req: Requ
         measures: keep("measures"),
         contact: keep("contact"),
         not_reported_reason: keep("not_reported_reason"),
+        customer: get("customer"),
+        included: get("included").map(|v| v != "0" && v != "false"),
+        public: get("public").map(|v| matches!(v.as_str(), "1" | "on" | "true")),
         title: get("title"),
         components: get("components")
             .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
@@ -550,6 +555,7 @@ async fn incident_page(
         }
         b.push_str("</ul>");
     }
+    b.push_str(&customers_section(caller, &i, &store.affected_customers(id).await?, state.policy.public.direct_max));
     b.push_str(&postmortem_section(caller, id, store.postmortem(id).await?.as_ref()));
     let breach = store.breaches(Some(id)).await?.into_iter().next();
     b.push_str(&breach_section(caller, id, breach.as_ref()));
@@ -955,4 +961,113 @@ async fn yearly_page(state: &AppState, caller: &Caller, year: i32) -> Result<Str
     }
     let _ = write!(b, "</ul><h2>Overdue postmortem actions</h2><p>{}</p>", doc["overdue_actions"]);
     Ok(page(&format!("Yearly report {year}"), Some(caller), &b))
+}
+
+fn customers_section(
+    caller: &Caller,
+    i: &crate::store::IncidentRow,
+    affected: &[crate::store::customers::CustomerRow],
+    direct_max: usize,
+) -> String {
+    let id = i.id;
+    let mut b = String::from("<h2>Affected customers</h2>");
+    if affected.is_empty() {
+        b.push_str("<p>No customer is linked to this incident's components or agents.</p>");
+    } else {
+        b.push_str("<ul id=\"customers\">");
+        for c in affected {
+            let _ = write!(b, "<li>{} ({}) — {}</li>", esc(&c.name), esc(&c.lang), esc(&c.contacts.join(", ")));
+        }
+        b.push_str("</ul>");
+    }
+    let mode = match i.communication.as_deref() {
+        Some("direct") => "communicated directly by e-mail".to_string(),
+        Some("public") => "communicated on the status page".to_string(),
+        _ if affected.len() > direct_max => {
+            format!("{} affected: updates go on the status page (direct up to {direct_max})", affected.len())
+        }
+        _ => format!("updates go directly by e-mail (up to {direct_max} customers)"),
+    };
+    let _ = write!(b, "<p>{}</p>", esc(&mode));
+    if caller.may(Perm::Triage) {
+        let csrf = hidden_csrf(caller);
+        let _ = write!(
+            b,
+            "<form method=\"post\" action=\"/ops/incidents/{id}/communicate\">{csrf}{}\
+             <br><label for=\"customer-text\">Message to the affected customers</label><br><textarea id=\"customer-text\" name=\"text\" rows=\"3\" cols=\"70\" required></textarea><br>\
+             <label><input type=\"checkbox\" name=\"public\" value=\"1\"> Publish on the status page instead</label> <button type=\"submit\">Send update</button></form>\
+             <form method=\"post\" action=\"/ops/incidents/{id}/customers\">{csrf}<label for=\"customer\">Customer</label> <input id=\"customer\" name=\"customer\" required>\
+             <select name=\"included\" aria-label=\"Count in or out\"><option value=\"1\">count in</option><option value=\"0\">count out</option></select><button type=\"submit\">Change</button></form>",
+            select("status", "Status", &PUBLIC_STATES)
+        );
+    }
+    b
+}
+
+async fn customers_page(
+    state: &AppState,
+    caller: &Caller,
+    notice: Option<String>,
+) -> Result<String, crate::store::StoreError> {
+    let mut b = notice.unwrap_or_default();
+    b.push_str("<table><thead><tr><th scope=\"col\">Customer</th><th scope=\"col\">Language</th><th scope=\"col\">Contacts</th><th scope=\"col\">Uses</th></tr></thead><tbody>");
+    for c in state.store.customers().await? {
+        let uses: Vec<String> = c.uses.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.name),
+            esc(&c.lang),
+            esc(&c.contacts.join(", ")),
+            esc(&uses.join(", "))
+        );
+    }
+    b.push_str("</tbody></table>");
+    if caller.may(Perm::Admin) {
+        let _ = write!(
+            b,
+            "<h2>Add a customer</h2><form method=\"post\" action=\"/ops/customers\">{}\
+             <p><label for=\"c-name\">Name</label> <input id=\"c-name\" name=\"name\" required> {}</p>\
+             <p><label for=\"c-contacts\">Contact e-mail addresses (comma-separated)</label><br><input id=\"c-contacts\" name=\"contacts\" size=\"60\" required></p>\
+             <p><label for=\"c-components\">Components used (comma-separated)</label> <input id=\"c-components\" name=\"components\">\
+             <label for=\"c-agents\">Agents used</label> <input id=\"c-agents\" name=\"agents\"></p><p><button type=\"submit\">Add customer</button></p></form>",
+            hidden_csrf(caller),
+            select("lang", "Language", &["sv", "en"])
+        );
+    }
+    Ok(page("Customers", Some(caller), &b))
+}
+
+async fn customer_add(state: &AppState, caller: &Caller, req: Request) -> Response {
+    let fields: Vec<(String, String)> = match form(req).await {
+        Ok(f) => f,
+        Err(m) => return (StatusCode::BAD_REQUEST, html(page("Bad request", Some(caller), &esc(&m)))).into_response(),
+    };
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let list = |k: &str| get(k).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let outcome = super::api::add_customer(
+        state,
+        caller,
+        &get("name"),
+        &get("lang"),
+        &list("contacts"),
+        &list("components"),
+        &list("agents"),
+    )
+    .await;
+    match outcome {
+        Ok(_) => match customers_page(
+            state,
+            caller,
+            Some(format!("<p class=\"msg\" role=\"status\">Customer {} added.</p>", esc(&get("name")))),
+        )
+        .await
+        {
+            Ok(p) => html(p),
+            Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        },
+        Err((status, m)) => {
+            (status, html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m))))).into_response()
+        }
+    }
 }

@@ -52,6 +52,8 @@ pub struct IncidentRow {
     pub aware_at_ms: Option<Ms>,
     /// Shown on the status page (a person published an update).
     pub public: bool,
+    /// How it is communicated: direct (customers e-mailed) or public (status page).
+    pub communication: Option<String>,
 }
 
 #[cfg(test)]
@@ -90,13 +92,14 @@ impl IncidentRow {
             classification: "operational".into(),
             aware_at_ms: None,
             public: false,
+            communication: None,
         }
     }
 }
 
 pub(crate) const INCIDENT_COLUMNS: &str = "id, key, title, summary, state, severity, urgency, source, agent, check_name, runbook, \
      escalation, team, created_ms, acked_ms, acked_by, ack_until_ms, resolved_ms, resolved_by, suppressed_by, flapping, \
-     muted, muted_until_ms, esc_round, esc_loop, esc_step, next_action_ms, assignee, classification, aware_at_ms, public";
+     muted, muted_until_ms, esc_round, esc_loop, esc_step, next_action_ms, assignee, classification, aware_at_ms, public, communication";
 
 pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
     IncidentRow {
@@ -131,6 +134,7 @@ pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
         classification: r.get(28),
         aware_at_ms: r.get(29),
         public: r.get::<i64, _>(30) != 0,
+        communication: r.get(31),
     }
 }
 
@@ -800,36 +804,44 @@ impl Store {
     }
 
     /// Publish an update: the incident becomes public (its title and these updates only).
+    /// Subscribers of the incident's components (or of everything) get it by e-mail, in the
+    /// same transaction.
     pub async fn publish_update(
         &self,
         id: i64,
         status: &str,
         body: &str,
+        public: &crate::policy::Public,
         who: &Who,
         now: Ms,
     ) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.public_update", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        let changed = sqlx::query("UPDATE incidents SET public = 1, updated_ms = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
-            .await
-            .map_err(err("publishing"))?
-            .rows_affected();
-        if changed == 0 {
+        let title: Option<String> = sqlx::query_scalar(
+            "UPDATE incidents SET public = 1, communication = 'public', updated_ms = ? WHERE id = ? RETURNING title",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("publishing"))?;
+        let Some(title) = title else {
             return audit.done(false).await;
-        }
-        sqlx::query("INSERT INTO public_updates (incident_id, status, body, ts_ms, actor) VALUES (?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(status)
-            .bind(body)
-            .bind(now)
-            .bind(&who.name)
-            .execute(&mut **tx)
-            .await
-            .map_err(err("adding a public update"))?;
-        let text = format!("public update ({status}): {body}");
+        };
+        let update: i64 = sqlx::query_scalar(
+            "INSERT INTO public_updates (incident_id, status, body, ts_ms, actor) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(body)
+        .bind(now)
+        .bind(&who.name)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(err("adding a public update"))?;
+        let mailed = super::customers::subscriber_mails(tx, id, update, (&title, status, body), public, now).await?;
+        let to = if mailed > 0 { format!(" (e-mailed to {mailed} subscribers)") } else { String::new() };
+        let text = format!("public update ({status}): {body}{to}");
         event(tx, id, now, &who.name, "public_update", &text, false).await?;
         audit.done(true).await
     }

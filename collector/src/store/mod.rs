@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool, Transaction};
 
 pub mod audit;
+pub mod customers;
 pub mod deviations;
 pub mod incidents;
 pub mod outbox;

@@ -184,6 +184,7 @@ impl Store {
     pub async fn route(
         &self,
         now: Ms,
+        public: &crate::policy::Public,
         mut for_event: impl FnMut(&IncidentRow, &EventRow, &[(String, String)]) -> Vec<NewNotification>,
         mut for_notice: impl FnMut(&NoticeRow) -> Vec<NewNotification>,
     ) -> Result<usize, StoreError> {
@@ -220,10 +221,17 @@ impl Store {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-            for n in for_event(&incident_row(&row), &e, &paged) {
+            let incident = incident_row(&row);
+            for n in for_event(&incident, &e, &paged) {
                 if insert(&mut tx, &n, now).await? {
                     written += 1;
                 }
+            }
+            // Customers told directly hear the resolution directly.
+            if e.kind == "resolved" {
+                written +=
+                    super::customers::resolution_mails(&mut tx, e.incident_id, &incident.title, e.id, public, now)
+                        .await?;
             }
             sqlx::query("UPDATE incident_events SET routed = 1 WHERE id = ?")
                 .bind(e.id)

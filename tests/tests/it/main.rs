@@ -7,6 +7,7 @@
 
 mod browser;
 mod cli;
+mod customers;
 mod daemon;
 mod incidents;
 mod languages;

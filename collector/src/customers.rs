@@ -1,0 +1,157 @@
+//! Words sent to customers and subscribers, in Swedish and English (pure). Customers hear
+//! about an incident directly while few are affected; subscribers follow the status page.
+
+use crate::policy::Public;
+
+/// A message's language.
+pub fn lang(code: &str) -> &'static str {
+    if code == "sv" { "sv" } else { "en" }
+}
+
+fn status_words(status: &str, sv: bool) -> &str {
+    match (status, sv) {
+        ("investigating", true) => "Vi undersöker",
+        ("identified", true) => "Orsaken är identifierad",
+        ("monitoring", true) => "Åtgärdat, vi övervakar",
+        ("resolved", true) => "Löst",
+        ("investigating", false) => "Investigating",
+        ("identified", false) => "Identified",
+        ("monitoring", false) => "Monitoring a fix",
+        ("resolved", false) => "Resolved",
+        (other, _) => other,
+    }
+}
+
+/// An update to an affected customer's contacts: (subject, body).
+pub fn customer_update(code: &str, title: &str, status: &str, text: &str, public: &Public) -> (String, String) {
+    let sv = lang(code) == "sv";
+    let org = &public.organisation;
+    if sv {
+        (
+            format!("[{org}] {}: {title}", status_words(status, true)),
+            format!(
+                "Hej,\n\nEn störning påverkar en tjänst ni använder: {title}.\nLäge: {}\n\n{text}\n\nVi hör av oss igen när läget ändras och när det är löst.\n\nMed vänlig hälsning\n{org}\n",
+                status_words(status, true)
+            ),
+        )
+    } else {
+        (
+            format!("[{org}] {}: {title}", status_words(status, false)),
+            format!(
+                "Hello,\n\nAn incident affects a service you use: {title}.\nStatus: {}\n\n{text}\n\nWe will write again when this changes and when it is resolved.\n\nKind regards\n{org}\n",
+                status_words(status, false)
+            ),
+        )
+    }
+}
+
+/// The resolution, to the contacts who were told directly: (subject, body).
+pub fn customer_resolved(code: &str, title: &str, public: &Public) -> (String, String) {
+    let org = &public.organisation;
+    if lang(code) == "sv" {
+        (
+            format!("[{org}] Löst: {title}"),
+            format!(
+                "Hej,\n\nStörningen är löst: {title}.\nTjänsten fungerar som vanligt igen.\n\nMed vänlig hälsning\n{org}\n"
+            ),
+        )
+    } else {
+        (
+            format!("[{org}] Resolved: {title}"),
+            format!(
+                "Hello,\n\nThe incident is resolved: {title}.\nThe service works as usual again.\n\nKind regards\n{org}\n"
+            ),
+        )
+    }
+}
+
+/// A public update to a subscriber, with the unsubscribe link: (subject, body).
+pub fn subscriber_update(
+    code: &str,
+    title: &str,
+    status: &str,
+    text: &str,
+    token: &str,
+    public: &Public,
+) -> (String, String) {
+    let sv = lang(code) == "sv";
+    let unsubscribe = format!("{}/unsubscribe?token={token}", public.url);
+    let (stop, page) = if sv { ("Avsluta prenumerationen", "Driftstatus") } else { ("Unsubscribe", "Status page") };
+    (
+        format!("[{}] {}: {title}", public.organisation, status_words(status, sv)),
+        format!("{title}\n{}\n\n{text}\n\n{page}: {}/\n{stop}: {unsubscribe}\n", status_words(status, sv), public.url),
+    )
+}
+
+/// The double opt-in: nothing is sent to an address until its owner follows this link.
+pub fn subscriber_confirm(code: &str, token: &str, public: &Public) -> (String, String) {
+    let confirm = format!("{}/subscribe/confirm?token={token}", public.url);
+    if lang(code) == "sv" {
+        (
+            format!("[{}] Bekräfta prenumerationen på driftstatus", public.organisation),
+            format!(
+                "Hej,\n\nNågon (förhoppningsvis du) vill få meddelanden om driftstörningar till den här adressen.\nBekräfta: {confirm}\n\nOm det inte var du behöver du inte göra något; du får inga fler meddelanden.\n"
+            ),
+        )
+    } else {
+        (
+            format!("[{}] Confirm your status page subscription", public.organisation),
+            format!(
+                "Hello,\n\nSomeone (hopefully you) asked for incident updates at this address.\nConfirm: {confirm}\n\nIf it was not you, do nothing; you will get no further messages.\n"
+            ),
+        )
+    }
+}
+
+/// A plausible e-mail address (the SMTP server has the last word): one `@`, a dot in the
+/// domain, no spaces or control characters, at most 254 bytes.
+pub fn check_email(address: &str) -> Result<(), String> {
+    let ok = address.len() <= 254
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
+        && address.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if ok { Ok(()) } else { Err(format!("`{address}` is not an e-mail address")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_speak_the_customers_language_and_carry_the_links() {
+        let public =
+            Public { url: "https://status.example.se".into(), organisation: "Exempel AB".into(), direct_max: 3 };
+        let (subject, body) = customer_update("sv", "E-post försenad", "identified", "Ett relä avvisar post.", &public);
+        assert_eq!(subject, "[Exempel AB] Orsaken är identifierad: E-post försenad");
+        assert!(body.starts_with("Hej,") && body.contains("Ett relä avvisar post.") && body.ends_with("Exempel AB\n"));
+        let (subject, _) = customer_update("en", "Mail delayed", "monitoring", "x", &public);
+        assert_eq!(subject, "[Exempel AB] Monitoring a fix: Mail delayed");
+        assert!(customer_resolved("en", "Mail delayed", &public).0.contains("Resolved: Mail delayed"));
+        let (_, body) = subscriber_update("en", "Mail delayed", "investigating", "Looking", "tok123", &public);
+        assert!(body.contains("Unsubscribe: https://status.example.se/unsubscribe?token=tok123"), "{body}");
+        let (_, body) = subscriber_confirm("sv", "tok9", &public);
+        assert!(body.contains("https://status.example.se/subscribe/confirm?token=tok9"), "{body}");
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert!(check_email("ops@example.se").is_ok());
+        for bad in [
+            "",
+            "ops",
+            "ops@",
+            "@example.se",
+            "ops@localhost",
+            "a b@example.se",
+            "a@b@example.se",
+            "a@example.se,b@x.se",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+    }
+}
