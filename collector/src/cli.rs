@@ -353,6 +353,15 @@ pub async fn up(
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
+    // The local agent's config is read first: its checks seed the status page's components
+    // when the policy names none.
+    let local =
+        if with_agent { Some(local_agent_config(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?) } else { None };
+    let mut policy = policy;
+    if let Some(config) = &local {
+        let checks: Vec<String> = config.checks.iter().map(|c| c.name.to_string()).collect();
+        policy.seed_components(config.agent_id.as_str(), &checks);
+    }
     let policy = Arc::new(policy);
     let state = start_http_state(&store, &stats, &policy, &stop);
     let incidents = start_incidents(&store, policy, &stop).await?;
@@ -361,12 +370,7 @@ pub async fn up(
     tokio::spawn(link::embedded(topics, link_tx, link_rx, in_tx, out_rx));
     let web = tokio::spawn(http::serve(listener, state, stop.clone()));
 
-    let agent = if with_agent {
-        let config = local_agent_config(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?;
-        Some(tokio::spawn(agent::cli::run::run_config(config, None, stop.clone())))
-    } else {
-        None
-    };
+    let agent = local.map(|config| tokio::spawn(agent::cli::run::run_config(config, None, stop.clone())));
     tracing::info!(
         mqtt = %mqtt_listen,
         http = %format!("http://{http_listen}/"),

@@ -1155,6 +1155,25 @@ impl Policy {
         &self.component_list
     }
 
+    /// When the configuration names no components: one per check of `agent`, grouped under
+    /// the agent, so the status page of `up` shows something before anyone configures it.
+    pub fn seed_components(&mut self, agent: &str, checks: &[String]) {
+        if !self.component_list.is_empty() {
+            return;
+        }
+        for check in checks {
+            self.components.insert(check.clone(), None);
+            self.component_list.push(Component {
+                name: check.clone(),
+                title: check.clone(),
+                group: Some(agent.to_string()),
+                description: None,
+                agents: Some(agent.to_string()),
+                checks: Some(check.clone()),
+            });
+        }
+    }
+
     /// The team of incidents no rule names.
     pub fn default_team(&self) -> Option<&str> {
         self.default_team.as_deref()

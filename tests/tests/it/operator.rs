@@ -117,3 +117,64 @@ fn an_online_backup_restores_into_a_working_collector() {
     let users = ok(&cli(&restored, &["user", "list"]));
     assert!(users.contains("admin"), "{users}");
 }
+
+/// `up` with its local agent: the status page shows the agent's checks as components, and
+/// the first admin it prints can sign in.
+#[test]
+fn up_seeds_the_status_page_with_the_local_checks_and_prints_a_working_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, mqtt) = (free_port(), free_port());
+    let log = dir.path().join("up.log");
+    let _up = Proc::spawn(
+        "vakt-collector up",
+        Command::new(collector_binary())
+            .arg("up")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")])
+            .env("VAKT_CACHE_DIR", e2e::shared_cache()),
+        &log,
+    );
+    wait_for_port(http, Duration::from_secs(30));
+    let get = |path: &str| {
+        let out = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{http}{path}")]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let components = e2e::eventually(Duration::from_secs(120), || {
+        let doc: serde_json::Value = serde_json::from_str(&get("/api/v2/components.json")).unwrap_or_default();
+        let names: Vec<(String, String)> = doc["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["group"] != true)
+            .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["status"].as_str().unwrap_or("").to_string()))
+            .collect();
+        // Seeded at start; operational once the agent's first results are in.
+        let ready = names.iter().any(|(n, s)| n == "disk-root" && s == "operational");
+        (ready, names)
+    });
+    for check in ["cpu", "memory", "load", "disk-root"] {
+        assert!(components.iter().any(|(n, _)| n == check), "{check} in {components:?}");
+    }
+    assert!(get("/").contains("disk-root"), "the page lists the seeded components");
+
+    // The first admin, printed once.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let password = text
+        .lines()
+        .skip_while(|l| !l.contains("First admin created"))
+        .find_map(|l| {
+            let t = l.trim();
+            (t.len() == 24 && t.chars().all(|c| c.is_ascii_alphanumeric())).then(|| t.to_string())
+        })
+        .unwrap_or_else(|| panic!("no generated password in:\n{text}"));
+    let login = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "--data-urlencode", "user=admin", "--data-urlencode"])
+        .arg(format!("password={password}"))
+        .arg(format!("http://127.0.0.1:{http}/login"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&login.stdout).to_lowercase();
+    assert!(headers.contains("set-cookie: vakt_session="), "{headers}");
+    assert!(headers.contains("location: /ops"), "{headers}");
+}
