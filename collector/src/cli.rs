@@ -307,6 +307,7 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
         );
     }
     let policy = Arc::new(config.policy);
+    policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
     let state = start_http_state(&store, &stats, &policy, &stop);
     let incidents = start_incidents(&store, policy, &stop).await?;
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding, incidents);
@@ -363,6 +364,7 @@ pub async fn up(
         policy.seed_components(config.agent_id.as_str(), &checks);
     }
     let policy = Arc::new(policy);
+    policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
     let state = start_http_state(&store, &stats, &policy, &stop);
     let incidents = start_incidents(&store, policy, &stop).await?;
     let ingest = Ingest::new(store.clone(), topics.clone(), stats.clone(), out_tx, Encoding::Bincode, incidents);

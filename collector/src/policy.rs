@@ -93,6 +93,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use protocol::Status;
@@ -504,7 +505,7 @@ struct Rule {
 }
 
 #[derive(Debug, Clone)]
-struct Mute {
+pub(crate) struct Mute {
     agents: String,
     checks: String,
     from: Ms,
@@ -563,6 +564,23 @@ pub struct Policy {
     maintenances: Vec<Maintenance>,
     rules: Vec<Rule>,
     mutes: Vec<Mute>,
+    /// Windows made at runtime (from the store), as mutes and public maintenances.
+    runtime: Arc<std::sync::RwLock<(Vec<Mute>, Vec<Maintenance>)>>,
+}
+
+/// A maintenance window or silence made at runtime (kept in the store).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Window {
+    pub id: i64,
+    /// maintenance or silence.
+    pub kind: String,
+    pub reason: String,
+    pub components: Vec<String>,
+    pub agents: Option<String>,
+    pub checks: Option<String>,
+    pub start: Ms,
+    pub end: Ms,
+    pub created_by: String,
 }
 
 /// The public side's settings (`[public]`).
@@ -1126,9 +1144,11 @@ impl Policy {
             .clone()
             .or_else(|| rule.components.iter().find_map(|c| self.components.get(c).cloned().flatten()))
             .or_else(|| self.default_runbook.clone());
+        let runtime = self.runtime.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let muted = self
             .mutes
             .iter()
+            .chain(runtime.0.iter())
             .filter(|m| {
                 m.from <= now && now < m.until && glob(&m.agents, agent) && glob(&m.checks, check.unwrap_or("*"))
             })
@@ -1145,9 +1165,49 @@ impl Policy {
         }
     }
 
-    /// Maintenance windows that name components (the public ones).
-    pub fn maintenances(&self) -> &[Maintenance] {
-        &self.maintenances
+    /// Maintenance windows that name components (the public ones): configured, then made at
+    /// runtime.
+    pub fn maintenances(&self) -> Vec<Maintenance> {
+        let runtime = self.runtime.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.maintenances.iter().chain(runtime.1.iter()).cloned().collect()
+    }
+
+    /// Replace the runtime windows (after the store changed). Unknown components are skipped.
+    pub fn set_windows(&self, windows: &[Window]) {
+        let mut mutes = Vec::new();
+        let mut maintenances = Vec::new();
+        for w in windows {
+            let what = format!("{}: {}", w.kind, w.reason);
+            let mut components = Vec::new();
+            for name in &w.components {
+                let Some(c) = self.component_list.iter().find(|c| c.name == *name) else { continue };
+                components.push(c.name.clone());
+                if c.agents.is_some() || c.checks.is_some() {
+                    mutes.push(Mute {
+                        agents: c.agents.clone().unwrap_or_else(|| "*".into()),
+                        checks: c.checks.clone().unwrap_or_else(|| "*".into()),
+                        from: w.start,
+                        until: w.end,
+                        what: what.clone(),
+                    });
+                }
+            }
+            if w.agents.is_some() || w.checks.is_some() || w.components.is_empty() {
+                mutes.push(Mute {
+                    agents: w.agents.clone().unwrap_or_else(|| "*".into()),
+                    checks: w.checks.clone().unwrap_or_else(|| "*".into()),
+                    from: w.start,
+                    until: w.end,
+                    what,
+                });
+            }
+            if w.kind == "maintenance" && !components.is_empty() {
+                // Ids after the configured ones, stable per stored window.
+                let id = 1_000_000 + usize::try_from(w.id).unwrap_or(0);
+                maintenances.push(Maintenance { id, title: w.reason.clone(), components, start: w.start, end: w.end });
+            }
+        }
+        *self.runtime.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (mutes, maintenances);
     }
 
     /// The status page's components, in the config's order.

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 struct Rig {
     _dir: tempfile::TempDir,
     store: Store,
+    policy: Arc<collector::policy::Policy>,
     app: axum::Router,
 }
 
@@ -47,13 +48,12 @@ async fn rig() -> Rig {
         )
         .await
         .unwrap();
-    let state = AppState::new(
-        store.clone(),
-        Arc::default(),
-        collector::status::Shared::default(),
-        Arc::new(collector::policy::Policy::default()),
-    );
-    Rig { _dir: dir, store, app: collector::http::app(state) }
+    // Components as `up` seeds them: one per check of the agent web-1.
+    let mut policy = collector::policy::Policy::default();
+    policy.seed_components("web-1", &["smtp".to_string(), "http".to_string()]);
+    let policy = Arc::new(policy);
+    let state = AppState::new(store.clone(), Arc::default(), collector::status::Shared::default(), policy.clone());
+    Rig { _dir: dir, store, policy, app: collector::http::app(state) }
 }
 
 /// How a request proves who it is.
@@ -409,4 +409,66 @@ async fn postmortems_fill_the_deviation_register_and_breaches_the_breach_registe
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
     rig.store.verify_audit().await.unwrap();
+}
+
+#[tokio::test]
+async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
+    let rig = rig().await;
+    let (_, tech) = rig.token("tech1", &[Perm::Read, Perm::Triage], 86_400_000).await;
+    let now = collector::now_ms();
+    let at = |ms: i64| collector::escalate::rfc3339(ms);
+    let muted =
+        |rig: &Rig| rig.policy.meta("web-1", Some("smtp"), protocol::Status::Critical, collector::now_ms()).muted;
+    assert_eq!(muted(&rig), None);
+    for bad in [
+        format!(
+            r#"{{"kind": "party", "reason": "x", "components": ["smtp"], "start": "{}", "end": "{}"}}"#,
+            at(now),
+            at(now + 60_000)
+        ),
+        format!(
+            r#"{{"kind": "maintenance", "reason": "x", "components": ["smtp"], "start": "{}", "end": "{}"}}"#,
+            at(now),
+            at(now - 60_000)
+        ),
+        format!(
+            r#"{{"kind": "maintenance", "reason": "x", "components": ["nope"], "start": "{}", "end": "{}"}}"#,
+            at(now),
+            at(now + 60_000)
+        ),
+        format!(r#"{{"kind": "maintenance", "reason": "x", "start": "{}", "end": "{}"}}"#, at(now), at(now + 60_000)),
+    ] {
+        let r = rig.send("POST", "/api/v1/windows", &tech, Some(&bad), false).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert!(rig.store.windows(0).await.unwrap().is_empty(), "bad input changes nothing");
+    let body = format!(
+        r#"{{"kind": "maintenance", "reason": "Relay upgrade", "components": ["smtp"], "start": "{}", "end": "{}"}}"#,
+        at(now - 60_000),
+        at(now + 3_600_000)
+    );
+    let made = json(rig.send("POST", "/api/v1/windows", &tech, Some(&body), false).await).await;
+    let id = made["id"].as_i64().unwrap();
+    assert!(muted(&rig).is_some_and(|(why, _)| why.contains("Relay upgrade")), "the component's checks are muted");
+    assert_eq!(rig.policy.maintenances().iter().map(|m| m.title.as_str()).collect::<Vec<_>>(), ["Relay upgrade"]);
+    let path = format!("/api/v1/windows/{id}");
+    assert_eq!(rig.send("DELETE", &path, &tech, None, false).await.status(), StatusCode::OK);
+    assert_eq!(muted(&rig), None, "ended now");
+    assert_eq!(rig.send("DELETE", &path, &tech, None, false).await.status(), StatusCode::NOT_FOUND);
+    // The web form: components comma-separated, a silence by glob.
+    let session = rig.session("tech1", Role::Technician).await;
+    let form = format!(
+        "kind=silence&reason=Noisy+deploy&components=&agents=web-*&checks=http&start={}&end={}",
+        collector::ops::urlencode(&at(now - 1000)),
+        collector::ops::urlencode(&at(now + 600_000))
+    );
+    let page = rig.send("POST", "/ops/windows", &session, Some(&form), true).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = json(page).await;
+    assert!(html.as_str().unwrap().contains("added"), "{html}");
+    let silenced = rig.policy.meta("web-2", Some("http"), protocol::Status::Critical, collector::now_ms()).muted;
+    assert!(silenced.is_some_and(|(why, _)| why.contains("Noisy deploy")));
+    assert_eq!(rig.policy.meta("web-2", Some("smtp"), protocol::Status::Critical, collector::now_ms()).muted, None);
+    let actions: Vec<String> = rig.store.audit_records(0, 1000).await.unwrap().into_iter().map(|r| r.action).collect();
+    assert!(actions.contains(&"window.add".to_string()) && actions.contains(&"window.cancel".to_string()));
 }

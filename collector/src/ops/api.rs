@@ -172,6 +172,25 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
             "tokens" => Json(json!({ "tokens": store.tokens(None).await? })).into_response(),
             "deviations" => Json(json!({ "deviations": store.deviations(crate::now_ms()).await? })).into_response(),
             "customers" => Json(json!({ "customers": store.customers().await? })).into_response(),
+            "windows" => Json(json!({ "windows": store.windows(crate::now_ms() - crate::status::HISTORY_MS).await? })).into_response(),
+            "window_add" => {
+                let body: WindowBody = match json_body(req).await {
+                    Ok(b) => b,
+                    Err(r) => return Ok(r),
+                };
+                match add_window(&state, &caller, body).await {
+                    Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+                    Err((status, m)) => error(status, m),
+                }
+            }
+            "window_cancel" => {
+                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such window")) };
+                if cancel_window(&state, &caller, id).await? {
+                    Json(json!({ "message": format!("window #{id} ended") })).into_response()
+                } else {
+                    error(StatusCode::NOT_FOUND, format!("no running or future window #{id}"))
+                }
+            }
             "incident_customers" => {
                 let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such incident")) };
                 Json(json!({ "customers": store.affected_customers(id).await? })).into_response()
@@ -456,4 +475,82 @@ pub(super) async fn add_customer(
         Ok(None) => Err((StatusCode::CONFLICT, format!("customer {name} exists"))),
         Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WindowBody {
+    pub kind: Option<String>,
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    pub agents: Option<String>,
+    pub checks: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// The web form's CSRF field (the guard checks it).
+    #[allow(dead_code)]
+    pub csrf: Option<String>,
+}
+
+/// Reload the runtime windows into the policy and refresh the public snapshot.
+pub(super) async fn reload_windows(state: &AppState) -> Result<(), StoreError> {
+    let windows = state.store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?;
+    state.policy.set_windows(&windows);
+    state.changed();
+    Ok(())
+}
+
+pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody) -> Result<i64, (StatusCode, String)> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let kind = b.kind.unwrap_or_default();
+    if kind != "maintenance" && kind != "silence" {
+        return Err(bad(format!("kind `{kind}`: maintenance or silence")));
+    }
+    let reason = b.reason.unwrap_or_default();
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(bad("a reason is 1 to 500 characters".into()));
+    }
+    let time = |t: Option<String>, what: &str| {
+        super::change::parse_time(&t.unwrap_or_default()).map_err(|e| bad(format!("{what}: {e}")))
+    };
+    let (start, end) = (time(b.start, "start")?, time(b.end, "end")?);
+    if end <= start {
+        return Err(bad("`end` must be after `start`".into()));
+    }
+    if end - start > 31 * 86_400_000 {
+        return Err(bad("a window lasts at most 31 days".into()));
+    }
+    let known: Vec<&str> = state.policy.components().iter().map(|c| c.name.as_str()).collect();
+    if let Some(unknown) = b.components.iter().find(|c| !known.contains(&c.as_str())) {
+        return Err(bad(format!("no component `{unknown}`")));
+    }
+    if kind == "maintenance" && b.components.is_empty() {
+        return Err(bad("a maintenance window names the components it affects".into()));
+    }
+    let globs = [&b.agents, &b.checks];
+    if globs.iter().any(|g| g.as_ref().is_some_and(|g| g.is_empty() || g.len() > 200)) {
+        return Err(bad("agents and checks are globs of 1 to 200 characters".into()));
+    }
+    let window = crate::policy::Window {
+        id: 0,
+        kind,
+        reason: reason.trim().to_string(),
+        components: b.components,
+        agents: b.agents,
+        checks: b.checks,
+        start,
+        end,
+        created_by: caller.who.name.clone(),
+    };
+    let store_error = |e: StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let id = state.store.add_window(&caller.who, &window, crate::now_ms()).await.map_err(store_error)?;
+    reload_windows(state).await.map_err(store_error)?;
+    Ok(id)
+}
+
+pub(super) async fn cancel_window(state: &AppState, caller: &Caller, id: i64) -> Result<bool, StoreError> {
+    let done = state.store.cancel_window(&caller.who, id, crate::now_ms()).await?;
+    reload_windows(state).await?;
+    Ok(done)
 }

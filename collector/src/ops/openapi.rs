@@ -73,6 +73,13 @@ fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
             json!({ "title": string("1-200 characters"), "severity": string("critical (pages), major (default) or minor"),
                     "components": { "type": "array", "items": { "type": "string" }, "description": "affected components" } }),
         ),
+        Handler::Api("window_add") => (
+            vec!["kind", "reason", "start", "end"],
+            json!({ "kind": string("maintenance or silence"), "reason": string("shown on the status page for maintenance"),
+                    "components": { "type": "array", "items": { "type": "string" } },
+                    "agents": string("glob of agents to mute"), "checks": string("glob of checks to mute"),
+                    "start": string("RFC 3339"), "end": string("RFC 3339") }),
+        ),
         Handler::Api("user_add") => (
             vec!["name", "password"],
             json!({ "name": string("1-64 of letters, digits, . _ - @"), "role": string("viewer (default), technician or admin"),

@@ -31,7 +31,7 @@ fn page(title: &str, caller: Option<&Caller>, body: &str) -> String {
     if let Some(c) = caller {
         nav.push_str(
             "<nav aria-label=\"Operator\"><a href=\"/ops\">Dashboard</a><a href=\"/ops/deviations\">Deviations</a>\
-             <a href=\"/ops/breaches\">Breaches</a><a href=\"/ops/customers\">Customers</a><a href=\"/ops/reports/yearly\">Yearly report</a>",
+             <a href=\"/ops/breaches\">Breaches</a><a href=\"/ops/customers\">Customers</a><a href=\"/ops/windows\">Maintenance</a><a href=\"/ops/reports/yearly\">Yearly report</a>",
         );
         if c.may(Perm::Admin) {
             nav.push_str("<a href=\"/ops/audit\">Audit trail</a><a href=\"/ops/users\">Users and tokens</a>");
@@ -234,6 +234,59 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
         "audit" => audit_page(&state, &caller).await,
         "deviations" => deviations_page(&state, &caller, now).await,
         "customers" => customers_page(&state, &caller, None).await,
+        "windows" => windows_page(&state, &caller, None).await,
+        "window_add" => {
+            let fields: Vec<(String, String)> = match form(req).await {
+                Ok(f) => f,
+                Err(m) => {
+                    return (StatusCode::BAD_REQUEST, html(page("Bad request", Some(&caller), &esc(&m))))
+                        .into_response();
+                }
+            };
+            let get = |k: &str| {
+                fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty())
+            };
+            // Components come comma-separated in one field.
+            let body = super::api::WindowBody {
+                kind: get("kind"),
+                reason: get("reason"),
+                components: get("components")
+                    .map(|c| c.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
+                    .unwrap_or_default(),
+                agents: get("agents"),
+                checks: get("checks"),
+                start: get("start"),
+                end: get("end"),
+                csrf: None,
+            };
+            match super::api::add_window(&state, &caller, body).await {
+                Ok(id) => {
+                    windows_page(
+                        &state,
+                        &caller,
+                        Some(format!("<p class=\"msg\" role=\"status\">Window #{id} added.</p>")),
+                    )
+                    .await
+                }
+                Err((status, m)) => {
+                    return (
+                        status,
+                        html(page("Not done", Some(&caller), &format!("<p class=\"err\">{}</p>", esc(&m)))),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        "window_cancel" => {
+            let id = path_id(&req).unwrap_or(0);
+            match super::api::cancel_window(&state, &caller, id).await {
+                Ok(true) => return Redirect::to("/ops/windows").into_response(),
+                Ok(false) => {
+                    return (StatusCode::NOT_FOUND, html(page("No such window", Some(&caller), ""))).into_response();
+                }
+                Err(e) => Err(e),
+            }
+        }
         "customer_add" => return customer_add(&state, &caller, req).await,
         "breaches" => breaches_page(&state, &caller).await,
         "yearly" => {
@@ -1070,4 +1123,63 @@ async fn customer_add(state: &AppState, caller: &Caller, req: Request) -> Respon
             (status, html(page("Not done", Some(caller), &format!("<p class=\"err\">{}</p>", esc(&m))))).into_response()
         }
     }
+}
+
+async fn windows_page(
+    state: &AppState,
+    caller: &Caller,
+    notice: Option<String>,
+) -> Result<String, crate::store::StoreError> {
+    let now = crate::now_ms();
+    let mut b = notice.unwrap_or_default();
+    b.push_str("<p>Windows in collector.toml are not listed here; these are the ones made here or through the API.</p>\
+        <table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Kind</th><th scope=\"col\">Reason</th><th scope=\"col\">Components</th>\
+        <th scope=\"col\">Mutes</th><th scope=\"col\">From</th><th scope=\"col\">Until</th><th scope=\"col\">By</th><th scope=\"col\">State</th></tr></thead><tbody>");
+    for w in state.store.windows(now - crate::status::HISTORY_MS).await? {
+        let state_cell = if w.end <= now {
+            "ended".to_string()
+        } else if caller.may(Perm::Triage) {
+            format!(
+                "{} <form class=\"inline\" method=\"post\" action=\"/ops/windows/{}/cancel\">{}<button type=\"submit\">End now</button></form>",
+                if w.start <= now { "active" } else { "scheduled" },
+                w.id,
+                hidden_csrf(caller)
+            )
+        } else if w.start <= now {
+            "active".to_string()
+        } else {
+            "scheduled".to_string()
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{state_cell}</td></tr>",
+            w.id,
+            esc(&w.kind),
+            esc(&w.reason),
+            esc(&w.components.join(", ")),
+            esc(w.agents.as_deref().unwrap_or("—")),
+            esc(w.checks.as_deref().unwrap_or("—")),
+            crate::escalate::rfc3339(w.start),
+            crate::escalate::rfc3339(w.end),
+            esc(&w.created_by)
+        );
+    }
+    b.push_str("</tbody></table>");
+    if caller.may(Perm::Triage) {
+        let _ = write!(
+            b,
+            "<h2>Add a window</h2><form method=\"post\" action=\"/ops/windows\">{}<p>{}\
+             <label for=\"w-reason\">Reason</label> <input id=\"w-reason\" name=\"reason\" size=\"40\" required></p>\
+             <p><label for=\"w-components\">Components (comma-separated)</label> <input id=\"w-components\" name=\"components\">\
+             <label for=\"w-agents\">Agents (glob)</label> <input id=\"w-agents\" name=\"agents\">\
+             <label for=\"w-checks\">Checks (glob)</label> <input id=\"w-checks\" name=\"checks\"></p>\
+             <p><label for=\"w-start\">Start (RFC 3339)</label> <input id=\"w-start\" name=\"start\" value=\"{}\" required>\
+             <label for=\"w-end\">End</label> <input id=\"w-end\" name=\"end\" value=\"{}\" required></p><p><button type=\"submit\">Add window</button></p></form>",
+            hidden_csrf(caller),
+            select("kind", "Kind", &["maintenance", "silence"]),
+            crate::escalate::rfc3339(now),
+            crate::escalate::rfc3339(now + 3_600_000)
+        );
+    }
+    Ok(page("Maintenance windows and silences", Some(caller), &b))
 }

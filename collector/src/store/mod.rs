@@ -22,6 +22,7 @@ pub mod incidents;
 pub mod outbox;
 pub mod reminders;
 pub mod users;
+pub mod windows;
 
 pub use incidents::{EventRow, IncidentRow, Planned, PublicIncident};
 
