@@ -155,6 +155,21 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .collect();
                 Json(json!({ "checks": list })).into_response()
             }
+            "check_history" => {
+                let (Some(agent), Some(check)) = (q("agent"), q("check")) else {
+                    return Ok(error(StatusCode::BAD_REQUEST, "`agent` and `check` are required"));
+                };
+                let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 500);
+                let results: Vec<Value> = store
+                    .check_history(agent, check, limit)
+                    .await?
+                    .iter()
+                    .map(|(ts, status, summary, duration, metrics)| {
+                        json!({"at": crate::escalate::rfc3339(*ts), "status": status, "summary": summary, "duration_ms": duration, "metrics": metrics})
+                    })
+                    .collect();
+                Json(json!({ "agent": agent, "check": check, "results": results })).into_response()
+            }
             "audit" => {
                 let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);

@@ -30,7 +30,7 @@ fn page(title: &str, caller: Option<&Caller>, body: &str) -> String {
     let mut nav = String::new();
     if let Some(c) = caller {
         nav.push_str(
-            "<nav aria-label=\"Operator\"><a href=\"/ops\">Dashboard</a><a href=\"/ops/deviations\">Deviations</a>\
+            "<nav aria-label=\"Operator\"><a href=\"/ops\">Dashboard</a><a href=\"/ops/agents\">Agents</a><a href=\"/ops/deviations\">Deviations</a>\
              <a href=\"/ops/breaches\">Breaches</a><a href=\"/ops/customers\">Customers</a><a href=\"/ops/windows\">Maintenance</a><a href=\"/ops/reports/yearly\">Yearly report</a>",
         );
         if c.may(Perm::Admin) {
@@ -235,6 +235,11 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
         "deviations" => deviations_page(&state, &caller, now).await,
         "customers" => customers_page(&state, &caller, None).await,
         "windows" => windows_page(&state, &caller, None).await,
+        "agents" => agents_page(&state, &caller).await,
+        "check" => {
+            let (agent, check) = (query(&req, "agent").unwrap_or_default(), query(&req, "check").unwrap_or_default());
+            check_page(&state, &caller, &agent, &check).await
+        }
         "window_add" => {
             let fields: Vec<(String, String)> = match form(req).await {
                 Ok(f) => f,
@@ -1182,4 +1187,108 @@ async fn windows_page(
         );
     }
     Ok(page("Maintenance windows and silences", Some(caller), &b))
+}
+
+async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate::store::StoreError> {
+    let agents = state.store.agents().await?;
+    let checks = state.store.check_states().await?;
+    let mut b = String::new();
+    for a in &agents {
+        let _ = write!(
+            b,
+            "<h2>{} <small>({}, epoch {}, results up to seq {}, {} lost)</small></h2><table><thead><tr><th scope=\"col\">Check</th><th scope=\"col\">Status</th><th scope=\"col\">Summary</th></tr></thead><tbody>",
+            esc(&a.agent),
+            if a.online { "online" } else { "offline" },
+            a.epoch,
+            a.contiguous,
+            a.lost
+        );
+        for (agent, check, status, summary, _) in checks.iter().filter(|c| c.0 == a.agent) {
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"/ops/check?agent={}&amp;check={}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+                esc(&super::urlencode(agent)),
+                esc(&super::urlencode(check)),
+                esc(check),
+                esc(status),
+                esc(summary)
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    if agents.is_empty() {
+        b.push_str("<p>No agent has connected yet.</p>");
+    }
+    Ok(page("Agents and checks", Some(caller), &b))
+}
+
+/// A small line chart of values over time, with its range written out.
+fn sparkline(title: &str, values: &[f64]) -> String {
+    let (w, h) = (320.0, 60.0);
+    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let span = if max > min { max - min } else { 1.0 };
+    #[allow(clippy::cast_precision_loss)]
+    let step = if values.len() > 1 { w / (values.len() - 1) as f64 } else { 0.0 };
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            #[allow(clippy::cast_precision_loss)]
+            let x = i as f64 * step;
+            format!("{x:.1},{:.1}", h - 4.0 - (v - min) / span * (h - 8.0))
+        })
+        .collect();
+    let last = values.last().copied().unwrap_or(0.0);
+    let label = format!("{title}: last {last}, min {min}, max {max} over {} results", values.len());
+    format!(
+        "<figure><svg role=\"img\" aria-label=\"{0}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><title>{0}</title>\
+         <polyline fill=\"none\" stroke=\"#1a5fb4\" stroke-width=\"2\" points=\"{1}\"/></svg><figcaption>{0}</figcaption></figure>",
+        esc(&label),
+        points.join(" ")
+    )
+}
+
+async fn check_page(
+    state: &AppState,
+    caller: &Caller,
+    agent: &str,
+    check: &str,
+) -> Result<String, crate::store::StoreError> {
+    let history = state.store.check_history(agent, check, 60).await?;
+    let mut b = String::new();
+    if history.is_empty() {
+        b.push_str("<p>No results stored for this check.</p>");
+        return Ok(page(&format!("{agent} / {check}"), Some(caller), &b));
+    }
+    let durations: Vec<f64> = history.iter().map(|h| h.3).collect();
+    b.push_str(&sparkline("duration (ms)", &durations));
+    let mut names: Vec<(String, Option<String>)> = Vec::new();
+    for (_, _, _, _, metrics) in &history {
+        for m in metrics {
+            if names.len() < 8 && !names.iter().any(|(n, _)| *n == m.name) {
+                names.push((m.name.clone(), m.unit.clone()));
+            }
+        }
+    }
+    for (name, unit) in &names {
+        let values: Vec<f64> =
+            history.iter().filter_map(|h| h.4.iter().find(|m| m.name == *name).map(|m| m.value)).collect();
+        let title = match unit {
+            Some(u) => format!("{name} ({u})"),
+            None => name.clone(),
+        };
+        b.push_str(&sparkline(&title, &values));
+    }
+    b.push_str("<h2>Recent results</h2><table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Status</th><th scope=\"col\">Summary</th><th scope=\"col\">Duration</th></tr></thead><tbody>");
+    for (ts, status, summary, duration, _) in history.iter().rev().take(20) {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{duration:.1} ms</td></tr>",
+            crate::escalate::rfc3339(*ts),
+            esc(status),
+            esc(summary)
+        );
+    }
+    b.push_str("</tbody></table>");
+    Ok(page(&format!("{agent} / {check}"), Some(caller), &b))
 }

@@ -371,6 +371,35 @@ impl Store {
         Ok((bytes, records))
     }
 
+    /// The last `limit` results of one check, oldest first: (time, status, summary, duration
+    /// in ms, metrics).
+    pub async fn check_history(
+        &self,
+        agent: &str,
+        check: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, f64, Vec<protocol::Metric>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ts_ms, status, summary, duration_ms, metrics FROM results WHERE agent = ? AND check_name = ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(agent)
+        .bind(check)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("reading a check's history"))?;
+        let mut out: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let metrics: Vec<protocol::Metric> = serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default();
+                (r.get(0), r.get(1), r.get(2), r.get(3), metrics)
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
