@@ -119,7 +119,9 @@ flap_detection = false
         let (stop_tx, stop_rx) = watch::channel(false);
         let data = dir.path().join("data");
         let up_data = data.clone();
-        tokio::spawn(async move { collector::cli::up(&up_data, mqtt, http, false, Some(&policy), stop_rx).await });
+        tokio::spawn(
+            async move { collector::cli::up(&up_data, mqtt, http, false, Some(&policy), None, stop_rx).await },
+        );
         // Wait for the broker and the password file.
         let password = loop {
             if let Ok(p) = std::fs::read_to_string(data.join("mqtt-password"))

@@ -51,6 +51,12 @@ pub enum Command {
         /// without [mqtt] (`up` runs its own broker).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Collect from an external broker, as configured in FILE.
     Run {
@@ -312,8 +318,8 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     let incidents = start_incidents(&store, policy, &stop).await?;
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
-    let web = tokio::spawn(http::serve(listener, state, stop.clone()));
-    tracing::info!(http = %config.http, database = %config.database.display(), "collector running");
+    let web = tokio::spawn(http::serve(listener, config.tls.clone(), state, stop.clone()));
+    tracing::info!(http = %config.http, https = config.tls.is_some(), database = %config.database.display(), "collector running");
     link::external(mqtt, in_tx, out_rx, stop).await;
     let _ = ingest.await;
     let _ = web.await;
@@ -327,9 +333,10 @@ pub async fn up(
     http_listen: SocketAddr,
     with_agent: bool,
     policy_file: Option<&Path>,
+    tls_files: Option<(&Path, &Path)>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
-    let policy = match policy_file {
+    let (policy, config_tls) = match policy_file {
         Some(path) => {
             let config = CollectorConfig::load(path)?;
             if config.mqtt.is_some() {
@@ -338,9 +345,13 @@ pub async fn up(
                     path.display()
                 )));
             }
-            config.policy
+            (config.policy, config.tls)
         }
-        None => Policy::default(),
+        None => (Policy::default(), None),
+    };
+    let tls = match tls_files {
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key).map_err(CliError::Usage)?),
+        None => config_tls,
     };
     let dir_error = |source| CliError::DataDir { path: data_dir.to_path_buf(), source };
     create_private_dir(data_dir).map_err(dir_error)?;
@@ -370,12 +381,13 @@ pub async fn up(
     let ingest = Ingest::new(store.clone(), topics.clone(), stats.clone(), out_tx, Encoding::Bincode, incidents);
     let ingest = tokio::spawn(ingest.run(in_rx));
     tokio::spawn(link::embedded(topics, link_tx, link_rx, in_tx, out_rx));
-    let web = tokio::spawn(http::serve(listener, state, stop.clone()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let web = tokio::spawn(http::serve(listener, tls, state, stop.clone()));
 
     let agent = local.map(|config| tokio::spawn(agent::cli::run::run_config(config, None, stop.clone())));
     tracing::info!(
         mqtt = %mqtt_listen,
-        http = %format!("http://{http_listen}/"),
+        http = %format!("{scheme}://{http_listen}/"),
         data_dir = %data_dir.display(),
         "Vakt is up. Agents connect with username `{AGENT_USER}` and the password in {}",
         data_dir.join("mqtt-password").display()

@@ -19,6 +19,8 @@
 //!
 //! [http]
 //! listen = "127.0.0.1:8080"
+//! tls_cert = "/etc/vakt/https.pem"      # serve HTTPS (cookies get Secure); both or neither
+//! tls_key = "/etc/vakt/https.key"
 //! ```
 
 use std::net::SocketAddr;
@@ -82,6 +84,8 @@ struct StoreSection {
 #[serde(deny_unknown_fields)]
 struct HttpSection {
     listen: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<PathBuf>>,
+    tls_key: Option<Spanned<PathBuf>>,
 }
 
 /// The validated config.
@@ -92,6 +96,8 @@ pub struct CollectorConfig {
     pub ack_encoding: Encoding,
     pub database: PathBuf,
     pub http: SocketAddr,
+    /// HTTPS: the server's certificate and key, loaded.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub policy: Policy,
 }
 
@@ -140,8 +146,18 @@ impl CollectorConfig {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
         let database = base.join(model.store.path.unwrap_or_else(|| PathBuf::from("vakt.db")));
+        let tls = match (&model.http.tls_cert, &model.http.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                crate::tls::server_config(&base.join(cert.get_ref()), &base.join(key.get_ref()))
+                    .map_err(|e| at(cert.span(), format!("`http.tls_cert`/`tls_key`: {e}")))?,
+            ),
+            (Some(one), None) | (None, Some(one)) => {
+                return Err(at(one.span(), "`http.tls_cert` and `http.tls_key` go together".into()));
+            }
+            (None, None) => None,
+        };
         let Some(m) = model.mqtt else {
-            return Ok(CollectorConfig { mqtt: None, ack_encoding: Encoding::default(), database, http, policy });
+            return Ok(CollectorConfig { mqtt: None, ack_encoding: Encoding::default(), database, http, tls, policy });
         };
         let access = BrokerAccess {
             url: &m.url,
@@ -191,6 +207,7 @@ impl CollectorConfig {
             ack_encoding: m.ack_encoding.unwrap_or_default(),
             database,
             http,
+            tls,
             policy,
         })
     }

@@ -113,13 +113,24 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve on `listener` until `stop` turns true.
+/// Serve on `listener` until `stop` turns true: HTTPS with `tls`, else plain HTTP.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut state: AppState,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    state.secure = tls.is_some();
     let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Some(config) = tls {
+        use axum::serve::ListenerExt;
+        let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;

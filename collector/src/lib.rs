@@ -35,6 +35,7 @@ pub mod remind;
 pub mod status;
 pub mod store;
 pub mod subscribe;
+pub mod tls;
 
 pub use agent::report;
 

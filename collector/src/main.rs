@@ -36,8 +36,9 @@ fn main() -> ExitCode {
             let _ = stop_tx.send(true);
         });
         match cli.command {
-            Command::Up { data_dir, mqtt_listen, http_listen, no_agent, config } => {
-                cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, config.as_deref(), stop_rx).await
+            Command::Up { data_dir, mqtt_listen, http_listen, no_agent, config, tls_cert, tls_key } => {
+                let tls = tls_cert.as_deref().zip(tls_key.as_deref());
+                cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, config.as_deref(), tls, stop_rx).await
             }
             Command::Incident { action, data_dir, config } => cli::incident(action, &data_dir, config.as_deref()).await,
             Command::User { action, data_dir, config } => {

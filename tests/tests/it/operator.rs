@@ -208,3 +208,75 @@ fn up_seeds_the_status_page_with_the_local_checks_and_prints_a_working_first_adm
     assert!(check.contains("used"), "the disk check's metrics are charted: {check}");
     assert!(get("/ops/agents").is_empty() || !get("/ops/agents").contains("disk-root"), "not without a session");
 }
+
+/// HTTPS with a configured certificate: the page over TLS, session cookies marked Secure,
+/// plain HTTP refused on the port, and a missing key file refused at start.
+#[test]
+fn https_serves_with_the_configured_certificate_and_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    e2e::pki(dir.path());
+    let data = dir.path().join("data");
+    let (http, mqtt) = (free_port(), free_port());
+    let start = |key: &str| {
+        let mut command = Command::new(collector_binary());
+        command
+            .args(["up", "--no-agent", "--data-dir"])
+            .arg(&data)
+            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")])
+            .arg("--tls-cert")
+            .arg(dir.path().join("server.pem"))
+            .arg("--tls-key")
+            .arg(dir.path().join(key));
+        command
+    };
+    let refused = e2e::output_within(&mut start("missing.key"), Duration::from_secs(30));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("missing.key"), "names the file");
+
+    let _up = Proc::spawn("vakt-collector up (https)", &mut start("server.key"), &dir.path().join("up.log"));
+    wait_for_port(http, Duration::from_secs(30));
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(dir.path().join("ca.pem"))
+            .args(["--resolve", &format!("localhost:{http}:127.0.0.1")])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, page) = curl(&[&format!("https://localhost:{http}/")]);
+    assert!(ok && page.contains("<h1>"), "{page}");
+    ok_cli(&data, &["user", "add", "tls-admin", "--admin", "--password-stdin"], "a long test password");
+    let (_, headers) = curl(&[
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "--data-urlencode",
+        "user=tls-admin",
+        "--data-urlencode",
+        "password=a long test password",
+        &format!("https://localhost:{http}/login"),
+    ]);
+    let cookie = headers.lines().find(|l| l.to_lowercase().starts_with("set-cookie:")).unwrap_or_default();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{headers}");
+    // Plain HTTP on the HTTPS port gets no page.
+    let plain = Command::new("curl").args(["-s", "-m", "5", &format!("http://127.0.0.1:{http}/")]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("<h1>"));
+}
+
+fn ok_cli(data: &Path, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(collector_binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    ok(&child.wait_with_output().unwrap())
+}
