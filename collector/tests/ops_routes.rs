@@ -472,3 +472,30 @@ async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
     let actions: Vec<String> = rig.store.audit_records(0, 1000).await.unwrap().into_iter().map(|r| r.action).collect();
     assert!(actions.contains(&"window.add".to_string()) && actions.contains(&"window.cancel".to_string()));
 }
+
+#[tokio::test]
+async fn a_support_system_opens_incidents_with_an_intake_token_and_nothing_else() {
+    let rig = rig().await;
+    let (_, intake) = rig.token("tech1", &[Perm::Intake], 86_400_000).await;
+    let body = r#"{"title": "Customer reports login errors", "severity": "minor", "components": ["http"]}"#;
+    let made = rig.send("POST", "/api/v1/tickets", &intake, Some(body), false).await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let id = json(made).await["id"].as_i64().unwrap();
+    let incident = rig.store.incident(id).await.unwrap().unwrap();
+    assert_eq!((incident.source.as_str(), incident.severity.as_str()), ("ticket", "minor"));
+    assert_eq!(
+        rig.send("POST", "/api/v1/tickets", &intake, Some(r#"{"severity": "minor"}"#), false).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        rig.send("GET", &format!("/api/v1/incidents/{id}"), &intake, None, false).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let records = rig.store.audit_records(0, 1000).await.unwrap();
+    let opened = records.iter().find(|r| r.action == "incident.ticket").unwrap();
+    assert_eq!((opened.actor.as_str(), opened.outcome.as_str()), ("tech1", "ok"));
+    assert!(
+        records.iter().any(|r| r.outcome == "refused" && r.action == "POST /api/v1/tickets"),
+        "the bad body is recorded"
+    );
+}

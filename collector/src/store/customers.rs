@@ -146,6 +146,44 @@ pub(crate) async fn resolution_mails(
     Ok(written)
 }
 
+/// An incident on the status page that resolves gets a closing public update (unless a person
+/// already posted one), and its subscribers hear it: in the routing transaction of the
+/// `resolved` event.
+pub(crate) async fn public_resolution(
+    tx: &mut Transaction<'_, Sqlite>,
+    incident: i64,
+    title: &str,
+    public: &Public,
+    now: Ms,
+) -> Result<bool, StoreError> {
+    let (mode, last): (Option<String>, Option<String>) = sqlx::query(
+        "SELECT communication, (SELECT status FROM public_updates u WHERE u.incident_id = i.id ORDER BY id DESC LIMIT 1)
+         FROM incidents i WHERE id = ?",
+    )
+    .bind(incident)
+    .fetch_one(&mut **tx)
+    .await
+    .map(|r| (r.get(0), r.get(1)))
+    .map_err(err("reading how an incident is communicated"))?;
+    if mode.as_deref() != Some("public") || last.as_deref() == Some("resolved") {
+        return Ok(false);
+    }
+    let body = "This incident is resolved. / Händelsen är löst.";
+    let update: i64 = sqlx::query_scalar(
+        "INSERT INTO public_updates (incident_id, status, body, ts_ms, actor) VALUES (?, 'resolved', ?, ?, 'system') RETURNING id",
+    )
+    .bind(incident)
+    .bind(body)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(err("adding a public update"))?;
+    let mailed = subscriber_mails(tx, incident, update, (title, "resolved", body), public, now).await?;
+    let text = format!("public update (resolved) posted on resolution; e-mailed to {mailed} subscribers");
+    event(tx, incident, now, "system", "public_update", &text, false).await?;
+    Ok(true)
+}
+
 /// Public-update mails to confirmed subscribers of the incident's components (or of
 /// everything), in the update's transaction.
 pub(crate) async fn subscriber_mails(
@@ -380,5 +418,41 @@ impl Store {
                 confirmed_ms: r.get(5),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::policy::{Policy, Severity};
+
+    #[tokio::test]
+    async fn a_public_incident_that_resolves_posts_its_closing_update_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
+        let who = Who::test("ops", "technician");
+        let public = Public::default();
+        let meta = Policy::default().manual_meta(&[]).unwrap();
+        let id = store.open_manual("Mail slow", Severity::Major, "manual", &[], &meta, &who, 1000).await.unwrap();
+        store.subscribe("fan@example.org", "en", &[], &public, 1000).await.unwrap();
+        let token = store.subscribers().await.unwrap()[0].token.clone();
+        assert!(store.confirm_subscriber(&token, 1001).await.unwrap());
+        assert!(store.publish_update(id, "investigating", "Looking", &public, &who, 2000).await.unwrap());
+        assert!(store.resolve(id, &who, 3000).await.unwrap());
+        for _ in 0..2 {
+            store.route(4000, &public, |_, _, _| Vec::new(), |_| Vec::new()).await.unwrap();
+        }
+        let updates = store.public_updates(id).await.unwrap();
+        assert_eq!(updates.iter().map(|u| u.0.as_str()).collect::<Vec<_>>(), ["investigating", "resolved"]);
+        let mails: Vec<_> = store
+            .notifications(Some(id))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.kind == "subscriber_update")
+            .collect();
+        assert_eq!(mails.len(), 2, "{mails:#?}");
     }
 }

@@ -313,7 +313,7 @@ impl Store {
 
     /// Add time to components' days: (component, UTC day `YYYY-MM-DD`, times).
     pub async fn add_component_time(&self, entries: &[(String, String, DayTimes)]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         for chunk in entries.chunks(500) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO component_days (component, day, operational_ms, degraded_ms, partial_ms, major_ms, maintenance_ms) ",

@@ -124,7 +124,7 @@ impl Store {
 
     /// Write one batch and what the engine decided about it in one transaction.
     pub async fn write(&self, batch: &Batch, now: SystemTime, decisions: &Decisions) -> Result<Written, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(err("starting a transaction"))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let now_ms = ms(now);
         let mut written = Written::default();
         // Agents that sent results or heartbeats: each gets an ack.

@@ -128,7 +128,7 @@ impl Store {
         .map_err(err("finding due incidents"))?;
         let mut written = 0;
         for id in due {
-            let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+            let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
             // Read again inside the transaction: an acknowledgement may have just landed.
             let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ? AND next_action_ms IS NOT NULL AND next_action_ms <= ?"
@@ -188,7 +188,7 @@ impl Store {
         mut for_event: impl FnMut(&IncidentRow, &EventRow, &[(String, String)]) -> Vec<NewNotification>,
         mut for_notice: impl FnMut(&NoticeRow) -> Vec<NewNotification>,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let mut written = 0;
         let events = sqlx::query(
             "SELECT id, incident_id, ts_ms, actor, kind, text FROM incident_events WHERE routed = 0 ORDER BY id LIMIT 500",
@@ -232,6 +232,8 @@ impl Store {
                 written +=
                     super::customers::resolution_mails(&mut tx, e.incident_id, &incident.title, e.id, public, now)
                         .await?;
+                // An incident on the status page gets its closing update there.
+                super::customers::public_resolution(&mut tx, e.incident_id, &incident.title, public, now).await?;
             }
             sqlx::query("UPDATE incident_events SET routed = 1 WHERE id = ?")
                 .bind(e.id)
@@ -290,7 +292,7 @@ impl Store {
 
     /// A notification went out.
     pub async fn notification_sent(&self, id: i64, now: Ms) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let row = sqlx::query(
             "UPDATE notifications SET state = 'sent', sent_ms = ?, last_error = NULL WHERE id = ? RETURNING incident_id, kind, recipient, delivery",
         )
@@ -322,7 +324,7 @@ impl Store {
         retry_at: Option<Ms>,
         now: Ms,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let error: String = error.chars().take(500).collect();
         let row = sqlx::query(
             "UPDATE notifications SET state = ?, next_attempt_ms = COALESCE(?, next_attempt_ms), claimed_until_ms = NULL,

@@ -123,7 +123,7 @@ impl Store {
 
     /// Write reminders (each once: the dedup key names it) and their timeline entries.
     pub async fn write_reminders(&self, reminders: &[ReminderRow], now: Ms) -> Result<usize, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(err("starting a transaction"))?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let mut written = 0;
         for r in reminders {
             if super::outbox::insert(&mut tx, &r.notification, now).await? {

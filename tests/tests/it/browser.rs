@@ -150,6 +150,30 @@ async fn text(client: &Client, css: &str) -> String {
     client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
 
+/// WCAG 2.1 A and AA rules of axe-core (from npm; `.ci/run` installs it and sets `VAKT_AXE`)
+/// on the current page: the violations, as "rule: target" lines.
+async fn axe(client: &Client) -> Vec<String> {
+    let path = std::env::var("VAKT_AXE").unwrap_or_else(|_| {
+        let cache = std::env::var("XDG_CACHE_HOME")
+            .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+        format!("{cache}/vakt/axe/node_modules/axe-core/axe.min.js")
+    });
+    let source = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("axe-core at {path}: {e} (run .ci/run, which installs it from npm)"));
+    client.execute(&source, vec![]).await.unwrap();
+    let result = client
+        .execute_async(
+            "const done = arguments[0];
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+               .then(r => done(r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+               .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(result).unwrap()
+}
+
 async fn buttons(client: &Client) -> Vec<String> {
     let mut out = Vec::new();
     for b in client.find_all(Locator::Css("button")).await.unwrap() {
@@ -175,6 +199,13 @@ fn status_page_operator_flow_and_a_viewer_refused_in_chromium() {
             let body = text(&client, "body").await;
             assert!(body.contains("All systems operational") || body.contains("operational"), "{body}");
             shot(&client, if javascript { "status-page-js" } else { "status-page-no-js" }).await;
+            if javascript {
+                for lang in ["en", "sv"] {
+                    client.goto(&site.url(&format!("/?lang={lang}"))).await.unwrap();
+                    let violations = axe(&client).await;
+                    assert!(violations.is_empty(), "WCAG 2.1 AA on the status page ({lang}): {violations:#?}");
+                }
+            }
             // The browser really runs page scripts or not: the operator pages' script marks
             // the document when it runs.
             client.goto(&site.url("/login")).await.unwrap();
@@ -202,6 +233,8 @@ fn status_page_operator_flow_and_a_viewer_refused_in_chromium() {
         form.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
         wait_text(&tech, ".msg", "public update (identified) published").await;
         shot(&tech, "incident-page-technician").await;
+        let violations = axe(&tech).await;
+        assert!(violations.is_empty(), "WCAG 2.1 AA on the incident page: {violations:#?}");
         tech.goto(&site.url("/")).await.unwrap();
         // The snapshot refreshes on the change (and at least every second).
         let mut shown = false;
