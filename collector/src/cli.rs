@@ -130,6 +130,12 @@ pub enum IncidentCommand {
         #[arg(long = "as", default_value_t = whoami())]
         actor: String,
     },
+    /// Escalate: page the next escalation step now.
+    Escalate {
+        id: i64,
+        #[arg(long = "as", default_value_t = whoami())]
+        actor: String,
+    },
     /// Resolve by hand.
     Resolve {
         id: i64,
@@ -519,6 +525,7 @@ state: {}  severity: {}  urgency: {}  source: {}",
             let (change, actor) = match other {
                 IncidentCommand::Ack { id, actor } => (Change::Acknowledge { id }, actor),
                 IncidentCommand::Resolve { id, actor } => (Change::Resolve { id }, actor),
+                IncidentCommand::Escalate { id, actor } => (Change::Escalate { id }, actor),
                 IncidentCommand::Reopen { id, actor } => (Change::Reopen { id }, actor),
                 IncidentCommand::Report { id, report, reference, actor } => {
                     (Change::Report { id, report, reference }, actor)

@@ -16,6 +16,10 @@ pub const PUBLIC_STATES: [&str; 4] = ["investigating", "identified", "monitoring
 /// One change to an incident (or a postmortem action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Page the next escalation step now.
+    Escalate {
+        id: i64,
+    },
     /// Tell the affected customers: directly by e-mail while at most `[public] direct_max`
     /// are affected, otherwise (or when `public`) on the status page.
     Communicate {
@@ -204,6 +208,7 @@ impl Change {
     pub fn from_body(route: &str, id: i64, body: Body) -> Result<Change, Refused> {
         Ok(match route {
             "acknowledge" => Change::Acknowledge { id },
+            "escalate" => Change::Escalate { id },
             "resolve" => Change::Resolve { id },
             "reopen" => Change::Reopen { id },
             "severity" => Change::Severity { id, severity: need(body.severity, "severity")? },
@@ -272,7 +277,11 @@ impl Change {
     /// Check the change's own values (no store access).
     pub fn validate(&self, now: Ms) -> Result<(), Refused> {
         match self {
-            Change::Acknowledge { .. } | Change::Resolve { .. } | Change::Reopen { .. } | Change::Done { .. } => Ok(()),
+            Change::Acknowledge { .. }
+            | Change::Escalate { .. }
+            | Change::Resolve { .. }
+            | Change::Reopen { .. }
+            | Change::Done { .. } => Ok(()),
             Change::Severity { severity: s, .. } => severity(s).map(|_| ()),
             Change::Assign { assignee, .. } => length(assignee, "an assignee", 100),
             Change::Note { text, .. } => length(text, "a note", 10_000),
@@ -372,6 +381,11 @@ impl Change {
                 store.acknowledge(id, who, now).await?,
                 format!("#{id} acknowledged by {}", who.name),
                 format!("#{id} is not a triggered incident"),
+            ),
+            Change::Escalate { id } => done(
+                store.escalate_now(id, who, now).await?,
+                format!("#{id} escalated: the next step is paged now"),
+                format!("#{id} is not an open incident"),
             ),
             Change::Resolve { id } => done(
                 store.resolve(id, who, now).await?,

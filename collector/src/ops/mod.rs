@@ -90,6 +90,13 @@ pub const ROUTES: &[Route] = &[
         Api("incident"),
     ),
     r("POST", "/api/v1/incidents/{id}/acknowledge", Triage, "Acknowledge: paging stops.", ApiChange("acknowledge")),
+    r(
+        "POST",
+        "/api/v1/incidents/{id}/escalate",
+        Triage,
+        "Escalate: page the next escalation step now (withdraws an acknowledgement).",
+        ApiChange("escalate"),
+    ),
     r("POST", "/api/v1/incidents/{id}/resolve", Triage, "Resolve by hand.", ApiChange("resolve")),
     r("POST", "/api/v1/incidents/{id}/reopen", Triage, "Reopen a resolved incident.", ApiChange("reopen")),
     r(
@@ -245,6 +252,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/ops/incidents/{id}", Read, "Incident page.", Ui("incident")),
     r("POST", "/ops/incidents", Triage, "Open an incident (form).", UiChange("open")),
     r("POST", "/ops/incidents/{id}/acknowledge", Triage, "Acknowledge (form).", UiChange("acknowledge")),
+    r("POST", "/ops/incidents/{id}/escalate", Triage, "Escalate now (form).", UiChange("escalate")),
     r("POST", "/ops/incidents/{id}/resolve", Triage, "Resolve (form).", UiChange("resolve")),
     r("POST", "/ops/incidents/{id}/reopen", Triage, "Reopen (form).", UiChange("reopen")),
     r("POST", "/ops/incidents/{id}/severity", Triage, "Set the severity (form).", UiChange("severity")),

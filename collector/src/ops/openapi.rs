@@ -13,7 +13,7 @@ fn string(description: &str) -> Value {
 /// The request body of an API route, if it takes one.
 fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
     let (required, props): (Vec<&str>, Value) = match handler {
-        Handler::ApiChange("acknowledge" | "resolve" | "reopen" | "done") => return None,
+        Handler::ApiChange("acknowledge" | "escalate" | "resolve" | "reopen" | "done") => return None,
         Handler::ApiChange("severity") => (vec!["severity"], json!({ "severity": string("critical, major or minor") })),
         Handler::ApiChange("assign") => (vec!["assignee"], json!({ "assignee": string("who takes it") })),
         Handler::ApiChange("notes") => (vec!["text"], json!({ "text": string("internal note, ≤ 10,000 characters") })),

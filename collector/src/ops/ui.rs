@@ -567,6 +567,7 @@ async fn incident_page(
         if i.state == "resolved" {
             b.push_str(&form_button(caller, id, "reopen", "Reopen"));
         } else {
+            b.push_str(&form_button(caller, id, "escalate", "Escalate now"));
             b.push_str(&form_button(caller, id, "resolve", "Resolve"));
         }
         b.push_str("</p>");

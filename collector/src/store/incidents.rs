@@ -709,6 +709,30 @@ impl Store {
         audit.done(true).await
     }
 
+    /// Escalate now: the escalation worker pages the next step at once (an acknowledgement is
+    /// withdrawn: someone decided it needs more hands).
+    pub async fn escalate_now(&self, id: i64, who: &Who, now: Ms) -> Result<bool, StoreError> {
+        let mut audit = self.audit_begin(who, "incident.escalate", format!("incident:{id}"), now).await?;
+        let tx = audit.tx();
+        let changed = sqlx::query(
+            "UPDATE incidents SET state = 'triggered', acked_ms = NULL, acked_by = NULL, ack_until_ms = NULL,
+                muted = NULL, muted_until_ms = NULL, next_action_ms = ?, updated_ms = ?
+             WHERE id = ? AND state != 'resolved'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("escalating"))?
+        .rows_affected();
+        if changed > 0 {
+            let text = format!("escalated by {}: paging the next step now", who.name);
+            event(tx, id, now, &who.name, "escalated_by_hand", &text, false).await?;
+        }
+        audit.done(changed > 0).await
+    }
+
     /// An internal note on the timeline (never public).
     pub async fn add_note(&self, id: i64, text: &str, who: &Who, now: Ms) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.note", format!("incident:{id}"), now).await?;

@@ -90,6 +90,26 @@ async fn a_store_reopened_mid_escalation_resumes_at_the_next_step_without_repeat
 }
 
 #[tokio::test]
+async fn escalating_by_hand_pages_the_next_step_at_once_even_after_an_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy();
+    let t0 = 1_795_766_400_000;
+    let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
+    let id = open(&store, &p, t0).await;
+    assert_eq!(step(&store, &p, t0).await, 1, "alice paged");
+    let alice = Who::test("alice", "technician");
+    assert!(store.acknowledge(id, &alice, t0 + 1000).await.unwrap());
+    // Bob's step would be due at t0 + 1 min; alice asks for more hands after 10 s.
+    assert!(store.escalate_now(id, &alice, t0 + 10_000).await.unwrap());
+    assert_eq!(store.incident(id).await.unwrap().unwrap().state, "triggered");
+    assert_eq!(step(&store, &p, t0 + 10_000).await, 1, "bob paged now");
+    let log: Vec<String> = store.notifications(Some(id)).await.unwrap().into_iter().map(|n| n.recipient).collect();
+    assert_eq!(log, ["alice", "bob"]);
+    assert!(store.resolve(id, &alice, t0 + 20_000).await.unwrap());
+    assert!(!store.escalate_now(id, &alice, t0 + 30_000).await.unwrap(), "a resolved incident does not escalate");
+}
+
+#[tokio::test]
 async fn triage_manual_incidents_and_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
