@@ -121,12 +121,7 @@ impl Store {
     pub async fn save_postmortem(&self, id: i64, f: &PostmortemFields, who: &Who, now: Ms) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.postmortem", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading an incident"))?;
-        if exists.is_none() {
+        if !super::incidents::exists(tx, id).await? {
             return audit.done(false).await;
         }
         sqlx::query(
@@ -226,12 +221,7 @@ impl Store {
     pub async fn save_breach(&self, id: i64, f: &BreachFields, who: &Who, now: Ms) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.breach", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading an incident"))?;
-        if exists.is_none() {
+        if !super::incidents::exists(tx, id).await? {
             return audit.done(false).await;
         }
         sqlx::query(

@@ -161,6 +161,16 @@ pub struct EventRow {
     pub text: String,
 }
 
+/// Whether incident `id` exists (inside a change's transaction).
+pub(crate) async fn exists(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("reading an incident"))?;
+    Ok(found.is_some())
+}
+
 pub(crate) async fn event(
     tx: &mut Transaction<'_, Sqlite>,
     incident: i64,
@@ -737,12 +747,7 @@ impl Store {
     pub async fn add_note(&self, id: i64, text: &str, who: &Who, now: Ms) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.note", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading an incident"))?;
-        if exists.is_none() {
+        if !exists(tx, id).await? {
             return audit.done(false).await;
         }
         event(tx, id, now, &who.name, "note", text, false).await?;

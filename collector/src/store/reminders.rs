@@ -180,12 +180,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.report_filed", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading an incident"))?;
-        if exists.is_none() {
+        if !super::incidents::exists(tx, id).await? {
             return audit.done(false).await;
         }
         sqlx::query(
@@ -222,12 +217,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let mut audit = self.audit_begin(who, "incident.action_add", format!("incident:{incident}"), now).await?;
         let tx = audit.tx();
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
-            .bind(incident)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading an incident"))?;
-        if exists.is_none() {
+        if !super::incidents::exists(tx, incident).await? {
             return audit.done(None).await;
         }
         let id: i64 = sqlx::query_scalar(
