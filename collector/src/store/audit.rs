@@ -166,6 +166,7 @@ async fn digest(tx: &mut Transaction<'_, Sqlite>, object: &str) -> Result<String
 /// An operator change in progress (see [`Store::audit_begin`]).
 pub struct Audited<'w> {
     tx: Transaction<'static, Sqlite>,
+    head_file: std::path::PathBuf,
     who: &'w Who,
     action: &'w str,
     object: String,
@@ -190,8 +191,9 @@ impl Audited<'_> {
         let after = digest(&mut self.tx, &self.object).await?;
         let outcome = if out.changed() { "ok" } else { "unchanged" };
         let entry = Entry { action: self.action, object: &self.object, outcome, detail: "" };
-        append(&mut self.tx, self.who, entry, (&self.before, &after), self.now).await?;
+        let (seq, hash) = append(&mut self.tx, self.who, entry, (&self.before, &after), self.now).await?;
         self.tx.commit().await.map_err(err("committing"))?;
+        write_head(&self.head_file, seq, &hash);
         Ok(out)
     }
 }
@@ -213,7 +215,7 @@ pub(crate) async fn append(
     entry: Entry<'_>,
     digests: (&str, &str),
     now: Ms,
-) -> Result<i64, StoreError> {
+) -> Result<(i64, String), StoreError> {
     let head: Option<(i64, String)> = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut **tx)
         .await
@@ -258,7 +260,25 @@ pub(crate) async fn append(
     .execute(&mut **tx)
     .await
     .map_err(err("appending to the audit trail"))?;
-    Ok(seq)
+    Ok((seq, record.hash))
+}
+
+/// Note the chain's head next to the database (replaced by rename, so it is whole or old).
+/// Best effort: a crash between the commit and this write leaves an older head, which
+/// verification accepts; a head beyond the chain means records were deleted from its end.
+fn write_head(path: &std::path::Path, seq: i64, hash: &str) {
+    let tmp = path.with_extension("audit-head.tmp");
+    let written = std::fs::write(&tmp, format!("{seq} {hash}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "could not note the audit head");
+    }
+}
+
+/// The noted head, if any: (seq, hash).
+fn read_head(path: &std::path::Path) -> Option<(i64, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (seq, hash) = text.trim().split_once(' ')?;
+    Some((seq.parse().ok()?, hash.to_string()))
 }
 
 /// No control characters (log injection) and a bounded length in audit fields.
@@ -300,14 +320,15 @@ impl Store {
     ) -> Result<Audited<'w>, StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let before = digest(&mut tx, &object).await?;
-        Ok(Audited { tx, who, action, object, before, now })
+        Ok(Audited { tx, head_file: self.audit_head.clone(), who, action, object, before, now })
     }
 
     /// Record a request that was refused (not signed in, wrong role, bad CSRF token, …).
     pub async fn audit_denied(&self, who: &Who, entry: Entry<'_>, now: Ms) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
-        let seq = append(&mut tx, who, entry, ("", ""), now).await?;
+        let (seq, hash) = append(&mut tx, who, entry, ("", ""), now).await?;
         tx.commit().await.map_err(err("committing"))?;
+        write_head(&self.audit_head, seq, &hash);
         Ok(seq)
     }
 
@@ -346,7 +367,25 @@ impl Store {
                 ))
             })?;
             if batch.is_empty() {
-                return Ok((expected_seq - 1, prev));
+                let last = expected_seq - 1;
+                if let Some((seq, hash)) = read_head(&self.audit_head) {
+                    if seq > last {
+                        return Err(ChainError::Broken {
+                            seq: last + 1,
+                            reason: format!(
+                                "missing: the chain ends at {last} but record {seq} was written: deleted from the end"
+                            ),
+                        });
+                    }
+                    // The noted head must be in the chain (an older head after a crash is fine).
+                    if seq == last && hash != prev {
+                        return Err(ChainError::Broken {
+                            seq,
+                            reason: "does not match the noted head: replaced".into(),
+                        });
+                    }
+                }
+                return Ok((last, prev));
             }
             for r in batch {
                 if r.seq != expected_seq {

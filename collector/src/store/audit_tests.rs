@@ -72,6 +72,8 @@ async fn verify_names_the_first_edited_deleted_or_reordered_record() {
         ),
         // Renumber after a deletion so no gap shows: the link breaks instead.
         ("DELETE FROM audit WHERE seq = 4; UPDATE audit SET seq = seq - 1 WHERE seq > 4", 4, ""),
+        // Delete from the end: the chain is whole but shorter than the head noted beside it.
+        ("DELETE FROM audit WHERE seq >= 6", 6, "deleted from the end"),
     ];
     for (tamper, first_bad, why) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -85,6 +85,9 @@ pub struct AgentRow {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// `<database>.audit-head`: the newest audit record's seq and hash, written after each
+    /// append, so `verify_audit` notices records deleted from the end of the chain.
+    audit_head: std::path::PathBuf,
 }
 
 /// Rows per multi-row insert: 12 parameters each, well under SQLite's 32766.
@@ -119,7 +122,9 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError { action: "applying migrations", source: sqlx::Error::Migrate(Box::new(e)) })?;
-        Ok(Store { pool })
+        let mut head = path.as_os_str().to_owned();
+        head.push(".audit-head");
+        Ok(Store { pool, audit_head: head.into() })
     }
 
     /// Write one batch and what the engine decided about it in one transaction.

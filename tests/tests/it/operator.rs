@@ -59,6 +59,7 @@ fn audit_verify_names_the_first_record_edited_deleted_or_reordered() {
     let cases = [
         ("UPDATE audit SET actor = 'mallory' WHERE action = 'incident.acknowledge'", "edited"),
         ("DELETE FROM audit WHERE action = 'incident.note'", "missing"),
+        ("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)", "deleted from the end"),
         (
             "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = -1",
             "record 2",
