@@ -78,6 +78,9 @@ impl Site {
     }
 
     async fn browser(&self, javascript: bool) -> Client {
+        // A profile inside this test's directory: `Drop` kills every browser process using it,
+        // so no Chromium outlives the test (chromedriver's children survive its SIGKILL).
+        let profile = self.dir.path().join(format!("profile-{}", free_port()));
         let mut prefs = serde_json::Map::new();
         if !javascript {
             prefs.insert("profile.managed_default_content_settings.javascript".into(), 2.into());
@@ -86,7 +89,8 @@ impl Site {
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1100", "--lang=en-GB"],
+                         "--window-size=1280,1100", "--lang=en-GB",
+                         format!("--user-data-dir={}", profile.display())],
                 "prefs": prefs,
             }
         });
@@ -97,6 +101,13 @@ impl Site {
             .connect(&format!("http://127.0.0.1:{}", self.driver_port))
             .await
             .unwrap_or_else(|e| panic!("starting chromium through chromedriver: {e}"))
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let pattern = format!("user-data-dir={}", self.dir.path().display());
+        let _ = Command::new("pkill").args(["-9", "-f", &pattern]).status();
     }
 }
 
