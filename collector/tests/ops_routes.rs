@@ -499,3 +499,15 @@ async fn a_support_system_opens_incidents_with_an_intake_token_and_nothing_else(
         "the bad body is recorded"
     );
 }
+
+#[tokio::test]
+async fn a_percent_encoded_user_name_in_the_path_reaches_that_user() {
+    let rig = rig().await;
+    let root = Who::test("root", "admin");
+    let phc = auth::hash_password(PASSWORD).unwrap();
+    rig.store.add_user(&root, "eva@ops", Role::Viewer, &phc, collector::now_ms()).await.unwrap().unwrap();
+    let admin = rig.session("admin1", Role::Admin).await;
+    let r = rig.send("POST", "/api/v1/users/eva%40ops", &admin, Some(r#"{"role": "technician"}"#), true).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(rig.store.user("eva@ops").await.unwrap().unwrap().role, Role::Technician);
+}

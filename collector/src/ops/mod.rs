@@ -537,18 +537,27 @@ fn caller(req: &Request) -> Option<Caller> {
     req.extensions().get::<Caller>().cloned()
 }
 
+/// The request path's segment where the matched route has `placeholder` (e.g. `{id}`),
+/// percent-decoded (a client may send `alice%40example`).
+fn segment(req: &Request, placeholder: &str) -> Option<String> {
+    let matched = req.extensions().get::<MatchedPath>()?.as_str();
+    let pos = matched.split('/').position(|s| s == placeholder)?;
+    let raw = req.uri().path().split('/').nth(pos)?;
+    // Decoded as a form value; `+` is kept literal first (it means + in a path).
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={}", raw.replace('+', "%2B")))
+        .ok()?
+        .pop()
+        .map(|(_, v)| v)
+}
+
 /// `{id}` of the matched path as a number.
 fn path_id(req: &Request) -> Option<i64> {
-    let matched = req.extensions().get::<MatchedPath>()?.as_str();
-    let pos = matched.split('/').position(|s| s == "{id}")?;
-    req.uri().path().split('/').nth(pos)?.parse().ok()
+    segment(req, "{id}")?.parse().ok()
 }
 
 /// The `{name}` segment of the matched path.
 fn path_name(req: &Request) -> Option<String> {
-    let matched = req.extensions().get::<MatchedPath>()?.as_str();
-    let pos = matched.split('/').position(|s| s == "{name}")?;
-    req.uri().path().split('/').nth(pos).map(str::to_string)
+    segment(req, "{name}")
 }
 
 /// Shared across requests: the login limiter.
