@@ -153,6 +153,10 @@ async fn status_page(
     let lang = crate::status::Lang::pick(query.get("lang").map(String::as_str), accept);
     let rendered = rendered(&state);
     let body = if lang == crate::status::Lang::Sv { rendered.page_sv.clone() } else { rendered.page_en.clone() };
+    if body.is_empty() {
+        // The first snapshot is built just after start: say so rather than serve nothing.
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "starting\n").into_response();
+    }
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -195,6 +199,9 @@ async fn badge(State(state): State<AppState>, axum::extract::Path(file): axum::e
 /// A Statuspage-shaped document from the current snapshot (no store access per request).
 async fn statuspage(State(state): State<AppState>, pick: fn(&crate::status::Rendered) -> bytes::Bytes) -> Response {
     let body = pick(&rendered(&state));
+    if body.is_empty() {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "starting\n").into_response();
+    }
     (
         [
             (header::CONTENT_TYPE, "application/json"),

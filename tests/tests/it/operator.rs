@@ -246,8 +246,12 @@ fn https_serves_with_the_configured_certificate_and_secure_cookies() {
             .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let (ok, page) = curl(&[&format!("https://localhost:{http}/")]);
-    assert!(ok && page.contains("<h1>"), "{page}");
+    // Right after start the page answers 503 until the first snapshot is built.
+    let page = e2e::eventually(Duration::from_secs(10), || {
+        let (ok, page) = curl(&["-f", &format!("https://localhost:{http}/")]);
+        (ok && page.contains("<h1>"), page)
+    });
+    assert!(page.contains("<h1>"), "{page}");
     ok_cli(&data, &["user", "add", "tls-admin", "--admin", "--password-stdin"], "a long test password");
     let (_, headers) = curl(&[
         "-o",
