@@ -18,7 +18,7 @@ const TARGET: &str = "wasm32-wasip2";
 
 const STANDARD: &[&str] =
     &["cpu", "memory", "swap", "load", "disk", "process", "tcp", "http", "dns", "tls-cert", "file-age", "smtp"];
-const TESTING: &[&str] = &["hostile", "unprivileged", "alien"];
+const TESTING: &[&str] = &["hostile", "unprivileged", "alien", "slow-info"];
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

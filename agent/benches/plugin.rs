@@ -36,7 +36,7 @@ fn runtime(pooling: bool, probes: ProbeSettings) -> Runtime {
 fn test_plugin(runtime: &Runtime, name: &str) -> Plugin {
     let bytes = std::fs::read(PathBuf::from(agent::standard::BUILD_DIR).join(format!("{name}.wasm"))).unwrap();
     let source = PluginSource::new(name, bytes);
-    tokio().block_on(runtime.load(source)).unwrap()
+    tokio().block_on(runtime.load(source, std::time::Duration::from_secs(10))).unwrap()
 }
 
 fn request(config: &[(&str, &str)], grants: &[&str]) -> RunRequest {
@@ -97,7 +97,9 @@ mod standard {
     fn run(bencher: divan::Bencher<'_, '_>, name: &str) {
         let s = servers();
         let runtime = runtime(true, ProbeSettings { extra_roots: vec![s.pki.ca_der.clone()], ..Default::default() });
-        let plugin = tokio().block_on(runtime.load(agent::standard::source(name).unwrap())).unwrap();
+        let plugin = tokio()
+            .block_on(runtime.load(agent::standard::source(name).unwrap(), std::time::Duration::from_secs(10)))
+            .unwrap();
         let loopback = ["net=127.0.0.1:*", "net=localhost:*", "net=*.vakt.test:53"];
         let http_url = format!("http://127.0.0.1:{}/health", s.http.port());
         let smtp_port = s.smtp.port().to_string();
@@ -143,7 +145,8 @@ mod load {
                 (dir, runtime)
             })
             .bench_local_values(|(dir, runtime)| {
-                let plugin = tokio().block_on(runtime.load(source.clone())).unwrap();
+                let plugin =
+                    tokio().block_on(runtime.load(source.clone(), std::time::Duration::from_secs(10))).unwrap();
                 assert_eq!(plugin.cache_use(), CacheUse::Miss);
                 drop(dir);
             });
@@ -154,9 +157,9 @@ mod load {
         let dir = tempfile::tempdir().unwrap();
         let runtime = cached_runtime(dir.path());
         let source = agent::standard::source("http").unwrap();
-        tokio().block_on(runtime.load(source.clone())).unwrap();
+        tokio().block_on(runtime.load(source.clone(), std::time::Duration::from_secs(10))).unwrap();
         bencher.bench_local(|| {
-            let plugin = tokio().block_on(runtime.load(source.clone())).unwrap();
+            let plugin = tokio().block_on(runtime.load(source.clone(), std::time::Duration::from_secs(10))).unwrap();
             assert_eq!(plugin.cache_use(), CacheUse::Hit);
         });
     }

@@ -6,10 +6,17 @@
 //!
 //! Net grants match twice: the name a plugin asks for ([`GrantSet::net_allows_target`]), and
 //! the address the agent actually connects to after resolving it
-//! ([`GrantSet::net_allows_addr`]). A name grant covers the addresses the name resolves to,
-//! except loopback, link-local, multicast and unspecified addresses, which a DNS answer could
-//! otherwise use to steer a probe at the agent's own host or a cloud metadata service; only an
-//! address grant or the name `localhost` reaches those.
+//! ([`GrantSet::net_allows_addr`]). A name is looked up only when a name grant (or `*`)
+//! covers it: the lookup itself carries the name to the resolver and on to the name's
+//! authoritative servers, so an address grant that admitted any name would let a plugin send
+//! whatever it likes to the outside in DNS queries (`<secret>.exfil.example`).
+//!
+//! A name grant covers the addresses the name resolves to, except the agent's own: loopback,
+//! the host's own interface addresses, link-local (cloud metadata at 169.254.169.254),
+//! multicast, unspecified and broadcast addresses, in every IPv6 form that embeds an IPv4
+//! address (`::ffff:127.0.0.1`, `::127.0.0.1`, `64:ff9b::7f00:1`). A DNS answer could
+//! otherwise steer a probe at the agent's own services or a metadata service; only an address
+//! grant, or the name `localhost` for loopback, reaches those.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -273,19 +280,41 @@ fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
             let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
             u128::from(ip) & mask == u128::from(net) & mask
         }
-        (IpAddr::V6(ip), IpAddr::V4(_)) => {
-            ip.to_ipv4_mapped().is_some_and(|v4| in_network(IpAddr::V4(v4), net, prefix))
-        }
+        (IpAddr::V6(ip), IpAddr::V4(_)) => embedded_v4(ip).is_some_and(|v4| in_network(IpAddr::V4(v4), net, prefix)),
         (IpAddr::V4(_), IpAddr::V6(_)) => false,
     }
 }
 
-/// Addresses a name grant does not reach on its own (see the module docs).
-fn is_sensitive(ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+/// The IPv4 address an IPv6 address carries, in the forms that reach it: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated but still routed by some
+/// stacks) and the NAT64 well-known prefix (`64:ff9b::/96`, RFC 6052).
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let low = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    // `::` and `::1` are IPv6's own unspecified and loopback, not IPv4-compatible.
+    let compatible = s[..6] == [0; 6] && u32::from(low) > 1;
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    (compatible || nat64).then_some(low)
+}
+
+/// The same address in one form: an IPv6 address that embeds an IPv4 one becomes that.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
         v4 => v4,
-    };
+    }
+}
+
+/// Addresses a name grant does not reach on its own (see the module docs). `own` holds the
+/// addresses of the agent host's interfaces.
+fn is_sensitive(ip: IpAddr, own: &[IpAddr]) -> bool {
+    let ip = canonical_ip(ip);
+    if own.iter().any(|o| canonical_ip(*o) == ip) {
+        return true;
+    }
     match ip {
         IpAddr::V4(v4) => {
             v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
@@ -359,22 +388,31 @@ impl GrantSet {
         })
     }
 
-    /// Whether a probe of `host:port` may start. `host` is a name or an address literal. For a
-    /// name this is only the first of two checks: every resolved address must then pass
+    /// Whether a probe of `host:port` may start. `host` is a name or an address literal. A
+    /// name needs a name grant (or `*`) for that port: only then may the agent look it up.
+    /// For a name this is the first of two checks: every resolved address must then pass
     /// [`GrantSet::net_allows_addr`].
     pub fn net_allows_target(&self, host: &str, port: u16) -> bool {
         if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            return self.net_allows_addr(host, SocketAddr::new(ip, port));
+            return self.net_allows_addr(host, SocketAddr::new(ip, port), &[]);
         }
-        let name = normalise_name(host);
-        self.net().any(|p| {
-            p.port.matches(port) && (p.host.matches_name(&name) || matches!(p.host, HostPattern::Network { .. }))
-        })
+        self.net_allows_name(host) && {
+            let name = normalise_name(host);
+            self.net().any(|p| p.port.matches(port) && p.host.matches_name(&name))
+        }
+    }
+
+    /// Whether the agent may look `name` up at all: some name grant (or `*`) covers it, on any
+    /// port. Address and network grants never do.
+    pub fn net_allows_name(&self, name: &str) -> bool {
+        let name = normalise_name(name);
+        self.net().any(|p| p.host.matches_name(&name))
     }
 
     /// Whether the agent may connect to `addr`, reached by asking for `host` (a name, or the
-    /// address itself).
-    pub fn net_allows_addr(&self, host: &str, addr: SocketAddr) -> bool {
+    /// address itself). `own` holds the addresses of the agent host's interfaces, which a
+    /// name grant does not reach.
+    pub fn net_allows_addr(&self, host: &str, addr: SocketAddr, own: &[IpAddr]) -> bool {
         let ip = addr.ip();
         let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok();
         let name = normalise_name(host);
@@ -388,7 +426,7 @@ impl GrantSet {
                 HostPattern::Name { .. } => {
                     !literal
                         && p.host.matches_name(&name)
-                        && (!is_sensitive(ip) || (name == "localhost" && ip.is_loopback()))
+                        && (!is_sensitive(ip, own) || (name == "localhost" && canonical_ip(ip).is_loopback()))
                 }
             }
         })
@@ -396,39 +434,73 @@ impl GrantSet {
 
     /// Whether `path` lies under a granted prefix, after resolving `..` and symlinks. Returns
     /// the canonical path to use for the IO, so the check and the use see the same file.
+    ///
+    /// Symlinks are followed here, one component at a time, and never outside the grants: a
+    /// link whose target leaves every granted prefix is refused with the same words as a path
+    /// that was never granted, before anything outside is looked at. So a link to `/` inside a
+    /// granted directory tells the plugin neither whether an outside path exists nor where
+    /// the link points.
     pub fn fs_allows(&self, path: &Path) -> Result<PathBuf, FsDenied> {
         if !path.is_absolute() {
             return Err(FsDenied::Invalid(format!("`{}` is not an absolute path", path.display())));
         }
-        let prefixes: Vec<&PathBuf> = self
+        let denied = || FsDenied::Denied(format!("no fs grant covers `{}`", path.display()));
+        // The operator's prefixes, resolved: the operator chose them, so following their own
+        // symlinks reveals nothing to the plugin.
+        let roots: Vec<(PathBuf, PathBuf)> = self
             .grants
             .iter()
             .filter_map(|g| match g {
                 Grant::Fs(p) => Some(p),
                 _ => None,
             })
+            .filter_map(|p| canonical(p).map(|c| (p.clone(), c)))
             .collect();
-        let lexical = lexical_normalise(path);
+        let mut candidate = lexical_normalise(path);
         // Refuse before touching the file system, so an ungranted path's existence is not revealed.
-        if !prefixes
-            .iter()
-            .any(|prefix| lexical.starts_with(prefix) || canonical(prefix).is_some_and(|c| lexical.starts_with(c)))
-        {
-            return Err(FsDenied::Denied(format!("no fs grant covers `{}`", path.display())));
+        if !roots.iter().any(|(granted, real)| candidate.starts_with(granted) || candidate.starts_with(real)) {
+            return Err(denied());
         }
-        let resolved =
-            std::fs::canonicalize(&lexical).map_err(|e| FsDenied::Failed(format!("`{}`: {}", path.display(), e)))?;
-        if prefixes.iter().any(|prefix| canonical(prefix).is_some_and(|c| resolved.starts_with(c))) {
-            Ok(resolved)
-        } else {
-            Err(FsDenied::Denied(format!(
-                "`{}` resolves to `{}`, which no fs grant covers",
-                path.display(),
-                resolved.display()
-            )))
+        let mut hops = 0;
+        'restart: loop {
+            // `candidate` is lexically normal; find the canonical root it starts in (a granted
+            // path is rewritten onto its canonical form) and walk the rest.
+            let Some((root, rest)) = roots.iter().find_map(|(granted, real)| {
+                let rest = candidate.strip_prefix(real).or_else(|_| candidate.strip_prefix(granted)).ok()?;
+                Some((real.clone(), rest.to_path_buf()))
+            }) else {
+                return Err(denied());
+            };
+            let mut resolved = root;
+            let mut components = rest.components();
+            while let Some(component) = components.next() {
+                let next = resolved.join(component);
+                let metadata = std::fs::symlink_metadata(&next)
+                    .map_err(|e| FsDenied::Failed(format!("`{}`: {}", path.display(), e)))?;
+                if !metadata.is_symlink() {
+                    resolved = next;
+                    continue;
+                }
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(FsDenied::Failed(format!("`{}`: too many levels of symbolic links", path.display())));
+                }
+                let target =
+                    std::fs::read_link(&next).map_err(|e| FsDenied::Failed(format!("`{}`: {}", path.display(), e)))?;
+                // `resolved` has no symlinks left in it, so `..` in the target can be taken
+                // lexically; the new candidate must again start inside a grant.
+                let mut followed = if target.is_absolute() { target } else { resolved.join(target) };
+                followed.push(components.as_path());
+                candidate = lexical_normalise(&followed);
+                continue 'restart;
+            }
+            return Ok(resolved);
         }
     }
 }
+
+/// Symlinks followed in one path at most, as Linux allows (ELOOP past 40).
+const MAX_SYMLINK_HOPS: u32 = 40;
 
 fn canonical(prefix: &Path) -> Option<PathBuf> {
     std::fs::canonicalize(prefix).ok()
@@ -537,11 +609,29 @@ mod tests {
             (&["net=*:*"], "anything", "127.0.0.1:22", true),
             (&["system", "fs=/"], "db.example.com", "10.1.2.3:5432", false),
             (&[], "db.example.com", "10.1.2.3:5432", false),
+            // Every IPv6 form of an IPv4 loopback or metadata address is still that address.
+            (&["net=*.example.com:443"], "a.example.com", "[::127.0.0.1]:443", false),
+            (&["net=*.example.com:443"], "a.example.com", "[64:ff9b::7f00:1]:443", false),
+            (&["net=*.example.com:80"], "a.example.com", "[::ffff:169.254.169.254]:80", false),
+            (&["net=127.0.0.0/8:443"], "127.0.0.1", "[::127.0.0.1]:443", true),
+            (&["net=*.example.com:443"], "a.example.com", "[2001:db8::1]:443", true),
         ];
         for (grants, host, connected, want) in table {
-            let got = set(grants).net_allows_addr(host, addr(connected));
+            let got = set(grants).net_allows_addr(host, addr(connected), &[]);
             assert_eq!(got, *want, "grants {grants:?}, asked {host}, connected {connected}");
         }
+    }
+
+    #[test]
+    fn a_name_grant_does_not_reach_the_hosts_own_addresses() {
+        let own: Vec<IpAddr> = vec!["192.0.2.10".parse().unwrap(), "2001:db8::10".parse().unwrap()];
+        let by_name = set(&["net=*.example.com:22"]);
+        assert!(!by_name.net_allows_addr("me.example.com", addr("192.0.2.10:22"), &own));
+        assert!(!by_name.net_allows_addr("me.example.com", addr("[::ffff:192.0.2.10]:22"), &own));
+        assert!(!by_name.net_allows_addr("me.example.com", addr("[2001:db8::10]:22"), &own));
+        assert!(by_name.net_allows_addr("other.example.com", addr("192.0.2.11:22"), &own));
+        // An address grant says exactly what it allows.
+        assert!(set(&["net=192.0.2.10:22"]).net_allows_addr("192.0.2.10", addr("192.0.2.10:22"), &own));
     }
 
     #[test]
@@ -549,10 +639,24 @@ mod tests {
         let grants = set(&["net=db.example.com:5432", "net=10.0.0.0/8:22"]);
         assert!(grants.net_allows_target("db.example.com", 5432));
         assert!(!grants.net_allows_target("db.example.com", 80));
-        // A name might resolve into the granted network, so it may try; the address check decides.
-        assert!(grants.net_allows_target("jump.internal", 22));
         assert!(grants.net_allows_target("10.1.1.1", 22));
         assert!(!grants.net_allows_target("192.0.2.1", 22));
+    }
+
+    #[test]
+    fn only_a_name_grant_lets_a_name_be_looked_up() {
+        // The DNS exfiltration case: address grants only, on the ports asked for.
+        let addresses = set(&["net=127.0.0.1:8080", "net=127.0.0.1:53", "net=10.0.0.0/8:*"]);
+        assert!(!addresses.net_allows_target("s3cr3t.exfil.example", 8080));
+        assert!(!addresses.net_allows_target("s3cr3t.exfil.example", 53));
+        assert!(!addresses.net_allows_name("s3cr3t.exfil.example"));
+        assert!(!addresses.net_allows_target("jump.internal", 22));
+        let names = set(&["net=*.example.com:53", "net=*:8443"]);
+        assert!(names.net_allows_target("a.example.com", 53));
+        assert!(!names.net_allows_target("a.example.com", 80));
+        assert!(names.net_allows_name("a.example.com"));
+        // `*` is a name grant too: the operator allowed any name on 8443.
+        assert!(names.net_allows_target("anything.example.org", 8443));
     }
 
     #[test]
@@ -570,11 +674,47 @@ mod tests {
         assert!(grants.fs_allows(&granted.join("db.tar")).is_ok());
         assert!(matches!(grants.fs_allows(&granted.join("../secret/key")), Err(FsDenied::Denied(_))));
         assert!(matches!(grants.fs_allows(&granted.join("escape")), Err(FsDenied::Denied(_))));
+        // A link inside the grant that stays inside is followed, relative or absolute.
+        std::fs::create_dir_all(granted.join("2026-12-01")).unwrap();
+        std::fs::write(granted.join("2026-12-01/db.tar"), b"x").unwrap();
+        std::os::unix::fs::symlink("2026-12-01", granted.join("latest")).unwrap();
+        std::os::unix::fs::symlink(granted.join("2026-12-01"), granted.join("latest-abs")).unwrap();
+        let want = std::fs::canonicalize(granted.join("2026-12-01/db.tar")).unwrap();
+        assert_eq!(grants.fs_allows(&granted.join("latest/db.tar")), Ok(want.clone()));
+        assert_eq!(grants.fs_allows(&granted.join("latest-abs/db.tar")), Ok(want));
         assert!(matches!(grants.fs_allows(Path::new("/etc/shadow")), Err(FsDenied::Denied(_))));
         assert!(matches!(grants.fs_allows(Path::new("relative")), Err(FsDenied::Invalid(_))));
         assert!(matches!(grants.fs_allows(&granted.join("missing")), Err(FsDenied::Failed(_))));
         // A sibling whose name starts with the prefix is not under it.
         std::fs::create_dir_all(dir.path().join("backups-old")).unwrap();
         assert!(matches!(grants.fs_allows(&dir.path().join("backups-old")), Err(FsDenied::Denied(_))));
+    }
+
+    #[test]
+    fn a_link_out_of_the_grant_reveals_nothing_about_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let granted = dir.path().join("granted");
+        std::fs::create_dir_all(&granted).unwrap();
+        std::os::unix::fs::symlink("/", granted.join("root")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../..", granted.join("up")).unwrap();
+        std::os::unix::fs::symlink("loop", granted.join("loop")).unwrap();
+        let grants = GrantSet::new(vec![Grant::Fs(granted.clone())]);
+        // An existing and a missing outside path get the same answer, which names neither the
+        // target nor the resolved path.
+        let answers: Vec<_> = ["root/etc/passwd", "root/no/such/file", "up/etc", "up/nonexistent", "root"]
+            .iter()
+            .map(|rel| {
+                grants.fs_allows(&granted.join(rel)).map_err(|e| match e {
+                    FsDenied::Denied(why) => why.replace(&granted.join(rel).display().to_string(), "PATH"),
+                    other => format!("{other:?}"),
+                })
+            })
+            .collect();
+        for answer in &answers {
+            assert_eq!(answer, &Err("no fs grant covers `PATH`".to_string()));
+        }
+        assert!(
+            matches!(grants.fs_allows(&granted.join("loop")), Err(FsDenied::Failed(why)) if why.contains("too many levels"))
+        );
     }
 }

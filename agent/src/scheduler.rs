@@ -3,6 +3,10 @@
 //! still running is skipped rather than queued. Start times are spread over the first
 //! interval so checks do not all fire at once. At most `concurrency` plugins run at the same
 //! time (the size of the instance pool).
+//!
+//! A check whose plugin is still to be loaded loads it in its own task, under the same
+//! concurrency limit and its own deadline: plugins load in parallel, and a plugin whose `info`
+//! is slow delays its own check, never the others' first runs.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,14 +18,27 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{CheckConfig, QuarantinePolicy};
-use crate::plugin::{Plugin, RunReport, RunRequest};
+use crate::plugin::{Plugin, PluginSource, RunReport, RunRequest, Runtime};
 use crate::quarantine::Breaker;
 
-/// A check, ready to schedule: its plugin, or why the plugin could not be loaded.
+/// A check, ready to schedule, with its plugin in one of three states.
 #[derive(Debug)]
 pub struct ScheduledCheck {
     pub config: CheckConfig,
-    pub plugin: Result<Plugin, String>,
+    pub plugin: PluginLoad,
+}
+
+/// Where a check's plugin stands.
+#[derive(Debug)]
+pub enum PluginLoad {
+    Loaded(Plugin),
+    /// To be loaded by the check's task, before its first run.
+    Pending {
+        runtime: Runtime,
+        source: PluginSource,
+    },
+    /// Could not even be read; every run reports why.
+    Failed(String),
 }
 
 /// One finished run, for whoever publishes results.
@@ -99,6 +116,27 @@ async fn check_loop(
 ) {
     let name = check.config.name.clone();
     let label = check.config.plugin.label();
+    let plugin = match check.plugin {
+        PluginLoad::Loaded(plugin) => Ok(plugin),
+        PluginLoad::Failed(error) => Err(error),
+        PluginLoad::Pending { runtime, source } => {
+            let Ok(_permit) = permits.acquire().await else { return };
+            let loading = runtime.load(source, check.config.limits.timeout);
+            let loaded = tokio::select! {
+                loaded = loading => loaded.map_err(|e| crate::report(&e)),
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match &loaded {
+                Ok(p) => {
+                    tracing::info!(check = %name, plugin = %check.config.plugin, sha256 = p.sha256(), cache = ?p.cache_use(), "plugin loaded")
+                }
+                Err(error) => {
+                    tracing::error!(check = %name, plugin = %check.config.plugin, error = %error, "plugin did not load")
+                }
+            }
+            loaded
+        }
+    };
     let mut ticker = tokio::time::interval_at(Instant::now() + jitter, check.config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let request = RunRequest {
@@ -123,7 +161,7 @@ async fn check_loop(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let now = Instant::now();
-        let report = match (&check.plugin, breaker.quarantined_until(now)) {
+        let report = match (&plugin, breaker.quarantined_until(now)) {
             (Err(load_error), _) => RunReport::unknown(
                 format!("plugin {} could not be loaded: {load_error}", check.config.plugin),
                 Duration::ZERO,

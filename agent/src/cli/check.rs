@@ -75,7 +75,7 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         Ok(runtime) => runtime,
         Err(error) => return unknown(crate::report(&error)),
     };
-    let plugin = match runtime.load(source).await {
+    let plugin = match runtime.load(source, args.timeout).await {
         Ok(plugin) => plugin,
         Err(error) => return unknown(crate::report(&error)),
     };

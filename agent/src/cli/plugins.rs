@@ -15,7 +15,8 @@ pub async fn plugins(format: Format, cache: Option<std::path::PathBuf>) -> Resul
     let mut list = Vec::new();
     for name in standard::names() {
         let source = standard::source(name).ok_or_else(|| format!("standard plugin {name} missing"))?;
-        let plugin = runtime.load(source).await.map_err(|e| crate::report(&e))?;
+        let plugin =
+            runtime.load(source, crate::plugin::RunLimits::default().timeout).await.map_err(|e| crate::report(&e))?;
         let info = plugin.info();
         let needs: Vec<&str> = info.needs.iter().map(|c| c.as_str()).collect();
         match format {

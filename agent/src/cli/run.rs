@@ -13,7 +13,7 @@ use super::plugin_source;
 use crate::config::{AgentConfig, default_cache_dir};
 use crate::plugin::{Runtime, RuntimeConfig};
 use crate::publish::{self, Publisher};
-use crate::scheduler::{self, ScheduledCheck};
+use crate::scheduler::{self, PluginLoad, ScheduledCheck};
 use crate::spool::Spool;
 
 /// Hold an exclusive lock on `dir/lock` for as long as the returned file lives, so two agents
@@ -77,20 +77,22 @@ pub async fn run_config(
     })?;
     tracing::info!(agent = %config.agent_id, checks = config.checks.len(), allocator = %runtime.allocator(), "agent starting");
 
+    // Plugins are read here but loaded by their checks' tasks, in parallel: a slow plugin
+    // holds up nobody else's schedule. The birth announces each plugin's sha256 from its bytes.
     let mut scheduled = Vec::new();
+    let mut digests = Vec::new();
     for check in &config.checks {
         let plugin = match plugin_source(&check.plugin, check.sha256.clone()) {
-            Ok(source) => runtime.load(source).await.map_err(|e| crate::report(&e)),
-            Err(error) => Err(error),
-        };
-        match &plugin {
-            Ok(p) => {
-                tracing::info!(check = %check.name, plugin = %check.plugin, sha256 = p.sha256(), cache = ?p.cache_use(), "plugin loaded")
+            Ok(source) => {
+                digests.push(source.digest());
+                PluginLoad::Pending { runtime: runtime.clone(), source }
             }
             Err(error) => {
-                tracing::error!(check = %check.name, plugin = %check.plugin, error = %error, "plugin did not load")
+                tracing::error!(check = %check.name, plugin = %check.plugin, error = %error, "plugin did not load");
+                digests.push(String::new());
+                PluginLoad::Failed(error)
             }
-        }
+        };
         scheduled.push(ScheduledCheck { config: check.clone(), plugin });
     }
 
@@ -108,10 +110,11 @@ pub async fn run_config(
         );
         let checks = scheduled
             .iter()
-            .map(|s| CheckInfo {
+            .zip(digests)
+            .map(|(s, sha256)| CheckInfo {
                 check: s.config.name.clone(),
                 plugin: s.config.plugin.label(),
-                sha256: s.plugin.as_ref().map(|p| p.sha256().to_string()).unwrap_or_default(),
+                sha256,
                 interval_ms: s.config.interval.as_millis() as u64,
             })
             .collect();

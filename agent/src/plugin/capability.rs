@@ -3,7 +3,7 @@
 //! without asking the operator; `net` and `fs` are always explicit.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::grant::{Capability, FsDenied, GrantSet};
@@ -56,9 +56,15 @@ impl Access {
         }
     }
 
-    /// May the agent connect to `addr`, reached by asking for `host`?
-    pub(crate) fn net_addr(&self, host: &str, addr: SocketAddr) -> bool {
-        self.grants.net_allows_addr(host, addr)
+    /// May the agent connect to `addr`, reached by asking for `host`? `own` holds the agent
+    /// host's interface addresses, which only an address grant reaches.
+    pub(crate) fn net_addr(&self, host: &str, addr: SocketAddr, own: &[IpAddr]) -> bool {
+        self.grants.net_allows_addr(host, addr, own)
+    }
+
+    /// May the agent look `name` up? Only when a name grant covers it.
+    pub(crate) fn net_name(&self, name: &str) -> bool {
+        self.grants.net_allows_name(name)
     }
 
     /// The canonical path to stat, if `path` is covered by an fs grant.

@@ -1,13 +1,14 @@
 //! The one place where WIT types become protocol types. A plugin's outcome is checked here
 //! against the output caps: a plugin that returns more than it may, or nonsense, gets an
-//! `unknown` result naming the violation instead of having its output passed on.
+//! `unknown` result naming the violation instead of having its output passed on. Its text
+//! goes through [`sanitise`] on the way, so nothing after this point needs to distrust it.
 
 use std::collections::HashSet;
 
 use protocol::{Metric, Status};
 
-use super::bindings;
 use super::limits::RunLimits;
+use super::{bindings, sanitise};
 
 /// A checked outcome.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,15 +28,6 @@ pub(crate) fn status(status: bindings::Status) -> Status {
     }
 }
 
-/// Control characters in a one-line summary would break Nagios output and log lines.
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
-
-fn valid_metric_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 128 && !name.chars().any(char::is_control)
-}
-
 /// Check `outcome` against `limits`; the error says which limit was broken and by how much.
 pub(crate) fn outcome(outcome: bindings::Outcome, limits: &RunLimits) -> Result<CheckedOutcome, String> {
     if outcome.summary.len() > limits.summary_bytes {
@@ -52,9 +44,7 @@ pub(crate) fn outcome(outcome: bindings::Outcome, limits: &RunLimits) -> Result<
     let mut names = HashSet::new();
     let mut metrics = Vec::with_capacity(outcome.metrics.len());
     for m in outcome.metrics {
-        if !valid_metric_name(&m.name) {
-            return Err(format!("metric name {:?} is empty, too long or has control characters", m.name));
-        }
+        sanitise::label(&m.name)?;
         if !names.insert(m.name.clone()) {
             return Err(format!("metric `{}` appears twice", m.name));
         }
@@ -62,8 +52,8 @@ pub(crate) fn outcome(outcome: bindings::Outcome, limits: &RunLimits) -> Result<
         if numbers.iter().flatten().any(|v| !v.is_finite()) {
             return Err(format!("metric `{}` has a value that is not a finite number", m.name));
         }
-        if m.unit.as_ref().is_some_and(|u| u.len() > 16 || u.chars().any(|c| c.is_control() || c.is_whitespace())) {
-            return Err(format!("metric `{}` has a malformed unit", m.name));
+        if let Some(unit) = &m.unit {
+            sanitise::unit(unit).map_err(|why| format!("metric `{}`: {why}", m.name))?;
         }
         metrics.push(Metric {
             name: m.name,
@@ -77,8 +67,8 @@ pub(crate) fn outcome(outcome: bindings::Outcome, limits: &RunLimits) -> Result<
     }
     Ok(CheckedOutcome {
         status: status(outcome.status),
-        summary: one_line(&outcome.summary),
-        details: outcome.details,
+        summary: sanitise::line(&outcome.summary, limits.summary_bytes),
+        details: outcome.details.map(|d| sanitise::block(&d, limits.details_bytes)),
         metrics,
     })
 }
@@ -104,9 +94,12 @@ mod tests {
     }
 
     #[test]
-    fn within_limits_passes_and_summary_becomes_one_line() {
-        let checked = outcome(wit("a\nb", vec![metric("x", 1.0)]), &RunLimits::default()).unwrap();
-        assert_eq!(checked.summary, "a b");
+    fn within_limits_passes_and_text_is_sanitised() {
+        let mut input = wit("a\nCRITICAL - b", vec![metric("x", 1.0)]);
+        input.details = Some("one\rOK - two\u{1b}[2J".into());
+        let checked = outcome(input, &RunLimits::default()).unwrap();
+        assert_eq!(checked.summary, "a CRITICAL - b");
+        assert_eq!(checked.details.as_deref(), Some("one\nOK - two\u{fffd}[2J"));
         assert_eq!(checked.metrics.len(), 1);
     }
 
@@ -122,6 +115,14 @@ mod tests {
             (wit("ok", vec![metric("x", f64::NAN)]), "not a finite number"),
             (wit("ok", vec![metric("x", 1.0), metric("x", 2.0)]), "appears twice"),
             (wit("ok", vec![metric("", 1.0)]), "is empty"),
+            (wit("ok", vec![metric("a=b", 1.0)]), "which perfdata cannot carry"),
+            (
+                wit(
+                    "ok",
+                    vec![bindings::vakt::check::types::Metric { unit: Some("s;1;2".into()), ..metric("t", 1.0) }],
+                ),
+                "is not a perfdata unit",
+            ),
         ];
         for (input, want) in cases {
             let err = outcome(input, &limits).unwrap_err();

@@ -1,9 +1,13 @@
 //! Per-run limits: the memory cap (enforced while the plugin runs) and the output caps
 //! (enforced on what it returns).
 //!
-//! The memory cap is a sum over all linear memories of the instance, not a per-memory limit:
-//! a component built by componentize-py has several memories, and a per-memory cap would let
-//! it use a multiple of what the operator configured.
+//! The memory cap is a sum over all linear memories **and tables** of the instance, not a
+//! per-memory limit: a component built by componentize-py has several memories, and a
+//! per-memory cap would let it use a multiple of what the operator configured. Tables are not
+//! linear memory but the host allocates them all the same (one pointer per element): a
+//! component declaring a hundred funcref tables of a million elements each asked the host for
+//! 800 MB while its memories stayed under 1 MiB. So a table's elements count against the same
+//! budget, at the size the host pays for them.
 
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use wasmtime::ResourceLimiter;
 pub struct RunLimits {
     /// Wall-clock time for the whole run, instantiation included.
     pub timeout: Duration,
-    /// Bytes of linear memory, summed over all memories of the instance.
+    /// Bytes of linear memory and tables, summed over all memories and tables of the instance.
     pub memory: u64,
     /// Bytes of `summary`.
     pub summary_bytes: usize,
@@ -39,13 +43,16 @@ impl Default for RunLimits {
 /// The error a run traps with when it asks for more memory than allowed. Found again by
 /// downcasting, to report the fault precisely.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("memory limit exceeded: the plugin asked for {requested} bytes in total, the limit is {limit} bytes")]
+#[error(
+    "memory limit exceeded: the plugin asked for {requested} bytes in total (memories and tables), the limit is {limit} bytes"
+)]
 pub(crate) struct MemoryLimitExceeded {
     pub(crate) requested: u64,
     pub(crate) limit: u64,
 }
 
-/// Caps the sum of all linear memories and the number of table elements of one instance.
+/// Caps the sum of all linear memories and tables of one instance, and counts of instances,
+/// memories and tables.
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     limit: u64,
@@ -53,24 +60,24 @@ pub(crate) struct MemoryLimiter {
     peak: u64,
 }
 
-/// Table elements per table: generous for any real guest (componentize-py uses a few
-/// thousand), small enough that a hostile table cannot eat memory.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// What the host pays per table element: one pointer (funcref and externref tables alike;
+/// wasmtime keeps GC references in a pointer-sized slot for these).
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 
 impl MemoryLimiter {
     pub(crate) fn new(limit: u64) -> MemoryLimiter {
         MemoryLimiter { limit, in_use: 0, peak: 0 }
     }
 
-    /// The most linear memory the run held at once.
+    /// The most memory (linear memories and tables) the run held at once.
     pub(crate) fn peak(&self) -> u64 {
         self.peak
     }
-}
 
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let requested = self.in_use - current as u64 + desired as u64;
+    /// One memory or table goes from `current` to `desired` bytes. wasmtime also calls this
+    /// when it creates one (`current` is 0 then), so instantiation is counted too.
+    fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let requested = (self.in_use - current.min(self.in_use)).saturating_add(desired);
         if requested > self.limit {
             // An error, not `Ok(false)`: the plugin traps with a clear reason instead of seeing
             // a failed `memory.grow` and aborting with an opaque `unreachable`.
@@ -80,9 +87,17 @@ impl ResourceLimiter for MemoryLimiter {
         self.peak = self.peak.max(requested);
         Ok(true)
     }
+}
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64, desired as u64)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // `desired` is usize::MAX when a declared minimum does not fit the host's pointers.
+        let bytes = |elements: usize| (elements as u64).saturating_mul(TABLE_ELEMENT_BYTES);
+        self.grow(bytes(current), bytes(desired))
     }
 
     fn instances(&self) -> usize {
@@ -113,5 +128,19 @@ mod tests {
         // Growing the first memory within the cap still works.
         assert!(limiter.memory_growing(60, 100, None).unwrap());
         assert_eq!(limiter.peak(), 100);
+    }
+
+    #[test]
+    fn tables_count_against_the_same_cap() {
+        let mut limiter = MemoryLimiter::new(1 << 20);
+        assert!(limiter.memory_growing(0, 512 << 10, None).unwrap());
+        // 64Ki elements of 8 bytes: 512 KiB, exactly what is left.
+        assert!(limiter.table_growing(0, 64 << 10, None).unwrap());
+        let err = limiter.table_growing(0, 1, None).unwrap_err();
+        assert!(err.downcast_ref::<MemoryLimitExceeded>().is_some(), "{err}");
+        // A table whose minimum does not fit a pointer is refused, not wrapped around.
+        let mut fresh = MemoryLimiter::new(1 << 20);
+        assert!(fresh.table_growing(0, usize::MAX, None).is_err());
+        assert_eq!(fresh.peak(), 0);
     }
 }

@@ -12,17 +12,16 @@ use super::ConfigKeyInfo;
 use super::bindings::CheckPre;
 use super::capability::Access;
 use super::run::describe_error;
-use super::{CacheUse, LoadError, Plugin, PluginInfo, PluginSource, RunLimits, Runtime, cache};
+use super::{CacheUse, LoadError, Plugin, PluginInfo, PluginSource, RunLimits, Runtime, sanitise};
 use crate::grant::{Capability, GrantSet};
 
-/// Time a plugin's `info` export gets at load.
-const INFO_TIMEOUT: Duration = Duration::from_secs(10);
-
 impl Runtime {
-    /// Check, compile (or load from the cache), link and describe a plugin.
-    pub async fn load(&self, source: PluginSource) -> Result<Plugin, LoadError> {
+    /// Check, compile (or load from the cache), link and describe a plugin. `info` runs under
+    /// the same deadline as a run of the check (`info_timeout`): a plugin that does not answer
+    /// does not load, and says so.
+    pub async fn load(&self, source: PluginSource, info_timeout: Duration) -> Result<Plugin, LoadError> {
         let plugin = source.label.clone();
-        let sha256 = source.sha256.clone().unwrap_or_else(|| cache::sha256_hex(&source.bytes));
+        let sha256 = source.digest();
         if let Some(pin) = &source.pin
             && !pin.eq_ignore_ascii_case(&sha256)
         {
@@ -70,14 +69,14 @@ impl Runtime {
             },
             cache_use,
         };
-        loaded.info = loaded.read_info().await.map_err(|reason| LoadError::Info { plugin, reason })?;
+        loaded.info = loaded.read_info(info_timeout).await.map_err(|reason| LoadError::Info { plugin, reason })?;
         Ok(loaded)
     }
 }
 
 impl Plugin {
-    async fn read_info(&self) -> Result<PluginInfo, String> {
-        let deadline = Instant::now() + INFO_TIMEOUT;
+    async fn read_info(&self, timeout: Duration) -> Result<PluginInfo, String> {
+        let deadline = Instant::now() + timeout;
         // `info` runs before any check config is known: allow what the largest check may use.
         let limits = RunLimits { memory: self.runtime.inner.max_memory, ..RunLimits::default() };
         let access = Access::new(BTreeSet::new(), GrantSet::default(), false);
@@ -88,25 +87,35 @@ impl Plugin {
         };
         let info = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(info)) => info,
+            Ok(Err(error)) if error.is::<super::run::DeadlineExceeded>() => {
+                return Err(format!("no answer within the deadline of {timeout:?}"));
+            }
             Ok(Err(error)) => return Err(describe_error(&error, &stdio.stderr)),
-            Err(_) => return Err(format!("no answer within {INFO_TIMEOUT:?}")),
+            Err(_) => return Err(format!("no answer within the deadline of {timeout:?}")),
         };
+        // Everything `info` says is shown by `vakt-agent plugins` and logged: one line each.
+        let line = |text: &str| sanitise::line(text, 1024);
         let mut needs = BTreeSet::new();
         for need in &info.needs {
-            needs.insert(need.parse::<Capability>().map_err(|e| format!("`needs`: {e}"))?);
+            needs.insert(need.parse::<Capability>().map_err(|e| format!("`needs`: {}", line(&e.to_string())))?);
         }
         if info.name.trim().is_empty() {
             return Err("`info` returned an empty name".into());
         }
         Ok(PluginInfo {
-            name: info.name,
-            version: info.version,
-            description: info.description,
+            name: line(&info.name),
+            version: line(&info.version),
+            description: line(&info.description),
             needs,
             config: info
                 .config
                 .into_iter()
-                .map(|k| ConfigKeyInfo { name: k.name, help: k.help, default: k.default, required: k.required })
+                .map(|k| ConfigKeyInfo {
+                    name: line(&k.name),
+                    help: line(&k.help),
+                    default: k.default.as_deref().map(line),
+                    required: k.required,
+                })
                 .collect(),
         })
     }

@@ -17,6 +17,7 @@ mod limits;
 mod load;
 mod output;
 mod run;
+mod sanitise;
 mod state;
 
 use std::collections::BTreeSet;
@@ -164,6 +165,12 @@ impl PluginSource {
             standard: false,
             pin: None,
         }
+    }
+
+    /// The sha256 of the component (hex): known in advance for embedded plugins, else
+    /// computed from the bytes. What the birth announces, before the plugin is loaded.
+    pub fn digest(&self) -> String {
+        self.sha256.clone().unwrap_or_else(|| cache::sha256_hex(&self.bytes))
     }
 }
 

@@ -11,7 +11,7 @@ use super::capability::Access;
 use super::limits::MemoryLimitExceeded;
 use super::output::{CapturedOutput, Stdio};
 use super::state::PluginState;
-use super::{Fault, Plugin, RunLimits, RunReport, RunRequest, bindings, convert};
+use super::{Fault, Plugin, RunLimits, RunReport, RunRequest, bindings, convert, sanitise};
 
 /// Bytes of a plugin's stdout and of its stderr kept per run for the agent's log.
 const CAPTURED_OUTPUT_BYTES: usize = 8 << 10;
@@ -19,7 +19,7 @@ const CAPTURED_OUTPUT_BYTES: usize = 8 << 10;
 /// The error the epoch callback traps with once the deadline has passed.
 #[derive(Debug, thiserror::Error)]
 #[error("deadline exceeded")]
-struct DeadlineExceeded;
+pub(super) struct DeadlineExceeded;
 
 impl Plugin {
     pub(super) fn store(
@@ -85,7 +85,12 @@ impl Plugin {
             ),
             Ok(Err(error)) => {
                 let fault = classify(&error, &stdio.stderr, request.limits.timeout);
-                RunReport::unknown(fault.to_string(), duration, Some(fault), peak)
+                RunReport::unknown(
+                    sanitise::line(&fault.to_string(), request.limits.summary_bytes),
+                    duration,
+                    Some(fault),
+                    peak,
+                )
             }
             Ok(Ok(Err(check_error))) => {
                 let summary = match check_error {
@@ -93,8 +98,7 @@ impl Plugin {
                     bindings::CheckError::Denied(why) => format!("denied: {why}"),
                     bindings::CheckError::Failed(why) => format!("check failed: {why}"),
                 };
-                let summary = truncate(&summary, request.limits.summary_bytes);
-                RunReport::unknown(summary, duration, None, peak)
+                RunReport::unknown(sanitise::line(&summary, request.limits.summary_bytes), duration, None, peak)
             }
             Ok(Ok(Ok(outcome))) => match convert::outcome(outcome, &request.limits) {
                 Ok(checked) => RunReport {
@@ -117,18 +121,6 @@ impl Plugin {
     }
 }
 
-/// Cut `text` to at most `limit` bytes on a character boundary.
-fn truncate(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_string();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
 /// What the plugin last said on stderr: for a Rust plugin that panicked, the panic location
 /// and message, which explain an otherwise bare `unreachable` trap.
 fn stderr_hint(stderr: &CapturedOutput) -> Option<String> {
@@ -138,14 +130,17 @@ fn stderr_hint(stderr: &CapturedOutput) -> Option<String> {
         Some(at) => lines[at..].iter().take(2).copied().collect::<Vec<_>>().join(" "),
         None => lines.iter().rev().find(|l| !l.starts_with("note: run with"))?.to_string(),
     };
-    Some(truncate(&hint, 300))
+    Some(sanitise::line(&hint, 300))
 }
 
+/// What went wrong, on one line: the trap (whose backtrace names the plugin's own functions,
+/// so it is plugin-controlled text too) and the stderr hint, both sanitised.
 pub(super) fn describe_error(error: &wasmtime::Error, stderr: &CapturedOutput) -> String {
-    let mut text = match error.downcast_ref::<wasmtime::Trap>() {
+    let text = match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
     };
+    let mut text = sanitise::line(&text, 600);
     if let Some(line) = stderr_hint(stderr) {
         text.push_str(&format!(" (stderr: {line})"));
     }
@@ -166,7 +161,8 @@ fn log_captured(check: &str, stdio: &Stdio, dropped_logs: u32) {
     for (stream, captured) in [("stdout", &stdio.stdout), ("stderr", &stdio.stderr)] {
         let (text, dropped) = captured.snapshot();
         if !text.is_empty() || dropped > 0 {
-            tracing::info!(check, stream, dropped_bytes = dropped, output = %text.trim_end(), "plugin output");
+            let output = sanitise::log(text.trim_end(), CAPTURED_OUTPUT_BYTES);
+            tracing::info!(check, stream, dropped_bytes = dropped, output = %output, "plugin output");
         }
     }
     if dropped_logs > 0 {

@@ -42,16 +42,13 @@ pub enum ProbeError {
     Failed(String),
 }
 
-/// Decides whether a connection to `addr`, reached by asking for `host`, may be made.
+/// Decides whether a name may be looked up, and whether a connection to `addr`, reached by
+/// asking for `host`, may be made.
 pub trait AddressPolicy: Send + Sync {
-    /// `true` to allow.
+    /// `true` to allow looking `name` up (the query itself carries the name out).
+    fn may_resolve(&self, name: &str) -> bool;
+    /// `true` to allow the connection.
     fn allows(&self, host: &str, addr: SocketAddr) -> bool;
-}
-
-impl<F: Fn(&str, SocketAddr) -> bool + Send + Sync> AddressPolicy for F {
-    fn allows(&self, host: &str, addr: SocketAddr) -> bool {
-        self(host, addr)
-    }
 }
 
 /// Settings for all probes of one agent.
@@ -120,14 +117,18 @@ impl Prober {
             .clone()
     }
 
-    /// Resolve `host` to socket addresses (an address literal resolves to itself).
-    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ProbeError> {
+    /// Resolve `host` to socket addresses (an address literal resolves to itself). A name is
+    /// looked up only if the policy allows it.
+    async fn resolve(&self, host: &str, port: u16, policy: &dyn AddressPolicy) -> Result<Vec<SocketAddr>, ProbeError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if bare.is_empty() {
             return Err(ProbeError::Invalid("the host is empty".into()));
         }
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        if !policy.may_resolve(bare) {
+            return Err(ProbeError::Denied(format!("no name grant covers {bare}, so it is not looked up")));
         }
         let lookup = self
             .resolver()?
@@ -148,12 +149,13 @@ impl Prober {
         port: u16,
         policy: &dyn AddressPolicy,
     ) -> Result<Connected, ProbeError> {
-        let resolved = self.resolve(host, port).await?;
+        let resolved = self.resolve(host, port, policy).await?;
         let allowed: Vec<SocketAddr> = resolved.iter().copied().filter(|a| policy.allows(host, *a)).collect();
         if allowed.is_empty() {
             let list: Vec<String> = resolved.iter().map(ToString::to_string).collect();
             return Err(ProbeError::Denied(format!(
-                "{host} resolved to {}, which no net grant covers",
+                "{host} resolved to {}, which no net grant covers (a name grant does not reach this \
+                 host's own, loopback or link-local addresses: grant the address itself)",
                 list.join(", ")
             )));
         }

@@ -10,3 +10,4 @@ mod sandbox;
 mod scheduler;
 mod standard_plugins;
 mod support;
+mod tables;

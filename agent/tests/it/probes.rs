@@ -207,12 +207,60 @@ async fn a_dns_answer_cannot_steer_a_name_grant_to_loopback() {
     let by_name =
         run(&tcp, &request(&config, grants(&[&format!("net=steer.vakt.test:{port}")]), RunLimits::default())).await;
     assert_eq!(by_name.status, Status::Unknown);
-    assert_eq!(
-        by_name.summary,
-        format!("denied: steer.vakt.test resolved to 127.0.0.1:{port}, which no net grant covers")
+    assert!(
+        by_name
+            .summary
+            .starts_with(&format!("denied: steer.vakt.test resolved to 127.0.0.1:{port}, which no net grant covers")),
+        "{}",
+        by_name.summary
     );
 
+    // An address grant alone does not let the name be looked up at all...
     let by_address =
         run(&tcp, &request(&config, grants(&[&format!("net=127.0.0.1:{port}")]), RunLimits::default())).await;
-    assert_eq!(by_address.status, Status::Ok, "{by_address:?}");
+    assert_eq!(
+        by_address.summary,
+        format!(
+            "denied: no net grant covers steer.vakt.test:{port} (grant it with --grant net=steer.vakt.test:{port})"
+        )
+    );
+    // ...both together reach it: the name may be resolved, the address may be connected to.
+    let both = grants(&[&format!("net=steer.vakt.test:{port}"), &format!("net=127.0.0.1:{port}")]);
+    let by_both = run(&tcp, &request(&config, both, RunLimits::default())).await;
+    assert_eq!(by_both.status, Status::Ok, "{by_both:?}");
+}
+
+#[tokio::test]
+async fn a_dns_answer_cannot_steer_a_name_grant_to_this_hosts_own_address() {
+    // The host's own (non-loopback) interface address serves what loopback serves when a
+    // service listens on all addresses.
+    let own = sysinfo::Networks::new_with_refreshed_list()
+        .unwrap()
+        .values()
+        .flat_map(|n| n.ip_networks().iter().map(|i| i.addr))
+        .find_map(|ip| match ip {
+            std::net::IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_link_local() => Some(v4),
+            _ => None,
+        })
+        .expect("this test needs an IPv4 interface address besides loopback");
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    let records: &'static [(&'static str, [u8; 4])] = Box::leak(Box::new([("me.vakt.test", own.octets())]));
+    let server = dns_server(records).await;
+    let (runtime, _cache) = runtime_with(ProbeSettings { nameservers: vec![server], ..Default::default() });
+    let tcp = load_standard(&runtime, "tcp").await;
+    let port_text = port.to_string();
+    let config = [("host", "me.vakt.test"), ("port", port_text.as_str())];
+    let by_name =
+        run(&tcp, &request(&config, grants(&[&format!("net=*.vakt.test:{port}")]), RunLimits::default())).await;
+    assert!(
+        by_name
+            .summary
+            .starts_with(&format!("denied: me.vakt.test resolved to {own}:{port}, which no net grant covers")),
+        "{}",
+        by_name.summary
+    );
+    let with_address = grants(&[&format!("net=*.vakt.test:{port}"), &format!("net={own}:{port}")]);
+    assert_eq!(run(&tcp, &request(&config, with_address, RunLimits::default())).await.status, Status::Ok);
 }

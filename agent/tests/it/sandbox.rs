@@ -197,7 +197,7 @@ async fn fs_paths_outside_the_grant_are_denied_even_through_dots_or_symlinks() {
     assert!(dots.summary.starts_with("denied: no fs grant covers"), "{}", dots.summary);
 
     let symlink = run(&plugin, &stat(granted.join("escape").display().to_string())).await;
-    assert!(symlink.summary.contains("resolves to `/etc/passwd`, which no fs grant covers"), "{}", symlink.summary);
+    assert_eq!(symlink.summary, format!("denied: no fs grant covers `{}`", granted.join("escape").display()));
 
     let relative = run(&plugin, &stat("etc/passwd".into())).await;
     assert!(relative.summary.starts_with("bad config: `etc/passwd` is not an absolute path"), "{}", relative.summary);
@@ -250,10 +250,10 @@ fn source(label: &str, bytes: Vec<u8>) -> PluginSource {
 #[tokio::test]
 async fn not_webassembly_is_a_clear_load_error() {
     let (runtime, _cache) = runtime();
-    let err = runtime.load(source("notes.txt", b"#!/bin/sh\necho OK\n".to_vec())).await.unwrap_err();
+    let err = runtime.load(source("notes.txt", b"#!/bin/sh\necho OK\n".to_vec()), LOAD_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, LoadError::NotWasm { .. }), "{err:?}");
     assert_eq!(err.to_string(), "plugin notes.txt is not a WebAssembly binary");
-    let err = runtime.load(source("empty.wasm", Vec::new())).await.unwrap_err();
+    let err = runtime.load(source("empty.wasm", Vec::new()), LOAD_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, LoadError::NotWasm { .. }), "{err:?}");
 }
 
@@ -261,7 +261,7 @@ async fn not_webassembly_is_a_clear_load_error() {
 async fn a_core_module_is_refused_with_advice() {
     let (runtime, _cache) = runtime();
     // The smallest valid core module: magic and version 1.
-    let err = runtime.load(source("core.wasm", b"\0asm\x01\0\0\0".to_vec())).await.unwrap_err();
+    let err = runtime.load(source("core.wasm", b"\0asm\x01\0\0\0".to_vec()), LOAD_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, LoadError::CoreModule { .. }), "{err:?}");
     assert!(err.to_string().contains("not a component"), "{err}");
 }
@@ -271,14 +271,14 @@ async fn a_truncated_component_does_not_compile() {
     let (runtime, _cache) = runtime();
     let mut bytes = std::fs::read(plugin_path("hostile")).unwrap();
     bytes.truncate(bytes.len() / 2);
-    let err = runtime.load(source("half.wasm", bytes)).await.unwrap_err();
+    let err = runtime.load(source("half.wasm", bytes), LOAD_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, LoadError::Compile { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn an_unknown_import_is_named_at_load() {
     let (runtime, _cache) = runtime();
-    let err = runtime.load(test_source("alien")).await.unwrap_err();
+    let err = runtime.load(test_source("alien"), LOAD_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, LoadError::Link { .. }), "{err:?}");
     assert!(err.to_string().contains("evil:alien/backdoor"), "{err}");
 }
@@ -288,7 +288,7 @@ async fn a_sha256_pin_must_match() {
     let (runtime, _cache) = runtime();
     let mut pinned = test_source("hostile");
     pinned.pin = Some("0".repeat(64));
-    let err = runtime.load(pinned).await.unwrap_err();
+    let err = runtime.load(pinned, LOAD_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, LoadError::PinMismatch { .. }), "{err:?}");
     let actual = match &err {
         LoadError::PinMismatch { actual, .. } => actual.clone(),
@@ -296,7 +296,7 @@ async fn a_sha256_pin_must_match() {
     };
     let mut right = test_source("hostile");
     right.pin = Some(actual.to_uppercase());
-    assert!(runtime.load(right).await.is_ok());
+    assert!(runtime.load(right, LOAD_TIMEOUT).await.is_ok());
 }
 
 #[tokio::test]
@@ -335,4 +335,116 @@ async fn a_pool_that_cannot_be_reserved_falls_back_to_on_demand() {
 
     let (pooled, _cache) = runtime_with(Default::default());
     assert!(matches!(pooled.allocator(), Allocator::Pooling { slots: 5 }), "{:?}", pooled.allocator());
+}
+
+#[tokio::test]
+async fn a_link_to_the_root_is_no_oracle_for_outside_paths() {
+    // A symlink to `/` inside a granted directory once told whether outside paths existed and
+    // where they resolved. Now an existing and a missing outside path get the same refusal.
+    let (runtime, _cache) = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let granted = dir.path().join("granted");
+    std::fs::create_dir_all(&granted).unwrap();
+    std::os::unix::fs::symlink("/", granted.join("root")).unwrap();
+    let plugin = load_test(&runtime, "hostile").await;
+    let grant = format!("fs={}", granted.display());
+    let mut answers = Vec::new();
+    for outside in ["root/etc/passwd", "root/etc/no-such-file", "root/proc/self/root/etc"] {
+        let path = granted.join(outside).display().to_string();
+        let report =
+            run(&plugin, &request(&[("mode", "call-fs"), ("target", &path)], grants(&[&grant]), RunLimits::default()))
+                .await;
+        answers.push(report.summary.replace(&path, "PATH"));
+    }
+    assert!(answers.iter().all(|a| a == "denied: no fs grant covers `PATH`"), "{answers:?}");
+}
+
+#[tokio::test]
+async fn address_grants_do_not_let_a_plugin_look_names_up() {
+    // The exfiltration case: a plugin granted only addresses (its target and a DNS server on
+    // port 53) asks for a name carrying a secret. Nothing may reach the resolver.
+    let (dns, asked) = dns_server_logging(&[]).await;
+    let probes = agent::probe::ProbeSettings { nameservers: vec![dns], ..Default::default() };
+    let (runtime, _cache) = runtime_with(probes);
+    let plugin = load_test(&runtime, "hostile").await;
+    let port = dns.port();
+    let grant = [format!("net=127.0.0.1:{port}"), "net=127.0.0.1:53".to_string()];
+    let grant: Vec<&str> = grant.iter().map(String::as_str).collect();
+    for target in [format!("s3cr3t.exfil.example:{port}"), "s3cr3t.exfil.example:53".into()] {
+        let report =
+            run(&plugin, &request(&[("mode", "call-net"), ("target", &target)], grants(&grant), RunLimits::default()))
+                .await;
+        assert!(report.summary.starts_with("denied: no net grant covers s3cr3t.exfil.example"), "{}", report.summary);
+    }
+    assert_eq!(*asked.lock().unwrap(), Vec::<String>::new(), "the resolver was asked for a name no grant covers");
+    // A name grant is what allows a lookup.
+    let target = format!("allowed.example:{port}");
+    let granted = format!("net=allowed.example:{port}");
+    let report =
+        run(&plugin, &request(&[("mode", "call-net"), ("target", &target)], grants(&[&granted]), RunLimits::default()))
+            .await;
+    assert!(report.summary.contains("allowed.example"), "{}", report.summary);
+    assert!(asked.lock().unwrap().iter().any(|q| q == "allowed.example"), "{:?}", asked.lock().unwrap());
+}
+
+/// Runs `mode` of the hostile plugin and returns the Nagios output of its report.
+async fn nagios_of(mode: &str) -> (agent::plugin::RunReport, String) {
+    let (runtime, _cache) = runtime();
+    let plugin = load_test(&runtime, "hostile").await;
+    let report = run(&plugin, &request(&[("mode", mode)], grants(&[]), RunLimits::default())).await;
+    let text =
+        agent::nagios::output("hostile", report.status, &report.summary, report.details.as_deref(), &report.metrics);
+    (report, text)
+}
+
+/// Nothing a terminal, a log reader or a perfdata parser would act on.
+fn assert_inert(text: &str) {
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "control character in {text:?}");
+    assert!(!text.contains('\u{202e}'), "bidi override in {text:?}");
+}
+
+#[tokio::test]
+async fn a_summary_and_details_cannot_forge_lines_or_escapes() {
+    let (report, text) = nagios_of("forge-summary").await;
+    assert_eq!(report.status, Status::Ok);
+    let first = text.lines().next().unwrap();
+    // The status line is the plugin's one line; the only `|` in the whole output is the
+    // perfdata separator. The details are long output: their lines are the plugin's to write,
+    // but a carriage return cannot draw one over another.
+    assert!(first.starts_with("HOSTILE OK - fine CRITICAL - forged second line ¦ 'x'=1"), "{text}");
+    assert!(first.ends_with(" | 'ok'=1"), "{first}");
+    assert_eq!(text.matches('|').count(), 1, "{text}");
+    assert_eq!(text.lines().nth(1), Some("first"), "{text}");
+    assert_inert(&text);
+}
+
+#[tokio::test]
+async fn an_error_message_and_a_trap_hint_stay_on_one_line() {
+    for mode in ["forge-error", "forge-trap"] {
+        let (report, text) = nagios_of(mode).await;
+        assert_eq!(report.status, Status::Unknown, "{mode}");
+        assert_eq!(text.lines().count(), 1, "{mode}: {text}");
+        assert!(!text.contains('|'), "{mode}: {text}");
+        assert!(text.contains("CRITICAL - forged second line"), "{mode}: {text}");
+        assert_inert(&text);
+    }
+}
+
+#[tokio::test]
+async fn a_unit_or_label_that_would_inject_perfdata_is_refused() {
+    for (mode, why) in [("forge-unit", "is not a perfdata unit"), ("forge-label", "which perfdata cannot carry")] {
+        let (report, text) = nagios_of(mode).await;
+        assert!(matches!(&report.fault, Some(Fault::Output(w)) if w.contains(why)), "{mode}: {report:?}");
+        assert!(!text.contains('|'), "{mode}: {text}");
+        assert_eq!(text.lines().count(), 1, "{mode}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn info_is_held_to_the_deadline_it_is_given() {
+    let (runtime, _cache) = runtime();
+    let err = runtime.load(test_source("slow-info"), std::time::Duration::from_millis(700)).await.unwrap_err();
+    assert!(matches!(err, LoadError::Info { .. }), "{err:?}");
+    assert!(err.to_string().contains("no answer within the deadline of 700ms"), "{err}");
+    runtime_still_works(&runtime).await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agent::config::{CheckConfig, PluginRef, QuarantinePolicy};
 use agent::plugin::RunLimits;
-use agent::scheduler::{self, CheckRun, ScheduledCheck};
+use agent::scheduler::{self, CheckRun, PluginLoad, ScheduledCheck};
 use protocol::{CheckName, Status};
 use tokio::sync::{mpsc, watch};
 
@@ -30,16 +30,22 @@ async fn misbehaving_checks_do_not_delay_the_others() {
     let hostile = load_test(&runtime, "hostile").await;
     let fast = load_test(&runtime, "unprivileged").await;
     let checks = vec![
-        ScheduledCheck { config: check("fast", "unprivileged.wasm", "", 200, 150), plugin: Ok(fast) },
+        ScheduledCheck { config: check("fast", "unprivileged.wasm", "", 200, 150), plugin: PluginLoad::Loaded(fast) },
         ScheduledCheck {
             config: check("spinner", "hostile.wasm", "busy-loop", 1000, 800),
-            plugin: Ok(hostile.clone()),
+            plugin: PluginLoad::Loaded(hostile.clone()),
         },
-        ScheduledCheck { config: check("sleeper", "hostile.wasm", "sleep", 1000, 800), plugin: Ok(hostile.clone()) },
-        ScheduledCheck { config: check("trapper", "hostile.wasm", "trap", 200, 150), plugin: Ok(hostile) },
+        ScheduledCheck {
+            config: check("sleeper", "hostile.wasm", "sleep", 1000, 800),
+            plugin: PluginLoad::Loaded(hostile.clone()),
+        },
+        ScheduledCheck {
+            config: check("trapper", "hostile.wasm", "trap", 200, 150),
+            plugin: PluginLoad::Loaded(hostile),
+        },
         ScheduledCheck {
             config: check("missing", "missing.wasm", "", 500, 400),
-            plugin: Err("reading plugin missing.wasm: not found".into()),
+            plugin: PluginLoad::Failed("reading plugin missing.wasm: not found".into()),
         },
     ];
     let policy = QuarantinePolicy { after: 2, backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60) };
@@ -83,4 +89,43 @@ async fn misbehaving_checks_do_not_delay_the_others() {
     let missing = of("missing");
     assert!(!missing.is_empty());
     assert!(missing[0].report.summary.starts_with("plugin missing.wasm could not be loaded"), "{:?}", missing[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_info_delays_only_its_own_check() {
+    // Three plugins whose `info` spins until its deadline (2 s) and one benign check, all still
+    // to be loaded when the scheduler starts. Loading one after another, as the daemon once did,
+    // put 3 × the deadline before the first benign result.
+    let (runtime, _cache) = runtime();
+    let pending = |name: &str| PluginLoad::Pending { runtime: runtime.clone(), source: test_source(name) };
+    let mut checks: Vec<ScheduledCheck> = (0..3)
+        .map(|i| ScheduledCheck {
+            config: check(&format!("slow{i}"), "slow-info.wasm", "", 200, 2_000),
+            plugin: pending("slow-info"),
+        })
+        .collect();
+    checks.push(ScheduledCheck {
+        config: check("benign", "unprivileged.wasm", "", 100, 1_000),
+        plugin: pending("unprivileged"),
+    });
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let policy = QuarantinePolicy { after: 3, backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60) };
+    // As in the daemon, where the concurrency defaults to at least the number of checks.
+    let scheduler = tokio::spawn(scheduler::run(checks, 8, policy, tx, tokio::sync::broadcast::channel(4).0, stop_rx));
+
+    let mut order = Vec::new();
+    while order.iter().filter(|r: &&CheckRun| r.check.as_str().starts_with("slow")).count() < 3 {
+        let run = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await.expect("no result for 60 s").unwrap();
+        order.push(run);
+    }
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), scheduler).await.expect("the scheduler did not stop").unwrap();
+
+    assert_eq!(order[0].check.as_str(), "benign", "the benign check waited for slow plugins: {order:?}");
+    assert_eq!(order[0].report.status, Status::Ok);
+    for run in order.iter().filter(|r| r.check.as_str().starts_with("slow")) {
+        assert_eq!(run.report.status, Status::Unknown);
+        assert!(run.report.summary.contains("no answer within the deadline of 2s"), "{}", run.report.summary);
+    }
 }

@@ -40,12 +40,15 @@ pub(crate) fn test_source(name: &str) -> PluginSource {
     PluginSource::new(format!("{name}.wasm"), std::fs::read(plugin_path(name)).unwrap())
 }
 
+/// How long a test plugin's `info` may take at load.
+pub(crate) const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(crate) async fn load_test(runtime: &Runtime, name: &str) -> Plugin {
-    runtime.load(test_source(name)).await.unwrap()
+    runtime.load(test_source(name), LOAD_TIMEOUT).await.unwrap()
 }
 
 pub(crate) async fn load_standard(runtime: &Runtime, name: &str) -> Plugin {
-    runtime.load(agent::standard::source(name).unwrap()).await.unwrap()
+    runtime.load(agent::standard::source(name).unwrap(), LOAD_TIMEOUT).await.unwrap()
 }
 
 pub(crate) fn grants(list: &[&str]) -> GrantSet {
@@ -156,8 +159,17 @@ pub(crate) async fn smtp_server(banner: &'static str, extensions: &'static [&'st
 /// A tiny authoritative DNS server over UDP: A records from `records`, NXDOMAIN for other
 /// names. Written from the RFC 1035 wire format; enough for A lookups.
 pub(crate) async fn dns_server(records: &'static [(&'static str, [u8; 4])]) -> SocketAddr {
+    dns_server_logging(records).await.0
+}
+
+/// [`dns_server`], also recording every name it was asked for.
+pub(crate) async fn dns_server_logging(
+    records: &'static [(&'static str, [u8; 4])],
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
     tokio::spawn(async move {
         let mut buf = [0u8; 512];
         loop {
@@ -177,6 +189,7 @@ pub(crate) async fn dns_server(records: &'static [(&'static str, [u8; 4])]) -> S
             let question_end = pos + 5;
             let qtype = u16::from_be_bytes([query[pos + 1], query[pos + 2]]);
             let name = labels.join(".");
+            log.lock().unwrap().push(name.clone());
             let answer = records.iter().find(|(n, _)| *n == name).map(|(_, ip)| *ip);
             let mut reply = Vec::with_capacity(64);
             reply.extend_from_slice(&query[..2]);
@@ -198,7 +211,7 @@ pub(crate) async fn dns_server(records: &'static [(&'static str, [u8; 4])]) -> S
             let _ = socket.send_to(&reply, peer).await;
         }
     });
-    addr
+    (addr, asked)
 }
 
 /// A TLS server presenting `cert` (chain) with `key`, answering nothing.

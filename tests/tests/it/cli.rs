@@ -137,3 +137,40 @@ fn plugins_lists_every_standard_plugin_with_keys_and_needs() {
     assert!(text.contains("file-age 0.1.0: Age and size of the newest file in a directory"), "{text}");
     assert!(text.contains("needs: fs (grant paths with --grant fs=/path)"), "{text}");
 }
+
+#[test]
+fn a_plugin_whose_info_never_answers_is_cut_at_the_check_timeout() {
+    let cache = tempfile::tempdir().unwrap();
+    let plugin = std::path::PathBuf::from(agent::standard::BUILD_DIR).join("slow-info.wasm");
+    let output = output_within(
+        agent(cache.path()).args(["check", plugin.to_str().unwrap(), "--timeout", "1s"]),
+        Duration::from_secs(60),
+    );
+    let line = first_line(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{line}");
+    assert!(line.contains("calling `info` failed: no answer within the deadline of 1s"), "{line}");
+}
+
+#[test]
+fn a_plugin_cannot_write_a_line_of_the_agents_log() {
+    // The plugin logs, and writes to stderr, a message with a newline followed by a whole
+    // forged log line. Each must stay inside its own (escaped) line.
+    let cache = tempfile::tempdir().unwrap();
+    let plugin = std::path::PathBuf::from(agent::standard::BUILD_DIR).join("hostile.wasm");
+    let output = output_within(
+        agent(cache.path()).env("VAKT_LOG", "info").args([
+            "check",
+            plugin.to_str().unwrap(),
+            "--set",
+            "mode=forge-log",
+        ]),
+        Duration::from_secs(60),
+    );
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("innocent\\n2099-01-01T00:00:00.000000Z ERROR agent: forged log line\\r"), "{log}");
+    assert!(log.contains("stderr line\\n2099-01-01"), "{log}");
+    for line in log.lines() {
+        assert!(!line.starts_with("2099"), "a forged log line: {line}");
+        assert!(!line.contains('\r'), "a carriage return in the log: {line:?}");
+    }
+}

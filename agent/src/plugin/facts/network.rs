@@ -1,11 +1,27 @@
 //! Network interfaces with their addresses and counters since boot.
 
+use std::net::IpAddr;
+
 use tokio::time::Instant;
 
 use super::{FactError, Facts};
 use crate::plugin::bindings::system::NetIf;
 
 impl Facts {
+    /// The addresses of this host's interfaces, for the net grants: a name grant must not
+    /// reach them. Shares the interface list's cache; empty if it cannot be read (loopback
+    /// and link-local are refused by the grant rules anyway).
+    pub(crate) fn own_addresses(&self) -> Vec<IpAddr> {
+        self.with(|inner| {
+            if self.stale(inner.networks_at) {
+                inner.networks.refresh(true);
+                inner.networks_at = Some(Instant::now());
+            }
+            Ok(inner.networks.values().flat_map(|data| data.ip_networks().iter().map(|n| n.addr)).collect())
+        })
+        .unwrap_or_default()
+    }
+
     pub(crate) fn networks(&self) -> Result<Vec<NetIf>, FactError> {
         self.with(|inner| {
             if self.stale(inner.networks_at) {

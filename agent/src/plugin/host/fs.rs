@@ -1,13 +1,18 @@
-//! `fs` interface: metadata of granted paths. The path is resolved and checked first, and the
-//! IO uses the resolved path, so a check and its use cannot see different files through a
-//! symlink. Contents are never read.
+//! `fs` interface: metadata of granted paths. The path is resolved and checked first
+//! (`GrantSet::fs_allows`), and the IO opens exactly the resolved path with
+//! `openat2(RESOLVE_NO_SYMLINKS)`: if a component was swapped for a symlink between the
+//! check and the use, the open fails instead of following it. Contents are never read.
 
-use std::fs::Metadata;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
 use crate::grant::FsDenied;
 use crate::plugin::bindings::HostError;
 use crate::plugin::bindings::fs::{DirEntry, FileInfo, FileKind, Host};
+use crate::plugin::capability::Access;
 use crate::plugin::state::PluginState;
 
 /// The interface promises at most this many entries per directory.
@@ -15,17 +20,19 @@ const MAX_ENTRIES: usize = 10_000;
 
 type Answer<T> = wasmtime::Result<Result<T, HostError>>;
 
-fn info(metadata: &Metadata) -> FileInfo {
-    let kind = if metadata.is_symlink() {
-        FileKind::Symlink
-    } else if metadata.is_dir() {
-        FileKind::Directory
-    } else if metadata.is_file() {
-        FileKind::File
-    } else {
-        FileKind::Other
+fn info(stat: &Stat) -> FileInfo {
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Symlink => FileKind::Symlink,
+        FileType::Directory => FileKind::Directory,
+        FileType::RegularFile => FileKind::File,
+        _ => FileKind::Other,
     };
-    FileInfo { kind, size: metadata.len(), modified: metadata.mtime(), mode: metadata.permissions().mode() & 0o7777 }
+    FileInfo {
+        kind,
+        size: u64::try_from(stat.st_size).unwrap_or(0),
+        modified: stat.st_mtime,
+        mode: stat.st_mode & 0o7777,
+    }
 }
 
 fn refused(denied: FsDenied) -> HostError {
@@ -36,44 +43,74 @@ fn refused(denied: FsDenied) -> HostError {
     }
 }
 
+/// Open the resolved path without following any symlink on the way (`O_PATH` unless a
+/// directory to list is wanted).
+fn open_resolved(resolved: &PathBuf, directory: bool) -> rustix::io::Result<rustix::fd::OwnedFd> {
+    let flags = if directory { OFlags::RDONLY | OFlags::DIRECTORY } else { OFlags::PATH } | OFlags::CLOEXEC;
+    rustix::fs::openat2(
+        rustix::fs::CWD,
+        resolved,
+        flags | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+fn failed(path: &str, errno: rustix::io::Errno) -> HostError {
+    HostError::Failed(format!("`{path}`: {}", std::io::Error::from(errno)))
+}
+
+fn stat_resolved(path: &str, resolved: &PathBuf) -> Result<FileInfo, HostError> {
+    let fd = open_resolved(resolved, false).map_err(|e| failed(path, e))?;
+    rustix::fs::fstat(&fd).map(|s| info(&s)).map_err(|e| failed(path, e))
+}
+
+fn list_resolved(path: &str, resolved: &PathBuf) -> Result<Vec<DirEntry>, HostError> {
+    let fd = open_resolved(resolved, true).map_err(|e| failed(path, e))?;
+    let mut dir = rustix::fs::Dir::read_from(&fd).map_err(|e| failed(path, e))?;
+    let mut entries = Vec::new();
+    while entries.len() < MAX_ENTRIES {
+        let entry = match dir.read() {
+            Some(Ok(entry)) => entry,
+            Some(Err(e)) => return Err(failed(path, e)),
+            None => break,
+        };
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        // Not following symlinks: an entry pointing outside the grant is reported as a
+        // symlink, not as its target. An entry gone since the listing is skipped.
+        if let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            let name = OsStr::from_bytes(name.to_bytes()).to_string_lossy().into_owned();
+            entries.push(DirEntry { name, info: info(&stat) });
+        }
+    }
+    Ok(entries)
+}
+
+/// Check `path` against the grants, then run `io` on the resolved path, both off the async
+/// workers: resolving walks the path one `lstat` at a time, and a directory of 10,000 entries
+/// is 10,000 system calls.
+async fn with_resolved<T: Send + 'static>(
+    access: Access,
+    path: String,
+    io: fn(&str, &PathBuf) -> Result<T, HostError>,
+) -> Result<T, HostError> {
+    tokio::task::spawn_blocking(move || {
+        let resolved = access.fs_path(&path).map_err(refused)?;
+        io(&path, &resolved)
+    })
+    .await
+    .unwrap_or_else(|e| Err(HostError::Failed(format!("file system call failed: {e}"))))
+}
+
 impl Host for PluginState {
     async fn stat(&mut self, path: String) -> Answer<FileInfo> {
-        let resolved = match self.access.fs_path(&path) {
-            Ok(resolved) => resolved,
-            Err(denied) => return Ok(Err(refused(denied))),
-        };
-        Ok(tokio::fs::symlink_metadata(&resolved)
-            .await
-            .map(|m| info(&m))
-            .map_err(|e| HostError::Failed(format!("`{path}`: {e}"))))
+        Ok(with_resolved(self.access.clone(), path, stat_resolved).await)
     }
 
     async fn list_dir(&mut self, path: String) -> Answer<Vec<DirEntry>> {
-        let resolved = match self.access.fs_path(&path) {
-            Ok(resolved) => resolved,
-            Err(denied) => return Ok(Err(refused(denied))),
-        };
-        let mut reader = match tokio::fs::read_dir(&resolved).await {
-            Ok(reader) => reader,
-            Err(e) => return Ok(Err(HostError::Failed(format!("`{path}`: {e}")))),
-        };
-        let mut entries = Vec::new();
-        while entries.len() < MAX_ENTRIES {
-            match reader.next_entry().await {
-                Ok(Some(entry)) => {
-                    // `DirEntry::metadata` does not follow symlinks: an entry pointing outside
-                    // the grant is reported as a symlink, not as its target.
-                    if let Ok(metadata) = entry.metadata().await {
-                        entries.push(DirEntry {
-                            name: entry.file_name().to_string_lossy().into_owned(),
-                            info: info(&metadata),
-                        });
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return Ok(Err(HostError::Failed(format!("`{path}`: {e}")))),
-            }
-        }
-        Ok(Ok(entries))
+        Ok(with_resolved(self.access.clone(), path, list_resolved).await)
     }
 }

@@ -1,18 +1,9 @@
-//! `log` interface: plugin messages into the agent's log, bounded per run.
+//! `log` interface: plugin messages into the agent's log, bounded per run, each on one line
+//! (see `sanitise::log`): a plugin cannot write a log line of the agent's.
 
 use crate::plugin::bindings::log::{Host, Level};
+use crate::plugin::sanitise;
 use crate::plugin::state::{LOG_MESSAGE_BYTES, PluginState};
-
-fn cut(message: &str) -> &str {
-    if message.len() <= LOG_MESSAGE_BYTES {
-        return message;
-    }
-    let mut end = LOG_MESSAGE_BYTES;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    &message[..end]
-}
 
 impl Host for PluginState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
@@ -22,7 +13,8 @@ impl Host for PluginState {
         }
         self.logs_left -= 1;
         let check = &*self.check;
-        let message = cut(&message);
+        let message = sanitise::log(&message, LOG_MESSAGE_BYTES);
+        let message = message.as_str();
         match level {
             Level::Trace => tracing::trace!(check, message, "plugin log"),
             Level::Debug => tracing::debug!(check, message, "plugin log"),

@@ -6,10 +6,29 @@ use std::time::Duration;
 
 use crate::plugin::bindings::HostError;
 use crate::plugin::bindings::net::{Certificate, Connection, Host, HttpProbe, HttpReply, RecordKind, SmtpReply};
+use crate::plugin::capability::Access;
 use crate::plugin::state::PluginState;
-use crate::probe::{self, Prober, millis};
+use crate::probe::{self, AddressPolicy, Prober, millis};
 
 type Answer<T> = wasmtime::Result<Result<T, HostError>>;
+
+/// The grants of one run, as the prober consults them: which names it may look up and which
+/// addresses it may connect to.
+struct GrantPolicy {
+    access: Access,
+    /// The agent host's interface addresses, read when the probe starts.
+    own: Vec<IpAddr>,
+}
+
+impl AddressPolicy for GrantPolicy {
+    fn may_resolve(&self, name: &str) -> bool {
+        self.access.net_name(name)
+    }
+
+    fn allows(&self, host: &str, addr: SocketAddr) -> bool {
+        self.access.net_addr(host, addr, &self.own)
+    }
+}
 
 fn connection(address: SocketAddr, connect: Duration) -> Connection {
     Connection { address: address.to_string(), connect_ms: millis(connect) }
@@ -25,6 +44,10 @@ impl PluginState {
         }
         Ok(limit)
     }
+
+    fn policy(&self) -> GrantPolicy {
+        GrantPolicy { access: self.access.clone(), own: self.services.facts.own_addresses() }
+    }
 }
 
 impl Host for PluginState {
@@ -33,8 +56,7 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
-        let access = self.access.clone();
-        let policy = move |h: &str, a: SocketAddr| access.net_addr(h, a);
+        let policy = self.policy();
         let result = self.services.prober.tcp_connect(&host, port, limit, &policy).await;
         Ok(result.map(|(addr, connect)| connection(addr, connect)).map_err(Into::into))
     }
@@ -48,8 +70,7 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
-        let access = self.access.clone();
-        let policy = move |h: &str, a: SocketAddr| access.net_addr(h, a);
+        let policy = self.policy();
         let probe = probe::HttpRequest {
             method: request.method,
             url: request.url,
@@ -89,7 +110,7 @@ impl Host for PluginState {
             None => None,
             Some(Err(answer)) => return Ok(Err(answer)),
             Some(Ok(addr)) => {
-                if !self.access.net_addr(&addr.ip().to_string(), addr) {
+                if !self.policy().allows(&addr.ip().to_string(), addr) {
                     return Ok(Err(HostError::Denied(format!(
                         "no net grant covers the DNS server {addr} (grant it with --grant net={addr})"
                     ))));
@@ -117,8 +138,7 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
-        let access = self.access.clone();
-        let policy = move |h: &str, a: SocketAddr| access.net_addr(h, a);
+        let policy = self.policy();
         let result = self.services.prober.tls_certificate(&host, port, limit, &policy).await;
         Ok(result
             .map(|cert| Certificate {
@@ -142,8 +162,7 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
-        let access = self.access.clone();
-        let policy = move |h: &str, a: SocketAddr| access.net_addr(h, a);
+        let policy = self.policy();
         let ehlo = self.services.ehlo_name.clone();
         let result = self.services.prober.smtp_probe(&host, port, &ehlo, limit, &policy).await;
         Ok(result

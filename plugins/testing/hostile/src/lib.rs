@@ -10,6 +10,11 @@ use vakt_plugin_sdk::{Capability, Check, CheckError, Config, Key, Metric, Outcom
 
 struct Hostile;
 
+/// A second Nagios line, a carriage return, ANSI escapes, a bidi override and perfdata.
+const FORGED: &str = "fine\nCRITICAL - forged second line | 'x'=1\r\u{1b}[2K\u{1b}[31mred\u{202e}";
+/// A whole forged line of the agent's log.
+const FORGED_LOG: &str = "\n2099-01-01T00:00:00.000000Z ERROR agent: forged log line\r";
+
 impl Check for Hostile {
     const NAME: &'static str = "hostile";
     const DESCRIPTION: &'static str = "Misbehaves on purpose; for the agent's sandbox tests.";
@@ -58,6 +63,26 @@ impl Check for Hostile {
             }
             "nan-metric" => Ok(Outcome::new(Status::Ok, "not a number").metric(Metric::new("bad", f64::NAN))),
             "newline-summary" => Ok(Outcome::new(Status::Ok, "line one\nline two")),
+            // Output forging: every way a plugin's text could make a second Nagios line, a
+            // forged log line, terminal escapes or extra perfdata.
+            "forge-summary" => Ok(Outcome::new(Status::Ok, FORGED)
+                .details(format!("first\rCRITICAL - over the first{FORGED}"))
+                .metric(Metric::new("ok", 1.0))),
+            "forge-error" => Err(CheckError::Failed(FORGED.into())),
+            "forge-unit" => Ok(Outcome::new(Status::Ok, "units").metric(Metric::new("v", 5.0).unit("s;1;2;0;9 'w'=6"))),
+            "forge-label" => Ok(Outcome::new(Status::Ok, "labels").metric(Metric::new("v'=6s|'w", 5.0))),
+            "forge-log" => {
+                log::log(log::Level::Info, &format!("innocent{FORGED_LOG}"));
+                eprintln!("stderr line{FORGED_LOG}");
+                Ok(Outcome::new(Status::Ok, "logged"))
+            }
+            "forge-trap" => {
+                eprintln!("{FORGED}");
+                #[cfg(target_arch = "wasm32")]
+                core::arch::wasm32::unreachable();
+                #[cfg(not(target_arch = "wasm32"))]
+                unreachable!()
+            }
             "log-flood" => {
                 for i in 0..10_000 {
                     log::log(log::Level::Info, &format!("flood {i} {}", "z".repeat(100)));
