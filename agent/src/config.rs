@@ -201,6 +201,10 @@ struct MqttSection {
     ack_timeout: Option<DurationText>,
     reconnect_min: Option<DurationText>,
     reconnect_max: Option<DurationText>,
+    /// Public keys of the collectors whose acks and commands this agent accepts.
+    collector_keys: Option<Spanned<Vec<Spanned<String>>>>,
+    /// A file with one collector public key per line (`#` comments allowed).
+    collector_key_file: Option<Spanned<PathBuf>>,
 }
 
 /// `[spool]`
@@ -410,6 +414,7 @@ fn mqtt_settings(
         None => protocol::codec::MAX_PAYLOAD + 4096,
     };
     let reconnect_min = section.reconnect_min.map_or(Duration::from_secs(1), |d| d.0).max(Duration::from_millis(50));
+    let collector_keys = collector_keys(&section, base, at)?;
     Ok(MqttSettings {
         host: access.host,
         port: access.port,
@@ -425,7 +430,48 @@ fn mqtt_settings(
         ack_timeout: section.ack_timeout.map_or(Duration::from_secs(30), |d| d.0).max(Duration::from_secs(1)),
         reconnect_min,
         reconnect_max: section.reconnect_max.map_or(Duration::from_secs(60), |d| d.0).max(reconnect_min),
+        collector_keys,
     })
+}
+
+/// The collector keys from `collector_keys` and `collector_key_file`: at least one, because an
+/// agent that accepted unsigned acks would delete results on anyone's word.
+fn collector_keys(
+    section: &MqttSection,
+    base: &Path,
+    at: &dyn Fn(Range<usize>, String) -> String,
+) -> Result<protocol::Verifier, String> {
+    let mut keys = Vec::new();
+    if let Some(list) = &section.collector_keys {
+        for key in list.get_ref() {
+            keys.push(
+                key.get_ref()
+                    .parse::<protocol::PublicKey>()
+                    .map_err(|e| at(key.span(), format!("`mqtt.collector_keys`: {e}")))?,
+            );
+        }
+    }
+    if let Some(file) = &section.collector_key_file {
+        let path = base.join(file.get_ref());
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| at(file.span(), format!("`mqtt.collector_key_file`: reading {}: {e}", path.display())))?;
+        for line in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()) {
+            keys.push(
+                line.parse::<protocol::PublicKey>()
+                    .map_err(|e| at(file.span(), format!("`mqtt.collector_key_file` {}: {e}", path.display())))?,
+            );
+        }
+    }
+    if keys.is_empty() {
+        let span = section.collector_keys.as_ref().map_or_else(|| section.url.span(), Spanned::span);
+        return Err(at(
+            span,
+            "`[mqtt]` needs `collector_keys` or `collector_key_file`: the public key `vakt-collector key` prints. \
+             The agent acts on acks and commands only when the collector signed them"
+                .into(),
+        ));
+    }
+    Ok(protocol::Verifier::new(keys))
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/vakt/plugins`, `~/.cache/vakt/plugins`, or

@@ -291,9 +291,20 @@ impl Spool {
         let path = segment.path.clone();
         let file_error = |source| SpoolError::File { path: path.clone(), source };
         let Some(writer) = self.writer.as_mut() else { unreachable_segment()? };
-        writer.write_all(&frame).map_err(file_error)?;
-        if self.config.fsync == Fsync::Always {
-            writer.sync_data().map_err(file_error)?;
+        let written = writer.write_all(&frame).and_then(|()| match self.config.fsync {
+            Fsync::Always => writer.sync_data(),
+            Fsync::Never => Ok(()),
+        });
+        if let Err(error) = written {
+            // A write that failed half-way (ENOSPC, EIO) may have left a torn record. Cut it
+            // off if the disk lets us, and start a new segment with the next append either
+            // way: nothing is ever appended after bytes that might be torn, and recovery stops
+            // at a torn record exactly as it does after a crash. The seq was not used.
+            let kept = segment.bytes;
+            if let Some(writer) = self.writer.take() {
+                let _ = writer.set_len(kept);
+            }
+            return Err(file_error(error));
         }
         segment.index.push((seq, segment.bytes, body.len() as u32));
         segment.bytes += frame.len() as u64;
@@ -306,7 +317,16 @@ impl Spool {
     fn start_segment(&mut self, first_seq: u64) -> Result<(), SpoolError> {
         let path = self.config.dir.join(format!("{first_seq:020}.seg"));
         let file_error = |source| SpoolError::File { path: path.clone(), source };
-        // The only way an older file can have this name is a crash right after creating it.
+        // A segment that never got a record (its first append failed) is replaced, not kept
+        // beside its successor.
+        if self.segments.back().is_some_and(|s| s.index.is_empty())
+            && let Some(empty) = self.segments.pop_back()
+            && empty.path != path
+        {
+            remove(&empty.path);
+        }
+        // The only way an older file can have this name is a crash right after creating it,
+        // or a first append that failed.
         let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(&path).map_err(file_error)?;
         file.write_all(MAGIC).map_err(file_error)?;
         if self.config.fsync == Fsync::Always {
@@ -429,6 +449,8 @@ impl Spool {
             held_from: self.held_from(),
             acked: self.acked,
             dropped: self.dropped,
+            pending: 0,
+            write_errors: 0,
         }
     }
 }

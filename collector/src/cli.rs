@@ -104,6 +104,14 @@ pub enum Command {
         #[arg(long, global = true, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
     },
+    /// Print the collector's public key (creating the signing key if there is none yet):
+    /// agents trust acks and commands signed with it (`collector_keys` in agent.toml).
+    Key {
+        #[arg(long, default_value = "vakt-data")]
+        data_dir: PathBuf,
+        #[arg(long, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
     /// A consistent online copy of the store to FILE (restore: see the README).
     Backup {
         file: PathBuf,
@@ -269,6 +277,8 @@ pub enum CliError {
     Http { addr: SocketAddr, source: std::io::Error },
     #[error("data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Key(#[from] crate::identity::KeyFileError),
     #[error("local agent config: {0}")]
     AgentConfig(String),
     #[error("{0}")]
@@ -299,6 +309,7 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
             config_path.display()
         );
     }
+    let key = Arc::new(crate::identity::load_or_create(&config.signing_key)?);
     let stats = Arc::new(Stats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
@@ -321,14 +332,31 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     let policy = Arc::new(config.policy);
     policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
     let state = start_http_state(&store, &stats, &policy, &stop);
-    let incidents = start_incidents(&store, policy, &stop).await?;
-    let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), stats.clone(), out_tx, config.ack_encoding, incidents);
+    let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
+    let outlets = crate::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
+    let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), outlets, config.ack_encoding, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
-    let web = tokio::spawn(http::serve(listener, config.tls.clone(), state, stop.clone()));
-    tracing::info!(http = %config.http, https = config.tls.is_some(), database = %config.database.display(), "collector running");
-    link::external(mqtt, in_tx, out_rx, stop).await;
+    let web = tokio::spawn(http::serve(listener, config.tls.clone(), state.clone(), stop.clone()));
+    tracing::info!(http = %config.http, https = config.tls.is_some(), database = %config.database.display(), public_key = %key.public(), "collector running");
+    let context = link::LinkContext { inbound: in_tx, key, health: state.health.clone() };
+    link::external(mqtt, context, out_rx, stop).await;
     let _ = ingest.await;
     let _ = web.await;
+    Ok(())
+}
+
+/// `vakt-collector key`: the public key agents are configured with.
+pub fn key(data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
+    let path = match config {
+        Some(config) => CollectorConfig::load(config)?.signing_key,
+        None => {
+            create_private_dir(data_dir)
+                .map_err(|source| CliError::DataDir { path: data_dir.to_path_buf(), source })?;
+            data_dir.join("collector.key")
+        }
+    };
+    let key = crate::identity::load_or_create(&path)?;
+    println!("{}", key.public());
     Ok(())
 }
 
@@ -361,20 +389,30 @@ pub async fn up(
     };
     let dir_error = |source| CliError::DataDir { path: data_dir.to_path_buf(), source };
     create_private_dir(data_dir).map_err(dir_error)?;
-    let password = agent_password(&data_dir.join("mqtt-password")).map_err(dir_error)?;
+    let password = secret_file(&data_dir.join("mqtt-password")).map_err(dir_error)?;
+    let local_password = secret_file(&data_dir.join("local-agent-password")).map_err(dir_error)?;
     let store = Store::open(&data_dir.join("vakt.db")).await?;
+    let key = Arc::new(crate::identity::load_or_create(&data_dir.join("collector.key"))?);
     let listener = http::bind(http_listen).await.map_err(|source| CliError::Http { addr: http_listen, source })?;
-    let (link_tx, link_rx) = broker::start(mqtt_listen, AGENT_USER, &password)?;
+    // The local agent's config is read first: its client id is reserved for it on the broker,
+    // and its checks seed the status page's components when the policy names none.
+    let local =
+        if with_agent { Some(local_agent_config(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?) } else { None };
+    let accounts = broker::Accounts {
+        agents: (AGENT_USER.into(), password),
+        local: local
+            .as_ref()
+            .and_then(|c| c.mqtt.as_ref())
+            .map(|m| (LOCAL_AGENT_USER.to_string(), local_password.clone(), m.client_id.clone())),
+    };
+    let broker_stats = Arc::new(broker::BrokerStats::default());
+    let links = broker::start(mqtt_listen, accounts, broker_stats.clone())?;
     first_admin(&store, http_listen).await?;
 
     let stats = Arc::new(Stats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
-    // The local agent's config is read first: its checks seed the status page's components
-    // when the policy names none.
-    let local =
-        if with_agent { Some(local_agent_config(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?) } else { None };
     let mut policy = policy;
     if let Some(config) = &local {
         let checks: Vec<String> = config.checks.iter().map(|c| c.name.to_string()).collect();
@@ -382,11 +420,14 @@ pub async fn up(
     }
     let policy = Arc::new(policy);
     policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
-    let state = start_http_state(&store, &stats, &policy, &stop);
-    let incidents = start_incidents(&store, policy, &stop).await?;
-    let ingest = Ingest::new(store.clone(), topics.clone(), stats.clone(), out_tx, Encoding::Bincode, incidents);
+    let mut state = start_http_state(&store, &stats, &policy, &stop);
+    state.broker_stats = broker_stats;
+    let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
+    let outlets = crate::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
+    let ingest = Ingest::new(store.clone(), topics.clone(), outlets, Encoding::Bincode, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
-    tokio::spawn(link::embedded(topics, link_tx, link_rx, in_tx, out_rx));
+    let context = link::LinkContext { inbound: in_tx, key: key.clone(), health: state.health.clone() };
+    tokio::spawn(link::embedded(topics, links, context, out_rx));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let web = tokio::spawn(http::serve(listener, tls, state, stop.clone()));
 
@@ -395,8 +436,9 @@ pub async fn up(
         mqtt = %mqtt_listen,
         http = %format!("{scheme}://{http_listen}/"),
         data_dir = %data_dir.display(),
-        "Vakt is up. Agents connect with username `{AGENT_USER}` and the password in {}",
-        data_dir.join("mqtt-password").display()
+        "Vakt is up. Agents connect with username `{AGENT_USER}` and the password in {}, and trust the collector key in {}",
+        data_dir.join("mqtt-password").display(),
+        data_dir.join("collector.pub").display()
     );
     if let Some(agent) = agent {
         match agent.await {
@@ -447,15 +489,18 @@ fn start_http_state(
     state
 }
 
-/// Load the engine and start the escalation worker and the sender.
+/// Load the engine and start the escalation worker, the sender and the self-monitor.
 async fn start_incidents(
     store: &Store,
     policy: Arc<Policy>,
+    health: &Arc<crate::health::Health>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Incidents, CliError> {
     let wake = Arc::new(Notify::new());
     let send_wake = Arc::new(Notify::new());
     let sender = Sender::new(store.clone(), &policy).map_err(CliError::Usage)?;
+    let selfcheck = crate::selfcheck::SelfCheck::new(store.clone(), policy.clone(), health.clone(), sender.clone());
+    tokio::spawn(selfcheck.run(stop.clone()));
     tokio::spawn(sender.run(send_wake.clone(), stop.clone()));
     tokio::spawn(escalate::run(store.clone(), policy.clone(), wake.clone(), send_wake.clone(), stop.clone()));
     tokio::spawn(crate::remind::run(store.clone(), policy.clone(), send_wake, stop.clone()));
@@ -554,6 +599,8 @@ state: {}  severity: {}  urgency: {}  source: {}",
 
 /// The MQTT user the embedded broker accepts for agents.
 pub const AGENT_USER: &str = "vakt-agent";
+/// The local agent's own account on the embedded broker (its client id is reserved for it).
+pub const LOCAL_AGENT_USER: &str = "vakt-local-agent";
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -563,8 +610,8 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The agents' MQTT password: read from `path`, or generated (0600) on first start.
-fn agent_password(path: &Path) -> std::io::Result<String> {
+/// A broker password: read from `path`, or generated (0600) on first start.
+fn secret_file(path: &Path) -> std::io::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::read_to_string(path) {
@@ -582,6 +629,29 @@ fn agent_password(path: &Path) -> std::io::Result<String> {
     Ok(password)
 }
 
+/// An `agent.toml` that an older `up` wrote used the agents' shared account and trusted any
+/// ack: move it to the local agent's own account and the collector's key, once, keeping every
+/// other line the operator may have edited.
+fn upgrade_local_agent_config(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let generated = text.starts_with("# The agent `vakt-collector up` runs on this host.");
+    if !generated || text.contains("collector_key") {
+        return Ok(());
+    }
+    let upgraded = text
+        .replace(&format!("username = \"{AGENT_USER}\"\n"), &format!("username = \"{LOCAL_AGENT_USER}\"\n"))
+        .replace(
+            "password_file = \"mqtt-password\"\n",
+            "password_file = \"local-agent-password\"\ncollector_key_file = \"collector.pub\"\n",
+        );
+    if upgraded == text {
+        return Ok(());
+    }
+    std::fs::write(path, upgraded).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "moved the local agent to its own broker account and the collector's key");
+    Ok(())
+}
+
 /// The local agent's config: `DIR/agent.toml`, written with the standard host checks on
 /// first start so an operator can edit it.
 fn local_agent_config(data_dir: &Path, mqtt: SocketAddr) -> Result<agent::config::AgentConfig, String> {
@@ -594,8 +664,9 @@ state_dir = "agent"
 
 [mqtt]
 url = "mqtt://{mqtt}"
-username = "{AGENT_USER}"
-password_file = "mqtt-password"
+username = "{LOCAL_AGENT_USER}"
+password_file = "local-agent-password"
+collector_key_file = "collector.pub"
 heartbeat = "10s"
 
 [defaults]
@@ -624,6 +695,18 @@ config = {{ path = "/" }}
 "#
         );
         std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    } else {
+        upgrade_local_agent_config(&path)?;
     }
-    agent::config::AgentConfig::load(&path).map_err(|e| agent::report(&e))
+    agent::config::AgentConfig::load(&path).map_err(|e| {
+        let mut why = agent::report(&e);
+        if why.contains("collector_key") {
+            why.push_str(&format!(
+                ". An agent.toml from an older Vakt: add `collector_key_file = \"collector.pub\"` under [mqtt] in {}, \
+                 or delete the file to have it written again",
+                path.display()
+            ));
+        }
+        why
+    })
 }

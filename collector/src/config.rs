@@ -13,6 +13,7 @@
 //! prefix = "vakt/v1"
 //! share_group = "collectors"             # subscribe as $share/collectors/… (several collectors)
 //! ack_encoding = "bincode"               # or "json"
+//! signing_key = "/var/lib/vakt/collector.key" # default: collector.key beside the database
 //!
 //! [store]
 //! path = "/var/lib/vakt/vakt.db"         # SQLite file
@@ -72,6 +73,7 @@ struct MqttSection {
     prefix: Option<Spanned<String>>,
     share_group: Option<Spanned<String>>,
     ack_encoding: Option<Encoding>,
+    signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +97,8 @@ pub struct CollectorConfig {
     pub mqtt: Option<ExternalSettings>,
     pub ack_encoding: Encoding,
     pub database: PathBuf,
+    /// The key acks, commands and the collector's state are signed with (created if missing).
+    pub signing_key: PathBuf,
     pub http: SocketAddr,
     /// HTTPS: the server's certificate and key, loaded.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -156,9 +160,19 @@ impl CollectorConfig {
             }
             (None, None) => None,
         };
+        let default_key = crate::identity::default_path(&database);
         let Some(m) = model.mqtt else {
-            return Ok(CollectorConfig { mqtt: None, ack_encoding: Encoding::default(), database, http, tls, policy });
+            return Ok(CollectorConfig {
+                mqtt: None,
+                ack_encoding: Encoding::default(),
+                database,
+                signing_key: default_key,
+                http,
+                tls,
+                policy,
+            });
         };
+        let signing_key = m.signing_key.as_ref().map_or(default_key, |p| base.join(p));
         let access = BrokerAccess {
             url: &m.url,
             password: m.password.as_ref(),
@@ -206,6 +220,7 @@ impl CollectorConfig {
             mqtt: Some(ExternalSettings { options, topics, share_group, collector_name: client_id }),
             ack_encoding: m.ack_encoding.unwrap_or_default(),
             database,
+            signing_key,
             http,
             tls,
             policy,

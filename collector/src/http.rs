@@ -31,6 +31,12 @@ pub struct AppState {
     pub secure: bool,
     /// Wakes the status snapshot's refresh after an operator change.
     pub refresh: Arc<tokio::sync::Notify>,
+    /// What `/readyz` answers from.
+    pub health: Arc<crate::health::Health>,
+    /// Connection counters of the HTTP server.
+    pub serve_stats: Arc<crate::serve::ServeStats>,
+    /// The embedded broker's refused logins (none without an embedded broker).
+    pub broker_stats: Arc<crate::broker::BrokerStats>,
 }
 
 impl AppState {
@@ -49,6 +55,9 @@ impl AppState {
             subscribe_limiter: Arc::default(),
             secure: false,
             refresh: Arc::new(tokio::sync::Notify::new()),
+            health: Arc::new(crate::health::Health::new(crate::now_ms())),
+            serve_stats: Arc::default(),
+            broker_stats: Arc::default(),
         }
     }
 
@@ -113,29 +122,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve on `listener` until `stop` turns true: HTTPS with `tls`, else plain HTTP.
+/// Serve on `listener` until `stop` turns true: HTTPS with `tls`, else plain HTTP, with the
+/// connection caps and timeouts of [`crate::serve`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     mut state: AppState,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     state.secure = tls.is_some();
-    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Some(config) = tls {
-        use axum::serve::ListenerExt;
-        let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| {});
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-    }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+    let stats = state.serve_stats.clone();
+    let limits = crate::serve::ConnectionLimits::from_open_files(crate::limits::open_files().0);
+    tracing::info!(total = limits.total, per_source = limits.per_source, "http connection limits");
+    crate::serve::serve(listener, tls, app(state), limits, stats, stop).await
 }
 
 /// Bind the HTTP listener (before anything else starts, so a taken port fails early).
@@ -213,10 +212,14 @@ async fn statuspage(State(state): State<AppState>, pick: fn(&crate::status::Rend
         .into_response()
 }
 
+/// Ready only while the broker link is up, the store takes writes and ingest moves (see
+/// [`crate::health`]); never a query per probe.
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.result_count().await {
-        Ok(_) => "ready\n".into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {error}\n")).into_response(),
+    let verdict = state.health.verdict(crate::now_ms());
+    if verdict.ready() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", verdict.summary())).into_response()
     }
 }
 
@@ -232,9 +235,38 @@ async fn metrics(State(state): State<AppState>) -> Response {
         ("vakt_ingest_states_total", "Births and deaths received.", &s.states),
         ("vakt_ingest_heartbeats_total", "Heartbeats received.", &s.heartbeats),
         ("vakt_store_errors_total", "Failed store writes (retried).", &s.store_errors),
+        (
+            "vakt_http_connections_refused_total",
+            "Connections closed at once: their source had its share open.",
+            &state.serve_stats.refused_per_source,
+        ),
+        (
+            "vakt_http_accept_errors_total",
+            "Connections the system refused to accept (descriptors, memory).",
+            &state.serve_stats.accept_errors,
+        ),
+        (
+            "vakt_broker_logins_refused_total",
+            "Embedded broker logins refused (wrong password or a reserved client id).",
+            &state.broker_stats.refused_logins,
+        ),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vakt_http_connections Open HTTP connections.\n# TYPE vakt_http_connections gauge\nvakt_http_connections {}",
+        state.serve_stats.open.load(Ordering::Relaxed)
+    );
+    let verdict = state.health.verdict(crate::now_ms());
+    let _ = writeln!(
+        out,
+        "# HELP vakt_collector_ready Whether the collector is doing its job (see /readyz), by part.\n# TYPE vakt_collector_ready gauge"
+    );
+    for part in ["broker", "store", "ingest"] {
+        let ok = !verdict.problems.iter().any(|p| p.part == part);
+        let _ = writeln!(out, "vakt_collector_ready{{part=\"{part}\"}} {}", u8::from(ok));
     }
     let _ = writeln!(
         out,

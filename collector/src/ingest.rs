@@ -5,8 +5,9 @@
 //!
 //! A payload is dropped (counted by reason, logged at most once a minute per source and
 //! reason) when it is too large, undecodable, of an unknown version, invalid, on a topic
-//! outside the tree, or claims an agent id other than its topic's. Nothing a payload holds
-//! can stop ingest.
+//! outside the tree, claims an agent id other than its topic's, or carries a seq or epoch the
+//! agent cannot have reached (`plausible`). Nothing a payload holds can stop ingest. Acks go
+//! out signed with the collector's key, so agents can tell them from anyone else's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::incident::{Action, Engine, Input, Ms};
+use crate::plausible::Plausibility;
 use crate::policy::Policy;
 use crate::store::{Batch, Decisions, Planned, Store, StoreError};
 
@@ -92,18 +94,32 @@ impl DropLog {
     }
 }
 
+/// Where ingest reports: counters, health, and the acks it sends.
+#[derive(Debug, Clone)]
+pub struct Outlets {
+    pub stats: Arc<Stats>,
+    pub health: Arc<crate::health::Health>,
+    pub out: mpsc::Sender<Outbound>,
+}
+
 /// The ingest worker.
 #[derive(Debug)]
 pub struct Ingest {
     store: Store,
     topics: Topics,
     stats: Arc<Stats>,
+    health: Arc<crate::health::Health>,
+    /// Heartbeat interval and last heartbeat per agent: how long a silence is normal.
+    heartbeats: HashMap<String, (u64, Ms)>,
     out: mpsc::Sender<Outbound>,
     drops: DropLog,
     /// How acks are encoded (the collector answers in the agents' default, bincode, unless
     /// configured otherwise; agents decode both).
     ack_encoding: Encoding,
     incidents: Incidents,
+    /// Signs every ack.
+    key: Arc<protocol::SigningKey>,
+    plausible: Plausibility,
 }
 
 /// The state engine and what it needs: decisions are made here, on the ingest task, and
@@ -142,16 +158,29 @@ impl Ingest {
     pub fn new(
         store: Store,
         topics: Topics,
-        stats: Arc<Stats>,
-        out: mpsc::Sender<Outbound>,
+        outlets: Outlets,
         ack_encoding: Encoding,
         incidents: Incidents,
+        key: Arc<protocol::SigningKey>,
     ) -> Ingest {
-        Ingest { store, topics, stats, out, drops: DropLog::default(), ack_encoding, incidents }
+        Ingest {
+            store,
+            topics,
+            stats: outlets.stats,
+            health: outlets.health,
+            out: outlets.out,
+            drops: DropLog::default(),
+            ack_encoding,
+            incidents,
+            key,
+            plausible: Plausibility::default(),
+            heartbeats: HashMap::new(),
+        }
     }
 
     /// Run until `inbound` closes.
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
+        self.load_plausibility().await;
         let mut messages = Vec::with_capacity(MAX_BATCH);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -178,11 +207,30 @@ impl Ingest {
                     }
                 }
             }
-            let batch = self.decode(messages.drain(..));
-            if batch.results.is_empty() && batch.states.is_empty() && batch.heartbeats.is_empty() {
-                continue;
+            let count = messages.len() as u64;
+            let batch = self.decode(messages.drain(..), crate::now_ms());
+            if !(batch.results.is_empty() && batch.states.is_empty() && batch.heartbeats.is_empty()) {
+                self.write(batch).await;
             }
-            self.write(batch).await;
+            self.health.processed(count, crate::now_ms());
+        }
+    }
+
+    /// What the store knows of every agent's counters, retried until the store answers.
+    async fn load_plausibility(&mut self) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.known_counters().await {
+                Ok(known) => {
+                    self.plausible.load(known);
+                    return;
+                }
+                Err(error) => {
+                    log_store_error(&error);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 
@@ -200,6 +248,7 @@ impl Ingest {
             let decisions = self.decide(&batch, now_ms);
             match self.store.write(&batch, now, &decisions).await {
                 Ok(written) => {
+                    self.health.store_ok(crate::now_ms());
                     if !decisions.plans.is_empty() {
                         self.incidents.wake.notify_one();
                     }
@@ -207,6 +256,7 @@ impl Ingest {
                 }
                 Err(error) => {
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    self.health.store_failed(crate::now_ms(), &crate::report(&error));
                     log_store_error(&error);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
@@ -219,12 +269,24 @@ impl Ingest {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.stored.fetch_add(written.stored, Ordering::Relaxed);
         self.stats.duplicates.fetch_add(written.duplicates, Ordering::Relaxed);
+        let now = crate::now_ms();
+        for r in &batch.results {
+            self.plausible.saw(r.agent.as_str(), r.epoch, r.seq, now);
+        }
+        for s in &batch.states {
+            self.plausible.saw(s.agent.as_str(), s.epoch, s.seq, now);
+        }
+        for h in &batch.heartbeats {
+            self.plausible.saw(h.agent.as_str(), h.epoch, h.seq, now);
+            self.heartbeats.insert(h.agent.to_string(), (h.interval_ms, now));
+        }
         for (agent, upto) in written.acks {
             if upto == 0 {
                 continue;
             }
             let topic = self.topics.ack(&agent);
-            let ack = Ack { v: WIRE_VERSION, agent, upto, ts: SystemTime::now() };
+            let mut ack = Ack { v: WIRE_VERSION, agent, upto, ts: SystemTime::now(), sig: String::new() };
+            self.key.sign(&mut ack);
             let message = Outbound { topic, payload: protocol::encode(&ack, self.ack_encoding) };
             match self.out.try_send(message) {
                 Ok(()) => {
@@ -299,9 +361,14 @@ impl Ingest {
         Decisions { plans, dirty: self.incidents.engine.take_dirty() }
     }
 
-    /// Once a second: stale checks, silent agents, incidents a person resolved.
+    /// Once a second: stale checks, silent agents, incidents a person resolved; and how long
+    /// a silence from the broker is normal (three heartbeats of the slowest agent that sent
+    /// one in the last ten minutes).
     async fn tick(&mut self) {
         let now = crate::now_ms();
+        self.heartbeats.retain(|_, (_, at)| now - *at < 600_000);
+        let slowest = self.heartbeats.values().map(|(interval, _)| *interval).max().unwrap_or(0);
+        self.health.expect_traffic_every(i64::try_from(slowest.saturating_mul(3)).unwrap_or(i64::MAX));
         match self.store.closed_by_hand(self.incidents.closed_since).await {
             Ok((keys, newest)) => {
                 let mut none = Vec::new();
@@ -350,7 +417,20 @@ impl Ingest {
         }
     }
 
-    fn decode(&mut self, messages: impl Iterator<Item = Inbound>) -> Batch {
+    /// Refuse a message whose counters its agent cannot have reached (see `plausible`).
+    fn plausible(&mut self, topic: &str, agent: &protocol::AgentId, epoch: u64, seq: u64, now: Ms) -> bool {
+        let verdict =
+            self.plausible.epoch(agent.as_str(), epoch, now).and(self.plausible.seq(agent.as_str(), seq, now));
+        match verdict {
+            Ok(()) => true,
+            Err(implausible) => {
+                self.reject(topic, implausible.reason, &implausible.detail);
+                false
+            }
+        }
+    }
+
+    fn decode(&mut self, messages: impl Iterator<Item = Inbound>, now: Ms) -> Batch {
         let mut batch = Batch::default();
         for message in messages {
             self.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -361,6 +441,7 @@ impl Ingest {
                     continue;
                 }
             };
+            let topic_text = message.topic.as_str();
             let outcome = match &topic {
                 Topic::Result(agent, check) => decode_for::<CheckResult>(&message.payload, agent)
                     .and_then(|r| {
@@ -370,14 +451,24 @@ impl Ingest {
                             Err(Rejected::Mismatch(format!("payload check `{}` on the topic of `{check}`", r.check)))
                         }
                     })
-                    .map(|r| batch.results.push(r)),
+                    .map(|r| {
+                        if self.plausible(topic_text, &r.agent, r.epoch, r.seq, now) {
+                            batch.results.push(r);
+                        }
+                    }),
                 Topic::State(agent) => decode_for::<StateMessage>(&message.payload, agent).map(|s| {
-                    self.stats.states.fetch_add(1, Ordering::Relaxed);
-                    batch.states.push(s)
+                    if self.plausible(topic_text, &s.agent, s.epoch, s.seq, now) {
+                        self.stats.states.fetch_add(1, Ordering::Relaxed);
+                        batch.states.push(s);
+                    }
                 }),
                 Topic::Heartbeat(agent) => decode_for::<Heartbeat>(&message.payload, agent).map(|h| {
-                    self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
-                    batch.heartbeats.push(h)
+                    // `held_from` is at most `seq + 1` (checked when decoding), so a plausible
+                    // seq bounds what a heartbeat can write off as lost.
+                    if self.plausible(topic_text, &h.agent, h.epoch, h.seq, now) {
+                        self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+                        batch.heartbeats.push(h);
+                    }
                 }),
                 // Our own acks and commands come back to us on the wildcard: not agent data.
                 Topic::Ack(_) | Topic::Commands(_) | Topic::CollectorState => Ok(()),

@@ -1,15 +1,20 @@
 //! The collector's two ways onto MQTT: rumqttc to any broker, or the embedded broker's
-//! in-process link. Both feed [`Inbound`] to ingest and publish its [`Outbound`] acks.
+//! in-process link. Both feed [`Inbound`] to ingest and publish its [`Outbound`] acks, sign
+//! the collector's online state, and tell [`Health`] whether they are up. A lost link is
+//! re-established: rumqttc reconnects with backoff; the embedded broker hands out a spare
+//! in-process link (its client ids are reserved, see `broker`).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use protocol::{CollectorState, Encoding, Topics, WIRE_VERSION, encode};
+use protocol::{CollectorState, Encoding, SigningKey, Topics, WIRE_VERSION, encode};
 use rand::RngExt;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use rumqttd::Notification;
 use rumqttd::local::{LinkRx, LinkTx};
 use tokio::sync::{mpsc, watch};
 
+use crate::health::Health;
 use crate::ingest::{Inbound, Outbound};
 
 /// How the collector connects to an external broker.
@@ -22,19 +27,45 @@ pub struct ExternalSettings {
     pub collector_name: String,
 }
 
-fn collector_state(name: &str, online: bool) -> Vec<u8> {
-    let state = CollectorState { v: WIRE_VERSION, collector: name.to_string(), online, ts: SystemTime::now() };
+/// The collector's online or offline state, signed.
+fn collector_state(name: &str, online: bool, key: &SigningKey) -> Vec<u8> {
+    let mut state = CollectorState {
+        v: WIRE_VERSION,
+        collector: name.to_string(),
+        online,
+        ts: SystemTime::now(),
+        sig: String::new(),
+    };
+    key.sign(&mut state);
     encode(&state, Encoding::Json)
+}
+
+/// What both links share: where messages go and who hears how the link is doing.
+#[derive(Debug, Clone)]
+pub struct LinkContext {
+    pub inbound: mpsc::Sender<Inbound>,
+    pub key: Arc<SigningKey>,
+    pub health: Arc<Health>,
+}
+
+impl LinkContext {
+    /// Hand one message to ingest; `false` once ingest is gone.
+    async fn deliver(&self, topic: &[u8], payload: bytes::Bytes) -> bool {
+        let topic = String::from_utf8_lossy(topic).into_owned();
+        self.health.received(1, crate::now_ms());
+        self.inbound.send(Inbound { topic, payload }).await.is_ok()
+    }
 }
 
 /// Run against an external broker until `stop` turns true: reconnects with backoff, announces
 /// the collector (retained online state, Will = offline), subscribes to every agent.
 pub async fn external(
     settings: ExternalSettings,
-    inbound: mpsc::Sender<Inbound>,
+    context: LinkContext,
     mut outbound: mpsc::Receiver<Outbound>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let key = context.key.clone();
     let state_topic = settings.topics.collector_state();
     let filter = settings.topics.agents_filter(settings.share_group.as_deref());
     let mut backoff = Duration::from_millis(500);
@@ -42,7 +73,7 @@ pub async fn external(
         let mut options = settings.options.clone();
         options.set_last_will(LastWill::new(
             state_topic.clone(),
-            collector_state(&settings.collector_name, false),
+            collector_state(&settings.collector_name, false, &key),
             QoS::AtLeastOnce,
             true,
         ));
@@ -59,18 +90,19 @@ pub async fn external(
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         connected = true;
                         backoff = Duration::from_millis(500);
+                        context.health.link_up();
                         tracing::info!(filter = %filter, "collector connected to the broker");
                         let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
-                        let _ = client.try_publish(state_topic.clone(), QoS::AtLeastOnce, true, collector_state(&settings.collector_name, true));
+                        let _ = client.try_publish(state_topic.clone(), QoS::AtLeastOnce, true, collector_state(&settings.collector_name, true, &key));
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let topic = String::from_utf8_lossy(p.topic.as_ref()).into_owned();
-                        if inbound.send(Inbound { topic, payload: p.payload }).await.is_err() {
+                        if !context.deliver(p.topic.as_ref(), p.payload).await {
                             return;
                         }
                     }
                     Ok(_) => {}
                     Err(error) => {
+                        context.health.link_down(crate::now_ms(), &error.to_string());
                         tracing::warn!(error = %error, connected, "collector lost the broker");
                         break;
                     }
@@ -84,7 +116,7 @@ pub async fn external(
                     None => return,
                 },
                 _ = stop.wait_for(|s| *s) => {
-                    let _ = client.try_publish(state_topic.clone(), QoS::AtLeastOnce, true, collector_state(&settings.collector_name, false));
+                    let _ = client.try_publish(state_topic.clone(), QoS::AtLeastOnce, true, collector_state(&settings.collector_name, false, &key));
                     let _ = client.try_disconnect();
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
                     while let Ok(Some(Ok(event))) = tokio::time::timeout_at(deadline, events.recv()).await {
@@ -123,7 +155,10 @@ async fn poll_events(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Result<
     }
 }
 
-/// Run on the embedded broker's in-process link until the link or ingest goes away.
+/// Run on the embedded broker's in-process links until ingest goes away: the first link, and
+/// when it fails the next spare (`broker::start` makes them before the broker starts; the
+/// broker can make no more later). Without a spare left the collector cannot collect: it says
+/// so, and `/readyz` and the self-monitor say so too.
 ///
 /// rumqttd fills a local link's buffer up to `max_outgoing_packet_count` notifications, then
 /// appends `Notification::Unschedule` and pauses the link until it hears `Ready`. Without
@@ -131,41 +166,61 @@ async fn poll_events(mut eventloop: rumqttc::EventLoop, tx: mpsc::Sender<Result<
 /// the router's own assertion. So: `wake()` exactly when `Unschedule` arrives.
 pub async fn embedded(
     topics: Topics,
-    mut tx: LinkTx,
-    mut rx: LinkRx,
-    inbound: mpsc::Sender<Inbound>,
+    links: Vec<(LinkTx, LinkRx)>,
+    context: LinkContext,
     mut outbound: mpsc::Receiver<Outbound>,
 ) {
-    if let Err(error) = tx.subscribe(topics.agents_filter(None)) {
-        tracing::error!(error = %error, "could not subscribe on the embedded broker");
-        return;
-    }
-    tokio::spawn(async move {
-        while let Some(m) = outbound.recv().await {
-            if let Err(error) = tx.try_publish(m.topic, m.payload) {
-                tracing::debug!(error = %error, "embedded broker refused an ack");
-            }
+    let total = links.len();
+    for (n, (mut tx, mut rx)) in links.into_iter().enumerate() {
+        if let Err(error) = tx.subscribe(topics.agents_filter(None)) {
+            context.health.link_down(crate::now_ms(), &format!("subscribing: {error}"));
+            tracing::error!(error = %error, link = n, "could not subscribe on the embedded broker; trying the next link");
+            continue;
         }
-    });
-    loop {
-        match rx.next().await {
-            Ok(Some(Notification::Forward(forward))) => {
-                let topic = String::from_utf8_lossy(forward.publish.topic.as_ref()).into_owned();
-                if inbound.send(Inbound { topic, payload: forward.publish.payload }).await.is_err() {
-                    return;
-                }
-            }
-            Ok(Some(Notification::Unschedule)) => {
-                if rx.wake().await.is_err() {
-                    tracing::error!("embedded broker link closed");
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::error!(error = %error, "embedded broker link failed");
-                return;
-            }
+        // The online state is retained: agents that connect later hear it too.
+        let state = collector_state("vakt-collector", true, &context.key);
+        if let Err(error) = tx.try_publish(topics.collector_state(), state) {
+            tracing::warn!(error = %error, "could not announce the collector on the embedded broker");
         }
+        context.health.link_up();
+        if n > 0 {
+            tracing::warn!(link = n, spares_left = total - n - 1, "collector re-attached to the embedded broker");
+        }
+        let why = loop {
+            tokio::select! {
+                notification = rx.next() => match notification {
+                    Ok(Some(Notification::Forward(forward))) => {
+                        if !context.deliver(forward.publish.topic.as_ref(), forward.publish.payload).await {
+                            return;
+                        }
+                    }
+                    Ok(Some(Notification::Unschedule)) => {
+                        if let Err(error) = rx.wake().await {
+                            break format!("re-arming the link: {error}");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => break error.to_string(),
+                },
+                message = outbound.recv() => match message {
+                    Some(m) => {
+                        if let Err(error) = tx.try_publish(m.topic, m.payload) {
+                            tracing::debug!(error = %error, "embedded broker refused an ack");
+                        }
+                    }
+                    None => return,
+                },
+            }
+        };
+        context.health.link_down(crate::now_ms(), &why);
+        tracing::error!(error = %why, link = n, spares_left = total - n - 1, "the collector's link to the embedded broker failed");
     }
+    context
+        .health
+        .link_down(crate::now_ms(), "every in-process link to the embedded broker failed; restart the collector");
+    tracing::error!(
+        "no in-process link to the embedded broker is left: nothing is collected until the collector restarts"
+    );
+    // Keep draining acks so ingest does not block on a full queue.
+    while outbound.recv().await.is_some() {}
 }

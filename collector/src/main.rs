@@ -66,6 +66,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Run { config } => cli::run(&config, stop_rx).await,
+            Command::Key { data_dir, config } => cli::key(&data_dir, config.as_deref()),
             Command::CheckConfig { file } => collector::config::CollectorConfig::load(&file)
                 .map(|_| println!("{}: ok", file.display()))
                 .map_err(Into::into),

@@ -150,6 +150,21 @@ impl Sender {
         }
     }
 
+    /// Send one message now, without the notification log: for the self-monitor, whose pages
+    /// must go out when the store (where the log lives) is what failed.
+    pub async fn deliver_now(
+        &self,
+        delivery: &Delivery,
+        subject: &str,
+        body: &str,
+        payload: &str,
+    ) -> Result<(), String> {
+        match delivery {
+            Delivery::Email { to } => self.email(to, subject, body).await,
+            Delivery::Webhook { url } | Delivery::Slack { url } => self.webhook(url, payload).await,
+        }
+    }
+
     async fn email(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
         let Some((transport, from, timeout)) = &self.smtp else {
             return Err("no [smtp] configured".into());

@@ -89,6 +89,10 @@
 //! review = ["person:alice"]         # the yearly reviews
 //! policy_reviewed = "2026-03-01"    # last review of the security policy
 //! roster_reviewed = "2026-03-01"    # last review of the on-call roster
+//!
+//! [self_monitor]                    # the collector watching itself (see `selfcheck`)
+//! degraded_after = "30s"            # broker link, store or ingest failing this long → incident
+//! notify = ["oncall:ops"]           # paged directly; default: the default escalation's first step
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -184,6 +188,7 @@ pub const SECTIONS: &[&str] = &[
     "maintenance",
     "reminders",
     "public",
+    "self_monitor",
 ];
 
 /// The policy's top-level sections. Not `deny_unknown_fields`: the same file holds
@@ -218,6 +223,15 @@ pub struct PolicyModel {
     reminders: RemindersModel,
     #[serde(default)]
     public: PublicModel,
+    #[serde(default)]
+    self_monitor: SelfMonitorModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelfMonitorModel {
+    degraded_after: Option<Spanned<String>>,
+    notify: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -544,10 +558,26 @@ pub struct Reminders {
     pub roster_reviewed_ms: Option<Ms>,
 }
 
+/// How the collector watches itself.
+#[derive(Debug, Clone)]
+pub struct SelfMonitor {
+    /// A part failing this long raises the "collector degraded" incident.
+    pub degraded_after_ms: i64,
+    /// Who is paged directly (without the notification log, which needs the store).
+    pub notify: Vec<String>,
+}
+
+impl Default for SelfMonitor {
+    fn default() -> Self {
+        SelfMonitor { degraded_after_ms: 30_000, notify: Vec::new() }
+    }
+}
+
 /// The validated policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub reminders: Reminders,
+    pub self_monitor: SelfMonitor,
     pub public: Public,
     pub engine: Settings,
     pub smtp: Option<Smtp>,
@@ -1023,6 +1053,20 @@ impl Policy {
                 })
                 .transpose()
         };
+        let m = &model.self_monitor;
+        if let Some(d) = &m.degraded_after {
+            let ms = duration(d, "self_monitor.degraded_after")?;
+            if ms < 1_000 {
+                return Err(at(d.span(), "`self_monitor.degraded_after` must be at least 1s".into()));
+            }
+            policy.self_monitor.degraded_after_ms = ms;
+        }
+        if let Some(notify) = &m.notify {
+            for target in notify {
+                policy.check_target(target).map_err(|m| at(target.span(), m))?;
+            }
+            policy.self_monitor.notify = notify.iter().map(|t| t.get_ref().clone()).collect();
+        }
         policy.reminders.policy_reviewed_ms = date(&r.policy_reviewed, "reminders.policy_reviewed")?;
         policy.reminders.roster_reviewed_ms = date(&r.roster_reviewed, "reminders.roster_reviewed")?;
         if (policy.reminders.policy_reviewed_ms.is_some() || policy.reminders.roster_reviewed_ms.is_some())
@@ -1299,6 +1343,20 @@ impl Policy {
                 .unwrap_or_default(),
             _ => Vec::new(),
         }
+    }
+
+    /// Who the self-monitor pages: `[self_monitor] notify`, else the first step of the default
+    /// escalation, else the default team's on-call.
+    pub fn self_monitor_targets(&self) -> Vec<String> {
+        if !self.self_monitor.notify.is_empty() {
+            return self.self_monitor.notify.clone();
+        }
+        if let Some(step) =
+            self.default_escalation.as_deref().and_then(|e| self.escalation(e)).and_then(|e| e.steps.first())
+        {
+            return step.notify.clone();
+        }
+        self.default_team.iter().map(|t| format!("oncall:{t}")).collect()
     }
 
     /// The team channel's deliveries (non-paging notices).

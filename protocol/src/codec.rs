@@ -161,6 +161,25 @@ fn timestamp(ts: std::time::SystemTime) -> Result<(), String> {
     }
 }
 
+/// The largest seq, epoch or count a message may carry: 2^53, the largest integer every JSON
+/// reader holds exactly (JavaScript's `Number.MAX_SAFE_INTEGER` + 1). At a thousand results a
+/// second an agent takes 285,000 years to get there, so anything above is forged or broken;
+/// how far a number may move from what a collector already knows is the collector's check.
+pub const MAX_COUNTER: u64 = 1 << 53;
+
+fn counter(field: &str, value: u64) -> Result<(), String> {
+    if value > MAX_COUNTER { Err(format!("`{field}` is {value}, more than {MAX_COUNTER}")) } else { Ok(()) }
+}
+
+/// A signature is empty or 128 hex digits (checked against the keys by the receiver).
+fn signature(sig: &str) -> Result<(), String> {
+    if sig.is_empty() || (sig.len() == 128 && sig.bytes().all(|b| b.is_ascii_hexdigit())) {
+        Ok(())
+    } else {
+        Err("`sig` is not 128 hex digits".into())
+    }
+}
+
 fn short(field: &str, value: &str, max: usize) -> Result<(), String> {
     if value.len() > max { Err(format!("`{field}` is {} bytes, more than {max}", value.len())) } else { Ok(()) }
 }
@@ -171,6 +190,8 @@ impl Validate for CheckResult {
         short("summary", &self.summary, MAX_SUMMARY)?;
         short("details", self.details.as_deref().unwrap_or(""), MAX_DETAILS)?;
         short("plugin", &self.plugin, 256)?;
+        counter("seq", self.seq)?;
+        counter("epoch", self.epoch)?;
         if self.seq == 0 {
             return Err("`seq` starts at 1".into());
         }
@@ -195,6 +216,8 @@ impl Validate for CheckResult {
 impl Validate for StateMessage {
     fn validate(&self) -> Result<(), String> {
         timestamp(self.ts)?;
+        counter("seq", self.seq)?;
+        counter("epoch", self.epoch)?;
         match (&self.birth, self.online) {
             (Some(_), false) => return Err("a death (online: false) carries no birth".into()),
             (None, true) => return Err("a birth (online: true) must carry `birth`".into()),
@@ -214,9 +237,13 @@ impl Validate for StateMessage {
 impl Validate for Heartbeat {
     fn validate(&self) -> Result<(), String> {
         timestamp(self.ts)?;
-        if !(self.uptime_s.is_finite() && self.cpu_s.is_finite()) {
-            return Err("`uptime_s` and `cpu_s` must be finite".into());
+        if !(self.uptime_s.is_finite() && self.cpu_s.is_finite() && self.uptime_s >= 0.0 && self.cpu_s >= 0.0) {
+            return Err("`uptime_s` and `cpu_s` must be finite and not negative".into());
         }
+        counter("seq", self.seq)?;
+        counter("epoch", self.epoch)?;
+        counter("spool.held_from", self.spool.held_from)?;
+        counter("spool.acked", self.spool.acked)?;
         if self.interval_ms == 0 {
             return Err("`interval_ms` must be positive".into());
         }
@@ -229,20 +256,27 @@ impl Validate for Heartbeat {
 
 impl Validate for Ack {
     fn validate(&self) -> Result<(), String> {
-        timestamp(self.ts)
+        timestamp(self.ts)?;
+        counter("upto", self.upto)?;
+        signature(&self.sig)
     }
 }
 
 impl Validate for Command {
     fn validate(&self) -> Result<(), String> {
-        timestamp(self.ts)
+        timestamp(self.ts)?;
+        if let crate::CommandKind::ReplayFrom { seq } = self.command {
+            counter("seq", seq)?;
+        }
+        signature(&self.sig)
     }
 }
 
 impl Validate for CollectorState {
     fn validate(&self) -> Result<(), String> {
         timestamp(self.ts)?;
-        short("collector", &self.collector, 256)
+        short("collector", &self.collector, 256)?;
+        signature(&self.sig)
     }
 }
 
@@ -321,9 +355,16 @@ mod tests {
         let mut nan = r.clone();
         nan.metrics[0].value = f64::NAN;
         assert!(matches!(decode::<CheckResult>(&encode(&nan, Encoding::Bincode)), Err(DecodeError::Invalid(_))));
-        let mut zero = r;
+        let mut zero = r.clone();
         zero.seq = 0;
         assert!(matches!(decode::<CheckResult>(&encode(&zero, Encoding::Json)), Err(DecodeError::Invalid(_))));
+        // Numbers no agent could have reached: refused in both encodings.
+        let mut huge = r;
+        huge.seq = 1 << 62;
+        for encoding in [Encoding::Json, Encoding::Bincode] {
+            let err = decode::<CheckResult>(&encode(&huge, encoding)).unwrap_err();
+            assert_eq!(err, DecodeError::Invalid(format!("`seq` is {}, more than {MAX_COUNTER}", 1u64 << 62)));
+        }
     }
 
     #[test]

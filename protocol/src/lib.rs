@@ -9,6 +9,7 @@
 //! - [`result`]: one check result, its status and metrics.
 //! - [`message`]: birth/death, heartbeat, ack, command and collector state.
 //! - [`codec`]: bincode and JSON, always decoded with a size limit and validated.
+//! - [`signature`]: the collector's Ed25519 signature on what it sends to agents.
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod codec;
 pub mod ids;
 pub mod message;
 pub mod result;
+pub mod signature;
 pub mod topic;
 
 pub use codec::{DecodeError, Encoding, WireMessage, decode, encode};
@@ -24,4 +26,5 @@ pub use message::{
     Ack, Birth, CheckInfo, CollectorState, Command, CommandKind, Heartbeat, HostFacts, SpoolStats, StateMessage,
 };
 pub use result::{CheckResult, Metric, Status, WIRE_VERSION};
+pub use signature::{PublicKey, SignatureError, Signed, SigningKey, Verifier};
 pub use topic::{Topic, TopicError, Topics};

@@ -14,10 +14,11 @@
 //!           "heartbeat_ms":30000,"encoding":"json"}}
 //! {"v":1,"agent":"web-01","epoch":3,"seq":1841,"ts":"…","online":false}
 //! {"v":1,"agent":"web-01","epoch":3,"seq":1842,"ts":"…","interval_ms":30000,
-//!  "spool":{"records":0,"bytes":0,"held_from":1843,"acked":1842,"dropped":0},"published":120,"uptime_s":3600.0,"rss_bytes":23000000,"cpu_s":1.5}
-//! {"v":1,"agent":"web-01","upto":1842,"ts":"…"}
-//! {"v":1,"agent":"web-01","ts":"…","command":{"replay-from":{"seq":1800}}}
-//! {"v":1,"collector":"vakt-collector@host","online":true,"ts":"…"}
+//!  "spool":{"records":0,"bytes":0,"held_from":1843,"acked":1842,"dropped":0,"pending":0,"write_errors":0},
+//!  "published":120,"uptime_s":3600.0,"rss_bytes":23000000,"cpu_s":1.5,"refused":0}
+//! {"v":1,"agent":"web-01","upto":1842,"ts":"…","sig":"…"}
+//! {"v":1,"agent":"web-01","ts":"…","command":{"replay-from":{"seq":1800}},"sig":"…"}
+//! {"v":1,"collector":"vakt-collector@host","online":true,"ts":"…","sig":"…"}
 //! ```
 
 use std::time::SystemTime;
@@ -145,6 +146,11 @@ pub struct Heartbeat {
     pub rss_bytes: u64,
     /// CPU seconds the agent has used.
     pub cpu_s: f64,
+    /// Messages from the wire the agent refused since it started: acks and commands that were
+    /// not signed by a trusted collector key, or claimed what cannot be (an ack past the last
+    /// result the agent produced, a stale or repeated command).
+    #[serde(default)]
+    pub refused: u64,
 }
 
 /// The agent's spool, as reported in heartbeats.
@@ -160,8 +166,16 @@ pub struct SpoolStats {
     pub held_from: u64,
     /// Highest seq the collector has acknowledged.
     pub acked: u64,
-    /// Results dropped since the agent started because the spool was full or too old.
+    /// Results dropped since the agent started because the spool was full or too old, or
+    /// because the disk failed for longer than the memory buffer could hold.
     pub dropped: u64,
+    /// Results held in memory because the spool's disk refused writes (full, read-only, I/O
+    /// errors); they get their seq and go to the disk when it works again.
+    #[serde(default)]
+    pub pending: u64,
+    /// Spool writes that failed since the agent started.
+    #[serde(default)]
+    pub write_errors: u64,
 }
 
 /// `{prefix}/agents/{agent}/ack`: every result with `seq <= upto` is stored durably.
@@ -176,6 +190,10 @@ pub struct Ack {
     /// When the collector sent it.
     #[serde(with = "rfc3339")]
     pub ts: SystemTime,
+    /// The collector's signature (hex Ed25519, see [`crate::signature`]); agents refuse the
+    /// message without a valid one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sig: String,
 }
 
 /// `{prefix}/agents/{agent}/commands`: something the agent should do.
@@ -190,6 +208,10 @@ pub struct Command {
     pub ts: SystemTime,
     /// What to do.
     pub command: CommandKind,
+    /// The collector's signature (hex Ed25519, see [`crate::signature`]); agents refuse the
+    /// message without a valid one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sig: String,
 }
 
 /// The commands an agent understands.
@@ -223,4 +245,8 @@ pub struct CollectorState {
     /// When.
     #[serde(with = "rfc3339")]
     pub ts: SystemTime,
+    /// The collector's signature (hex Ed25519, see [`crate::signature`]); agents refuse the
+    /// message without a valid one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sig: String,
 }

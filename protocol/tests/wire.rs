@@ -58,7 +58,8 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn result()(agent in id(), check in id(), epoch in any::<u64>(), seq in 1..u64::MAX, ms in 0u64..4_102_444_800_000,
+    fn result()(agent in id(), check in id(), epoch in 0..=protocol::codec::MAX_COUNTER, seq in 1..=protocol::codec::MAX_COUNTER,
+                ms in 0u64..4_102_444_800_000,
                 status in prop::sample::select(vec![Status::Ok, Status::Warning, Status::Critical, Status::Unknown]),
                 summary in ".{0,200}", details in prop::option::of(".{0,500}"), duration in 0.0f64..1e6,
                 metrics in prop::collection::vec(metric(), 0..8)) -> CheckResult {
@@ -78,6 +79,15 @@ proptest! {
         prop_assert_eq!(&decode::<CheckResult>(&encode(&r, Encoding::Bincode)).unwrap(), &r);
         // JSON keeps milliseconds and shortest round-trip floats, so it is exact too.
         prop_assert_eq!(&decode::<CheckResult>(&encode(&r, Encoding::Json)).unwrap(), &r);
+    }
+
+    #[test]
+    fn counters_no_agent_can_reach_are_refused(r in result(), over in 1..=u64::MAX - protocol::codec::MAX_COUNTER) {
+        let mut huge = r;
+        huge.seq = protocol::codec::MAX_COUNTER + over;
+        for encoding in [Encoding::Bincode, Encoding::Json] {
+            prop_assert!(matches!(decode::<CheckResult>(&encode(&huge, encoding)), Err(protocol::DecodeError::Invalid(_))));
+        }
     }
 
     #[test]

@@ -118,6 +118,38 @@ pub fn shared_cache() -> &'static Path {
     })
 }
 
+/// The signing key of a collector whose store is in `dir` (`dir/collector.key`, made if
+/// missing, exactly as the collector makes it), and its public half for agent configs.
+pub fn collector_key(dir: &Path) -> (protocol::SigningKey, String) {
+    let key = collector::identity::load_or_create(&dir.join("collector.key")).expect("collector key");
+    let public = key.public().to_string();
+    (key, public)
+}
+
+/// The `[mqtt]` line an agent needs to trust the collector whose store is in `dir`.
+pub fn trust_collector(dir: &Path) -> String {
+    format!("collector_keys = [\"{}\"]", collector_key(dir).1)
+}
+
+/// A counter or gauge from the collector's `/metrics` (0 when absent), by its full name with
+/// labels, e.g. `vakt_ingest_dropped_total{reason="implausible_seq"}`.
+pub fn metric(http: u16, name: &str) -> u64 {
+    let body = http_get(http, "/metrics").1;
+    body.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
+}
+
+/// GET `path` from 127.0.0.1:`port` with curl (10 s at most): the status (0 when there was
+/// no answer) and the body.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-o", "-", "-w", "\n%{http_code}", &format!("http://127.0.0.1:{port}{path}")])
+        .output()
+        .expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 /// A child process that is killed when dropped.
 #[derive(Debug)]
 pub struct Proc {
@@ -496,6 +528,16 @@ impl FakeAgent {
 
     fn send(&self, topic: String, payload: Vec<u8>, retain: bool) {
         self.client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload).expect("publish");
+    }
+
+    /// Publish any wire message on `topic`, as this agent or posing as another.
+    pub fn send_message<M: protocol::WireMessage>(&self, topic: String, message: &M) {
+        self.send(topic, protocol::encode(message, protocol::Encoding::Bincode), false);
+    }
+
+    /// The topic tree this agent publishes in.
+    pub fn topics(&self) -> &protocol::Topics {
+        &self.topics
     }
 
     /// A birth listing `checks` (name, interval ms), heartbeats every `heartbeat_ms`.

@@ -12,6 +12,16 @@
 //! death), so a wedged event loop (rumqtt #1014, #1056) is replaced, not reused. Between
 //! connections: exponential backoff with full jitter. A connection that produces no event for
 //! two keep-alive periods is declared wedged and rebuilt.
+//!
+//! What arrives from the broker is untrusted: an ack, a command or a collector's online state
+//! is acted on only when a trusted collector key signed it (`protocol::signature`), and an ack
+//! only up to the last seq this agent assigned. Everything else is refused, counted (the
+//! heartbeat's `refused`) and logged at most once a minute per reason.
+//!
+//! A disk that refuses writes (full, read-only, failing) does not stop the agent: results wait
+//! in memory, in order and without a seq, up to [`PENDING_MAX`], and go to the spool (and only
+//! then to the broker) as soon as it takes writes again. Past the bound the oldest are dropped
+//! and counted. Either way the heartbeat says so (`spool.pending`, `spool.write_errors`).
 
 mod settings;
 
@@ -34,6 +44,13 @@ use crate::spool::{Spool, SpoolError, read_u64, write_u64};
 
 /// Results handed to rumqttc and not yet PUBACKed by the broker, at most.
 const WINDOW: usize = 32;
+/// Results kept in memory while the spool cannot write, at most (a day of 12 checks a minute).
+pub const PENDING_MAX: usize = 20_000;
+/// How far a command's time may be from this agent's clock: older ones are replays.
+const COMMAND_WINDOW: Duration = Duration::from_secs(300);
+/// A collector coming online makes the agent re-send what is unacknowledged, at most this often
+/// (its retained state can be re-published by anyone who captured it).
+const REWIND_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the publisher stopped before its results channel closed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +66,34 @@ pub enum PublishError {
 struct Counters {
     published: u64,
     connects: u64,
+    /// Wire messages refused (see the module docs).
+    refused: u64,
+    /// Spool writes that failed.
+    write_errors: u64,
+    /// Results dropped from the memory buffer while the disk refused writes.
+    pending_dropped: u64,
+}
+
+/// Logs a recurring problem at most once a minute per kind, with how often it happened.
+#[derive(Debug, Default)]
+struct Throttled {
+    last: std::collections::HashMap<&'static str, (Instant, u64)>,
+}
+
+impl Throttled {
+    /// `true` when this occurrence of `kind` should be logged; `suppressed` is how many were
+    /// not logged since the last one.
+    fn should_log(&mut self, kind: &'static str) -> Option<u64> {
+        let now = Instant::now();
+        let entry = self.last.entry(kind).or_insert((now - Duration::from_secs(3600), 0));
+        if now.duration_since(entry.0) < Duration::from_secs(60) {
+            entry.1 += 1;
+            return None;
+        }
+        let suppressed = entry.1;
+        *entry = (now, 0);
+        Some(suppressed)
+    }
 }
 
 /// The publisher: owns the spool and the MQTT connection.
@@ -63,6 +108,14 @@ pub struct Publisher {
     started: Instant,
     counters: Counters,
     run_now: broadcast::Sender<protocol::CheckName>,
+    /// Results waiting for the disk (see the module docs), oldest first.
+    pending: std::collections::VecDeque<CheckRun>,
+    throttled: Throttled,
+    /// Signatures of commands acted on within [`COMMAND_WINDOW`], to refuse repeats.
+    seen_commands: std::collections::VecDeque<(String, Instant)>,
+    last_rewind: Option<Instant>,
+    /// The epoch in use could not be written to disk yet.
+    epoch_unsaved: bool,
 }
 
 enum Ended {
@@ -122,6 +175,11 @@ impl Publisher {
             started: Instant::now(),
             counters: Counters::default(),
             run_now,
+            pending: std::collections::VecDeque::new(),
+            throttled: Throttled::default(),
+            seen_commands: std::collections::VecDeque::new(),
+            last_rewind: None,
+            epoch_unsaved: false,
         })
     }
 
@@ -131,8 +189,7 @@ impl Publisher {
         let mut backoff = self.settings.reconnect_min;
         loop {
             self.epoch += 1;
-            write_u64(&self.epoch_file, self.epoch)
-                .map_err(|source| PublishError::State { path: self.epoch_file.clone(), source })?;
+            self.save_epoch();
             let (client, eventloop) = AsyncClient::new(self.connect_options(), 64);
             match self.connection(client, eventloop, &mut results).await? {
                 Ended::Stopped => return Ok(()),
@@ -189,16 +246,91 @@ impl Publisher {
         }
     }
 
+    /// Persist the epoch. A disk that refuses the write does not stop the agent: it connects
+    /// with the epoch in memory and tries again on every housekeeping tick. (Only a restart
+    /// before the disk recovers could then reuse an epoch.)
+    fn save_epoch(&mut self) {
+        match write_u64(&self.epoch_file, self.epoch) {
+            Ok(()) => self.epoch_unsaved = false,
+            Err(error) => {
+                self.epoch_unsaved = true;
+                if let Some(suppressed) = self.throttled.should_log("epoch") {
+                    tracing::error!(path = %self.epoch_file.display(), error = %error, suppressed, "cannot save the epoch; retrying");
+                }
+            }
+        }
+    }
+
+    /// A finished run goes to the spool, behind any results still waiting for the disk.
     fn spool_result(&mut self, run: CheckRun) -> Result<(), PublishError> {
-        let mut result = run.into_result(&self.agent);
-        let (epoch, encoding) = (self.epoch, self.settings.encoding);
-        let check = result.check.clone();
-        self.spool.append(&check, result.ts, |seq| {
-            result.epoch = epoch;
-            result.seq = seq;
-            encode(&result, encoding)
-        })?;
+        if self.pending.len() >= PENDING_MAX {
+            self.pending.pop_front();
+            self.counters.pending_dropped += 1;
+            if let Some(suppressed) = self.throttled.should_log("pending-full") {
+                tracing::error!(
+                    held = PENDING_MAX,
+                    suppressed,
+                    "the spool's disk has refused writes for long; dropping the oldest result held in memory"
+                );
+            }
+        }
+        self.pending.push_back(run);
+        self.flush_pending();
         Ok(())
+    }
+
+    /// Move results waiting in memory to the spool, oldest first, until the disk refuses.
+    fn flush_pending(&mut self) {
+        while let Some(run) = self.pending.front() {
+            let mut result = run.clone().into_result(&self.agent);
+            let (epoch, encoding) = (self.epoch, self.settings.encoding);
+            let check = result.check.clone();
+            let appended = self.spool.append(&check, result.ts, |seq| {
+                result.epoch = epoch;
+                result.seq = seq;
+                encode(&result, encoding)
+            });
+            match appended {
+                Ok(_) => {
+                    self.pending.pop_front();
+                }
+                Err(SpoolError::TooLarge(bytes)) => {
+                    // Cannot happen with the output caps; never let it block the queue.
+                    tracing::error!(bytes, "a result too large for the spool was dropped");
+                    self.pending.pop_front();
+                    self.counters.pending_dropped += 1;
+                }
+                Err(error) => {
+                    self.counters.write_errors += 1;
+                    if let Some(suppressed) = self.throttled.should_log("spool-write") {
+                        tracing::error!(
+                            error = %crate::report(&error),
+                            held_in_memory = self.pending.len(),
+                            suppressed,
+                            "the spool cannot write; results wait in memory until it can"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The spool's counts, with what waits in memory.
+    fn spool_stats(&self) -> protocol::SpoolStats {
+        let mut stats = self.spool.stats();
+        stats.pending = self.pending.len() as u64;
+        stats.write_errors = self.counters.write_errors;
+        stats.dropped += self.counters.pending_dropped;
+        stats
+    }
+
+    /// A message from the wire was not acted on: count it, log it now and then.
+    fn refuse(&mut self, kind: &'static str, detail: &dyn std::fmt::Display) {
+        self.counters.refused += 1;
+        if let Some(suppressed) = self.throttled.should_log(kind) {
+            tracing::warn!(reason = kind, detail = %detail, suppressed, "refused a message from the broker (logged once a minute per reason)");
+        }
     }
 
     async fn connection(
@@ -280,6 +412,10 @@ impl Publisher {
                 },
                 _ = heartbeat.tick(), if connected => self.publish_heartbeat(&client),
                 _ = housekeeping.tick() => {
+                    self.flush_pending();
+                    if self.epoch_unsaved {
+                        self.save_epoch();
+                    }
                     self.spool.enforce_bounds(SystemTime::now());
                     if last_event.elapsed() > wedged_after {
                         tracing::warn!(silent_s = last_event.elapsed().as_secs(), "MQTT event loop wedged; rebuilding the client");
@@ -298,7 +434,7 @@ impl Publisher {
             if let Some(since) = stopping
                 && !death_sent
             {
-                let flushed = self.spool.acked() >= self.spool.last_seq();
+                let flushed = self.spool.acked() >= self.spool.last_seq() && self.pending.is_empty();
                 if flushed || since.elapsed() > Duration::from_secs(3) {
                     self.publish_death(&client);
                     death_sent = true;
@@ -310,74 +446,155 @@ impl Publisher {
                 return Ok(Ended::Stopped);
             }
             if connected && !death_sent {
-                sent_upto = self.pump(&client, sent_upto)?;
+                sent_upto = self.pump(&client, sent_upto);
             }
         }
     }
 
-    /// Hand spooled results after `sent_upto` to rumqttc until its queue is full.
-    fn pump(&mut self, client: &AsyncClient, mut sent_upto: u64) -> Result<u64, PublishError> {
+    /// Hand spooled results after `sent_upto` to rumqttc until its queue is full. A spool that
+    /// cannot be read right now is tried again on the next turn.
+    fn pump(&mut self, client: &AsyncClient, mut sent_upto: u64) -> u64 {
         while sent_upto < self.spool.last_seq() {
-            let records = self.spool.read_after(sent_upto, WINDOW)?;
+            let records = match self.spool.read_after(sent_upto, WINDOW) {
+                Ok(records) => records,
+                Err(error) => {
+                    if let Some(suppressed) = self.throttled.should_log("spool-read") {
+                        tracing::error!(error = %crate::report(&error), suppressed, "cannot read the spool; retrying");
+                    }
+                    return sent_upto;
+                }
+            };
             if records.is_empty() {
                 break;
             }
             for record in records {
                 let topic = self.settings.topics.result(&self.agent, &record.check);
                 if client.try_publish(topic, QoS::AtLeastOnce, false, record.payload).is_err() {
-                    return Ok(sent_upto);
+                    return sent_upto;
                 }
                 sent_upto = record.seq;
                 self.counters.published += 1;
             }
         }
-        Ok(sent_upto)
+        sent_upto
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8], client: &AsyncClient) -> Incoming {
-        let parsed = self.settings.topics.parse(topic);
-        match parsed {
+        match self.settings.topics.parse(topic) {
             Ok(Topic::Ack(agent)) if agent == self.agent => match decode::<Ack>(payload) {
-                Ok(ack) if ack.agent == self.agent => {
-                    let before = self.spool.acked();
-                    if let Err(error) = self.spool.ack(ack.upto) {
-                        tracing::error!(error = %error, "could not record an ack");
-                    }
-                    if self.spool.acked() > before { Incoming::Acked } else { Incoming::Nothing }
-                }
-                Ok(_) => Incoming::Nothing,
+                Ok(ack) => self.on_ack(&ack),
                 Err(error) => {
-                    tracing::warn!(error = %error, "ignoring a malformed ack");
+                    self.refuse(error.kind(), &format!("ack: {error}"));
                     Incoming::Nothing
                 }
             },
             Ok(Topic::Commands(agent)) if agent == self.agent => match decode::<Command>(payload) {
-                Ok(command) if command.agent == self.agent => {
-                    tracing::info!(command = ?command.command, "command received");
-                    match command.command {
-                        CommandKind::ReplayFrom { seq } => return Incoming::Rewind(seq.saturating_sub(1)),
-                        CommandKind::Rebirth => self.publish_birth(client),
-                        CommandKind::RunNow { check } => {
-                            let _ = self.run_now.send(check);
-                        }
-                    }
-                    Incoming::Nothing
-                }
-                Ok(_) => Incoming::Nothing,
+                Ok(command) => self.on_command(command, client),
                 Err(error) => {
-                    tracing::warn!(error = %error, "ignoring a malformed command");
+                    self.refuse(error.kind(), &format!("command: {error}"));
                     Incoming::Nothing
                 }
             },
             Ok(Topic::CollectorState) => match decode::<CollectorState>(payload) {
-                // A collector (re)started: whatever it had not stored is gone from its
-                // session, so send everything unacknowledged again now rather than after
-                // the ack timeout.
-                Ok(state) if state.online => Incoming::Rewind(self.spool.acked()),
-                _ => Incoming::Nothing,
+                Ok(state) => self.on_collector_state(&state),
+                Err(error) => {
+                    self.refuse(error.kind(), &format!("collector state: {error}"));
+                    Incoming::Nothing
+                }
             },
             _ => Incoming::Nothing,
         }
+    }
+
+    /// The collector stored everything up to `upto`: let the spool forget it, if a trusted
+    /// collector says so and it is about results this agent actually produced.
+    fn on_ack(&mut self, ack: &Ack) -> Incoming {
+        if ack.agent != self.agent {
+            self.refuse("agent_mismatch", &format!("an ack for `{}` on this agent's topic", ack.agent));
+            return Incoming::Nothing;
+        }
+        if let Err(why) = self.settings.collector_keys.verify(ack) {
+            self.refuse(why.kind(), &format!("ack up to {}: {why}", ack.upto));
+            return Incoming::Nothing;
+        }
+        if ack.upto > self.spool.last_seq() {
+            // Even a real collector cannot have stored what was never produced.
+            self.refuse(
+                "implausible_ack",
+                &format!(
+                    "ack up to {}, past the last result this agent produced ({})",
+                    ack.upto,
+                    self.spool.last_seq()
+                ),
+            );
+            return Incoming::Nothing;
+        }
+        let before = self.spool.acked();
+        if let Err(error) = self.spool.ack(ack.upto)
+            && let Some(suppressed) = self.throttled.should_log("ack-write")
+        {
+            tracing::error!(error = %crate::report(&error), suppressed, "could not record an ack");
+        }
+        if self.spool.acked() > before { Incoming::Acked } else { Incoming::Nothing }
+    }
+
+    /// A command, acted on once, only when a trusted collector signed it recently.
+    fn on_command(&mut self, command: Command, client: &AsyncClient) -> Incoming {
+        if command.agent != self.agent {
+            self.refuse("agent_mismatch", &format!("a command for `{}` on this agent's topic", command.agent));
+            return Incoming::Nothing;
+        }
+        if let Err(why) = self.settings.collector_keys.verify(&command) {
+            self.refuse(why.kind(), &format!("command {:?}: {why}", command.command));
+            return Incoming::Nothing;
+        }
+        let now = SystemTime::now();
+        let skew = now.duration_since(command.ts).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
+        if skew > COMMAND_WINDOW {
+            self.refuse(
+                "stale_command",
+                &format!(
+                    "command sent at {}, more than 5 minutes from this agent's clock",
+                    humantime::format_rfc3339_millis(command.ts)
+                ),
+            );
+            return Incoming::Nothing;
+        }
+        let seen_at = Instant::now();
+        while self.seen_commands.front().is_some_and(|(_, at)| seen_at.duration_since(*at) > COMMAND_WINDOW * 2) {
+            self.seen_commands.pop_front();
+        }
+        if self.seen_commands.iter().any(|(sig, _)| *sig == command.sig) {
+            self.refuse("repeated_command", &format!("command {:?} was already carried out", command.command));
+            return Incoming::Nothing;
+        }
+        if self.seen_commands.len() >= 1024 {
+            self.seen_commands.pop_front();
+        }
+        self.seen_commands.push_back((command.sig.clone(), seen_at));
+        tracing::info!(command = ?command.command, "command received");
+        match command.command {
+            CommandKind::ReplayFrom { seq } => return Incoming::Rewind(seq.saturating_sub(1)),
+            CommandKind::Rebirth => self.publish_birth(client),
+            CommandKind::RunNow { check } => {
+                let _ = self.run_now.send(check);
+            }
+        }
+        Incoming::Nothing
+    }
+
+    /// A collector (re)started: whatever it had not stored is gone from its session, so send
+    /// everything unacknowledged again now rather than after the ack timeout.
+    fn on_collector_state(&mut self, state: &CollectorState) -> Incoming {
+        if let Err(why) = self.settings.collector_keys.verify(state) {
+            self.refuse(why.kind(), &format!("collector state of `{}`: {why}", state.collector));
+            return Incoming::Nothing;
+        }
+        if !state.online || self.last_rewind.is_some_and(|at| at.elapsed() < REWIND_EVERY) {
+            return Incoming::Nothing;
+        }
+        self.last_rewind = Some(Instant::now());
+        Incoming::Rewind(self.spool.acked())
     }
 
     fn publish_birth(&self, client: &AsyncClient) {
@@ -415,11 +632,12 @@ impl Publisher {
             seq: self.spool.last_seq(),
             ts: SystemTime::now(),
             interval_ms: self.settings.heartbeat.as_millis() as u64,
-            spool: self.spool.stats(),
+            spool: self.spool_stats(),
             published: self.counters.published,
             uptime_s: self.started.elapsed().as_secs_f64(),
             rss_bytes,
             cpu_s,
+            refused: self.counters.refused,
         };
         let payload = encode(&heartbeat, self.settings.encoding);
         let _ = client.try_publish(self.settings.topics.heartbeat(&self.agent), QoS::AtLeastOnce, false, payload);

@@ -29,6 +29,8 @@ pub struct MqttSettings {
     pub ack_timeout: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// The collectors whose signed acks, commands and online state this agent accepts.
+    pub collector_keys: protocol::Verifier,
 }
 
 /// TLS material, already read and parsed when the config was loaded.

@@ -12,6 +12,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protocol::{AgentId, CheckResult, Heartbeat, StateMessage};
+
+use crate::incident::Ms;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, Transaction};
 
@@ -113,8 +115,15 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // A connection whose last transaction could not be rolled back (the disk refused the
+        // write, then the ROLLBACK) is still "in a transaction": reused, it fails every later
+        // `BEGIN` ("begin_with at non-zero transaction depth") until the process restarts.
+        // Such connections are closed, here and before use, and the pool opens fresh ones, so
+        // the store recovers by itself once the disk takes writes again.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_release(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
             .connect_with(options)
             .await
             .map_err(err("opening the database"))?;
@@ -290,6 +299,59 @@ impl Store {
             .await
             .map_err(err("reading an agent"))?;
         Ok(row.map(|r| agent_row(&r)))
+    }
+
+    /// The self-monitor's probe: one small write transaction, synced like every other.
+    pub async fn probe_write(&self, now: Ms) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err("starting the probe"))?;
+        sqlx::query("UPDATE collector_probe SET at_ms = ? WHERE id = 1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("writing the probe"))?;
+        tx.commit().await.map_err(err("committing the probe"))
+    }
+
+    /// The open "collector degraded" incident, if the self-monitor opened one.
+    pub async fn degraded_incident(&self) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT degraded_incident FROM collector_probe WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("reading the self-monitor's incident"))
+    }
+
+    /// Note (or clear) the self-monitor's incident.
+    pub async fn set_degraded_incident(&self, id: Option<i64>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE collector_probe SET degraded_incident = ? WHERE id = 1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(err("noting the self-monitor's incident"))?;
+        Ok(())
+    }
+
+    /// Every agent's highest epoch and seq, and when it was last heard: where the
+    /// plausibility bounds of ingest start after a restart.
+    pub async fn known_counters(&self) -> Result<Vec<(String, crate::plausible::Known)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.agent, a.epoch, MAX(a.contiguous, a.hb_seq, COALESCE((SELECT MAX(seq) FROM results r WHERE r.agent = a.agent), 0)),
+                    a.last_seen_ms
+             FROM agents a",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("reading agents' counters"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let known = crate::plausible::Known {
+                    epoch: u64::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+                    seq: u64::try_from(r.get::<i64, _>(2)).unwrap_or(0),
+                    at_ms: r.get::<Option<i64>, _>(3).unwrap_or(0),
+                };
+                (r.get::<String, _>(0), known)
+            })
+            .collect())
     }
 
     /// Every agent.
@@ -586,11 +648,12 @@ mod tests {
             seq: 6,
             ts: SystemTime::now(),
             interval_ms: 1000,
-            spool: SpoolStats { records: 2, bytes: 100, held_from: 5, acked: 2, dropped: 2 },
+            spool: SpoolStats { records: 2, bytes: 100, held_from: 5, acked: 2, dropped: 2, ..SpoolStats::default() },
             published: 6,
             uptime_s: 1.0,
             rss_bytes: 1,
             cpu_s: 0.1,
+            refused: 0,
         };
         let written = store
             .write(&Batch { heartbeats: vec![heartbeat], ..Batch::default() }, SystemTime::now(), &Decisions::default())

@@ -107,6 +107,7 @@ url = "{url}"
 heartbeat = "1s"
 reconnect_min = "100ms"
 reconnect_max = "1s"
+{trust}
 [spool]
 fsync = "never"
 [[check]]
@@ -119,6 +120,7 @@ config = {{ host = "127.0.0.1", port = {service}, timeout = "200ms" }}
 "#,
             state = self.path(&format!("{id}-state")).display(),
             url = self.broker.url(),
+            trust = e2e::trust_collector(self.dir.path()),
         );
         std::fs::write(&config, text).unwrap();
         Proc::spawn(

@@ -13,3 +13,4 @@ mod incidents;
 mod languages;
 mod operator;
 mod transport;
+mod walls;

@@ -41,6 +41,7 @@ ack_timeout = "2s"
 reconnect_min = "100ms"
 reconnect_max = "1s"
 keep_alive = "5s"
+{trust}
 {mqtt_extra}
 [spool]
 fsync = "never"
@@ -54,7 +55,8 @@ plugin = "load"
 name = "memory"
 plugin = "memory"
 "#,
-            state = self.path(&format!("{id}-state")).display()
+            state = self.path(&format!("{id}-state")).display(),
+            trust = e2e::trust_collector(self.dir.path()),
         );
         std::fs::write(&path, text).unwrap();
         path
@@ -143,11 +145,7 @@ plugin = "memory"
     }
 }
 
-fn metric(http: u16, name: &str) -> u64 {
-    let body = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{http}/metrics")]).output().unwrap();
-    let text = String::from_utf8_lossy(&body.stdout);
-    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0)
-}
+use e2e::metric;
 
 #[test]
 fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
@@ -169,7 +167,11 @@ fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
     let config = rig.agent_config(
         "edge-01",
         &format!("mqtt://127.0.0.1:{mqtt}"),
-        &format!("username = \"vakt-agent\"\npassword = \"{}\"", password.trim()),
+        &format!(
+            "username = \"vakt-agent\"\npassword = \"{}\"\ncollector_key_file = \"{}\"",
+            password.trim(),
+            data.join("collector.pub").display()
+        ),
     );
     let agent = rig.start_agent("edge-01", &config);
     let stored = eventually(Duration::from_secs(60), || {
@@ -502,15 +504,17 @@ fn tls_with_client_certificates_through_mosquitto() {
 fn commands_run_a_check_now_and_replay_unacknowledged_results() {
     let rig = Rig::new();
     let broker = Mosquitto::start(rig.dir.path());
+    let (key, _) = e2e::collector_key(rig.dir.path());
     // No collector: nothing is acked, so everything stays in the spool. One check every hour
     // (its first run comes somewhere in the first hour): results come only when asked.
     let config = rig.path("cmd-01.toml");
     std::fs::write(
         &config,
         format!(
-            "[agent]\nid = \"cmd-01\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"{}\"\nencoding = \"json\"\nack_timeout = \"1h\"\n[spool]\nfsync = \"never\"\n[[check]]\nname = \"hourly\"\nplugin = \"load\"\ninterval = \"1h\"\n",
+            "[agent]\nid = \"cmd-01\"\nstate_dir = \"{}\"\n[mqtt]\nurl = \"{}\"\nencoding = \"json\"\nack_timeout = \"1h\"\n{}\n[spool]\nfsync = \"never\"\n[[check]]\nname = \"hourly\"\nplugin = \"load\"\ninterval = \"1h\"\n",
             rig.path("cmd-01-state").display(),
-            broker.url()
+            broker.url(),
+            e2e::trust_collector(rig.dir.path()),
         ),
     )
     .unwrap();
@@ -521,37 +525,69 @@ fn commands_run_a_check_now_and_replay_unacknowledged_results() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let agent = rig.start_agent("cmd-01", &config);
-    let command = |json: &str| {
+    let publish = |payload: &[u8]| {
         let status = Command::new("mosquitto_pub")
-            .args(["-p", &broker.port.to_string(), "-q", "1", "-t", "vakt/v1/agents/cmd-01/commands", "-m", json])
-            .status()
+            .args(["-p", &broker.port.to_string(), "-q", "1", "-t", "vakt/v1/agents/cmd-01/commands", "-s"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(payload)?;
+                child.wait()
+            })
             .unwrap();
         assert!(status.success());
     };
+    let make = |agent: &str, kind: protocol::CommandKind, at: std::time::SystemTime| protocol::Command {
+        v: protocol::WIRE_VERSION,
+        agent: protocol::AgentId::new(agent).unwrap(),
+        ts: at,
+        command: kind,
+        sig: String::new(),
+    };
+    let signed = |agent: &str, kind: protocol::CommandKind, at: std::time::SystemTime| {
+        let mut command = make(agent, kind, at);
+        key.sign(&mut command);
+        command
+    };
+    let json = |command: &protocol::Command| protocol::encode(command, protocol::Encoding::Json);
+    let run_now = || protocol::CommandKind::RunNow { check: protocol::CheckName::new("hourly").unwrap() };
     let spooled = |rig: &Rig| {
         let dir = rig.path("cmd-01-state/spool");
         std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
     };
-    let run_now =
-        r#"{"v":1,"agent":"cmd-01","ts":"2026-11-27T17:01:00.000Z","command":{"run-now":{"check":"hourly"}}}"#;
     // Ask until the agent is listening (its first run-now lands in the spool), then twice more.
     eventually(Duration::from_secs(60), || {
-        command(run_now);
+        publish(&json(&signed("cmd-01", run_now(), std::time::SystemTime::now())));
         std::thread::sleep(Duration::from_millis(500));
         (spooled(&rig) > 0, ())
     });
     for _ in 0..2 {
-        command(run_now);
+        publish(&json(&signed("cmd-01", run_now(), std::time::SystemTime::now())));
         std::thread::sleep(Duration::from_millis(400));
     }
-    // Bad commands change nothing and stop nothing.
-    command(
-        r#"{"v":1,"agent":"someone-else","ts":"2026-11-27T17:01:00.000Z","command":{"run-now":{"check":"hourly"}}}"#,
-    );
-    command("not json at all");
-    command(r#"{"v":1,"agent":"cmd-01","ts":"2026-11-27T17:01:00.000Z","command":{"run-now":{"check":"no-such"}}}"#);
+    // Commands that must change nothing and stop nothing: not signed (the README's old form),
+    // signed by another key, signed but stale, a signed one sent again, for another agent,
+    // not JSON, for a check that does not exist.
+    let now = std::time::SystemTime::now();
+    publish(&json(&make("cmd-01", run_now(), now)));
+    let mut forged = make("cmd-01", run_now(), now);
+    protocol::SigningKey::generate().unwrap().sign(&mut forged);
+    publish(&json(&forged));
+    publish(&json(&signed("cmd-01", run_now(), now - Duration::from_secs(3600))));
+    let once = signed("cmd-01", run_now(), now);
+    publish(&json(&once));
+    std::thread::sleep(Duration::from_millis(400));
+    publish(&json(&once));
+    publish(&json(&signed("someone-else", run_now(), now)));
+    publish(b"not json at all");
+    publish(&json(&signed(
+        "cmd-01",
+        protocol::CommandKind::RunNow { check: protocol::CheckName::new("no-such").unwrap() },
+        now,
+    )));
     std::thread::sleep(Duration::from_millis(500));
-    command(r#"{"v":1,"agent":"cmd-01","ts":"2026-11-27T17:01:00.000Z","command":{"replay-from":{"seq":2}}}"#);
+    publish(&json(&signed("cmd-01", protocol::CommandKind::ReplayFrom { seq: 2 }, std::time::SystemTime::now())));
     std::thread::sleep(Duration::from_secs(2));
     drop(agent);
     let mut sub = sub;
@@ -562,10 +598,17 @@ fn commands_run_a_check_now_and_replay_unacknowledged_results() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
         .collect();
-    // Each seq once as it was produced, then everything from 2 on once more.
+    // Each seq once as it was produced (the first signed run-nows and the one `once`), then
+    // everything from 2 on once more.
     let produced = *seqs.iter().max().unwrap();
-    assert!(produced >= 3, "run-now produced too little: {seqs:?}\n{}", rig.dump_log());
+    assert!(produced >= 4, "run-now produced too little: {seqs:?}\n{}", rig.dump_log());
     let first: Vec<u64> = (1..=produced).collect();
     let replayed: Vec<u64> = (2..=produced).collect();
     assert_eq!(seqs, [first, replayed].concat(), "{}", rig.dump_log());
+    let log = rig.dump_log();
+    for reason in
+        ["reason=\"unsigned\"", "reason=\"bad_signature\"", "reason=\"stale_command\"", "reason=\"repeated_command\""]
+    {
+        assert!(log.contains(reason), "no refusal logged for {reason}\n{log}");
+    }
 }

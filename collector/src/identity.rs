@@ -1,0 +1,108 @@
+//! The collector's signing key: what proves to agents that an ack, a command or the
+//! collector's online state comes from this collector and not from another client of the
+//! broker (see `protocol::signature`).
+//!
+//! The key lives beside the database as `collector.key` (PKCS#8, mode 0600), created on first
+//! start; its public half is written next to it as `collector.pub`, the file agents are given
+//! (`collector_key_file`) or whose line goes into their `collector_keys`. Several collectors
+//! that share a store share the key.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use protocol::SigningKey;
+
+/// Why the key could not be read or made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("collector key {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("collector key {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The key file beside `database`.
+pub fn default_path(database: &Path) -> PathBuf {
+    database.parent().unwrap_or(Path::new(".")).join("collector.key")
+}
+
+/// The public key file for `key_file` (`collector.key` → `collector.pub`).
+pub fn public_path(key_file: &Path) -> PathBuf {
+    key_file.with_extension("pub")
+}
+
+/// Read the key at `path`, or create it (and its `.pub`) when there is none. A key file that
+/// others may read is refused: whoever reads it can speak for the collector.
+pub fn load_or_create(path: &Path) -> Result<SigningKey, KeyFileError> {
+    let io = |source| KeyFileError::Io { path: path.to_path_buf(), source };
+    let key = match std::fs::read(path) {
+        Ok(bytes) => {
+            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(KeyFileError::Invalid {
+                    path: path.to_path_buf(),
+                    reason: format!("is readable by others (mode {:o}); `chmod 600` it", mode & 0o777),
+                });
+            }
+            SigningKey::from_pkcs8(&bytes)
+                .map_err(|e| KeyFileError::Invalid { path: path.to_path_buf(), reason: e.to_string() })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate()
+                .map_err(|e| KeyFileError::Invalid { path: path.to_path_buf(), reason: e.to_string() })?;
+            let tmp = path.with_extension("key.tmp");
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?;
+            file.write_all(key.pkcs8()).and_then(|()| file.sync_all()).map_err(io)?;
+            std::fs::rename(&tmp, path).map_err(io)?;
+            tracing::info!(path = %path.display(), public = %key.public(), "created the collector's signing key");
+            key
+        }
+        Err(e) => return Err(io(e)),
+    };
+    write_public(path, &key)?;
+    Ok(key)
+}
+
+/// Keep `collector.pub` in step with the key (it is only a convenience copy).
+fn write_public(key_file: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
+    let path = public_path(key_file);
+    let text = format!(
+        "# The public key of the Vakt collector whose signing key is {}.\n\
+         # Agents accept acks and commands signed by it: set `collector_key_file` to this file\n\
+         # or copy the line below into `collector_keys`.\n{}\n",
+        key_file.display(),
+        key.public()
+    );
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    std::fs::write(&path, text).map_err(|source| KeyFileError::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_key_is_made_once_kept_private_and_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("collector.key");
+        let first = load_or_create(&path).unwrap();
+        let again = load_or_create(&path).unwrap();
+        assert_eq!(first.public(), again.public());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let public = std::fs::read_to_string(public_path(&path)).unwrap();
+        assert!(public.lines().any(|l| l == first.public().to_string()), "{public}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(load_or_create(&path).unwrap_err().to_string().contains("readable by others"));
+    }
+}
