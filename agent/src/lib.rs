@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod grant;
+pub mod log_limit;
 pub mod nagios;
 pub mod plugin;
 pub mod probe;

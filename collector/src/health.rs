@@ -24,8 +24,10 @@ struct State {
     /// `Some(since)` while the link is down; `None` once it is up.
     link_down_since: Option<Ms>,
     link_error: String,
-    /// `Some(since)` while store writes fail.
-    store_failing_since: Option<Ms>,
+    /// `Some(since)` while store writes fail, per writer: the probe's tiny write can succeed
+    /// (into space the database already has) while ingest's batches cannot (a full disk), so
+    /// each writer's last word counts on its own.
+    store_failing_since: [Option<Ms>; 2],
     store_error: String,
     last_store_ok: Ms,
     /// Messages handed to ingest and not yet decided on, and since when the queue has not
@@ -38,6 +40,15 @@ struct State {
     /// send heartbeats (0 when none do).
     expected_silence: Ms,
     started: Ms,
+}
+
+/// Who wrote to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// The self-monitor's probe.
+    Probe = 0,
+    /// Ingest's batches.
+    Ingest = 1,
 }
 
 /// The parts' reports.
@@ -103,16 +114,16 @@ impl Health {
         });
     }
 
-    pub fn store_ok(&self, now: Ms) {
+    pub fn store_ok(&self, writer: Writer, now: Ms) {
         self.with(|s| {
-            s.store_failing_since = None;
+            s.store_failing_since[writer as usize] = None;
             s.last_store_ok = now;
         });
     }
 
-    pub fn store_failed(&self, now: Ms, why: &str) {
+    pub fn store_failed(&self, writer: Writer, now: Ms, why: &str) {
         self.with(|s| {
-            s.store_failing_since.get_or_insert(now);
+            s.store_failing_since[writer as usize].get_or_insert(now);
             s.store_error = why.chars().take(300).collect();
         });
     }
@@ -154,7 +165,7 @@ impl Health {
                     detail: format!("link down for {} s ({})", (now - since) / 1000, s.link_error),
                 });
             }
-            if let Some(since) = s.store_failing_since
+            if let Some(since) = s.store_failing_since.iter().flatten().min().copied()
                 && now - since >= GRACE_MS
             {
                 problems.push(Problem {
@@ -205,7 +216,7 @@ mod tests {
         assert!(h.verdict(1_000).ready(), "within the grace at start");
         assert_eq!(parts(&h.verdict(GRACE_MS)), ["broker"]);
         h.link_up();
-        h.store_ok(GRACE_MS);
+        h.store_ok(Writer::Probe, GRACE_MS);
         assert!(h.verdict(GRACE_MS).ready());
         h.link_down(10_000, "connection refused");
         assert!(h.verdict(10_000 + GRACE_MS - 1).ready());
@@ -217,21 +228,35 @@ mod tests {
     fn failing_or_silent_store_writes_are_not_ready() {
         let h = Health::new(0);
         h.link_up();
-        h.store_failed(1_000, "attempt to write a readonly database");
+        h.store_failed(Writer::Probe, 1_000, "attempt to write a readonly database");
         assert_eq!(parts(&h.verdict(1_000 + GRACE_MS)), ["store"]);
-        h.store_ok(7_000);
+        h.store_ok(Writer::Probe, 7_000);
         assert!(h.verdict(7_000).ready());
         // A store that never answers (a hung write) fails too, without any error.
         assert_eq!(parts(&h.verdict(7_000 + GRACE_MS + 3 * PROBE_EVERY_MS)), ["store"]);
     }
 
     #[test]
+    fn a_probe_that_succeeds_does_not_hide_failing_batches() {
+        let h = Health::new(0);
+        h.link_up();
+        h.store_failed(Writer::Ingest, 1_000, "database or disk is full");
+        h.store_ok(Writer::Probe, 2_000);
+        h.store_ok(Writer::Probe, 7_000);
+        let v = h.verdict(7_000);
+        assert_eq!(parts(&v), ["store"], "{v:?}");
+        assert!(v.summary().contains("disk is full"), "{}", v.summary());
+        h.store_ok(Writer::Ingest, 8_000);
+        assert!(h.verdict(8_000).ready());
+    }
+
+    #[test]
     fn messages_waiting_without_commits_is_stuck_ingest() {
         let h = Health::new(0);
         h.link_up();
-        h.store_ok(0);
+        h.store_ok(Writer::Probe, 0);
         h.received(10, 1_000);
-        h.store_ok(1_000 + STUCK_MS);
+        h.store_ok(Writer::Probe, 1_000 + STUCK_MS);
         assert!(h.verdict(1_000 + STUCK_MS - 1).ready());
         assert_eq!(parts(&h.verdict(1_000 + STUCK_MS)), ["ingest"]);
         h.processed(10, 1_000 + STUCK_MS + 1);
@@ -245,7 +270,7 @@ mod tests {
         h.expect_traffic_every(30_000);
         h.received(1, 1_000);
         h.processed(1, 1_000);
-        h.store_ok(31_000);
+        h.store_ok(Writer::Probe, 31_000);
         assert!(h.verdict(30_999).ready());
         let v = h.verdict(31_000);
         assert_eq!(parts(&v), ["ingest"], "{v:?}");

@@ -143,10 +143,14 @@ impl Incidents {
     }
 }
 
+/// The engine as the store holds it; it has heard nothing since now.
 async fn load_engine(store: &Store, policy: &Arc<Policy>) -> Result<Engine, StoreError> {
     let (agents, checks) = store.load_engine().await?;
     let rules = policy.clone();
-    Ok(Engine::load(policy.engine, Arc::new(move |agent, check| rules.thresholds(agent, check)), agents, checks))
+    let mut engine =
+        Engine::load(policy.engine, Arc::new(move |agent, check| rules.thresholds(agent, check)), agents, checks);
+    engine.listening_since(crate::now_ms());
+    Ok(engine)
 }
 
 /// Most messages in one transaction.
@@ -239,6 +243,7 @@ impl Ingest {
     /// until it is written).
     async fn write(&mut self, batch: Batch) {
         let mut delay = Duration::from_millis(100);
+        let mut failed = false;
         let written = loop {
             // One clock read: the engine's decisions and the rows they make share the time.
             let now = SystemTime::now();
@@ -248,15 +253,20 @@ impl Ingest {
             let decisions = self.decide(&batch, now_ms);
             match self.store.write(&batch, now, &decisions).await {
                 Ok(written) => {
-                    self.health.store_ok(crate::now_ms());
+                    self.health.store_ok(crate::health::Writer::Ingest, crate::now_ms());
                     if !decisions.plans.is_empty() {
                         self.incidents.wake.notify_one();
+                    }
+                    if failed {
+                        // Nothing was heard while the store refused writes.
+                        self.incidents.engine.listening_since(crate::now_ms());
                     }
                     break written;
                 }
                 Err(error) => {
+                    failed = true;
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                    self.health.store_failed(crate::now_ms(), &crate::report(&error));
+                    self.health.store_failed(crate::health::Writer::Ingest, crate::now_ms(), &crate::report(&error));
                     log_store_error(&error);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::health::{Health, PROBE_EVERY_MS, Verdict};
+use crate::health::{Health, PROBE_EVERY_MS, Verdict, Writer};
 use crate::incident::Ms;
 use crate::notify::Sender;
 use crate::policy::{Meta, Policy, Severity, Urgency};
@@ -108,9 +108,9 @@ impl SelfCheck {
         let (store, health) = (self.store.clone(), self.health.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(PROBE_TIMEOUT, store.probe_write(now)).await {
-                Ok(Ok(())) => health.store_ok(crate::now_ms()),
-                Ok(Err(error)) => health.store_failed(crate::now_ms(), &crate::report(&error)),
-                Err(_) => health.store_failed(crate::now_ms(), "a write has not finished in 10 s"),
+                Ok(Ok(())) => health.store_ok(Writer::Probe, crate::now_ms()),
+                Ok(Err(error)) => health.store_failed(Writer::Probe, crate::now_ms(), &crate::report(&error)),
+                Err(_) => health.store_failed(Writer::Probe, crate::now_ms(), "a write has not finished in 10 s"),
             }
         });
     }
@@ -166,7 +166,9 @@ impl SelfCheck {
             muted: None,
         };
         let who = system();
-        let opened = self.store.open_manual(&title, Severity::Critical, "collector", &[], &meta, &who, now).await;
+        // A manual incident opened by `system`: the store's incident sources are the engine's,
+        // manual and ticket.
+        let opened = self.store.open_manual(&title, Severity::Critical, "manual", &[], &meta, &who, now).await;
         match opened {
             Ok(id) => {
                 let note = format!(
@@ -181,7 +183,9 @@ impl SelfCheck {
                 *incident = Some(id);
             }
             // The store may be the problem: try again next second.
-            Err(error) => tracing::debug!(error = %crate::report(&error), "cannot record the degraded incident yet"),
+            Err(error) => {
+                tracing::info!(error = %crate::report(&error), "cannot record the degraded incident yet; retrying")
+            }
         }
     }
 

@@ -150,6 +150,94 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// A tmpfs of a fixed size mounted for one test (root only: CI runs as root), to fill a disk
+/// under a running process. Unmounted when dropped.
+#[derive(Debug)]
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mount `size` (e.g. "32m") at `path`, creating it.
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a tmpfs at {} failed: these tests need root", path.display());
+        Tmpfs { path: path.to_path_buf() }
+    }
+
+    /// Fill what is free with one file, so writes fail with ENOSPC.
+    pub fn fill(&self) {
+        let filler = self.path.join("filler");
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k", "status=none"])
+            .arg(format!("of={}", filler.display()))
+            .status();
+    }
+
+    /// Free what [`Tmpfs::fill`] took.
+    pub fn unfill(&self) {
+        let _ = std::fs::remove_file(self.path.join("filler"));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// System calls of a running process failing with `errno` (`EIO`, `EROFS`, …) until dropped:
+/// strace attached with fault injection, the way a failing or read-only disk answers. Used where
+/// the kernel cannot produce the fault under a live process: it refuses to remount a file
+/// system read-only while files on it are open for writing (EBUSY), and this kernel has no
+/// device-mapper for an error target.
+#[derive(Debug)]
+pub struct Injected {
+    strace: std::process::Child,
+}
+
+impl Injected {
+    /// Every write, sync, truncate, open, rename and unlink on `paths` fails.
+    pub fn on_files(pid: u32, errno: &str, paths: &[PathBuf]) -> Injected {
+        Injected::start(pid, errno, paths, "write,pwrite64,writev,fsync,fdatasync,ftruncate,openat,rename,unlink")
+    }
+
+    /// Every sync, open, truncate, rename and unlink of the process fails, whatever the file:
+    /// what a disk that went read-only or bad does to a writer whose file names are not known
+    /// in advance. Plain writes succeed (into the page cache, as they would; sockets use them
+    /// too) and fail at the next sync.
+    pub fn on_syncs_and_opens(pid: u32, errno: &str) -> Injected {
+        Injected::start(pid, errno, &[], "fsync,fdatasync,ftruncate,openat,rename,unlink")
+    }
+
+    fn start(pid: u32, errno: &str, paths: &[PathBuf], calls: &str) -> Injected {
+        let mut command = Command::new("strace");
+        command.args(["-f", "-qq", "-o", "/dev/null", "-p", &pid.to_string()]);
+        for path in paths {
+            command.arg("-P").arg(path);
+        }
+        command.args(["-e", &format!("trace={calls}"), "-e", &format!("inject={calls}:error={errno}")]);
+        let strace =
+            command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("strace is not installed (run .ci/run)");
+        // strace needs a moment to attach to every thread.
+        std::thread::sleep(Duration::from_millis(500));
+        Injected { strace }
+    }
+}
+
+impl Drop for Injected {
+    fn drop(&mut self) {
+        // SIGTERM: strace detaches cleanly and the calls succeed again.
+        let _ = Command::new("kill").arg(self.strace.id().to_string()).status();
+        let _ = self.strace.wait();
+    }
+}
+
 /// A child process that is killed when dropped.
 #[derive(Debug)]
 pub struct Proc {

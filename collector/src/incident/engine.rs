@@ -236,6 +236,8 @@ pub struct Engine {
     open: HashMap<IncidentKey, u32>,
     dirty_agents: Vec<String>,
     dirty_checks: Vec<(String, String)>,
+    /// Since when the collector has been hearing its agents (see [`Engine::listening_since`]).
+    listening_since: Ms,
 }
 
 impl std::fmt::Debug for Engine {
@@ -253,6 +255,7 @@ impl Engine {
             open: HashMap::new(),
             dirty_agents: Vec::new(),
             dirty_checks: Vec::new(),
+            listening_since: 0,
         }
     }
 
@@ -340,14 +343,23 @@ impl Engine {
     }
 
     /// Time passes: stale checks and silent agents.
+    /// The collector could not hear its agents before `now` (it just started, or its own
+    /// store or ingest was stuck): silence and staleness count from `now`, not from what was
+    /// last heard, so the collector's own outage is not blamed on every agent.
+    pub fn listening_since(&mut self, now: Ms) {
+        self.listening_since = self.listening_since.max(now);
+    }
+
     pub fn tick(&mut self, now: Ms, out: &mut Vec<Action>) {
         let hb_factor = i64::from(self.settings.heartbeat_factor);
         let fresh_factor = i64::from(self.settings.freshness_factor);
+        let since = self.listening_since;
         let mut silent = Vec::new();
         let mut stale = Vec::new();
         for (name, a) in &self.agents {
             if a.down.is_none() && a.online && a.heartbeat_ms > 0 {
-                let limit = a.last_heard.saturating_add(hb_factor.saturating_mul(ms_i64(a.heartbeat_ms)));
+                let heard = a.last_heard.max(since);
+                let limit = heard.saturating_add(hb_factor.saturating_mul(ms_i64(a.heartbeat_ms)));
                 if now > limit {
                     silent.push(name.clone());
                     continue;
@@ -363,7 +375,7 @@ impl Engine {
                 let interval = ms_i64(c.interval_ms);
                 // Stale only if the agent spoke after the result was due: otherwise the agent
                 // is silent as a whole, and that is one host problem, not one per check.
-                if now > c.last_at.saturating_add(fresh_factor.saturating_mul(interval))
+                if now > c.last_at.max(since).saturating_add(fresh_factor.saturating_mul(interval))
                     && a.last_heard > c.last_at.saturating_add(interval)
                 {
                     stale.push((name.clone(), check.clone(), now - c.last_at));

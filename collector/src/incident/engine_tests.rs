@@ -218,6 +218,22 @@ fn silent_heartbeats_open_a_host_incident_and_a_heartbeat_resolves_it() {
 }
 
 #[test]
+fn the_collectors_own_deafness_is_not_blamed_on_its_agents() {
+    // The collector heard nothing between 1 s and 60 s (its store refused writes, or it was not
+    // running): silence counts from when it listens again.
+    let mut e = engine();
+    let mut out = Vec::new();
+    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, heartbeat_ms: 0, checks: &[("x", 1_000)] }, 0, &mut out);
+    e.apply(&Input::Heartbeat { agent: "a", epoch: 1, interval_ms: 1_000 }, 1_000, &mut out);
+    e.listening_since(60_000);
+    e.tick(60_001, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // The agent really is silent three intervals after the collector listens again.
+    e.tick(63_001, &mut out);
+    assert!(matches!(&out[..], [Action::Open { subject: Subject::Host, .. }]), "{out:?}");
+}
+
+#[test]
 fn a_check_that_stops_reporting_while_its_agent_lives_goes_unknown() {
     let mut e = engine();
     let mut out = Vec::new();

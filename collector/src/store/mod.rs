@@ -354,6 +354,16 @@ impl Store {
             .collect())
     }
 
+    /// The last heartbeat an agent sent, as it was stored (JSON).
+    pub async fn agent_heartbeat(&self, agent: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let text: Option<Option<String>> = sqlx::query_scalar("SELECT heartbeat FROM agents WHERE agent = ?")
+            .bind(agent)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("reading a heartbeat"))?;
+        Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
     /// Every agent.
     pub async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
         let rows = sqlx::query("SELECT agent, epoch, online, contiguous, lost FROM agents ORDER BY agent")
