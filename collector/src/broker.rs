@@ -12,8 +12,12 @@
 //! - the local agent's client id is accepted only with the local agent's own credentials, so
 //!   another agent's password cannot kick it off and fake its death.
 //!
-//! The router takes at most [`max_connections`] clients, derived from the process's file
-//! descriptor limit, so MQTT clients alone cannot exhaust it.
+//! Clients do not reach rumqttd directly: [`front`] accepts them on the public address and
+//! relays each to rumqttd on a loopback port of its own. rumqttd's accept loop retries a failed
+//! `accept` at once and logs every failure, so when descriptors ran out it spun and wrote
+//! gigabytes of log; the front caps connections below the descriptor limit
+//! ([`max_connections`], a share per source address) and backs off when the system refuses a
+//! socket. Logins are still rumqttd's, on the credentials the client sends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,10 +50,74 @@ pub struct Accounts {
     pub local: Option<(String, String, String)>,
 }
 
-/// Connections refused by the embedded broker's login check, for `/metrics`.
+/// The embedded broker's counters, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct BrokerStats {
+    /// Logins refused (wrong password or a reserved client id).
     pub refused_logins: AtomicU64,
+    /// Connections closed at once: their source had its share open.
+    pub refused_connections: AtomicU64,
+    /// Accepts the system refused (descriptors, memory).
+    pub accept_errors: AtomicU64,
+    pub open: AtomicU64,
+}
+
+/// Accept MQTT clients on `public` and relay each to rumqttd at `internal`, within the caps.
+async fn front(public: tokio::net::TcpListener, internal: SocketAddr, stats: Arc<BrokerStats>) {
+    let total = max_connections();
+    let per_source = (total / 2).max(4);
+    let slots = Arc::new(tokio::sync::Semaphore::new(total));
+    let open: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>> = Arc::default();
+    let mut backoff = std::time::Duration::from_millis(5);
+    let mut logged: Option<tokio::time::Instant> = None;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let (client, peer) = match public.accept().await {
+            Ok(x) => {
+                backoff = std::time::Duration::from_millis(5);
+                x
+            }
+            Err(error) => {
+                stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                if logged.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(60)) {
+                    logged = Some(tokio::time::Instant::now());
+                    tracing::error!(error = %error, "mqtt: cannot accept connections (logged once a minute)");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
+        let ip = peer.ip();
+        {
+            let mut open = open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = open.entry(ip).or_default();
+            if *n >= per_source {
+                stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            *n += 1;
+        }
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        let (open, stats) = (open.clone(), stats.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = client.set_nodelay(true);
+            if let Ok(mut upstream) = tokio::net::TcpStream::connect(internal).await {
+                let _ = upstream.set_nodelay(true);
+                let mut client = client;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+            let mut open = open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(n) = open.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&ip);
+                }
+            }
+            stats.open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
 }
 
 impl Accounts {
@@ -68,23 +136,40 @@ impl Accounts {
     }
 }
 
-/// The most MQTT clients the router takes: well below the file descriptor limit, which HTTP
-/// connections, the database, the spool and the plugin cache share.
+/// The most MQTT clients at once: a quarter of the file descriptor limit (each costs two, the
+/// client's and the relay's), so HTTP connections, the database and the spool keep theirs.
 pub fn max_connections() -> usize {
     let soft = crate::limits::open_files().0;
-    usize::try_from(soft / 2).unwrap_or(usize::MAX).clamp(16, 10_010)
+    usize::try_from(soft / 4).unwrap_or(usize::MAX).clamp(16, 10_000)
 }
 
-/// Start the broker on `listen` for `accounts`; returns the collector's in-process links (the
-/// first to use, the others spares for when it fails: rumqttd makes links only before it
-/// starts).
-pub fn start(
+/// Start the broker for `accounts` behind a front on `listen`; returns the collector's
+/// in-process links (the first to use, the others spares for when it fails: rumqttd makes
+/// links only before it starts).
+pub async fn start(
     listen: SocketAddr,
     accounts: Accounts,
     stats: Arc<BrokerStats>,
 ) -> Result<Vec<(LinkTx, LinkRx)>, BrokerError> {
-    // rumqttd binds on its own thread and only logs a failure; find out here instead.
-    drop(std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?);
+    let public =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| BrokerError::Bind { addr: listen, source })?;
+    // rumqttd binds on its own thread and only logs a failure; take a free loopback port for it
+    // here, so a failure is found out now.
+    let internal = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|source| BrokerError::Bind { addr: "127.0.0.1:0".parse().unwrap_or(listen), source })?;
+        probe.local_addr().map_err(|source| BrokerError::Bind { addr: listen, source })?
+    };
+    let links = start_rumqttd(internal, accounts, stats.clone())?;
+    tokio::spawn(front(public, internal, stats));
+    Ok(links)
+}
+
+fn start_rumqttd(
+    listen: SocketAddr,
+    accounts: Accounts,
+    stats: Arc<BrokerStats>,
+) -> Result<Vec<(LinkTx, LinkRx)>, BrokerError> {
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 5000,
         max_payload_size: protocol::codec::MAX_PAYLOAD + 4096,
@@ -104,7 +189,8 @@ pub fn start(
     let config = Config {
         id: 0,
         router: RouterConfig {
-            max_connections: max_connections(),
+            // The front admits at most max_connections(); the router's own cap is the backstop.
+            max_connections: max_connections() + LINKS + 16,
             max_outgoing_packet_count: 200,
             // Per topic: at most 4 segments of 1 MiB in memory.
             max_segment_size: 1 << 20,

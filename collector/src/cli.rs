@@ -406,7 +406,7 @@ pub async fn up(
             .map(|m| (LOCAL_AGENT_USER.to_string(), local_password.clone(), m.client_id.clone())),
     };
     let broker_stats = Arc::new(broker::BrokerStats::default());
-    let links = broker::start(mqtt_listen, accounts, broker_stats.clone())?;
+    let links = broker::start(mqtt_listen, accounts, broker_stats.clone()).await?;
     first_admin(&store, http_listen).await?;
 
     let stats = Arc::new(Stats::default());

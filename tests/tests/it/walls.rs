@@ -290,3 +290,96 @@ fn acks_from_anyone_but_the_collector_delete_nothing() {
     assert_eq!(acked, Some(2), "{}", rig.dump());
     drop(agent);
 }
+
+/// GET `path` from 127.0.0.1:`port`, connecting from `source` (another loopback address).
+fn get_from(source: &str, port: u16, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "--interface", source, "-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn idle_and_slow_connections_cannot_starve_the_collector() {
+    // Under the common soft limit of 1024 descriptors, 1,100 idle HTTP connections once took
+    // every descriptor: the status page timed out, the in-process agent lost its spool for good,
+    // the broker logged its accept failures in a busy loop, and slowloris sockets stayed open.
+    let rig = Rig::new();
+    let (mqtt, http) = (free_port(), free_port());
+    let data = rig.path("data");
+    let _up = Proc::spawn(
+        "collector-up",
+        Command::new("bash")
+            .arg("-c")
+            .arg("ulimit -n 1024 && exec \"$0\" \"$@\"")
+            .arg(collector_binary())
+            .args(["up", "--data-dir"])
+            .arg(&data)
+            .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt}"), "--http-listen", &format!("127.0.0.1:{http}")])
+            .env("VAKT_CACHE_DIR", e2e::shared_cache())
+            .env("VAKT_LOG", "info"),
+        &rig.log(),
+    );
+    wait_for_port(mqtt, Duration::from_secs(30));
+    let stored = || metric(http, "vakt_ingest_results_stored_total");
+    let before = eventually(Duration::from_secs(90), || (stored() >= 3, stored()));
+    assert!(before >= 3, "{}", rig.dump());
+
+    let idle: Vec<std::net::TcpStream> =
+        (0..1_100).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", http)).ok()).collect();
+    assert!(idle.len() >= 1_000, "only {} connections opened", idle.len());
+    // And as many on the broker's port, sending no CONNECT.
+    let idle_mqtt: Vec<std::net::TcpStream> =
+        (0..1_100).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", mqtt)).ok()).collect();
+    assert!(idle_mqtt.len() >= 1_000, "only {} broker connections opened", idle_mqtt.len());
+    // Someone else still gets the page, and the collector is ready.
+    assert_eq!(get_from("127.0.0.2", http, "/").0, 200, "{}", rig.dump());
+    assert_eq!(get_from("127.0.0.2", http, "/readyz").0, 200);
+    // The in-process agent goes on: its results are still stored.
+    let during = eventually(Duration::from_secs(60), || {
+        let n = get_from("127.0.0.2", http, "/metrics")
+            .1
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("vakt_ingest_results_stored_total ").and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        (n >= before + 3, n)
+    });
+    assert!(during >= before + 3, "ingest stopped under the flood ({before} → {during})\n{}", rig.dump());
+    // Every idle socket is closed by the server: at once past the per-source share, after the
+    // header deadline otherwise.
+    let closed = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for chunk in idle.chunks(100) {
+            let closed = &closed;
+            scope.spawn(move || {
+                for mut socket in chunk {
+                    use std::io::Read;
+                    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let mut buf = [0u8; 16];
+                    if matches!(socket.read(&mut buf), Ok(0) | Err(_)) && socket.peer_addr().is_ok() {
+                        closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let closed = closed.into_inner();
+    assert_eq!(closed, idle.len(), "sockets the server kept open with nothing sent");
+    drop(idle);
+    drop(idle_mqtt);
+    assert!(metric(http, "vakt_http_connections_refused_total") > 0);
+    assert_eq!(metric(http, "vakt_http_accept_errors_total"), 0, "descriptors ran out");
+    assert_eq!(metric(http, "vakt_broker_accept_errors_total"), 0, "descriptors ran out on the broker's side");
+    // Afterwards all is well, and the log did not balloon.
+    assert_eq!(e2e::http_get(http, "/readyz").0, 200);
+    let after = eventually(Duration::from_secs(60), || (stored() >= during + 3, stored()));
+    assert!(after >= during + 3, "{}", rig.dump());
+    let log_bytes = std::fs::metadata(rig.log()).unwrap().len();
+    assert!(log_bytes < 2 << 20, "the log grew to {log_bytes} bytes");
+}
