@@ -68,8 +68,16 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; exit 1 naming the first record edited, deleted or moved.
-    Verify,
+    /// Walk the hash chain and check every record's mac; exit 1 naming the first record
+    /// edited, deleted, moved or written without the audit key.
+    Verify {
+        /// A head line printed earlier by `audit head` (and kept elsewhere): the chain must still
+        /// hold that record. Repeat for several.
+        #[arg(long = "head")]
+        heads: Vec<String>,
+    },
+    /// Print the chain's head as a signed line, to keep away from this host.
+    Head,
     /// Print records as JSON lines (oldest first).
     Export {
         /// Only records after this sequence number.
@@ -126,6 +134,25 @@ pub async fn hash(password: String) -> Result<String, CliError> {
 pub async fn add_user(store: &Store, who: &Who, name: &str, role: Role, password: String) -> Result<bool, CliError> {
     auth::check_user_name(name).map_err(CliError::Usage)?;
     let phc = hash(password).await?;
+    Ok(store.add_user(who, name, role, &phc, crate::now_ms()).await?.is_some())
+}
+
+/// Hash for the web side: through the bounded pool, busy answered as such.
+pub async fn hash_bounded(hashing: &crate::hashing::Hashing, password: String) -> Result<String, CliError> {
+    hashing.hash(password).await.map_err(|busy| CliError::Usage(busy.to_string()))?.map_err(CliError::Usage)
+}
+
+/// [`add_user`] for the web side, hashing through the bounded pool.
+pub async fn add_user_bounded(
+    store: &Store,
+    hashing: &crate::hashing::Hashing,
+    who: &Who,
+    name: &str,
+    role: Role,
+    password: String,
+) -> Result<bool, CliError> {
+    auth::check_user_name(name).map_err(CliError::Usage)?;
+    let phc = hash_bounded(hashing, password).await?;
     Ok(store.add_user(who, name, role, &phc, crate::now_ms()).await?.is_some())
 }
 
@@ -239,10 +266,23 @@ pub async fn token(command: TokenCommand, database: &Path) -> Result<(), CliErro
 pub async fn audit(command: AuditCommand, database: &Path) -> Result<(), CliError> {
     let store = Store::open(database).await?;
     match command {
-        AuditCommand::Verify => match store.verify_audit().await {
-            Ok((count, head)) => println!("audit trail intact: {count} records, head {head}"),
+        AuditCommand::Verify { heads } => match store.verify_audit_with(&heads).await {
+            Ok(v) => {
+                let unkeyed = if v.unkeyed > 0 {
+                    format!(" ({} from before the audit key, without a mac)", v.unkeyed)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "audit trail intact: {} records{unkeyed}, head {}{}",
+                    v.records,
+                    v.head,
+                    if heads.is_empty() { String::new() } else { format!("; {} exported heads found", heads.len()) }
+                );
+            }
             Err(e) => return Err(CliError::Usage(e.to_string())),
         },
+        AuditCommand::Head => println!("{}", store.audit_head_line(crate::now_ms()).await?),
         AuditCommand::Export { after } => {
             let mut out = std::io::stdout().lock();
             let mut from = after;

@@ -331,7 +331,8 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     }
     let policy = Arc::new(config.policy);
     policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
-    let state = start_http_state(&store, &stats, &policy, &stop);
+    let mut state = start_http_state(&store, &stats, &policy, &stop);
+    state.device_secret = Arc::new(device_secret(&key));
     let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
     let outlets = crate::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), outlets, config.ack_encoding, incidents, key.clone());
@@ -422,6 +423,7 @@ pub async fn up(
     policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.broker_stats = broker_stats;
+    state.device_secret = Arc::new(device_secret(&key));
     let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
     let outlets = crate::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
     let ingest = Ingest::new(store.clone(), topics.clone(), outlets, Encoding::Bincode, incidents, key.clone());
@@ -456,6 +458,12 @@ pub async fn up(
     Ok(())
 }
 
+/// The device-cookie secret, from the collector's key: it outlives restarts, and collectors
+/// sharing a key accept each other's cookies.
+fn device_secret(key: &protocol::SigningKey) -> [u8; 32] {
+    crate::auth::hmac_sha256(key.pkcs8(), b"vakt device cookies")
+}
+
 /// On a store without users, create `admin` with a generated password and print it once.
 async fn first_admin(store: &Store, http_listen: SocketAddr) -> Result<(), CliError> {
     if !store.users().await?.is_empty() {
@@ -479,6 +487,7 @@ fn start_http_state(
     stop: &watch::Receiver<bool>,
 ) -> http::AppState {
     let state = http::AppState::new(store.clone(), stats.clone(), crate::status::Shared::default(), policy.clone());
+    tokio::spawn(state.denials.clone().run(store.clone(), stop.clone()));
     tokio::spawn(crate::status::run(
         store.clone(),
         policy.clone(),

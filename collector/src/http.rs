@@ -24,9 +24,8 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     pub status: crate::status::Shared,
     pub policy: Arc<crate::policy::Policy>,
+    /// Login attempts, and subscriptions per source (the public form sends mail).
     pub limiter: crate::ops::Limiter,
-    /// Subscriptions per source address (the public form sends mail).
-    pub subscribe_limiter: crate::ops::Limiter,
     /// Served over TLS: cookies get `Secure`.
     pub secure: bool,
     /// Wakes the status snapshot's refresh after an operator change.
@@ -37,6 +36,12 @@ pub struct AppState {
     pub serve_stats: Arc<crate::serve::ServeStats>,
     /// The embedded broker's refused logins (none without an embedded broker).
     pub broker_stats: Arc<crate::broker::BrokerStats>,
+    /// Password hashing, bounded (see [`crate::hashing`]).
+    pub hashing: Arc<crate::hashing::Hashing>,
+    /// Refused requests, counted and written to the audit trail in aggregate.
+    pub denials: Arc<crate::denials::Denials>,
+    /// Signs device cookies (a browser that logged in as a user before).
+    pub device_secret: Arc<[u8; 32]>,
 }
 
 impl AppState {
@@ -52,12 +57,14 @@ impl AppState {
             status,
             policy,
             limiter: Arc::default(),
-            subscribe_limiter: Arc::default(),
             secure: false,
             refresh: Arc::new(tokio::sync::Notify::new()),
             health: Arc::new(crate::health::Health::new(crate::now_ms())),
             serve_stats: Arc::default(),
             broker_stats: Arc::default(),
+            hashing: Arc::new(crate::hashing::Hashing::for_this_host()),
+            denials: Arc::default(),
+            device_secret: Arc::new(rand::random()),
         }
     }
 

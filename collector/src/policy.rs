@@ -90,6 +90,10 @@
 //! policy_reviewed = "2026-03-01"    # last review of the security policy
 //! roster_reviewed = "2026-03-01"    # last review of the on-call roster
 //!
+//! [audit]
+//! export = ["channel:ops"]          # the signed audit head, sent here on a schedule
+//! export_every = "24h"              # (keep them: `audit verify --head LINE` proves no cut tail)
+//!
 //! [self_monitor]                    # the collector watching itself (see `selfcheck`)
 //! degraded_after = "30s"            # broker link, store or ingest failing this long → incident
 //! notify = ["oncall:ops"]           # paged directly; default: the default escalation's first step
@@ -189,6 +193,7 @@ pub const SECTIONS: &[&str] = &[
     "reminders",
     "public",
     "self_monitor",
+    "audit",
 ];
 
 /// The policy's top-level sections. Not `deny_unknown_fields`: the same file holds
@@ -225,6 +230,16 @@ pub struct PolicyModel {
     public: PublicModel,
     #[serde(default)]
     self_monitor: SelfMonitorModel,
+    #[serde(default)]
+    audit: AuditModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditModel {
+    #[serde(default)]
+    export: Vec<Spanned<String>>,
+    export_every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -558,6 +573,19 @@ pub struct Reminders {
     pub roster_reviewed_ms: Option<Ms>,
 }
 
+/// Where the signed audit head goes, and how often.
+#[derive(Debug, Clone)]
+pub struct AuditExport {
+    pub targets: Vec<String>,
+    pub every_ms: i64,
+}
+
+impl Default for AuditExport {
+    fn default() -> Self {
+        AuditExport { targets: Vec::new(), every_ms: 24 * 3_600_000 }
+    }
+}
+
 /// How the collector watches itself.
 #[derive(Debug, Clone)]
 pub struct SelfMonitor {
@@ -578,6 +606,7 @@ impl Default for SelfMonitor {
 pub struct Policy {
     pub reminders: Reminders,
     pub self_monitor: SelfMonitor,
+    pub audit_export: AuditExport,
     pub public: Public,
     pub engine: Settings,
     pub smtp: Option<Smtp>,
@@ -1066,6 +1095,18 @@ impl Policy {
                 policy.check_target(target).map_err(|m| at(target.span(), m))?;
             }
             policy.self_monitor.notify = notify.iter().map(|t| t.get_ref().clone()).collect();
+        }
+        let a = &model.audit;
+        for target in &a.export {
+            policy.check_target(target).map_err(|m| at(target.span(), m))?;
+        }
+        policy.audit_export.targets = a.export.iter().map(|t| t.get_ref().clone()).collect();
+        if let Some(d) = &a.export_every {
+            let ms = duration(d, "audit.export_every")?;
+            if ms < 60_000 {
+                return Err(at(d.span(), "`audit.export_every` must be at least 1m".into()));
+            }
+            policy.audit_export.every_ms = ms;
         }
         policy.reminders.policy_reviewed_ms = date(&r.policy_reviewed, "reminders.policy_reviewed")?;
         policy.reminders.roster_reviewed_ms = date(&r.roster_reviewed, "reminders.roster_reviewed")?;

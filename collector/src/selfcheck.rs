@@ -14,6 +14,10 @@
 //! When every part has been well for [`RECOVERED_AFTER_MS`], it pages "recovered" the same way
 //! and resolves the incident. The incident's id is kept in the store, so a restart in the
 //! middle resolves the same incident rather than opening a second.
+//!
+//! It also sends the audit trail's signed head to `[audit] export` every `export_every` (the
+//! first a few seconds after start), so a copy of it lives away from this host (see
+//! `store::audit`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +84,8 @@ impl SelfCheck {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_probe: Ms = 0;
+        let started = crate::now_ms();
+        let mut next_export = started + 5_000;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -100,6 +106,35 @@ impl SelfCheck {
                 };
             }
             self.step(&verdict, now).await;
+            if now >= next_export && !self.policy.audit_export.targets.is_empty() {
+                next_export = now + self.policy.audit_export.every_ms;
+                self.export_head(now).await;
+            }
+        }
+    }
+
+    /// Send the audit head to `[audit] export`.
+    async fn export_head(&self, now: Ms) {
+        let line = match self.store.audit_head_line(now).await {
+            Ok(line) => line,
+            Err(error) => {
+                tracing::error!(error = %crate::report(&error), "cannot read the audit head to export it");
+                return;
+            }
+        };
+        let subject = "Vakt audit head";
+        let body = format!(
+            "Keep this line: `vakt-collector audit verify --head '{line}'` proves later that the audit trail still holds every record up to it.\n\n{line}\n"
+        );
+        let data = serde_json::json!({ "kind": "audit-head", "head": line, "at_ms": now });
+        for target in &self.policy.audit_export.targets {
+            for (who, delivery) in self.policy.deliveries(target, now) {
+                let payload = crate::escalate::payload(&delivery, subject, &body, data.clone());
+                match self.sender.deliver_now(&delivery, subject, &body, &payload).await {
+                    Ok(()) => tracing::info!(to = %who, "audit head exported"),
+                    Err(error) => tracing::error!(to = %who, error = %error, "audit head export failed"),
+                }
+            }
         }
     }
 

@@ -72,13 +72,11 @@ pub async fn submit(
     let sv = lang == Lang::Sv;
     let now = crate::now_ms();
     // At most a few subscriptions per source address per window: the form sends mail.
-    let key = addr.ip().to_string();
-    if state.subscribe_limiter.blocked(addr.ip(), &key, now).is_some() {
+    if state.limiter.attempt_by_source("subscribe", addr.ip(), now).is_err() {
         let text =
             if sv { "För många försök; försök igen senare." } else { "Too many attempts; try again later." };
         return (StatusCode::TOO_MANY_REQUESTS, page(lang, text, "")).into_response();
     }
-    state.subscribe_limiter.failed(addr.ip(), &key, now);
     let email = get("email");
     if let Err(m) = crate::customers::check_email(&email) {
         return (StatusCode::BAD_REQUEST, page(lang, if sv { "Felaktig adress" } else { "Bad address" }, &esc(&m)))

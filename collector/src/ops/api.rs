@@ -314,7 +314,7 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
     if let Err(m) = auth::check_password(&password).and_then(|()| auth::check_user_name(&name)) {
         return error(StatusCode::BAD_REQUEST, m);
     }
-    match crate::admin::add_user(&state.store, &caller.who, &name, role, password).await {
+    match crate::admin::add_user_bounded(&state.store, &state.hashing, &caller.who, &name, role, password).await {
         Ok(true) => {
             (StatusCode::CREATED, Json(json!({ "message": format!("user {name} added ({role})") }))).into_response()
         }
@@ -341,7 +341,7 @@ async fn user_set(state: &AppState, caller: &Caller, req: Request) -> Response {
             if let Err(m) = auth::check_password(&p) {
                 return error(StatusCode::BAD_REQUEST, m);
             }
-            match crate::admin::hash(p).await {
+            match crate::admin::hash_bounded(&state.hashing, p).await {
                 Ok(h) => Some(h),
                 Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }

@@ -436,11 +436,11 @@ struct Denial<'a> {
 }
 
 impl Denial<'_> {
+    /// Counted for the audit trail at once (before the response, so a client that hangs up
+    /// early is recorded too), written in aggregate by `denials`.
     async fn deny(&self, who: &Who, status: StatusCode, reason: &str) -> Response {
         let entry = Entry { action: self.action, object: self.uri, outcome: "denied", detail: reason };
-        if let Err(e) = self.state.store.audit_denied(who, entry, self.now).await {
-            tracing::error!(error = %e, "cannot record a refused request in the audit trail");
-        }
+        self.state.denials.record(who, entry, self.now);
         refusal(status, self.uri, reason, &who.request_id)
     }
 }
@@ -493,9 +493,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         let outcome = if status.is_server_error() { "error" } else { "refused" };
         let detail = status.as_u16().to_string();
         let entry = Entry { action: &action, object: &uri, outcome, detail: &detail };
-        if let Err(e) = state.store.audit_denied(&who, entry, now).await {
-            tracing::error!(error = %e, "cannot record a refused change in the audit trail");
-        }
+        state.denials.record(&who, entry, now);
     }
     if let Ok(v) = HeaderValue::from_str(&who.request_id) {
         response.headers_mut().insert("x-request-id", v);

@@ -95,10 +95,19 @@ pub struct LoginQuery {
     error: Option<String>,
 }
 
-/// Only local paths (no `//host`, no scheme) are followed after login.
-fn safe_next(next: Option<&str>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .map_or_else(|| "/ops".to_string(), str::to_string)
+/// Only local paths are followed after login: `/`, then the characters of a path and query,
+/// nothing else. Browsers drop tabs and line breaks from URLs, so `/\t/evil` becomes
+/// `//evil`, another host; a backslash is a slash to some; and a line break in a `Location`
+/// header fails the response after the session was made. So no control character, no
+/// backslash, no `//` anywhere at the start, and at most 2,000 bytes.
+pub(crate) fn safe_next(next: Option<&str>) -> String {
+    next.filter(|n| {
+        n.len() <= 2_000
+            && n.starts_with('/')
+            && !n.starts_with("//")
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~%?=&+:@!$'()*,;".contains(&b))
+    })
+    .map_or_else(|| "/ops".to_string(), str::to_string)
 }
 
 pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
@@ -146,31 +155,42 @@ pub async fn login(
     let now = crate::now_ms();
     let next = safe_next(form.next.as_deref());
     let request_id = crate::store::audit::new_request_id();
-    let user = form.user.trim().to_string();
+    let user: String = form.user.trim().chars().take(64).collect();
     let who = Who { name: user.clone(), role: "-".into(), source: addr.ip().to_string(), request_id };
     let object = format!("user:{user}");
-    let deny = |reason: &'static str| {
-        let (store, who, object) = (state.store.clone(), who.clone(), object.clone());
-        async move {
-            let entry = Entry { action: "session.login", object: &object, outcome: "denied", detail: reason };
-            if let Err(e) = store.audit_denied(&who, entry, now).await {
-                tracing::error!(error = %e, "cannot record a refused login in the audit trail");
-            }
-        }
+    // Counted, not written: a flood of failed logins is a few audit rows (see `denials`).
+    let deny = |reason: &str| {
+        let entry = Entry { action: "session.login", object: &object, outcome: "denied", detail: reason };
+        state.denials.record(&who, entry, now);
     };
     if !same_origin(&headers) {
-        deny("cross-site login form").await;
+        deny("cross-site login form");
         return (StatusCode::FORBIDDEN, "cross-site login refused\n").into_response();
     }
-    if let Some(wait) = state.limiter.blocked(addr.ip(), &user, now) {
-        deny("too many failed logins").await;
-        let minutes = wait / 60_000 + 1;
-        return login_failed(
-            &next,
-            &format!("Too many failed attempts; try again in {minutes} min."),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
-    }
+    // A browser that logged in as this user before carries proof of it: it is not held up by
+    // the delay strangers' guesses put on the account.
+    let known_device = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| auth::cookie(c, auth::DEVICE_COOKIE))
+        .is_some_and(|token| auth::constant_eq(token, &auth::device_token(&state.device_secret[..], &user)));
+    let attempt = match state.limiter.attempt(addr.ip(), &user, known_device, now) {
+        Ok(attempt) => attempt,
+        Err(blocked) => {
+            let (reason, message) = match blocked {
+                auth::Blocked::Source { .. } => {
+                    ("too many failed logins from this address", "Too many failed attempts")
+                }
+                auth::Blocked::Account { .. } => {
+                    ("too many failed logins for this account", "Too many failed attempts for this account")
+                }
+            };
+            deny(reason);
+            let seconds = blocked.retry_after_ms() / 1000 + 1;
+            let wait = if seconds >= 120 { format!("{} min", seconds / 60 + 1) } else { format!("{seconds} s") };
+            return login_failed(&next, &format!("{message}; try again in {wait}."), StatusCode::TOO_MANY_REQUESTS);
+        }
+    };
     let stored = match state.store.user(&user).await {
         Ok(u) => u,
         Err(e) => {
@@ -178,22 +198,24 @@ pub async fn login(
             return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
         }
     };
-    // Verify against a dummy hash when the user does not exist, so timing tells nothing.
+    // A dummy hash is checked when the user does not exist, so timing tells nothing.
     let phc = stored.as_ref().filter(|u| u.disabled_ms.is_none()).map(|u| u.password.clone());
-    let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || {
-        let dummy = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0QwzZ4QjJ1zv3Fm1KXbXbXbXbXbXbXbXbXbXbXbXbXY";
-        let ok = auth::verify_password(&password, phc.as_deref().unwrap_or(dummy));
-        ok && phc.is_some()
-    })
-    .await
-    .unwrap_or(false);
+    let ok = match state.hashing.verify(form.password, phc).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            // Not a failed guess: give the attempt back.
+            state.limiter.succeeded(attempt);
+            deny("password checks busy");
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, format!("{busy}\n")).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return response;
+        }
+    };
     let Some(user_row) = stored.filter(|_| ok) else {
-        state.limiter.failed(addr.ip(), &user, now);
-        deny("wrong user name or password").await;
+        deny("wrong user name or password");
         return login_failed(&next, "Wrong user name or password.", StatusCode::UNAUTHORIZED);
     };
-    state.limiter.succeeded(addr.ip(), &user);
+    state.limiter.succeeded(attempt);
     // A new session id at every login; a cookie the browser still had is ended (fixation).
     let old = headers
         .get(header::COOKIE)
@@ -202,19 +224,28 @@ pub async fn login(
         .map(auth::sha256_hex);
     let id = auth::new_secret();
     let csrf = auth::new_secret();
-    let who = Who { role: user_row.role.as_str().into(), ..who };
+    let who = Who { role: user_row.role.as_str().into(), ..who.clone() };
     if let Err(e) =
         state.store.create_session(&who, &auth::sha256_hex(&id), &csrf, old.as_deref(), now, now + SESSION_MS).await
     {
         tracing::error!(error = %e, "cannot start a session");
         return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
     }
-    let cookie = format!(
-        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
-        SESSION_MS / 1000,
-        if state.secure { "; Secure" } else { "" }
+    let secure = if state.secure { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", SESSION_MS / 1000);
+    let device = format!(
+        "{}={}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=31536000{secure}",
+        auth::DEVICE_COOKIE,
+        auth::device_token(&state.device_secret[..], &user_row.name)
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+    let mut response = Redirect::to(&next).into_response();
+    for value in [cookie, device] {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 fn clear_cookie(state: &AppState) -> String {
@@ -649,9 +680,12 @@ async fn incident_page(
 async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::store::StoreError> {
     let mut b = String::new();
     match state.store.verify_audit().await {
-        Ok((n, head)) => {
-            let _ =
-                write!(b, "<p class=\"msg\" role=\"status\">Chain intact: {n} records, head <code>{head}</code>.</p>");
+        Ok(v) => {
+            let _ = write!(
+                b,
+                "<p class=\"msg\" role=\"status\">Chain intact: {} records ({} from before the audit key), head <code>{}</code>.</p>",
+                v.records, v.unkeyed, v.head
+            );
         }
         Err(e) => {
             let _ = write!(b, "<p class=\"err\" role=\"alert\">Chain broken: {}</p>", esc(&e.to_string()));
@@ -759,9 +793,11 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
         auth::check_user_name(&f.name).and_then(|()| auth::check_password(&f.password)).map(|()| role)
     });
     let outcome = match checked {
-        Ok(role) => crate::admin::add_user(&state.store, &caller.who, &f.name, role, f.password)
-            .await
-            .map_err(|e| e.to_string()),
+        Ok(role) => {
+            crate::admin::add_user_bounded(&state.store, &state.hashing, &caller.who, &f.name, role, f.password)
+                .await
+                .map_err(|e| e.to_string())
+        }
         Err(m) => Err(m),
     };
     let notice = match outcome {

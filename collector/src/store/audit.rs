@@ -6,6 +6,16 @@
 //! Records are hash-chained: `hash = SHA-256(prev_hash ‖ "\n" ‖ canonical JSON of the record)`,
 //! with the sequence number inside the JSON, so [`Store::verify_audit`] names the first record
 //! that was edited, deleted or moved.
+//!
+//! A chain alone is not enough: someone with the database file can append a record with a
+//! valid link, or rewrite the tail and relink it. So each record also carries
+//! `mac = HMAC-SHA256(audit key, hash)`, with the key in its own file beside the database
+//! (`<database>.audit-key`, 0600): without the key no record verifies. The noted head
+//! (`<database>.audit-head`) is keyed the same way. Against someone who has the key too (root
+//! on the collector's host), or who puts back an older head file after cutting records from the
+//! end, the head is exported: `vakt-collector audit head` prints a signed line to keep
+//! elsewhere (the self-monitor also sends it on a schedule, `[audit] export`), and
+//! `audit verify --head LINE` proves that the chain still holds that record.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -64,6 +74,8 @@ pub struct AuditRecord {
     pub detail: String,
     pub prev_hash: String,
     pub hash: String,
+    /// HMAC of `hash` with the audit key; `None` for records from before the key existed.
+    pub mac: Option<String>,
 }
 
 /// The part of a record that is hashed (everything but the hash itself).
@@ -106,6 +118,15 @@ impl AuditRecord {
         h.update(serde_json::to_vec(&canonical).unwrap_or_default());
         hex::encode(h.finalize())
     }
+}
+
+/// What a verified chain holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditVerified {
+    pub records: i64,
+    pub head: String,
+    /// Records from before the audit key existed (at the start of the chain only).
+    pub unkeyed: i64,
 }
 
 /// What [`Store::verify_audit`] found wrong.
@@ -163,10 +184,78 @@ async fn digest(tx: &mut Transaction<'_, Sqlite>, object: &str) -> Result<String
     Ok(text.map(|t| hex::encode(Sha256::digest(t.as_bytes()))).unwrap_or_default())
 }
 
+/// Where the audit key of the database at `database` is kept.
+pub fn key_path(database: &std::path::Path) -> std::path::PathBuf {
+    let mut path = database.as_os_str().to_owned();
+    path.push(".audit-key");
+    path.into()
+}
+
+/// Read the audit key, or make one (32 random bytes, hex, mode 0600).
+pub(crate) fn load_or_create_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim()).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            })?;
+            bytes.try_into().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not a 32-byte key", path.display()))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            write_key(path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Write an audit key (new file, mode 0600, replaced by rename).
+pub(crate) fn write_key(path: &std::path::Path, key: &[u8; 32]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("audit-key.tmp");
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+    file.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn mac(key: &[u8; 32], text: &str) -> String {
+    hex::encode(crate::auth::hmac_sha256(key, text.as_bytes()))
+}
+
+/// A record's MAC: over its hash, which covers its content and its link.
+fn record_mac(key: &[u8; 32], hash: &str) -> String {
+    mac(key, &format!("vakt audit record\n{hash}"))
+}
+
+/// The head as noted and exported: `vakt-audit-head seq=N hash=H at=T mac=M`.
+fn head_line(key: &[u8; 32], seq: i64, hash: &str, at: Ms) -> String {
+    let signed = format!("seq={seq} hash={hash} at={at}");
+    format!("vakt-audit-head {signed} mac={}", mac(key, &format!("vakt audit head\n{signed}")))
+}
+
+/// A head line, checked: (seq, hash, at).
+fn parse_head(key: &[u8; 32], line: &str) -> Result<(i64, String, Ms), String> {
+    let rest = line.trim().strip_prefix("vakt-audit-head ").ok_or("not a `vakt-audit-head` line")?;
+    let (signed, given) = rest.rsplit_once(" mac=").ok_or("no mac")?;
+    if !crate::auth::constant_eq(&mac(key, &format!("vakt audit head\n{signed}")), given.trim()) {
+        return Err("its mac does not match this collector's audit key".into());
+    }
+    let field = |name: &str| signed.split(' ').find_map(|kv| kv.strip_prefix(name)).map(str::to_string);
+    let seq = field("seq=").and_then(|s| s.parse().ok()).ok_or("no seq")?;
+    let hash = field("hash=").ok_or("no hash")?;
+    let at = field("at=").and_then(|s| s.parse().ok()).ok_or("no time")?;
+    Ok((seq, hash, at))
+}
+
 /// An operator change in progress (see [`Store::audit_begin`]).
 pub struct Audited<'w> {
     tx: Transaction<'static, Sqlite>,
     head_file: std::path::PathBuf,
+    key: std::sync::Arc<[u8; 32]>,
     who: &'w Who,
     action: &'w str,
     object: String,
@@ -191,9 +280,9 @@ impl Audited<'_> {
         let after = digest(&mut self.tx, &self.object).await?;
         let outcome = if out.changed() { "ok" } else { "unchanged" };
         let entry = Entry { action: self.action, object: &self.object, outcome, detail: "" };
-        let (seq, hash) = append(&mut self.tx, self.who, entry, (&self.before, &after), self.now).await?;
+        let (seq, hash) = append(&mut self.tx, &self.key, self.who, entry, (&self.before, &after), self.now).await?;
         self.tx.commit().await.map_err(err("committing"))?;
-        write_head(&self.head_file, seq, &hash);
+        write_head(&self.head_file, &self.key, seq, &hash, self.now);
         Ok(out)
     }
 }
@@ -211,6 +300,7 @@ pub struct Entry<'a> {
 /// (`BEGIN IMMEDIATE`), so two writers cannot both chain onto the same head.
 pub(crate) async fn append(
     tx: &mut Transaction<'_, Sqlite>,
+    key: &[u8; 32],
     who: &Who,
     entry: Entry<'_>,
     digests: (&str, &str),
@@ -237,11 +327,13 @@ pub(crate) async fn append(
         detail: clean(entry.detail),
         prev_hash,
         hash: String::new(),
+        mac: None,
     };
     record.hash = record.expected_hash(&record.prev_hash);
+    record.mac = Some(record_mac(key, &record.hash));
     sqlx::query(
         "INSERT INTO audit (seq, ts_ms, actor, role, action, object, before_digest, after_digest, outcome, source,
-            request_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            request_id, detail, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(record.seq)
     .bind(record.ts_ms)
@@ -257,6 +349,7 @@ pub(crate) async fn append(
     .bind(&record.detail)
     .bind(&record.prev_hash)
     .bind(&record.hash)
+    .bind(&record.mac)
     .execute(&mut **tx)
     .await
     .map_err(err("appending to the audit trail"))?;
@@ -266,19 +359,24 @@ pub(crate) async fn append(
 /// Note the chain's head next to the database (replaced by rename, so it is whole or old).
 /// Best effort: a crash between the commit and this write leaves an older head, which
 /// verification accepts; a head beyond the chain means records were deleted from its end.
-fn write_head(path: &std::path::Path, seq: i64, hash: &str) {
+fn write_head(path: &std::path::Path, key: &[u8; 32], seq: i64, hash: &str, at: Ms) {
     let tmp = path.with_extension("audit-head.tmp");
-    let written = std::fs::write(&tmp, format!("{seq} {hash}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    let written =
+        std::fs::write(&tmp, format!("{}\n", head_line(key, seq, hash, at))).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "could not note the audit head");
     }
 }
 
-/// The noted head, if any: (seq, hash).
-fn read_head(path: &std::path::Path) -> Option<(i64, String)> {
+/// The noted head, if any: (seq, hash), or why it cannot be trusted. A head from before the
+/// audit key (`SEQ HASH`) is read as it is.
+fn read_head(path: &std::path::Path, key: &[u8; 32]) -> Option<Result<(i64, String), String>> {
     let text = std::fs::read_to_string(path).ok()?;
+    if text.starts_with("vakt-audit-head ") {
+        return Some(parse_head(key, &text).map(|(seq, hash, _)| (seq, hash)));
+    }
     let (seq, hash) = text.trim().split_once(' ')?;
-    Some((seq.parse().ok()?, hash.to_string()))
+    Some(Ok((seq.parse().ok()?, hash.to_string())))
 }
 
 /// No control characters (log injection) and a bounded length in audit fields.
@@ -302,10 +400,11 @@ fn record(r: &sqlx::sqlite::SqliteRow) -> AuditRecord {
         detail: r.get(11),
         prev_hash: r.get(12),
         hash: r.get(13),
+        mac: r.get(14),
     }
 }
 
-const COLUMNS: &str = "seq, ts_ms, actor, role, action, object, before_digest, after_digest, outcome, source, request_id, detail, prev_hash, hash";
+const COLUMNS: &str = "seq, ts_ms, actor, role, action, object, before_digest, after_digest, outcome, source, request_id, detail, prev_hash, hash, mac";
 
 impl Store {
     /// Start an operator change: a transaction holding the write lock, with the object's
@@ -320,15 +419,24 @@ impl Store {
     ) -> Result<Audited<'w>, StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let before = digest(&mut tx, &object).await?;
-        Ok(Audited { tx, head_file: self.audit_head.clone(), who, action, object, before, now })
+        Ok(Audited {
+            tx,
+            head_file: self.audit_head.clone(),
+            key: self.audit_key.clone(),
+            who,
+            action,
+            object,
+            before,
+            now,
+        })
     }
 
     /// Record a request that was refused (not signed in, wrong role, bad CSRF token, …).
     pub async fn audit_denied(&self, who: &Who, entry: Entry<'_>, now: Ms) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
-        let (seq, hash) = append(&mut tx, who, entry, ("", ""), now).await?;
+        let (seq, hash) = append(&mut tx, &self.audit_key, who, entry, ("", ""), now).await?;
         tx.commit().await.map_err(err("committing"))?;
-        write_head(&self.audit_head, seq, &hash);
+        write_head(&self.audit_head, &self.audit_key, seq, &hash, now);
         Ok(seq)
     }
 
@@ -354,11 +462,62 @@ impl Store {
         Ok(rows.iter().map(record).collect())
     }
 
-    /// Walk the whole chain. Ok: (records, head hash). Err names the first bad record: a gap
-    /// in the sequence (deleted or moved rows), a wrong link, or a wrong hash (edited row).
-    pub async fn verify_audit(&self) -> Result<(i64, String), ChainError> {
+    /// The current head as a signed line, to keep somewhere else (see the module docs).
+    pub async fn audit_head_line(&self, now: Ms) -> Result<String, StoreError> {
+        let head: Option<(i64, String)> = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(self.pool())
+            .await
+            .map_err(err("reading the audit head"))?
+            .map(|r| (r.get(0), r.get(1)));
+        let (seq, hash) = head.unwrap_or((0, GENESIS.to_string()));
+        Ok(head_line(&self.audit_key, seq, &hash, now))
+    }
+
+    /// [`Store::verify_audit`], and each exported head in `heads` must still be in the chain:
+    /// its record there, with its hash. A chain cut below an exported head fails, even when
+    /// an older head file was put back.
+    pub async fn verify_audit_with(&self, heads: &[String]) -> Result<AuditVerified, ChainError> {
+        let verified = self.verify_audit().await?;
+        for line in heads {
+            let (seq, hash, at) = parse_head(&self.audit_key, line).map_err(|why| ChainError::Broken {
+                seq: 0,
+                reason: format!("exported head `{}`: {why}", line.trim()),
+            })?;
+            if seq == 0 {
+                continue;
+            }
+            let found: Option<String> = sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?")
+                .bind(seq)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(|e| ChainError::Store(e.to_string()))?;
+            match found {
+                Some(h) if h == hash => {}
+                Some(_) => {
+                    return Err(ChainError::Broken {
+                        seq,
+                        reason: format!("differs from the head exported at {at}: rewritten"),
+                    });
+                }
+                None => {
+                    return Err(ChainError::Broken {
+                        seq,
+                        reason: format!("missing, but the head exported at {at} had it: records were cut from the end"),
+                    });
+                }
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Walk the whole chain. Ok: what it holds. Err names the first bad record: a gap in the
+    /// sequence (deleted or moved rows), a wrong link, a wrong hash (edited row), or a record
+    /// without a valid MAC after the key existed (appended or rewritten without the key).
+    pub async fn verify_audit(&self) -> Result<AuditVerified, ChainError> {
         let mut prev = GENESIS.to_string();
         let mut expected_seq = 1;
+        let mut unkeyed = 0;
+        let mut keyed = false;
         loop {
             let batch = self.audit_records(expected_seq - 1, 5000).await.map_err(|e| {
                 ChainError::Store(format!(
@@ -368,7 +527,11 @@ impl Store {
             })?;
             if batch.is_empty() {
                 let last = expected_seq - 1;
-                if let Some((seq, hash)) = read_head(&self.audit_head) {
+                if let Some(head) = read_head(&self.audit_head, &self.audit_key) {
+                    let (seq, hash) = head.map_err(|why| ChainError::Broken {
+                        seq: last,
+                        reason: format!("the noted head cannot be trusted: {why}: replaced"),
+                    })?;
                     if seq > last {
                         return Err(ChainError::Broken {
                             seq: last + 1,
@@ -385,7 +548,7 @@ impl Store {
                         });
                     }
                 }
-                return Ok((last, prev));
+                return Ok(AuditVerified { records: last, head: prev, unkeyed });
             }
             for r in batch {
                 if r.seq != expected_seq {
@@ -405,6 +568,23 @@ impl Store {
                         seq: r.seq,
                         reason: "content does not match its hash: edited".into(),
                     });
+                }
+                match &r.mac {
+                    Some(mac) if crate::auth::constant_eq(mac, &record_mac(&self.audit_key, &r.hash)) => keyed = true,
+                    Some(_) => {
+                        return Err(ChainError::Broken {
+                            seq: r.seq,
+                            reason: "its mac does not match the audit key: written by someone without the key".into(),
+                        });
+                    }
+                    None if keyed => {
+                        return Err(ChainError::Broken {
+                            seq: r.seq,
+                            reason: "has no mac after keyed records: appended or rewritten by someone without the key"
+                                .into(),
+                        });
+                    }
+                    None => unkeyed += 1,
                 }
                 prev = r.hash;
                 expected_seq += 1;

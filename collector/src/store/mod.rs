@@ -90,6 +90,8 @@ pub struct Store {
     /// `<database>.audit-head`: the newest audit record's seq and hash, written after each
     /// append, so `verify_audit` notices records deleted from the end of the chain.
     audit_head: std::path::PathBuf,
+    /// The key of the audit trail's MACs (`<database>.audit-key`), see `audit`.
+    audit_key: std::sync::Arc<[u8; 32]>,
 }
 
 /// Rows per multi-row insert: 12 parameters each, well under SQLite's 32766.
@@ -133,7 +135,9 @@ impl Store {
             .map_err(|e| StoreError { action: "applying migrations", source: sqlx::Error::Migrate(Box::new(e)) })?;
         let mut head = path.as_os_str().to_owned();
         head.push(".audit-head");
-        Ok(Store { pool, audit_head: head.into() })
+        let audit_key = audit::load_or_create_key(&audit::key_path(path))
+            .map_err(|e| StoreError { action: "reading the audit key", source: sqlx::Error::Io(e) })?;
+        Ok(Store { pool, audit_head: head.into(), audit_key: std::sync::Arc::new(audit_key) })
     }
 
     /// Write one batch and what the engine decided about it in one transaction.
@@ -427,6 +431,9 @@ impl Store {
         let target = file.to_string_lossy().to_string();
         self.audit_begin(who, "store.backup", format!("file:{target}"), now).await?.done(true).await?;
         sqlx::query("VACUUM INTO ?").bind(&target).execute(&self.pool).await.map_err(err("writing the backup"))?;
+        // The copy's audit trail is checked with this store's key, kept beside the copy.
+        audit::write_key(&audit::key_path(file), &self.audit_key)
+            .map_err(|e| StoreError { action: "copying the audit key", source: sqlx::Error::Io(e) })?;
         let copy = Store::open(file).await?;
         let check: String = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_one(&copy.pool)
@@ -442,7 +449,7 @@ impl Store {
                 action: "verifying the backup's audit trail",
                 source: sqlx::Error::Protocol(e.to_string()),
             })?
-            .0;
+            .records;
         copy.pool.close().await;
         let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         Ok((bytes, records))

@@ -12,6 +12,7 @@ mod daemon;
 mod faults;
 mod incidents;
 mod languages;
+mod logins;
 mod operator;
 mod transport;
 mod walls;

@@ -104,6 +104,10 @@ fn an_online_backup_restores_into_a_working_collector() {
     let restored = dir.path().join("restored");
     std::fs::create_dir_all(&restored).unwrap();
     std::fs::copy(&file, restored.join("vakt.db")).unwrap();
+    // The audit key travels with the copy: without it no audit record verifies.
+    let key = dir.path().join("backup.db.audit-key");
+    assert!(key.exists(), "the backup has no audit key beside it");
+    std::fs::copy(&key, restored.join("vakt.db.audit-key")).unwrap();
     let (_collector, http) = up(&restored, &dir.path().join("restored.log"));
     let list = ok(&cli(&restored, &["incident", "list", "--all"]));
     assert!(list.contains("Mail delayed") && !list.contains("After the backup"), "{list}");
@@ -284,4 +288,57 @@ fn ok_cli(data: &Path, args: &[&str], stdin: &str) -> String {
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
     ok(&child.wait_with_output().unwrap())
+}
+
+#[test]
+fn an_exported_audit_head_proves_a_cut_tail_that_the_host_alone_would_hide() {
+    // Someone with the database, the key and the host can cut records from the end and put an
+    // older head file back; the head the collector sent away on its schedule still tells.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hooks = e2e::WebhookReceiver::start();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[audit]\nexport = [\"channel:vault\"]\nexport_every = \"1m\"\n[[channel]]\nname = \"vault\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+            hooks.url("/vault")
+        ),
+    )
+    .unwrap();
+    // Some history first, then a collector with the export.
+    let seeded = with_history(dir.path());
+    assert_eq!(seeded, data);
+    let old_head = std::fs::read(data.join("vakt.db.audit-head")).unwrap();
+    ok(&cli(&data, &["incident", "note", "1", "after the old head", "--as", "alice"]));
+    let (http, mqtt) = (free_port(), free_port());
+    let collector = Proc::spawn(
+        "vakt-collector up",
+        Command::new(collector_binary())
+            .args(["up", "--no-agent", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&policy)
+            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")]),
+        &dir.path().join("export.log"),
+    );
+    wait_for_port(http, Duration::from_secs(30));
+    let exported = e2e::eventually(Duration::from_secs(30), || {
+        let heads: Vec<String> =
+            hooks.json("/vault").iter().filter_map(|v| v["head"].as_str().map(str::to_string)).collect();
+        (!heads.is_empty(), heads)
+    });
+    let head = exported.first().expect("no audit head was exported").clone();
+    drop(collector);
+    let verified = ok(&cli(&data, &["audit", "verify", "--head", &head]));
+    assert!(verified.contains("intact") && verified.contains("1 exported heads found"), "{verified}");
+    // Cut the newest record and put the older head file back: the host alone sees nothing.
+    let db = data.join("vakt.db");
+    tamper(&db, "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)");
+    std::fs::write(data.join("vakt.db.audit-head"), old_head).unwrap();
+    let local = ok(&cli(&data, &["audit", "verify"]));
+    assert!(local.contains("intact"), "{local}");
+    let with_head = cli(&data, &["audit", "verify", "--head", &head]);
+    assert!(!with_head.status.success(), "the exported head did not catch the cut");
+    assert!(String::from_utf8_lossy(&with_head.stderr).contains("cut from the end"), "{with_head:?}");
 }
