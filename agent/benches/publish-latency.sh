@@ -26,6 +26,7 @@ state_dir = "$work/agent"
 url = "mqtt://127.0.0.1:$mqtt"
 username = "vakt-agent"
 password_file = "$work/data/mqtt-password"
+collector_key_file = "$work/data/collector.pub"
 [spool]
 fsync = "always"
 [defaults]

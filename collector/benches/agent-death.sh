@@ -78,6 +78,7 @@ state_dir = "$work/$id"
 url = "mqtt://127.0.0.1:$mqtt"
 username = "vakt-agent"
 password_file = "$work/data/mqtt-password"
+collector_key_file = "$work/data/collector.pub"
 heartbeat = "${heartbeat}s"
 [[check]]
 name = "load"

@@ -10,6 +10,8 @@
 //! - [`message`]: birth/death, heartbeat, ack, command and collector state.
 //! - [`codec`]: bincode and JSON, always decoded with a size limit and validated.
 //! - [`signature`]: the collector's Ed25519 signature on what it sends to agents.
+//! - [`trust`]: what an agent accepts from the broker (signed, plausible, fresh, once).
+//! - [`text`]: the one sanitiser for plugin-controlled text, and the output caps.
 
 #![warn(missing_docs)]
 
@@ -18,7 +20,9 @@ pub mod ids;
 pub mod message;
 pub mod result;
 pub mod signature;
+pub mod text;
 pub mod topic;
+pub mod trust;
 
 pub use codec::{DecodeError, Encoding, WireMessage, decode, encode};
 pub use ids::{AgentId, CheckName, IdError};

@@ -1,23 +1,16 @@
 //! The one place where WIT types become protocol types. A plugin's outcome is checked here
 //! against the output caps: a plugin that returns more than it may, or nonsense, gets an
 //! `unknown` result naming the violation instead of having its output passed on. Its text
-//! goes through [`sanitise`] on the way, so nothing after this point needs to distrust it.
+//! goes through `protocol::text` on the way, so nothing after this point needs to distrust it.
 
-use std::collections::HashSet;
-
+use protocol::text::{self, Caps, Returned};
 use protocol::{Metric, Status};
 
+use super::bindings;
 use super::limits::RunLimits;
-use super::{bindings, sanitise};
 
 /// A checked outcome.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CheckedOutcome {
-    pub(crate) status: Status,
-    pub(crate) summary: String,
-    pub(crate) details: Option<String>,
-    pub(crate) metrics: Vec<Metric>,
-}
+pub(crate) type CheckedOutcome = Returned;
 
 pub(crate) fn status(status: bindings::Status) -> Status {
     match status {
@@ -30,32 +23,16 @@ pub(crate) fn status(status: bindings::Status) -> Status {
 
 /// Check `outcome` against `limits`; the error says which limit was broken and by how much.
 pub(crate) fn outcome(outcome: bindings::Outcome, limits: &RunLimits) -> Result<CheckedOutcome, String> {
-    if outcome.summary.len() > limits.summary_bytes {
-        return Err(format!("the summary is {} bytes, the limit is {}", outcome.summary.len(), limits.summary_bytes));
+    let caps =
+        Caps { summary_bytes: limits.summary_bytes, details_bytes: limits.details_bytes, metrics: limits.metrics };
+    if outcome.metrics.len() > caps.metrics {
+        // Before copying a hundred thousand of them.
+        return Err(format!("{} metrics returned, the limit is {}", outcome.metrics.len(), caps.metrics));
     }
-    if let Some(details) = &outcome.details
-        && details.len() > limits.details_bytes
-    {
-        return Err(format!("the details are {} bytes, the limit is {}", details.len(), limits.details_bytes));
-    }
-    if outcome.metrics.len() > limits.metrics {
-        return Err(format!("{} metrics returned, the limit is {}", outcome.metrics.len(), limits.metrics));
-    }
-    let mut names = HashSet::new();
-    let mut metrics = Vec::with_capacity(outcome.metrics.len());
-    for m in outcome.metrics {
-        sanitise::label(&m.name)?;
-        if !names.insert(m.name.clone()) {
-            return Err(format!("metric `{}` appears twice", m.name));
-        }
-        let numbers = [Some(m.value), m.warn, m.crit, m.min, m.max];
-        if numbers.iter().flatten().any(|v| !v.is_finite()) {
-            return Err(format!("metric `{}` has a value that is not a finite number", m.name));
-        }
-        if let Some(unit) = &m.unit {
-            sanitise::unit(unit).map_err(|why| format!("metric `{}`: {why}", m.name))?;
-        }
-        metrics.push(Metric {
+    let metrics = outcome
+        .metrics
+        .into_iter()
+        .map(|m| Metric {
             name: m.name,
             value: m.value,
             unit: m.unit,
@@ -63,14 +40,11 @@ pub(crate) fn outcome(outcome: bindings::Outcome, limits: &RunLimits) -> Result<
             crit: m.crit,
             min: m.min,
             max: m.max,
-        });
-    }
-    Ok(CheckedOutcome {
-        status: status(outcome.status),
-        summary: sanitise::line(&outcome.summary, limits.summary_bytes),
-        details: outcome.details.map(|d| sanitise::block(&d, limits.details_bytes)),
-        metrics,
-    })
+        })
+        .collect();
+    let returned =
+        Returned { status: status(outcome.status), summary: outcome.summary, details: outcome.details, metrics };
+    text::check_outcome(returned, caps)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use protocol::text as sanitise;
 use tokio::time::Instant;
 use wasmtime::component::Component;
 
@@ -12,7 +13,7 @@ use super::ConfigKeyInfo;
 use super::bindings::CheckPre;
 use super::capability::Access;
 use super::run::describe_error;
-use super::{CacheUse, LoadError, Plugin, PluginInfo, PluginSource, RunLimits, Runtime, sanitise};
+use super::{CacheUse, LoadError, Plugin, PluginInfo, PluginSource, RunLimits, Runtime};
 use crate::grant::{Capability, GrantSet};
 
 impl Runtime {

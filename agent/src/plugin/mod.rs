@@ -17,7 +17,6 @@ mod limits;
 mod load;
 mod output;
 mod run;
-mod sanitise;
 mod state;
 
 use std::collections::BTreeSet;

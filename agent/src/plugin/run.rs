@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use protocol::text as sanitise;
 use tokio::time::Instant;
 use wasmtime::{Store, UpdateDeadline};
 
@@ -11,7 +12,7 @@ use super::capability::Access;
 use super::limits::MemoryLimitExceeded;
 use super::output::{CapturedOutput, Stdio};
 use super::state::PluginState;
-use super::{Fault, Plugin, RunLimits, RunReport, RunRequest, bindings, convert, sanitise};
+use super::{Fault, Plugin, RunLimits, RunReport, RunRequest, bindings, convert};
 
 /// Bytes of a plugin's stdout and of its stderr kept per run for the agent's log.
 const CAPTURED_OUTPUT_BYTES: usize = 8 << 10;

@@ -14,9 +14,10 @@
 //! two keep-alive periods is declared wedged and rebuilt.
 //!
 //! What arrives from the broker is untrusted: an ack, a command or a collector's online state
-//! is acted on only when a trusted collector key signed it (`protocol::signature`), and an ack
-//! only up to the last seq this agent assigned. Everything else is refused, counted (the
-//! heartbeat's `refused`) and logged at most once a minute per reason.
+//! is acted on only when `protocol::trust` lets it through (signed by a trusted collector key,
+//! an ack only up to the last seq this agent assigned, a command fresh and once). Everything
+//! else is refused, counted (the heartbeat's `refused`) and logged at most once a minute per
+//! reason.
 //!
 //! A disk that refuses writes (full, read-only, failing) does not stop the agent: results wait
 //! in memory, in order and without a seq, up to [`PENDING_MAX`], and go to the spool (and only
@@ -29,8 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use protocol::{
-    Ack, Birth, CheckInfo, CollectorState, Command, CommandKind, Encoding, Heartbeat, HostFacts, StateMessage, Topic,
-    WIRE_VERSION, decode, encode,
+    Birth, CheckInfo, CommandKind, Encoding, Heartbeat, HostFacts, StateMessage, Topic, WIRE_VERSION, encode,
 };
 use rand::RngExt;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
@@ -46,11 +46,6 @@ use crate::spool::{Spool, SpoolError, read_u64, write_u64};
 const WINDOW: usize = 32;
 /// Results kept in memory while the spool cannot write, at most (a day of 12 checks a minute).
 pub const PENDING_MAX: usize = 20_000;
-/// How far a command's time may be from this agent's clock: older ones are replays.
-const COMMAND_WINDOW: Duration = Duration::from_secs(300);
-/// A collector coming online makes the agent re-send what is unacknowledged, at most this often
-/// (its retained state can be re-published by anyone who captured it).
-const REWIND_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the publisher stopped before its results channel closed.
 #[derive(Debug, thiserror::Error)]
@@ -111,9 +106,8 @@ pub struct Publisher {
     /// Results waiting for the disk (see the module docs), oldest first.
     pending: std::collections::VecDeque<CheckRun>,
     throttled: Throttled,
-    /// Signatures of commands acted on within [`COMMAND_WINDOW`], to refuse repeats.
-    seen_commands: std::collections::VecDeque<(String, Instant)>,
-    last_rewind: Option<Instant>,
+    /// What is accepted from the broker (`protocol::trust`).
+    gate: protocol::trust::Gate,
     /// The epoch in use could not be written to disk yet.
     epoch_unsaved: bool,
 }
@@ -163,6 +157,7 @@ impl Publisher {
         birth: Birth,
         run_now: broadcast::Sender<protocol::CheckName>,
     ) -> Result<Publisher, PublishError> {
+        let gate = protocol::trust::Gate::new(agent.clone(), settings.collector_keys.clone());
         let epoch_file = state_dir.join("epoch");
         let epoch = read_u64(&epoch_file).map_err(|source| PublishError::State { path: epoch_file.clone(), source })?;
         Ok(Publisher {
@@ -177,8 +172,7 @@ impl Publisher {
             run_now,
             pending: std::collections::VecDeque::new(),
             throttled: Throttled::default(),
-            seen_commands: std::collections::VecDeque::new(),
-            last_rewind: None,
+            gate,
             epoch_unsaved: false,
         })
     }
@@ -479,58 +473,31 @@ impl Publisher {
         sent_upto
     }
 
+    /// What came from the broker, through the gate; refusals counted and logged.
     fn on_message(&mut self, topic: &str, payload: &[u8], client: &AsyncClient) -> Incoming {
-        match self.settings.topics.parse(topic) {
-            Ok(Topic::Ack(agent)) if agent == self.agent => match decode::<Ack>(payload) {
-                Ok(ack) => self.on_ack(&ack),
-                Err(error) => {
-                    self.refuse(error.kind(), &format!("ack: {error}"));
-                    Incoming::Nothing
-                }
-            },
-            Ok(Topic::Commands(agent)) if agent == self.agent => match decode::<Command>(payload) {
-                Ok(command) => self.on_command(command, client),
-                Err(error) => {
-                    self.refuse(error.kind(), &format!("command: {error}"));
-                    Incoming::Nothing
-                }
-            },
-            Ok(Topic::CollectorState) => match decode::<CollectorState>(payload) {
-                Ok(state) => self.on_collector_state(&state),
-                Err(error) => {
-                    self.refuse(error.kind(), &format!("collector state: {error}"));
-                    Incoming::Nothing
-                }
-            },
-            _ => Incoming::Nothing,
-        }
+        let judged = match self.settings.topics.parse(topic) {
+            Ok(Topic::Ack(agent)) if agent == self.agent => {
+                self.gate.ack(payload, self.spool.last_seq()).map(|upto| self.on_ack(upto))
+            }
+            Ok(Topic::Commands(agent)) if agent == self.agent => {
+                self.gate.command(payload, SystemTime::now()).map(|command| self.on_command(command, client))
+            }
+            Ok(Topic::CollectorState) => self
+                .gate
+                .collector_state(payload, SystemTime::now())
+                .map(|rewind| if rewind { Incoming::Rewind(self.spool.acked()) } else { Incoming::Nothing }),
+            _ => Ok(Incoming::Nothing),
+        };
+        judged.unwrap_or_else(|refusal| {
+            self.refuse(refusal.kind, &refusal.detail);
+            Incoming::Nothing
+        })
     }
 
-    /// The collector stored everything up to `upto`: let the spool forget it, if a trusted
-    /// collector says so and it is about results this agent actually produced.
-    fn on_ack(&mut self, ack: &Ack) -> Incoming {
-        if ack.agent != self.agent {
-            self.refuse("agent_mismatch", &format!("an ack for `{}` on this agent's topic", ack.agent));
-            return Incoming::Nothing;
-        }
-        if let Err(why) = self.settings.collector_keys.verify(ack) {
-            self.refuse(why.kind(), &format!("ack up to {}: {why}", ack.upto));
-            return Incoming::Nothing;
-        }
-        if ack.upto > self.spool.last_seq() {
-            // Even a real collector cannot have stored what was never produced.
-            self.refuse(
-                "implausible_ack",
-                &format!(
-                    "ack up to {}, past the last result this agent produced ({})",
-                    ack.upto,
-                    self.spool.last_seq()
-                ),
-            );
-            return Incoming::Nothing;
-        }
+    /// The collector stored everything up to `upto`: let the spool forget it.
+    fn on_ack(&mut self, upto: u64) -> Incoming {
         let before = self.spool.acked();
-        if let Err(error) = self.spool.ack(ack.upto)
+        if let Err(error) = self.spool.ack(upto)
             && let Some(suppressed) = self.throttled.should_log("ack-write")
         {
             tracing::error!(error = %crate::report(&error), suppressed, "could not record an ack");
@@ -538,42 +505,10 @@ impl Publisher {
         if self.spool.acked() > before { Incoming::Acked } else { Incoming::Nothing }
     }
 
-    /// A command, acted on once, only when a trusted collector signed it recently.
-    fn on_command(&mut self, command: Command, client: &AsyncClient) -> Incoming {
-        if command.agent != self.agent {
-            self.refuse("agent_mismatch", &format!("a command for `{}` on this agent's topic", command.agent));
-            return Incoming::Nothing;
-        }
-        if let Err(why) = self.settings.collector_keys.verify(&command) {
-            self.refuse(why.kind(), &format!("command {:?}: {why}", command.command));
-            return Incoming::Nothing;
-        }
-        let now = SystemTime::now();
-        let skew = now.duration_since(command.ts).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
-        if skew > COMMAND_WINDOW {
-            self.refuse(
-                "stale_command",
-                &format!(
-                    "command sent at {}, more than 5 minutes from this agent's clock",
-                    humantime::format_rfc3339_millis(command.ts)
-                ),
-            );
-            return Incoming::Nothing;
-        }
-        let seen_at = Instant::now();
-        while self.seen_commands.front().is_some_and(|(_, at)| seen_at.duration_since(*at) > COMMAND_WINDOW * 2) {
-            self.seen_commands.pop_front();
-        }
-        if self.seen_commands.iter().any(|(sig, _)| *sig == command.sig) {
-            self.refuse("repeated_command", &format!("command {:?} was already carried out", command.command));
-            return Incoming::Nothing;
-        }
-        if self.seen_commands.len() >= 1024 {
-            self.seen_commands.pop_front();
-        }
-        self.seen_commands.push_back((command.sig.clone(), seen_at));
-        tracing::info!(command = ?command.command, "command received");
-        match command.command {
+    /// A command the gate let through.
+    fn on_command(&mut self, command: CommandKind, client: &AsyncClient) -> Incoming {
+        tracing::info!(command = ?command, "command received");
+        match command {
             CommandKind::ReplayFrom { seq } => return Incoming::Rewind(seq.saturating_sub(1)),
             CommandKind::Rebirth => self.publish_birth(client),
             CommandKind::RunNow { check } => {
@@ -581,20 +516,6 @@ impl Publisher {
             }
         }
         Incoming::Nothing
-    }
-
-    /// A collector (re)started: whatever it had not stored is gone from its session, so send
-    /// everything unacknowledged again now rather than after the ack timeout.
-    fn on_collector_state(&mut self, state: &CollectorState) -> Incoming {
-        if let Err(why) = self.settings.collector_keys.verify(state) {
-            self.refuse(why.kind(), &format!("collector state of `{}`: {why}", state.collector));
-            return Incoming::Nothing;
-        }
-        if !state.online || self.last_rewind.is_some_and(|at| at.elapsed() < REWIND_EVERY) {
-            return Incoming::Nothing;
-        }
-        self.last_rewind = Some(Instant::now());
-        Incoming::Rewind(self.spool.acked())
     }
 
     fn publish_birth(&self, client: &AsyncClient) {

@@ -2,8 +2,8 @@
 //! (see `sanitise::log`): a plugin cannot write a log line of the agent's.
 
 use crate::plugin::bindings::log::{Host, Level};
-use crate::plugin::sanitise;
 use crate::plugin::state::{LOG_MESSAGE_BYTES, PluginState};
+use protocol::text as sanitise;
 
 impl Host for PluginState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {

@@ -1,6 +1,9 @@
 //! The one place where a string a plugin controls is made safe for everywhere it lands: the
 //! Nagios line and its perfdata, the long output, the agent's log, the JSON on the wire, and
-//! the collector's pages.
+//! the collector's pages. It lives with the wire types because these strings become a result's
+//! fields; the agent applies it where plugin output crosses into the host (`plugin::convert`
+//! and the log interface), and [`check_outcome`] is that crossing without the WIT types, so it
+//! can be fuzzed on its own.
 //!
 //! A plugin decides the bytes of its summary, details, error messages, log messages, metric
 //! labels and units, what it writes to stderr (the hint shown after a trap), its `info`, and —
@@ -25,13 +28,13 @@
 //! overrides and isolates ("Trojan Source", CVE-2021-42574).
 
 /// Characters that must never reach an output as they are.
-fn is_unsafe(c: char) -> bool {
+pub fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
 /// Cut to at most `limit` bytes on a character boundary.
-pub(crate) fn cut(text: &str, limit: usize) -> &str {
+pub fn cut(text: &str, limit: usize) -> &str {
     if text.len() <= limit {
         return text;
     }
@@ -43,7 +46,7 @@ pub(crate) fn cut(text: &str, limit: usize) -> &str {
 }
 
 /// One line of text, at most `limit` bytes.
-pub(crate) fn line(text: &str, limit: usize) -> String {
+pub fn line(text: &str, limit: usize) -> String {
     let mut out = String::with_capacity(text.len().min(limit));
     for c in text.chars() {
         let c = match c {
@@ -61,7 +64,7 @@ pub(crate) fn line(text: &str, limit: usize) -> String {
 }
 
 /// Several lines of text (Nagios long output), at most `limit` bytes.
-pub(crate) fn block(text: &str, limit: usize) -> String {
+pub fn block(text: &str, limit: usize) -> String {
     let mut out = String::with_capacity(text.len().min(limit));
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -87,7 +90,7 @@ pub(crate) fn block(text: &str, limit: usize) -> String {
 }
 
 /// Text for one log field: control characters escaped, at most `limit` bytes of input.
-pub(crate) fn log(text: &str, limit: usize) -> String {
+pub fn log(text: &str, limit: usize) -> String {
     let text = cut(text, limit);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -104,14 +107,14 @@ pub(crate) fn log(text: &str, limit: usize) -> String {
 }
 
 /// Longest metric label.
-pub(crate) const LABEL_BYTES: usize = 128;
+pub const LABEL_BYTES: usize = 128;
 /// Longest metric unit.
-pub(crate) const UNIT_BYTES: usize = 16;
+pub const UNIT_BYTES: usize = 16;
 
 /// A perfdata label: refused when empty, too long, or holding a character that a perfdata
 /// parser reads as structure (`=` ends the label, `;` separates thresholds, `|` starts
 /// perfdata) or a control character. `'` is allowed: the Nagios line doubles it.
-pub(crate) fn label(name: &str) -> Result<&str, String> {
+pub fn label(name: &str) -> Result<&str, String> {
     if name.is_empty() || name.len() > LABEL_BYTES {
         return Err(format!("metric name {:?} is empty or longer than {LABEL_BYTES} bytes", line(name, 200)));
     }
@@ -128,7 +131,7 @@ pub(crate) fn label(name: &str) -> Result<&str, String> {
 /// A perfdata unit: letters (any script), `%`, `/`, `°`, `µ`, `_`, at most 16 bytes. Digits,
 /// signs and dots would be read as part of the value; `;`, `|`, `'`, `=` and spaces as
 /// structure.
-pub(crate) fn unit(unit: &str) -> Result<&str, String> {
+pub fn unit(unit: &str) -> Result<&str, String> {
     let ok = !unit.is_empty()
         && unit.len() <= UNIT_BYTES
         && unit.chars().all(|c| c.is_alphabetic() || matches!(c, '%' | '/' | '°' | 'µ' | '_'));
@@ -140,6 +143,67 @@ pub(crate) fn unit(unit: &str) -> Result<&str, String> {
             line(unit, 64)
         ))
     }
+}
+
+/// The output caps of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Longest summary, in bytes.
+    pub summary_bytes: usize,
+    /// Longest details, in bytes.
+    pub details_bytes: usize,
+    /// Most metrics.
+    pub metrics: usize,
+}
+
+/// What a plugin returned, before it is trusted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Returned {
+    /// The plugin's verdict.
+    pub status: crate::Status,
+    /// One line.
+    pub summary: String,
+    /// Long output.
+    pub details: Option<String>,
+    /// Perfdata.
+    pub metrics: Vec<crate::Metric>,
+}
+
+/// Check a plugin's output against the caps and make its text safe: `Err` names the broken
+/// rule and the plugin's output is not passed on; `Ok` holds only clean text and finite
+/// numbers, within the caps.
+pub fn check_outcome(returned: Returned, caps: Caps) -> Result<Returned, String> {
+    if returned.summary.len() > caps.summary_bytes {
+        return Err(format!("the summary is {} bytes, the limit is {}", returned.summary.len(), caps.summary_bytes));
+    }
+    if let Some(details) = &returned.details
+        && details.len() > caps.details_bytes
+    {
+        return Err(format!("the details are {} bytes, the limit is {}", details.len(), caps.details_bytes));
+    }
+    if returned.metrics.len() > caps.metrics {
+        return Err(format!("{} metrics returned, the limit is {}", returned.metrics.len(), caps.metrics));
+    }
+    let mut names = std::collections::HashSet::new();
+    for m in &returned.metrics {
+        label(&m.name)?;
+        if !names.insert(m.name.as_str()) {
+            return Err(format!("metric `{}` appears twice", m.name));
+        }
+        let numbers = [Some(m.value), m.warn, m.crit, m.min, m.max];
+        if numbers.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(format!("metric `{}` has a value that is not a finite number", m.name));
+        }
+        if let Some(u) = &m.unit {
+            unit(u).map_err(|why| format!("metric `{}`: {why}", m.name))?;
+        }
+    }
+    Ok(Returned {
+        status: returned.status,
+        summary: line(&returned.summary, caps.summary_bytes),
+        details: returned.details.map(|d| block(&d, caps.details_bytes)),
+        metrics: returned.metrics,
+    })
 }
 
 #[cfg(test)]
