@@ -112,6 +112,21 @@ pub enum Command {
         #[arg(long, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
     },
+    /// Send an agent a command, signed with the collector's key, through the broker of
+    /// `--config` (or the embedded broker of `up`'s `--data-dir`).
+    Command {
+        /// The agent.
+        agent: String,
+        #[command(subcommand)]
+        what: AgentCommand,
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        /// With `--data-dir`: where `up`'s broker listens.
+        #[arg(long, default_value = "127.0.0.1:1883", global = true)]
+        mqtt: SocketAddr,
+    },
     /// A consistent online copy of the store to FILE (restore: see the README).
     Backup {
         file: PathBuf,
@@ -120,6 +135,17 @@ pub enum Command {
         #[arg(long, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
     },
+}
+
+/// What an agent can be told to do.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Run a check now, outside its schedule.
+    RunNow { check: String },
+    /// Publish every spooled result from SEQ on again.
+    ReplayFrom { seq: u64 },
+    /// Publish a fresh birth.
+    Rebirth,
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +369,75 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     link::external(mqtt, context, out_rx, stop).await;
     let _ = ingest.await;
     let _ = web.await;
+    Ok(())
+}
+
+/// `vakt-collector command AGENT …`: sign a command and publish it (QoS 1, waiting for the
+/// broker's PUBACK). The agent carries it out if it trusts this collector's key and the command
+/// is fresh (see `protocol::trust`).
+pub async fn command(
+    agent: &str,
+    what: AgentCommand,
+    data_dir: &Path,
+    config: Option<&Path>,
+    mqtt: SocketAddr,
+) -> Result<(), CliError> {
+    let agent = protocol::AgentId::new(agent).map_err(|e| CliError::Usage(format!("agent `{agent}`: {e}")))?;
+    let kind = match what {
+        AgentCommand::RunNow { check } => protocol::CommandKind::RunNow {
+            check: protocol::CheckName::new(&check).map_err(|e| CliError::Usage(format!("check `{check}`: {e}")))?,
+        },
+        AgentCommand::ReplayFrom { seq } => protocol::CommandKind::ReplayFrom { seq },
+        AgentCommand::Rebirth => protocol::CommandKind::Rebirth,
+    };
+    let client_id = format!("vakt-command-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let (mut options, topics, key_file) = match config {
+        Some(path) => {
+            let config = CollectorConfig::load(path)?;
+            let Some(mqtt) = config.mqtt else {
+                return Err(CliError::Usage(format!("{}: no [mqtt] section to publish through", path.display())));
+            };
+            let mut options = mqtt.options.clone();
+            options.set_client_id(client_id);
+            (options, mqtt.topics, config.signing_key)
+        }
+        None => {
+            let password = std::fs::read_to_string(data_dir.join("mqtt-password"))
+                .map_err(|source| CliError::DataDir { path: data_dir.join("mqtt-password"), source })?;
+            let mut options = rumqttc::MqttOptions::new(client_id, mqtt.ip().to_string(), mqtt.port());
+            options.set_credentials(AGENT_USER, password.trim());
+            (options, Topics::default(), data_dir.join("collector.key"))
+        }
+    };
+    options.set_keep_alive(std::time::Duration::from_secs(10)).set_clean_session(true);
+    let key = crate::identity::load_or_create(&key_file)?;
+    let mut signed = protocol::Command {
+        v: protocol::WIRE_VERSION,
+        agent: agent.clone(),
+        ts: std::time::SystemTime::now(),
+        command: kind.clone(),
+        sig: String::new(),
+    };
+    key.sign(&mut signed);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .publish(topics.commands(&agent), rumqttc::QoS::AtLeastOnce, false, protocol::encode(&signed, Encoding::Json))
+        .await
+        .map_err(|e| CliError::Usage(format!("publishing: {e}")))?;
+    let delivered = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("the broker: {e}")),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("no PUBACK from the broker within 10 s".into()));
+    delivered.map_err(CliError::Usage)?;
+    let _ = client.disconnect().await;
+    println!("sent {kind:?} to {agent}");
     Ok(())
 }
 

@@ -285,6 +285,10 @@ impl Ingest {
         }
         for s in &batch.states {
             self.plausible.saw(s.agent.as_str(), s.epoch, s.seq, now);
+            if let Some(birth) = &s.birth {
+                let intervals: Vec<u64> = birth.checks.iter().map(|c| c.interval_ms).collect();
+                self.plausible.schedule(s.agent.as_str(), &intervals, now);
+            }
         }
         for h in &batch.heartbeats {
             self.plausible.saw(h.agent.as_str(), h.epoch, h.seq, now);

@@ -76,6 +76,9 @@ fn main() -> ExitCode {
             }
             Command::Run { config } => cli::run(&config, stop_rx).await,
             Command::Key { data_dir, config } => cli::key(&data_dir, config.as_deref()),
+            Command::Command { agent, what, data_dir, config, mqtt } => {
+                cli::command(&agent, what, &data_dir, config.as_deref(), mqtt).await
+            }
             Command::CheckConfig { file } => collector::config::CollectorConfig::load(&file)
                 .map(|_| println!("{}: ok", file.display()))
                 .map_err(Into::into),

@@ -10,7 +10,8 @@
 //!
 //! ```text
 //! ceiling(now) = base + rate × seconds since the base was set
-//! seq:   rate = max_results_per_s (100),  base = highest seq seen + SEQ_SLACK (1,000)
+//! seq:   rate = 100, or twice what the agent's birth schedules; base = highest seq seen +
+//!        SEQ_SLACK (1,000, or twice the checks the birth announced: all may report at once)
 //! epoch: rate = 20 (an agent tries to connect at most every 50 ms, and every try takes an
 //!        epoch, reached broker or not), base = highest epoch seen + EPOCH_SLACK (16)
 //! ```
@@ -38,6 +39,8 @@ pub const SEQ_SLACK: u64 = 1_000;
 pub const EPOCH_SLACK: u64 = 16;
 /// Results a second an agent may produce by default (a hundred checks every second).
 pub const MAX_RESULTS_PER_S: u64 = 100;
+/// The most results a second a birth's schedule can make plausible.
+pub const MAX_SCHEDULED_PER_S: u64 = 10_000;
 /// Connection attempts a second an agent can make (its `reconnect_min` is at least 50 ms).
 pub const MAX_EPOCHS_PER_S: u64 = 20;
 
@@ -47,6 +50,8 @@ pub struct Known {
     pub epoch: u64,
     pub seq: u64,
     pub at_ms: Ms,
+    /// Checks it reported on.
+    pub checks: u64,
 }
 
 /// Why a number was refused: the counter's label and the detail.
@@ -88,6 +93,11 @@ impl Counter {
 struct Agent {
     seq: Counter,
     epoch: Counter,
+    /// How far its seq may run ahead at once: [`SEQ_SLACK`], or twice the checks it announced
+    /// (all of them may report in one burst).
+    seq_slack: u64,
+    /// Results a second it may produce: the default, or twice its announced schedule.
+    results_per_s: u64,
 }
 
 /// Every agent's counters.
@@ -109,18 +119,38 @@ impl Plausibility {
         Plausibility { agents: HashMap::new(), results_per_s: results_per_s.max(1) }
     }
 
+    fn fresh(&self, epoch: u64, seq: u64, checks: u64, at: Ms) -> Agent {
+        let seq_slack = SEQ_SLACK.max(checks.saturating_mul(2));
+        Agent {
+            seq: Counter::new(seq, seq_slack, at),
+            epoch: Counter::new(epoch, EPOCH_SLACK, at),
+            seq_slack,
+            results_per_s: self.results_per_s,
+        }
+    }
+
     /// Start from what the store holds.
     pub fn load(&mut self, agents: impl IntoIterator<Item = (String, Known)>) {
-        self.agents = agents
-            .into_iter()
-            .map(|(agent, k)| {
-                let counters = Agent {
-                    seq: Counter::new(k.seq, SEQ_SLACK, k.at_ms),
-                    epoch: Counter::new(k.epoch, EPOCH_SLACK, k.at_ms),
-                };
-                (agent, counters)
-            })
-            .collect();
+        let agents: Vec<_> = agents.into_iter().collect();
+        self.agents =
+            agents.into_iter().map(|(agent, k)| (agent, self.fresh(k.epoch, k.seq, k.checks, k.at_ms))).collect();
+    }
+
+    /// A birth announced `intervals_ms` (one per check): the agent may report all of them at once,
+    /// and as often as they are due, twice over.
+    pub fn schedule(&mut self, agent: &str, intervals_ms: &[u64], now: Ms) {
+        let per_s: f64 = intervals_ms.iter().map(|i| 1000.0 / (*i).max(1) as f64).sum();
+        // A birth is as forgeable as any message: what it can claim is capped.
+        let rate = self.results_per_s.max((per_s * 2.0).ceil() as u64).min(MAX_SCHEDULED_PER_S);
+        let slack = SEQ_SLACK.max(intervals_ms.len() as u64 * 2);
+        let fresh = self.fresh(0, 0, intervals_ms.len() as u64, now);
+        let a = self.agents.entry(agent.to_string()).or_insert(fresh);
+        if slack > a.seq_slack {
+            // The burst it may send now: widen the bound it has at once.
+            a.seq.base = a.seq.base.saturating_add(slack - a.seq_slack);
+        }
+        a.seq_slack = slack;
+        a.results_per_s = rate;
     }
 
     /// The highest seq and epoch seen of `agent`.
@@ -131,7 +161,7 @@ impl Plausibility {
     /// May `agent` have reached `seq` by `now`?
     pub fn seq(&self, agent: &str, seq: u64, now: Ms) -> Result<(), Implausible> {
         let Some(a) = self.agents.get(agent) else { return Ok(()) };
-        let ceiling = a.seq.ceiling(self.results_per_s, now);
+        let ceiling = a.seq.ceiling(a.results_per_s, now);
         if seq <= ceiling {
             return Ok(());
         }
@@ -162,16 +192,14 @@ impl Plausibility {
 
     /// An accepted message: what it says moves the bounds (see the module docs).
     pub fn saw(&mut self, agent: &str, epoch: u64, seq: u64, now: Ms) {
-        let rate = self.results_per_s;
         match self.agents.get_mut(agent) {
             Some(a) => {
-                a.seq.saw(seq, rate, SEQ_SLACK, now);
+                a.seq.saw(seq, a.results_per_s, a.seq_slack, now);
                 a.epoch.saw(epoch, MAX_EPOCHS_PER_S, EPOCH_SLACK, now);
             }
             None => {
-                let counters =
-                    Agent { seq: Counter::new(seq, SEQ_SLACK, now), epoch: Counter::new(epoch, EPOCH_SLACK, now) };
-                self.agents.insert(agent.to_string(), counters);
+                let fresh = self.fresh(epoch, seq, 0, now);
+                self.agents.insert(agent.to_string(), fresh);
             }
         }
     }
@@ -257,9 +285,22 @@ mod tests {
     }
 
     #[test]
+    fn a_birth_with_many_checks_allows_their_burst() {
+        // Ten thousand checks failing at once on one host are ten thousand results at once.
+        let mut p = Plausibility::default();
+        p.saw("big", 1, 0, 0);
+        let intervals = vec![60_000; 10_000];
+        p.schedule("big", &intervals, 0);
+        assert!(p.seq("big", 20_000, 0).is_ok());
+        assert!(p.seq("big", 20_001, 0).is_err());
+        // And as often as they are due: 10,000 a minute, twice over, is 334 a second.
+        assert!(p.seq("big", 20_000 + 334 * 60, 60_000).is_ok());
+    }
+
+    #[test]
     fn loading_starts_from_the_store() {
         let mut p = Plausibility::default();
-        p.load([("a".to_string(), Known { epoch: 7, seq: 500, at_ms: 0 })]);
+        p.load([("a".to_string(), Known { epoch: 7, seq: 500, at_ms: 0, checks: 3 })]);
         assert_eq!(p.highest("a"), Some((7, 500)));
         assert!(p.seq("a", 500 + SEQ_SLACK + 1, 0).is_err());
         assert!(p.epoch("a", 7 + EPOCH_SLACK + 1, 0).is_err());

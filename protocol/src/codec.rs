@@ -3,9 +3,10 @@
 //!
 //! A payload whose first byte is `{` is JSON. Anything else is binary: one byte of wire
 //! version, then the message in bincode 2 (standard config). Decoding never trusts the
-//! payload: its size is checked against [`MAX_PAYLOAD`] first, bincode runs with that same
-//! limit (a hostile 9-byte length prefix fails instead of allocating a terabyte), trailing
-//! bytes are refused, ids are validated while decoding and [`Validate`] checks the rest.
+//! payload: its size is checked against [`MAX_PAYLOAD`] first, bincode runs with a limit on the
+//! memory it may claim ([`DECODE_MEMORY`]: a hostile 9-byte length prefix fails instead of
+//! allocating a terabyte), trailing bytes are refused, ids are validated while decoding and
+//! [`Validate`] checks the rest.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,11 +20,17 @@ pub use crate::message::Encoding;
 /// this (summary 1 KiB, details 16 KiB, 256 metrics).
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 
+/// The memory bincode may claim while decoding one payload. bincode counts a sequence's length
+/// times the size of its element type, not the bytes on the wire: a birth of 10,000 checks is
+/// 200 KB on the wire and claims about 1 MB. Sixteen times the payload limit lets every payload
+/// that fits decode, and still stops a length bomb long before it allocates anything real.
+pub const DECODE_MEMORY: usize = 16 * MAX_PAYLOAD;
+
 const BINCODE: bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_PAYLOAD>,
-> = bincode::config::standard().with_limit::<MAX_PAYLOAD>();
+    bincode::config::Limit<DECODE_MEMORY>,
+> = bincode::config::standard().with_limit::<DECODE_MEMORY>();
 
 /// Why a payload was refused. The variants are the reasons a collector counts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

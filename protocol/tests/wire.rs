@@ -108,3 +108,34 @@ proptest! {
         let _ = decode::<CheckResult>(&bin);
     }
 }
+
+#[test]
+fn a_birth_of_ten_thousand_checks_decodes() {
+    // The codec's own ceiling for a birth; on the wire about 200 KB, within the payload limit.
+    let checks = (0..10_000)
+        .map(|i| protocol::CheckInfo {
+            check: CheckName::new(format!("check-{i}")).unwrap(),
+            plugin: "disk".into(),
+            sha256: String::new(),
+            interval_ms: 60_000,
+        })
+        .collect();
+    let state = StateMessage {
+        v: 1,
+        agent: AgentId::new("big-01").unwrap(),
+        epoch: 1,
+        seq: 0,
+        ts: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+        online: true,
+        birth: Some(protocol::Birth {
+            version: "0.1.0".into(),
+            host: protocol::HostFacts::default(),
+            checks,
+            heartbeat_ms: 30_000,
+            encoding: Encoding::Bincode,
+        }),
+    };
+    let bin = encode(&state, Encoding::Bincode);
+    assert!(bin.len() < protocol::codec::MAX_PAYLOAD, "{} bytes", bin.len());
+    assert_eq!(decode::<StateMessage>(&bin).unwrap(), state);
+}

@@ -339,7 +339,7 @@ impl Store {
     pub async fn known_counters(&self) -> Result<Vec<(String, crate::plausible::Known)>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.agent, a.epoch, MAX(a.contiguous, a.hb_seq, COALESCE((SELECT MAX(seq) FROM results r WHERE r.agent = a.agent), 0)),
-                    a.last_seen_ms
+                    a.last_seen_ms, (SELECT COUNT(*) FROM check_state c WHERE c.agent = a.agent)
              FROM agents a",
         )
         .fetch_all(&self.pool)
@@ -352,6 +352,7 @@ impl Store {
                     epoch: u64::try_from(r.get::<i64, _>(1)).unwrap_or(0),
                     seq: u64::try_from(r.get::<i64, _>(2)).unwrap_or(0),
                     at_ms: r.get::<Option<i64>, _>(3).unwrap_or(0),
+                    checks: u64::try_from(r.get::<i64, _>(4)).unwrap_or(0),
                 };
                 (r.get::<String, _>(0), known)
             })

@@ -291,7 +291,11 @@ fn status_page_operator_flow_and_a_viewer_refused_in_chromium() {
     assert!(atom.contains("Mail to some providers is queued"), "{atom}");
     let shown = site.cli(&["incident", "show", &id.to_string()], None);
     assert!(shown.contains("state: acknowledged"), "{shown}");
-    let audit = site.cli(&["audit", "export"], None);
+    // Refusals reach the trail within a second (they are written in aggregate, see `denials`).
+    let audit = e2e::eventually(Duration::from_secs(10), || {
+        let audit = site.cli(&["audit", "export"], None);
+        (audit.contains("\"actor\":\"vera\"") && audit.contains("\"denied\""), audit)
+    });
     let records: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let refused = records
         .iter()

@@ -393,6 +393,12 @@ fn settle<T: PartialEq + std::fmt::Debug>(mut value: impl FnMut() -> T) -> T {
 fn ten_thousand_checks_failing_at_once_on_one_host_make_one_incident_and_one_page() {
     let rig = Rig::new();
     let (_collector, mut agent) = rig.collector_and_fake(&policy(IMMEDIATE), "db-1");
+    // As a real agent does, it announces its checks first: that is what makes a burst of
+    // 10,000 results plausible to the collector (see collector::plausible).
+    let names: Vec<String> = (0..10_000).map(|i| format!("check-{i}")).collect();
+    let checks: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 60_000)).collect();
+    agent.birth(&checks, 30_000);
+    eventually(Duration::from_secs(30), || (rig.metric("vakt_ingest_states_total").unwrap_or(0) >= 1, ()));
     for i in 0..10_000 {
         agent.result(&format!("check-{i}"), protocol::Status::Critical);
     }
@@ -401,7 +407,7 @@ fn ten_thousand_checks_failing_at_once_on_one_host_make_one_incident_and_one_pag
         let a = with_store(&rig.path("vakt.db"), async |s| s.alerts(incident.id).await.unwrap());
         (a.len() == 10_000, a.len())
     });
-    assert_eq!(alerts, 10_000);
+    assert_eq!(alerts, 10_000, "{}", rig.dump());
     eventually(Duration::from_secs(20), || (rig.hooks.json("/alice").len() == 1, ()));
     assert_eq!(settle(|| rig.incidents().len()), 1);
     assert_eq!(settle(|| rig.hooks.json("/alice").len()), 1, "one page, not 10,000");

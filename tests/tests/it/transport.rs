@@ -91,12 +91,16 @@ plugin = "memory"
             ),
         )
         .unwrap();
+        let connected = || self.dump_log().matches("collector connected to the broker").count();
+        let before = connected();
         let proc = Proc::spawn(
             "collector",
             Command::new(collector_binary()).args(["run", "--config"]).arg(&config).env("VAKT_LOG", "info"),
             &self.log(),
         );
         wait_for_port(http, Duration::from_secs(30));
+        // Subscribed before anyone publishes: a message sent earlier has no subscriber to reach.
+        eventually(Duration::from_secs(30), || (connected() > before, ()));
         (proc, http)
     }
 

@@ -42,12 +42,16 @@ impl Rig {
             ),
         )
         .unwrap();
+        let connected = || self.dump().matches("collector connected to the broker").count();
+        let before = connected();
         let proc = Proc::spawn(
             "collector",
             Command::new(collector_binary()).args(["run", "--config"]).arg(&config).env("VAKT_LOG", "info"),
             &self.log(),
         );
         wait_for_port(http, Duration::from_secs(30));
+        // Subscribed before anyone publishes: a result sent earlier has no subscriber to reach.
+        eventually(Duration::from_secs(30), || (connected() > before, ()));
         (proc, http)
     }
 
@@ -135,6 +139,18 @@ fn no_client_can_take_the_collectors_link_or_the_local_agents_identity() {
     assert_eq!(metric(http, "vakt_broker_logins_refused_total"), 3);
     let incidents = e2e::with_store(&data.join("vakt.db"), async |s| s.incidents(false).await.unwrap());
     assert!(incidents.iter().all(|i| !i.title.contains("down")), "{incidents:?}");
+
+    // The operator's way to command an agent: signed with the collector's key, carried out.
+    let host = sysinfo::System::host_name().unwrap();
+    let out = Command::new(collector_binary())
+        .args(["command", &host, "run-now", "cpu", "--data-dir"])
+        .arg(&data)
+        .args(["--mqtt", &format!("127.0.0.1:{mqtt}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually(Duration::from_secs(30), || (rig.dump().contains("running now, as asked check=cpu"), ()));
+    assert!(rig.dump().contains("running now, as asked check=cpu"), "{}", rig.dump());
 }
 
 fn heartbeat(agent: &str, epoch: u64, seq: u64, held_from: u64) -> protocol::Heartbeat {
