@@ -38,11 +38,21 @@ fuzz_target!(|data: &[u8]| {
             Ok(check) => CommandKind::RunNow { check },
             Err(_) => CommandKind::Rebirth,
         },
-        1 => CommandKind::ReplayFrom { seq: u64::from_le_bytes(rest.iter().copied().chain([0; 8]).take(8).collect::<Vec<_>>().try_into().unwrap_or([0; 8])) % (1 << 53) },
+        1 => CommandKind::ReplayFrom {
+            seq: u64::from_le_bytes(
+                rest.iter().copied().chain([0; 8]).take(8).collect::<Vec<_>>().try_into().unwrap_or([0; 8]),
+            ) % (1 << 53),
+        },
         _ => CommandKind::Rebirth,
     };
     let skew = Duration::from_millis(u64::from(selector) * 1_000);
-    let mut command = Command { v: WIRE_VERSION, agent: AgentId::new("web-01").expect("id"), ts: now - skew, command: kind, sig: String::new() };
+    let mut command = Command {
+        v: WIRE_VERSION,
+        agent: AgentId::new("web-01").expect("id"),
+        ts: now - skew,
+        command: kind,
+        sig: String::new(),
+    };
     key().sign(&mut command);
     let encoding = if selector & 0x80 == 0 { Encoding::Json } else { Encoding::Bincode };
     let payload = encode(&command, encoding);
