@@ -20,7 +20,6 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -30,8 +29,10 @@ use protocol::{AgentId, CheckName};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::check::{Check, PluginRef};
 use crate::grant::{Grant, GrantSet};
 use crate::plugin::RunLimits;
+use crate::quarantine::QuarantinePolicy;
 use crate::standard;
 
 /// A config file that could not be used.
@@ -266,72 +267,6 @@ struct CheckSection {
 // ---------------------------------------------------------------------------------------------
 // The validated config.
 
-/// Where a check's plugin comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginRef {
-    /// Embedded in the agent.
-    Standard(String),
-    /// A component file.
-    File(PathBuf),
-}
-
-impl fmt::Display for PluginRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PluginRef::Standard(name) => f.write_str(name),
-            PluginRef::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-impl PluginRef {
-    /// A standard plugin name, or else a path (relative to `base`).
-    pub fn parse(text: &str, base: &Path) -> PluginRef {
-        if standard::names().any(|n| n == text) {
-            PluginRef::Standard(text.to_string())
-        } else {
-            PluginRef::File(base.join(text))
-        }
-    }
-
-    /// A short label: the standard name or the file name.
-    pub fn label(&self) -> String {
-        match self {
-            PluginRef::Standard(name) => name.clone(),
-            PluginRef::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        }
-    }
-}
-
-/// One scheduled check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckConfig {
-    pub name: CheckName,
-    pub plugin: PluginRef,
-    pub interval: Duration,
-    pub limits: RunLimits,
-    pub sha256: Option<String>,
-    pub grants: GrantSet,
-    pub config: Vec<(String, String)>,
-}
-
-/// Quarantine of plugins that fault again and again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuarantinePolicy {
-    /// Consecutive faults that quarantine a check.
-    pub after: u32,
-    /// First quarantine; doubles on every repeat.
-    pub backoff: Duration,
-    /// Longest quarantine.
-    pub max_backoff: Duration,
-}
-
-impl Default for QuarantinePolicy {
-    fn default() -> Self {
-        QuarantinePolicy { after: 3, backoff: Duration::from_secs(60), max_backoff: Duration::from_secs(3600) }
-    }
-}
-
 /// The validated agent config.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -342,7 +277,7 @@ pub struct AgentConfig {
     pub quarantine: QuarantinePolicy,
     pub probes: crate::probe::ProbeSettings,
     pub ehlo_name: Option<String>,
-    pub checks: Vec<CheckConfig>,
+    pub checks: Vec<Check>,
     /// Where the epoch lives (and the spool, by default).
     pub state_dir: PathBuf,
     /// Publish to this broker; `None` prints results to stdout.
@@ -573,7 +508,7 @@ impl AgentConfig {
             }
             let limits =
                 RunLimits { timeout, memory: section.memory.map_or(base_limits.memory, |m| m.0), ..base_limits };
-            checks.push(CheckConfig {
+            checks.push(Check {
                 name,
                 plugin,
                 interval,

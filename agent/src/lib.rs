@@ -8,12 +8,14 @@
 //!   decisions made on them.
 //! - [`probe`]: network probes on tokio (TCP, HTTP, DNS, TLS, SMTP); knows nothing of plugins.
 //! - [`standard`]: the standard plugins embedded in the binary.
-//! - [`config`]: `agent.toml`, validated into typed values.
+//! - [`check`]: a check as the agent runs it (name, plugin, interval, limits, grants).
+//! - [`config`]: `agent.toml`, validated into [`check::Check`]s and the other typed values.
 //! - [`scheduler`]: one task per check, jittered, bounded concurrency; [`quarantine`] is the
 //!   circuit breaker for plugins that keep faulting.
 //! - [`nagios`]: Nagios plugin output for `vakt-agent check`.
 //! - [`cli`]: the commands, callable in-process; `main.rs` only parses and dispatches.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod grant;

@@ -9,7 +9,22 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::QuarantinePolicy;
+/// Quarantine of plugins that fault again and again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantinePolicy {
+    /// Consecutive faults that quarantine a check.
+    pub after: u32,
+    /// First quarantine; doubles on every repeat.
+    pub backoff: Duration,
+    /// Longest quarantine.
+    pub max_backoff: Duration,
+}
+
+impl Default for QuarantinePolicy {
+    fn default() -> Self {
+        QuarantinePolicy { after: 3, backoff: Duration::from_secs(60), max_backoff: Duration::from_secs(3600) }
+    }
+}
 
 /// The state of one check's breaker.
 #[derive(Debug, Clone)]

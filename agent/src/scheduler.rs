@@ -17,14 +17,14 @@ use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{CheckConfig, QuarantinePolicy};
+use crate::check::Check;
 use crate::plugin::{Plugin, PluginSource, RunReport, RunRequest, Runtime};
-use crate::quarantine::Breaker;
+use crate::quarantine::{Breaker, QuarantinePolicy};
 
 /// A check, ready to schedule, with its plugin in one of three states.
 #[derive(Debug)]
 pub struct ScheduledCheck {
-    pub config: CheckConfig,
+    pub config: Check,
     pub plugin: PluginLoad,
 }
 

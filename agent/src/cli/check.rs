@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 use protocol::{CheckName, CheckResult};
 
 use super::{CheckArgs, Format, cache_dir, plugin_source};
-use crate::config::{PluginRef, default_agent_id};
+use crate::check::PluginRef;
+use crate::config::default_agent_id;
 use crate::grant::GrantSet;
 use crate::nagios;
 use crate::plugin::{RunLimits, RunReport, RunRequest, Runtime, RuntimeConfig};

@@ -16,7 +16,8 @@ pub use componentize::componentize;
 pub use plugins::plugins;
 pub use run::run;
 
-use crate::config::{PluginRef, default_cache_dir};
+use crate::check::PluginRef;
+use crate::config::default_cache_dir;
 use crate::plugin::PluginSource;
 
 /// Sandboxed WebAssembly check plugins for servers.

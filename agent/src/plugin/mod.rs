@@ -35,7 +35,7 @@ pub use limits::RunLimits;
 use crate::grant::{Capability, GrantSet};
 use crate::probe::{ProbeSettings, Prober};
 use bindings::{Check, CheckPre};
-use host::HostServices;
+use state::HostServices;
 use state::PluginState;
 
 /// How the runtime is set up.

@@ -8,9 +8,20 @@ use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::probe::Prober;
+
 use super::capability::Access;
-use super::host::HostServices;
+use super::facts::Facts;
 use super::limits::MemoryLimiter;
+
+/// What host functions use, shared by all runs.
+#[derive(Debug)]
+pub(crate) struct HostServices {
+    pub(crate) facts: Facts,
+    pub(crate) prober: Prober,
+    /// The name the SMTP probe sends with EHLO.
+    pub(crate) ehlo_name: String,
+}
 
 /// Log messages a plugin may write per run; more are counted and dropped.
 pub(crate) const LOG_MESSAGES_PER_RUN: u32 = 100;

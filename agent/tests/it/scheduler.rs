@@ -4,16 +4,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agent::config::{CheckConfig, PluginRef, QuarantinePolicy};
+use agent::check::{Check, PluginRef};
 use agent::plugin::RunLimits;
+use agent::quarantine::QuarantinePolicy;
 use agent::scheduler::{self, CheckRun, PluginLoad, ScheduledCheck};
 use protocol::{CheckName, Status};
 use tokio::sync::{mpsc, watch};
 
 use crate::support::*;
 
-fn check(name: &str, plugin: &str, mode: &str, interval_ms: u64, timeout_ms: u64) -> CheckConfig {
-    CheckConfig {
+fn check(name: &str, plugin: &str, mode: &str, interval_ms: u64, timeout_ms: u64) -> Check {
+    Check {
         name: CheckName::new(name).unwrap(),
         plugin: PluginRef::File(PathBuf::from(plugin)),
         interval: Duration::from_millis(interval_ms),

@@ -7,20 +7,10 @@ mod log;
 mod net;
 mod system;
 
-use crate::probe::{ProbeError, Prober};
+use crate::probe::ProbeError;
 
 use super::bindings::{HostError, vakt};
-use super::facts::Facts;
 use super::state::PluginState;
-
-/// What host functions use, shared by all runs.
-#[derive(Debug)]
-pub(crate) struct HostServices {
-    pub(crate) facts: Facts,
-    pub(crate) prober: Prober,
-    /// The name the SMTP probe sends with EHLO.
-    pub(crate) ehlo_name: String,
-}
 
 impl vakt::check::types::Host for PluginState {}
 

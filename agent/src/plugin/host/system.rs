@@ -8,7 +8,7 @@ use crate::plugin::state::PluginState;
 type Answer<T> = wasmtime::Result<Result<T, HostError>>;
 
 impl PluginState {
-    fn system_fact<T>(&self, read: impl FnOnce(&super::Facts) -> Result<T, String>) -> Answer<T> {
+    fn system_fact<T>(&self, read: impl FnOnce(&crate::plugin::facts::Facts) -> Result<T, String>) -> Answer<T> {
         if let Err(why) = self.access.require(Capability::System) {
             return Ok(Err(HostError::Denied(why)));
         }
