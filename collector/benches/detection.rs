@@ -119,9 +119,9 @@ flap_detection = false
         let (stop_tx, stop_rx) = watch::channel(false);
         let data = dir.path().join("data");
         let up_data = data.clone();
-        tokio::spawn(
-            async move { collector::cli::up(&up_data, mqtt, http, false, Some(&policy), None, stop_rx).await },
-        );
+        tokio::spawn(async move {
+            collector::app::cli::up(&up_data, mqtt, http, false, Some(&policy), None, stop_rx).await
+        });
         // Wait for the broker and the password file.
         let password = loop {
             if let Ok(p) = std::fs::read_to_string(data.join("mqtt-password"))
@@ -132,7 +132,7 @@ flap_detection = false
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let mut options = MqttOptions::new("detection-bench", "127.0.0.1", mqtt.port());
-        options.set_credentials(collector::cli::AGENT_USER, password).set_keep_alive(Duration::from_secs(30));
+        options.set_credentials(collector::app::cli::AGENT_USER, password).set_keep_alive(Duration::from_secs(30));
         let (client, mut eventloop) = AsyncClient::new(options, 1000);
         tokio::spawn(async move {
             loop {

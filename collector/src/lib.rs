@@ -1,49 +1,29 @@
 //! The Vakt collector: subscribes to agents' results over MQTT, stores them durably, acks
-//! them, and serves HTTP.
+//! them, turns sustained failures into incidents, pages and reminds, and serves the status
+//! page and the operator side over HTTP.
 //!
-//! - [`ingest`]: decode, validate, batch, store, ack. Transport-agnostic.
-//! - [`link`]: rumqttc to an external broker, or the embedded broker's in-process link.
-//! - [`broker`]: the embedded rumqttd for `vakt-collector up`.
-//! - [`store`]: the only module that knows the database (SQLite through sqlx).
-//! - [`http`]: health, metrics, overview.
+//! Rooms, from the bottom up; each may import only the rooms below it (the tidy test in
+//! `tests/tests/it/tidy.rs` holds the list in `tidy.toml`):
+//!
 //! - [`incident`]: the pure state engine (check states → incident decisions).
-//! - [`policy`]: rules, teams, rotations, escalation policies, channels (collector.toml).
-//! - [`escalate`]: pages by escalation step, acknowledgement timeouts, who hears what.
-//! - [`remind`]: reminders (unacknowledged, stale, legal clocks, actions, silent agents, reviews).
-//! - [`status`]: component statuses for the public side (Statuspage-shaped JSON).
-//! - [`notify`]: delivers the notification log (webhook, Slack, SMTP) with retries.
-//! - [`auth`]: roles, permissions, token scopes, password hashing, login rate limiting.
-//! - [`ops`]: the operator web UI and JSON API (`/api/v1`), every route behind a permission.
-//! - [`cli`]: `up`, `run`, `check-config`, `incident`, `user`, `audit`, `backup`.
+//! - [`model`]: the records (incidents, timelines, notifications, reminders, registers).
+//! - [`rules`]: pure decisions: the policy, escalation, reminders, plausibility, compliance.
+//! - [`auth`]: roles, permissions, token scopes, password hashing (bounded), secrets.
+//! - [`health`]: whether the collector is doing its job, and the counters `/metrics` shows.
+//! - [`store`]: the only room that knows the database (SQLite through sqlx).
+//! - [`actions`]: what operators do, for every door: accounts and incident changes.
+//! - [`http`]: axum: the public side, the operator UI and API, probes, HTML and SVG.
+//! - [`app`]: the running collector: command line, config, MQTT link, broker, ingest, workers.
 
-pub mod admin;
+pub mod actions;
+pub mod app;
 pub mod auth;
-pub mod broker;
-pub mod cli;
-pub mod compliance;
-pub mod config;
-pub mod customers;
-pub mod denials;
-pub mod escalate;
-pub mod hashing;
 pub mod health;
 pub mod http;
-pub mod identity;
 pub mod incident;
-pub mod ingest;
-pub mod limits;
-pub mod link;
-pub mod notify;
-pub mod ops;
-pub mod plausible;
-pub mod policy;
-pub mod remind;
-pub mod selfcheck;
-pub mod serve;
-pub mod status;
+pub mod model;
+pub mod rules;
 pub mod store;
-pub mod subscribe;
-pub mod tls;
 
 pub use agent::report;
 

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use collector::cli::{self, Cli, Command};
+use collector::app::cli::{self, Cli, Command};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -51,26 +51,26 @@ fn main() -> ExitCode {
             }
             Command::Incident { action, data_dir, config } => cli::incident(action, &data_dir, config.as_deref()).await,
             Command::User { action, data_dir, config } => {
-                match collector::admin::open_target(&data_dir, config.as_deref()) {
-                    Ok((db, _)) => collector::admin::user(action, &db).await,
+                match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::app::cli::admin::user(action, &db).await,
                     Err(e) => Err(e),
                 }
             }
             Command::Token { action, data_dir, config } => {
-                match collector::admin::open_target(&data_dir, config.as_deref()) {
-                    Ok((db, _)) => collector::admin::token(action, &db).await,
+                match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::app::cli::admin::token(action, &db).await,
                     Err(e) => Err(e),
                 }
             }
             Command::Audit { action, data_dir, config } => {
-                match collector::admin::open_target(&data_dir, config.as_deref()) {
-                    Ok((db, _)) => collector::admin::audit(action, &db).await,
+                match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::app::cli::admin::audit(action, &db).await,
                     Err(e) => Err(e),
                 }
             }
             Command::Backup { file, data_dir, config } => {
-                match collector::admin::open_target(&data_dir, config.as_deref()) {
-                    Ok((db, _)) => collector::admin::backup(&file, &db).await,
+                match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::app::cli::admin::backup(&file, &db).await,
                     Err(e) => Err(e),
                 }
             }
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
             Command::Command { agent, what, data_dir, config, mqtt } => {
                 cli::command(&agent, what, &data_dir, config.as_deref(), mqtt).await
             }
-            Command::CheckConfig { file } => collector::config::CollectorConfig::load(&file)
+            Command::CheckConfig { file } => collector::app::config::CollectorConfig::load(&file)
                 .map(|_| println!("{}: ok", file.display()))
                 .map_err(Into::into),
         }

@@ -12,17 +12,17 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use collector::auth::{self, Perm, Role};
-use collector::http::AppState;
-use collector::ops::{ROUTES, SESSION_COOKIE};
+use collector::http::ops::{ROUTES, SESSION_COOKIE};
+use collector::http::state::AppState;
 use collector::store::Store;
 use collector::store::audit::Who;
 use tower::ServiceExt;
 
 struct Rig {
-    denials: Arc<collector::denials::Denials>,
+    denials: Arc<collector::http::denials::Denials>,
     _dir: tempfile::TempDir,
     store: Store,
-    policy: Arc<collector::policy::Policy>,
+    policy: Arc<collector::rules::policy::Policy>,
     app: axum::Router,
 }
 
@@ -36,11 +36,11 @@ async fn rig() -> Rig {
     for (name, role) in [("viewer1", Role::Viewer), ("tech1", Role::Technician), ("admin1", Role::Admin)] {
         store.add_user(&root, name, role, &phc, collector::now_ms()).await.unwrap().unwrap();
     }
-    let meta = collector::policy::Policy::default().manual_meta(&[]).unwrap();
+    let meta = collector::rules::policy::Policy::default().manual_meta(&[]).unwrap();
     store
         .open_manual(
             "mail delayed",
-            collector::policy::Severity::Major,
+            collector::rules::policy::Severity::Major,
             "manual",
             &[],
             &meta,
@@ -50,10 +50,15 @@ async fn rig() -> Rig {
         .await
         .unwrap();
     // Components as `up` seeds them: one per check of the agent web-1.
-    let mut policy = collector::policy::Policy::default();
+    let mut policy = collector::rules::policy::Policy::default();
     policy.seed_components("web-1", &["smtp".to_string(), "http".to_string()]);
     let policy = Arc::new(policy);
-    let state = AppState::new(store.clone(), Arc::default(), collector::status::Shared::default(), policy.clone());
+    let state = AppState::new(
+        store.clone(),
+        Arc::default(),
+        collector::http::public::status::Shared::default(),
+        policy.clone(),
+    );
     let denials = state.denials.clone();
     Rig { _dir: dir, store, policy, denials, app: collector::http::app(state) }
 }
@@ -125,7 +130,7 @@ impl Rig {
         self.denials.flush(&self.store, collector::now_ms(), true).await;
         let records = self.store.audit_records(0, 100_000).await.unwrap();
         let details = records.iter().filter(|r| r.outcome == "denied").map(|r| r.detail.as_str());
-        usize::try_from(collector::denials::Denials::represented(details)).unwrap()
+        usize::try_from(collector::http::denials::Denials::represented(details)).unwrap()
     }
 }
 
@@ -308,7 +313,7 @@ async fn logins_fail_closed_and_are_rate_limited_and_audited() {
 
 #[tokio::test]
 async fn openapi_lists_every_api_route_with_its_permission() {
-    let doc = collector::ops::openapi::document();
+    let doc = collector::http::ops::openapi::document();
     for route in ROUTES.iter().filter(|r| r.path.starts_with("/api/")) {
         let op = &doc["paths"][route.path][route.method.to_lowercase()];
         assert_eq!(op["x-vakt-permission"], route.perm.as_str(), "{} {}", route.method, route.path);
@@ -423,7 +428,7 @@ async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
     let rig = rig().await;
     let (_, tech) = rig.token("tech1", &[Perm::Read, Perm::Triage], 86_400_000).await;
     let now = collector::now_ms();
-    let at = |ms: i64| collector::escalate::rfc3339(ms);
+    let at = |ms: i64| collector::rules::time::rfc3339(ms);
     let muted =
         |rig: &Rig| rig.policy.meta("web-1", Some("smtp"), protocol::Status::Critical, collector::now_ms()).muted;
     assert_eq!(muted(&rig), None);
@@ -466,8 +471,8 @@ async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
     let session = rig.session("tech1", Role::Technician).await;
     let form = format!(
         "kind=silence&reason=Noisy+deploy&components=&agents=web-*&checks=http&start={}&end={}",
-        collector::ops::urlencode(&at(now - 1000)),
-        collector::ops::urlencode(&at(now + 600_000))
+        collector::http::ops::urlencode(&at(now - 1000)),
+        collector::http::ops::urlencode(&at(now + 600_000))
     );
     let page = rig.send("POST", "/ops/windows", &session, Some(&form), true).await;
     assert_eq!(page.status(), StatusCode::OK);

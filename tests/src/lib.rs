@@ -121,7 +121,7 @@ pub fn shared_cache() -> &'static Path {
 /// The signing key of a collector whose store is in `dir` (`dir/collector.key`, made if
 /// missing, exactly as the collector makes it), and its public half for agent configs.
 pub fn collector_key(dir: &Path) -> (protocol::SigningKey, String) {
-    let key = collector::identity::load_or_create(&dir.join("collector.key")).expect("collector key");
+    let key = collector::app::identity::load_or_create(&dir.join("collector.key")).expect("collector key");
     let public = key.public().to_string();
     (key, public)
 }

@@ -4,10 +4,11 @@
 use serde::Deserialize;
 
 use crate::incident::Ms;
-use crate::policy::{Policy, Severity};
+use crate::model::{BreachFields, PostmortemFields};
+use crate::rules::policy::{Policy, Severity};
 use crate::store::Store;
 use crate::store::audit::Who;
-use crate::store::deviations::{BreachFields, FOLLOW_UP, PostmortemFields};
+use crate::store::deviations::FOLLOW_UP;
 use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
 
 /// Public update states (Statuspage's).
@@ -480,7 +481,7 @@ impl Change {
                 if incident.state == "resolved" {
                     return Err(Refused::Conflict(format!("#{id} is resolved")));
                 }
-                let pages = crate::escalate::for_responder(&incident, &target, policy, now);
+                let pages = crate::rules::escalation::for_responder(&incident, &target, policy, now);
                 if pages.is_empty() {
                     return Err(Refused::Invalid(format!("nobody is reachable at `{target}` in the policy")));
                 }

@@ -22,10 +22,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::health::counters::BrokerStats;
 
 /// The prefix of the collector's own client ids.
 pub const COLLECTOR_CLIENT_PREFIX: &str = "vakt-collector";
@@ -48,18 +50,6 @@ pub struct Accounts {
     pub agents: (String, String),
     /// The local agent's own account and its client id, which no other account may use.
     pub local: Option<(String, String, String)>,
-}
-
-/// The embedded broker's counters, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct BrokerStats {
-    /// Logins refused (wrong password or a reserved client id).
-    pub refused_logins: AtomicU64,
-    /// Connections closed at once: their source had its share open.
-    pub refused_connections: AtomicU64,
-    /// Accepts the system refused (descriptors, memory).
-    pub accept_errors: AtomicU64,
-    pub open: AtomicU64,
 }
 
 /// Accept MQTT clients on `public` and relay each to rumqttd at `internal`, within the caps.
@@ -139,7 +129,7 @@ impl Accounts {
 /// The most MQTT clients at once: a quarter of the file descriptor limit (each costs two, the
 /// client's and the relay's), so HTTP connections, the database and the spool keep theirs.
 pub fn max_connections() -> usize {
-    let soft = crate::limits::open_files().0;
+    let soft = crate::app::limits::open_files().0;
     usize::try_from(soft / 4).unwrap_or(usize::MAX).clamp(16, 10_000)
 }
 

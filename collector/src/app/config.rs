@@ -36,8 +36,8 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::link::ExternalSettings;
-use crate::policy::{Policy, PolicyModel};
+use crate::app::link::ExternalSettings;
+use crate::rules::policy::{Policy, PolicyModel};
 
 /// A config file that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,7 @@ pub enum ConfigError {
 }
 
 /// The broker and storage sections (the policy's sections are read separately, see
-/// [`crate::policy::PolicyModel`]; top-level keys are checked by hand).
+/// [`crate::rules::policy::PolicyModel`]; top-level keys are checked by hand).
 #[derive(Debug, Deserialize)]
 struct FileModel {
     mqtt: Option<MqttSection>,
@@ -124,7 +124,9 @@ impl CollectorConfig {
         let toml_error = |e: toml::de::Error| e.to_string().trim_end().to_string();
         let table: toml::Table = toml::from_str(source).map_err(toml_error)?;
         for key in table.keys() {
-            if !["mqtt", "store", "http"].contains(&key.as_str()) && !crate::policy::SECTIONS.contains(&key.as_str()) {
+            if !["mqtt", "store", "http"].contains(&key.as_str())
+                && !crate::rules::policy::SECTIONS.contains(&key.as_str())
+            {
                 let line = source
                     .lines()
                     .position(|l| {
@@ -134,13 +136,17 @@ impl CollectorConfig {
                     .map_or(String::new(), |n| format!("line {}: ", n + 1));
                 return Err(format!(
                     "{line}unknown section `{key}`, expected one of mqtt, store, http, {}",
-                    crate::policy::SECTIONS.join(", ")
+                    crate::rules::policy::SECTIONS.join(", ")
                 ));
             }
         }
         let model: FileModel = toml::from_str(source).map_err(toml_error)?;
         let policy_model: PolicyModel = toml::from_str(source).map_err(toml_error)?;
-        let policy = Policy::build(policy_model, source, base)?;
+        let read = |path: &Path| {
+            let path = base.join(path);
+            std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let policy = Policy::build(policy_model, source, &read)?;
         let at = |span: Range<usize>, message: String| format!("line {}: {message}", line_of(source, span));
         let http = match &model.http.listen {
             Some(l) => l
@@ -152,7 +158,7 @@ impl CollectorConfig {
         let database = base.join(model.store.path.unwrap_or_else(|| PathBuf::from("vakt.db")));
         let tls = match (&model.http.tls_cert, &model.http.tls_key) {
             (Some(cert), Some(key)) => Some(
-                crate::tls::server_config(&base.join(cert.get_ref()), &base.join(key.get_ref()))
+                crate::http::tls::server_config(&base.join(cert.get_ref()), &base.join(key.get_ref()))
                     .map_err(|e| at(cert.span(), format!("`http.tls_cert`/`tls_key`: {e}")))?,
             ),
             (Some(one), None) | (None, Some(one)) => {
@@ -160,7 +166,7 @@ impl CollectorConfig {
             }
             (None, None) => None,
         };
-        let default_key = crate::identity::default_path(&database);
+        let default_key = crate::app::identity::default_path(&database);
         let Some(m) = model.mqtt else {
             return Ok(CollectorConfig {
                 mqtt: None,

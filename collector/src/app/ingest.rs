@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -19,9 +19,10 @@ use protocol::{Ack, CheckResult, DecodeError, Encoding, Heartbeat, StateMessage,
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use crate::health::counters::IngestStats;
 use crate::incident::{Action, Engine, Input, Ms};
-use crate::plausible::Plausibility;
-use crate::policy::Policy;
+use crate::rules::plausible::Plausibility;
+use crate::rules::policy::Policy;
 use crate::store::{Batch, Decisions, Planned, Store, StoreError};
 
 /// One message received on a subscription.
@@ -36,41 +37,6 @@ pub struct Inbound {
 pub struct Outbound {
     pub topic: String,
     pub payload: Vec<u8>,
-}
-
-/// Counters, exported on `/metrics`.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub received: AtomicU64,
-    pub stored: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub acks: AtomicU64,
-    pub batches: AtomicU64,
-    pub states: AtomicU64,
-    pub heartbeats: AtomicU64,
-    pub store_errors: AtomicU64,
-    dropped: std::sync::Mutex<HashMap<&'static str, u64>>,
-}
-
-impl Stats {
-    fn drop_one(&self, reason: &'static str) {
-        if let Ok(mut map) = self.dropped.lock() {
-            *map.entry(reason).or_default() += 1;
-        }
-    }
-
-    /// Dropped payloads by reason.
-    pub fn dropped(&self) -> Vec<(&'static str, u64)> {
-        let mut all: Vec<_> =
-            self.dropped.lock().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default();
-        all.sort();
-        all
-    }
-
-    /// Total dropped payloads.
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped().iter().map(|(_, n)| n).sum()
-    }
 }
 
 /// Logs a dropped payload at most once a minute per (source, reason).
@@ -97,7 +63,7 @@ impl DropLog {
 /// Where ingest reports: counters, health, and the acks it sends.
 #[derive(Debug, Clone)]
 pub struct Outlets {
-    pub stats: Arc<Stats>,
+    pub stats: Arc<IngestStats>,
     pub health: Arc<crate::health::Health>,
     pub out: mpsc::Sender<Outbound>,
 }
@@ -107,7 +73,7 @@ pub struct Outlets {
 pub struct Ingest {
     store: Store,
     topics: Topics,
-    stats: Arc<Stats>,
+    stats: Arc<IngestStats>,
     health: Arc<crate::health::Health>,
     /// Heartbeat interval and last heartbeat per agent: how long a silence is normal.
     heartbeats: HashMap<String, (u64, Ms)>,

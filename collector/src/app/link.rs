@@ -14,8 +14,8 @@ use rumqttd::Notification;
 use rumqttd::local::{LinkRx, LinkTx};
 use tokio::sync::{mpsc, watch};
 
+use crate::app::ingest::{Inbound, Outbound};
 use crate::health::Health;
-use crate::ingest::{Inbound, Outbound};
 
 /// How the collector connects to an external broker.
 #[derive(Debug, Clone)]

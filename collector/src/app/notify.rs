@@ -18,9 +18,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, watch};
 
-use crate::policy::{Delivery, Policy, Smtp, SmtpTls};
+use crate::model::NotificationRow;
+use crate::rules::policy::{Delivery, Policy, Smtp, SmtpTls};
 use crate::store::Store;
-use crate::store::outbox::NotificationRow;
 
 /// Sends in flight at once.
 pub const PARALLEL: usize = 16;

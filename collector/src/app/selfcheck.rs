@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::app::notify::Sender;
 use crate::health::{Health, PROBE_EVERY_MS, Verdict, Writer};
 use crate::incident::Ms;
-use crate::notify::Sender;
-use crate::policy::{Meta, Policy, Severity, Urgency};
+use crate::rules::policy::{Meta, Policy, Severity, Urgency};
 use crate::store::Store;
 use crate::store::audit::Who;
 
@@ -129,7 +129,7 @@ impl SelfCheck {
         let data = serde_json::json!({ "kind": "audit-head", "head": line, "at_ms": now });
         for target in &self.policy.audit_export.targets {
             for (who, delivery) in self.policy.deliveries(target, now) {
-                let payload = crate::escalate::payload(&delivery, subject, &body, data.clone());
+                let payload = crate::rules::escalation::payload(&delivery, subject, &body, data.clone());
                 match self.sender.deliver_now(&delivery, subject, &body, &payload).await {
                     Ok(()) => tracing::info!(to = %who, "audit head exported"),
                     Err(error) => tracing::error!(to = %who, error = %error, "audit head export failed"),
@@ -258,7 +258,7 @@ impl SelfCheck {
         let data = serde_json::json!({ "kind": "collector", "subject": subject, "at_ms": now });
         for target in targets {
             for (who, delivery) in self.policy.deliveries(&target, now) {
-                let payload = crate::escalate::payload(&delivery, subject, body, data.clone());
+                let payload = crate::rules::escalation::payload(&delivery, subject, body, data.clone());
                 match self.sender.deliver_now(&delivery, subject, body, &payload).await {
                     Ok(()) => tracing::info!(to = %who, delivery = %delivery.label(), "self-monitor page sent"),
                     Err(error) => tracing::error!(to = %who, error = %error, "self-monitor page failed"),

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::incident::engine::Ms;
 
+pub mod hashing;
+
 /// A person's role. Each includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 
 use crate::incident::Ms;
 
+pub mod counters;
+
 /// A part may be down this long before the collector says it is not ready (a broker restart
 /// or a busy database should not flap `/readyz`).
 pub const GRACE_MS: Ms = 5_000;

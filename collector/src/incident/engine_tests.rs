@@ -1,3 +1,5 @@
+//! Tests of the check state engine: soft and hard states, flapping, freshness, liveness.
+
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::escalate::rfc3339;
 use crate::incident::Ms;
-use crate::store::IncidentRow;
-use crate::store::deviations::{BreachRow, DayTimes, PostmortemRow};
-use crate::store::reminders::ActionRow;
+use crate::model::ActionRow;
+use crate::model::IncidentRow;
+use crate::model::{BreachRow, DayTimes, PostmortemRow};
+use crate::rules::time::rfc3339;
 
 /// The reports a draft can be made for.
 pub const DRAFTS: [&str; 4] = ["gdpr-art33", "nis2-early-warning", "nis2-notification", "nis2-final"];
@@ -238,34 +238,6 @@ fn month_of(ms: Ms) -> Option<usize> {
     Some(usize::from(u8::from(t.month())) - 1)
 }
 
-/// A bar chart as SVG: labelled bars with their values written on them (readable without
-/// colour, with a title for screen readers).
-pub fn bar_chart(title: &str, bars: &[(String, f64)], unit: &str) -> String {
-    let (w, bar_h, gap, label_w) = (640.0, 22.0, 6.0, 170.0);
-    let max = bars.iter().map(|b| b.1).fold(0.0_f64, f64::max).max(1e-9);
-    #[allow(clippy::cast_precision_loss)]
-    let h = bars.len() as f64 * (bar_h + gap) + 30.0;
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-labelledby=\"t\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"13\"><title id=\"t\">{}</title>",
-        crate::status::esc(title)
-    );
-    for (n, (label, value)) in bars.iter().enumerate() {
-        #[allow(clippy::cast_precision_loss)]
-        let y = 20.0 + n as f64 * (bar_h + gap);
-        let len = (w - label_w - 80.0) * value / max;
-        let _ = write!(
-            out,
-            "<text x=\"0\" y=\"{:.1}\">{}</text><rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{len:.1}\" height=\"{bar_h}\" fill=\"#1a5fb4\"/><text x=\"{:.1}\" y=\"{:.1}\">{value}{unit}</text>",
-            y + 15.0,
-            crate::status::esc(label),
-            label_w + len + 6.0,
-            y + 15.0
-        );
-    }
-    out.push_str("</svg>");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -344,7 +316,5 @@ mod tests {
         assert_eq!(doc["time_to_resolve"]["median_min"], 120);
         assert_eq!(doc["uptime_percent"][0], json!({"component": "mail", "uptime": 99.0}), "2025 is not counted");
         assert_eq!(doc["overdue_actions"], 2);
-        let svg = bar_chart("Incidents <by> severity", &[("critical".into(), 1.0), ("major".into(), 2.0)], "");
-        assert!(svg.starts_with("<svg") && svg.contains("&lt;by&gt;") && svg.contains(">2<"), "{svg}");
     }
 }

@@ -1,19 +1,15 @@
 //! Escalation: what happens to an incident over time (pages by policy step, repeats, an
 //! acknowledgement lapsing, silences ending) and who hears about what (resolutions,
-//! flapping). The decisions are pure functions of (incident, policy, now); [`run`] applies
-//! them through the store, which writes each decision and its notifications in one
-//! transaction.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! flapping). Pure functions of (incident, policy, now); the escalation worker
+//! (`app::workers`) applies them through the store, which writes each decision and its
+//! notifications in one transaction.
 
 use serde_json::json;
-use tokio::sync::{Notify, watch};
 
 use crate::incident::Ms;
-use crate::policy::{Delivery, Policy};
-use crate::store::outbox::{NewNotification, NoticeRow, Step};
-use crate::store::{EventRow, IncidentRow, Store};
+use crate::model::{EventRow, IncidentRow, NewNotification, NoticeRow, Step};
+use crate::rules::policy::{Delivery, Policy};
+use crate::rules::time::rfc3339;
 
 /// Decide what a due incident needs now.
 pub fn decide(inc: &IncidentRow, policy: &Policy, now: Ms) -> Step {
@@ -222,12 +218,6 @@ pub fn for_notice(notice: &NoticeRow, policy: &Policy, now: Ms) -> Vec<NewNotifi
         .collect()
 }
 
-/// `ms` as RFC 3339 UTC, to the second.
-pub fn rfc3339(ms: Ms) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// The message for one incident notification: subject, plain-text body, webhook payload.
 fn message(inc: &IncidentRow, kind: &str, who: &str, d: &Delivery, dedup: String) -> NewNotification {
     let tag = match kind {
@@ -294,41 +284,6 @@ pub(crate) fn payload(d: &Delivery, subject: &str, body: &str, data: serde_json:
     }
 }
 
-/// The escalation worker: runs due escalation steps and routes events, whenever woken (the
-/// ingest wakes it after deciding something) and at least once a second.
-pub async fn run(
-    store: Store,
-    policy: Arc<Policy>,
-    wake: Arc<Notify>,
-    sender: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let now = crate::now_ms();
-        let escalated = store.escalate_due(now, |inc| decide(inc, &policy, now)).await;
-        let routed = store
-            .route(
-                now,
-                &policy.public,
-                |inc, ev, paged| for_event(inc, ev, paged, &policy),
-                |notice| for_notice(notice, &policy, now),
-            )
-            .await;
-        match (escalated, routed) {
-            (Ok(a), Ok(b)) if a + b > 0 => sender.notify_one(),
-            (Ok(_), Ok(_)) => {}
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %crate::report(&e), "escalation worker: store error; retrying")
-            }
-        }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
 #[cfg(test)]
-#[path = "escalate_tests.rs"]
+#[path = "escalation_tests.rs"]
 mod tests;

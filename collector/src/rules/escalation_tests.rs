@@ -1,9 +1,9 @@
+//! Tests of the escalation decisions: steps, repeats, lapsed acknowledgements, routing.
+
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use super::*;
-use crate::policy::PolicyModel;
+use crate::rules::policy::PolicyModel;
 
 const POLICY: &str = r#"
 [defaults]
@@ -43,7 +43,7 @@ wait = "5m"
 
 fn policy() -> Policy {
     let model: PolicyModel = toml::from_str(POLICY).unwrap();
-    Policy::build(model, POLICY, Path::new("/")).unwrap()
+    Policy::build(model, POLICY, &crate::rules::policy::no_files).unwrap()
 }
 
 const T0: Ms = 1_795_766_400_000; // 2026-11-24T00:00:00Z: alice's week

@@ -555,7 +555,7 @@ pub struct Meta {
     pub muted: Option<(String, Ms)>,
 }
 
-/// When and to whom reminders go (see [`crate::remind`]).
+/// When and to whom reminders go (see [`crate::rules::reminders`]).
 #[derive(Debug, Clone, Default)]
 pub struct Reminders {
     /// Re-notify who was paged while nobody acknowledges, this often.
@@ -599,6 +599,15 @@ impl Default for SelfMonitor {
     fn default() -> Self {
         SelfMonitor { degraded_after_ms: 30_000, notify: Vec::new() }
     }
+}
+
+/// How building the policy reads a file it names (a secret, a CA certificate): given the path
+/// as written, the file's bytes, or why not (naming the file). The caller does the IO.
+pub type ReadFile<'a> = &'a dyn Fn(&std::path::Path) -> Result<Vec<u8>, String>;
+
+/// A [`ReadFile`] for policies that name no files (tests, defaults): every read is refused.
+pub fn no_files(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    Err(format!("{}: this policy reads no files", path.display()))
 }
 
 /// The validated policy.
@@ -709,8 +718,9 @@ fn ms_of(t: std::time::SystemTime) -> Ms {
 
 impl Policy {
     /// Validate the policy sections of a config file. `source` is the file's text (for
-    /// line numbers); `base` resolves relative paths; secret files are read here.
-    pub fn build(model: PolicyModel, source: &str, base: &std::path::Path) -> Result<Policy, String> {
+    /// line numbers); the files it names (a secret, a CA certificate) are read through `read`,
+    /// the caller's IO (see [`ReadFile`]), so building stays pure.
+    pub fn build(model: PolicyModel, source: &str, read: ReadFile<'_>) -> Result<Policy, String> {
         let at = |span: Range<usize>, message: String| format!("line {}: {message}", line_of(source, span));
         let duration = |text: &Spanned<String>, key: &str| -> Result<i64, String> {
             humantime::parse_duration(text.get_ref())
@@ -788,8 +798,8 @@ impl Policy {
                 (Some(_), Some(_)) => return Err("`smtp.password` and `smtp.password_file` are exclusive".into()),
                 (Some(p), None) => Some(p.clone()),
                 (None, Some(f)) => Some(
-                    std::fs::read_to_string(base.join(f))
-                        .map_err(|e| format!("`smtp.password_file` {}: {e}", base.join(f).display()))?
+                    String::from_utf8(read(f).map_err(|e| format!("`smtp.password_file` {e}"))?)
+                        .map_err(|_| format!("`smtp.password_file` {}: not UTF-8 text", f.display()))?
                         .trim_end_matches(['\r', '\n'])
                         .to_string(),
                 ),
@@ -811,11 +821,10 @@ impl Policy {
                     return Err(at(f.span(), "`smtp.ca_file` needs `tls = \"starttls\"` or `\"tls\"`".into()));
                 }
                 Some(f) => {
-                    let path = base.join(f.get_ref());
-                    let pem = std::fs::read(&path)
-                        .map_err(|e| at(f.span(), format!("`smtp.ca_file` {}: {e}", path.display())))?;
+                    let pem = read(f.get_ref()).map_err(|e| at(f.span(), format!("`smtp.ca_file` {e}")))?;
                     if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
-                        return Err(at(f.span(), format!("`smtp.ca_file` {}: not a PEM certificate", path.display())));
+                        let name = f.get_ref().display();
+                        return Err(at(f.span(), format!("`smtp.ca_file` {name}: not a PEM certificate")));
                     }
                     Some(pem)
                 }

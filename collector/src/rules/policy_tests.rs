@@ -1,12 +1,12 @@
-#![allow(clippy::unwrap_used)]
+//! Tests of the policy: parsing, validation with line numbers, and lookups in time.
 
-use std::path::Path;
+#![allow(clippy::unwrap_used)]
 
 use super::*;
 
 fn policy(text: &str) -> Result<Policy, String> {
     let model: PolicyModel = toml::from_str(text).map_err(|e| e.to_string())?;
-    Policy::build(model, text, Path::new("/etc/vakt"))
+    Policy::build(model, text, &crate::rules::policy::no_files)
 }
 
 const FULL: &str = r#"

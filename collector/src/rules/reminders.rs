@@ -11,18 +11,15 @@
 //! keys, so nothing is repeated, and whatever fell due while the collector was down is sent
 //! when it comes back (the latest occurrence only, not a backlog).
 
-use std::sync::Arc;
+use serde_json::json;
+
 use std::time::Duration;
 
-use serde_json::json;
-use tokio::sync::{Notify, watch};
-
-use crate::escalate::{payload, rfc3339};
 use crate::incident::Ms;
-use crate::policy::{Delivery, Policy};
-use crate::store::Store;
-use crate::store::outbox::NewNotification;
-use crate::store::reminders::{ReminderRow, Snapshot, Watched};
+use crate::model::{NewNotification, ReminderRow, Snapshot, Watched};
+use crate::rules::escalation::payload;
+use crate::rules::policy::{Delivery, Policy};
+use crate::rules::time::{add_month, rfc3339};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -75,25 +72,6 @@ pub fn clocks(classification: &str, aware_at: Option<Ms>, filed: &[(String, Ms)]
     }
     all.retain(|c| done(c.report).is_none());
     all
-}
-
-/// One calendar month later (the 31st becomes the month's last day).
-pub fn add_month(ms: Ms) -> Ms {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
-        return ms + 30 * DAY;
-    };
-    let (year, month) = if t.month() == time::Month::December {
-        (t.year() + 1, time::Month::January)
-    } else {
-        (t.year(), t.month().next())
-    };
-    let day = t.day().min(month.length(year));
-    time::Date::from_calendar_date(year, month, day)
-        .map(|d| {
-            let shifted = t.replace_date(d);
-            i64::try_from(shifted.unix_timestamp_nanos() / 1_000_000).unwrap_or(ms)
-        })
-        .unwrap_or(ms + 30 * DAY)
 }
 
 /// The latest reminder point of a clock that has passed: ("50%" | "75%" | "2h" | "overdue-N", at).
@@ -310,31 +288,6 @@ fn add_months(ms: Ms, n: u32) -> Ms {
     (0..n).fold(ms, |t, _| add_month(t))
 }
 
-/// The reminder worker: plans every 5 s.
-pub async fn run(store: Store, policy: Arc<Policy>, sender: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let now = crate::now_ms();
-        match store.reminder_snapshot().await {
-            Ok(snapshot) => {
-                let due = plan(&snapshot, &policy, now);
-                match store.write_reminders(&due, now).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(reminders = n, "reminders due");
-                        sender.notify_one();
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %crate::report(&e), "reminders: could not write"),
-                }
-            }
-            Err(e) => tracing::error!(error = %crate::report(&e), "reminders: could not read"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
 #[cfg(test)]
-#[path = "remind_tests.rs"]
+#[path = "reminders_tests.rs"]
 mod tests;

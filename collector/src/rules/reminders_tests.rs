@@ -1,7 +1,9 @@
+//! Tests of reminder planning: legal clocks, nagging, overdue actions, silent agents.
+
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::store::IncidentRow;
+use crate::model::IncidentRow;
 
 fn t(text: &str) -> Ms {
     let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
@@ -81,8 +83,8 @@ policy_reviewed = "2025-12-01"
 "#;
 
 fn policy() -> Policy {
-    let model: crate::policy::PolicyModel = toml::from_str(POLICY).unwrap();
-    Policy::build(model, POLICY, std::path::Path::new("/")).unwrap()
+    let model: crate::rules::policy::PolicyModel = toml::from_str(POLICY).unwrap();
+    Policy::build(model, POLICY, &crate::rules::policy::no_files).unwrap()
 }
 
 fn watched(now: Ms) -> Watched {
@@ -115,7 +117,7 @@ fn every_kind_is_planned_once_per_occurrence_to_the_right_people() {
     let now = t("2026-11-27T12:00:00Z");
     let snapshot = Snapshot {
         incidents: vec![watched(now)],
-        actions: vec![crate::store::reminders::ActionRow {
+        actions: vec![crate::model::ActionRow {
             id: 9,
             incident_id: 3,
             text: "add a disk alarm".into(),

@@ -1,7 +1,7 @@
 //! Words sent to customers and subscribers, in Swedish and English (pure). Customers hear
 //! about an incident directly while few are affected; subscribers follow the status page.
 
-use crate::policy::Public;
+use crate::rules::policy::Public;
 
 /// A message's language.
 pub fn lang(code: &str) -> &'static str {

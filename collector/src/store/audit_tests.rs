@@ -1,3 +1,5 @@
+//! Tests of the audit trail: the keyed chain, verification, exported heads.
+
 #![allow(clippy::unwrap_used)]
 
 use super::*;
@@ -7,9 +9,9 @@ use crate::store::Store;
 async fn store_with_records(dir: &std::path::Path) -> Store {
     let store = Store::open(&dir.join("vakt.db")).await.unwrap();
     let alice = Who::test("alice", "technician");
-    let meta = crate::policy::Policy::default().manual_meta(&[]).unwrap();
+    let meta = crate::rules::policy::Policy::default().manual_meta(&[]).unwrap();
     let id = store
-        .open_manual("mail delayed", crate::policy::Severity::Major, "manual", &[], &meta, &alice, 1000)
+        .open_manual("mail delayed", crate::rules::policy::Severity::Major, "manual", &[], &meta, &alice, 1000)
         .await
         .unwrap();
     for i in 0..5 {

@@ -3,11 +3,12 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::audit::Who;
-use super::incidents::event;
-use super::outbox::{NewNotification, insert};
+use super::tx::event;
+use super::tx::insert;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-use crate::policy::{Delivery, Public};
+use crate::model::NewNotification;
+use crate::rules::policy::{Delivery, Public};
 
 /// A customer with its contacts and what it uses.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -125,7 +126,7 @@ pub(crate) async fn resolution_mails(
     let mut told = Vec::new();
     for c in affected(tx, incident).await? {
         for to in &c.contacts {
-            let text = crate::customers::customer_resolved(&c.lang, title, public);
+            let text = crate::rules::words::customer_resolved(&c.lang, title, public);
             let n = mail(
                 Some(incident),
                 format!("cust:{incident}:resolved:{event_id}:{to}"),
@@ -212,7 +213,7 @@ pub(crate) async fn subscriber_mails(
             continue;
         }
         let (id, to, lang, token): (i64, String, String, String) = (s.get(0), s.get(1), s.get(2), s.get(4));
-        let words = crate::customers::subscriber_update(&lang, title, status, text, &token, public);
+        let words = crate::rules::words::subscriber_update(&lang, title, status, text, &token, public);
         let n = mail(Some(incident), format!("sub:{update_id}:{id}"), "subscriber_update", &to, words);
         if insert(tx, &n, now).await? {
             written += 1;
@@ -326,7 +327,7 @@ impl Store {
         let mut told = Vec::new();
         for c in affected(tx, incident).await? {
             for to in &c.contacts {
-                let words = crate::customers::customer_update(&c.lang, title, status, text, public);
+                let words = crate::rules::words::customer_update(&c.lang, title, status, text, public);
                 let n = mail(Some(incident), format!("cust:{incident}:{now}:{to}"), "customer_update", to, words);
                 if insert(tx, &n, now).await? {
                     told.push(format!("{to} ({})", c.name));
@@ -373,7 +374,7 @@ impl Store {
         .await
         .map_err(err("adding a subscriber"))?;
         let Some(id) = id else { return Ok(None) };
-        let words = crate::customers::subscriber_confirm(lang, &token, public);
+        let words = crate::rules::words::subscriber_confirm(lang, &token, public);
         insert(&mut tx, &mail(None, format!("sub:confirm:{id}"), "subscriber_confirm", email, words), now).await?;
         tx.commit().await.map_err(err("committing"))?;
         Ok(Some(()))
@@ -426,7 +427,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::policy::{Policy, Severity};
+    use crate::rules::policy::{Policy, Severity};
 
     #[tokio::test]
     async fn a_public_incident_that_resolves_posts_its_closing_update_once() {

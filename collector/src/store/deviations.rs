@@ -4,113 +4,10 @@
 use sqlx::Row;
 
 use super::audit::Who;
-use super::incidents::event;
+use super::tx::event;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-
-/// What a person writes in a postmortem (None: leave as it is).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PostmortemFields {
-    pub summary: Option<String>,
-    pub cause: Option<String>,
-    pub impact: Option<String>,
-    pub lessons: Option<String>,
-    /// open, in-progress, closed.
-    pub follow_up: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PostmortemRow {
-    pub incident_id: i64,
-    pub summary: String,
-    pub cause: String,
-    pub impact: String,
-    pub lessons: String,
-    pub follow_up: String,
-    pub created_ms: Ms,
-    pub updated_ms: Ms,
-    pub updated_by: String,
-    pub closed_ms: Option<Ms>,
-}
-
-/// One line of the deviation register.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeviationRow {
-    pub incident_id: i64,
-    pub title: String,
-    pub severity: String,
-    pub classification: String,
-    pub incident_state: String,
-    pub opened_ms: Ms,
-    pub follow_up: String,
-    pub cause: String,
-    pub actions_open: i64,
-    pub actions_overdue: i64,
-    pub updated_ms: Ms,
-}
-
-/// The fields the supervisory authority asks for (GDPR Art. 33(3)).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BreachFields {
-    pub nature: Option<String>,
-    pub subject_categories: Option<String>,
-    pub subjects_approx: Option<i64>,
-    pub record_categories: Option<String>,
-    pub records_approx: Option<i64>,
-    pub consequences: Option<String>,
-    pub measures: Option<String>,
-    pub contact: Option<String>,
-    pub not_reported_reason: Option<String>,
-}
-
-/// One line of the breach register: the incident, what is recorded, and the Art. 33 report.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BreachRow {
-    pub incident_id: i64,
-    pub title: String,
-    pub aware_at_ms: Option<Ms>,
-    pub opened_ms: Ms,
-    pub nature: String,
-    pub subject_categories: String,
-    pub subjects_approx: Option<i64>,
-    pub record_categories: String,
-    pub records_approx: Option<i64>,
-    pub consequences: String,
-    pub measures: String,
-    pub contact: String,
-    pub not_reported_reason: String,
-    /// When the GDPR Art. 33 report was filed, and its reference.
-    pub reported_ms: Option<Ms>,
-    pub reference: Option<String>,
-}
-
-/// Milliseconds in each status on one day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DayTimes {
-    pub operational: i64,
-    pub degraded: i64,
-    pub partial: i64,
-    pub major: i64,
-    pub maintenance: i64,
-}
-
-impl DayTimes {
-    /// Share of the tracked time (maintenance excluded) not in a partial or major outage;
-    /// None when nothing was tracked.
-    pub fn uptime(&self) -> Option<f64> {
-        let tracked = self.operational + self.degraded + self.partial + self.major;
-        #[allow(clippy::cast_precision_loss)]
-        (tracked > 0).then(|| (tracked - self.partial - self.major) as f64 / tracked as f64)
-    }
-
-    pub fn add(&mut self, other: &DayTimes) {
-        self.operational += other.operational;
-        self.degraded += other.degraded;
-        self.partial += other.partial;
-        self.major += other.major;
-        self.maintenance += other.maintenance;
-    }
-}
+use crate::model::{BreachFields, BreachRow, DayTimes, DeviationRow, PostmortemFields, PostmortemRow};
 
 /// Postmortem follow-up states.
 pub const FOLLOW_UP: [&str; 3] = ["open", "in-progress", "closed"];
@@ -121,7 +18,7 @@ impl Store {
     pub async fn save_postmortem(&self, id: i64, f: &PostmortemFields, who: &Who, now: Ms) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.postmortem", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        if !super::incidents::exists(tx, id).await? {
+        if !super::tx::exists(tx, id).await? {
             return audit.done(false).await;
         }
         sqlx::query(
@@ -221,7 +118,7 @@ impl Store {
     pub async fn save_breach(&self, id: i64, f: &BreachFields, who: &Who, now: Ms) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.breach", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        if !super::incidents::exists(tx, id).await? {
+        if !super::tx::exists(tx, id).await? {
             return audit.done(false).await;
         }
         sqlx::query(
@@ -357,7 +254,7 @@ impl Store {
         &self,
         from: Ms,
         until: Ms,
-    ) -> Result<Vec<crate::compliance::IncidentTimes>, StoreError> {
+    ) -> Result<Vec<crate::rules::compliance::IncidentTimes>, StoreError> {
         let rows = sqlx::query(
             "SELECT severity, created_ms, acked_ms, resolved_ms FROM incidents WHERE created_ms >= ? AND created_ms < ?",
         )

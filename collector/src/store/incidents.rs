@@ -4,10 +4,12 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::audit::Who;
+use super::tx::{event, exists};
 use super::{Store, StoreError, err};
 use crate::incident::engine::{AgentState, CheckState, Dirty};
 use crate::incident::{Action, Ms, Subject};
-use crate::policy::{Meta, Severity, Urgency};
+use crate::model::{EventRow, IncidentRow, PublicIncident};
+use crate::rules::policy::{Meta, Severity, Urgency};
 
 /// An engine action with what the policy says about it (for actions that may open or raise
 /// an incident).
@@ -15,86 +17,6 @@ use crate::policy::{Meta, Severity, Urgency};
 pub struct Planned {
     pub action: Action,
     pub meta: Option<Meta>,
-}
-
-/// One incident, as the escalation worker and the CLI see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncidentRow {
-    pub id: i64,
-    pub key: Option<String>,
-    pub title: String,
-    pub summary: String,
-    pub state: String,
-    pub severity: String,
-    pub urgency: String,
-    pub source: String,
-    pub agent: Option<String>,
-    pub check: Option<String>,
-    pub runbook: Option<String>,
-    pub escalation: Option<String>,
-    pub team: Option<String>,
-    pub created_ms: Ms,
-    pub acked_ms: Option<Ms>,
-    pub acked_by: Option<String>,
-    pub ack_until_ms: Option<Ms>,
-    pub resolved_ms: Option<Ms>,
-    pub resolved_by: Option<String>,
-    pub suppressed_by: Option<String>,
-    pub flapping: bool,
-    pub muted: Option<String>,
-    pub muted_until_ms: Option<Ms>,
-    pub esc_round: i64,
-    pub esc_loop: i64,
-    pub esc_step: i64,
-    pub next_action_ms: Option<Ms>,
-    pub assignee: Option<String>,
-    pub classification: String,
-    pub aware_at_ms: Option<Ms>,
-    /// Shown on the status page (a person published an update).
-    pub public: bool,
-    /// How it is communicated: direct (customers e-mailed) or public (status page).
-    pub communication: Option<String>,
-}
-
-#[cfg(test)]
-impl IncidentRow {
-    /// A triggered critical check incident that pages through `default` for team `ops`.
-    pub(crate) fn example(id: i64, created_ms: Ms) -> IncidentRow {
-        IncidentRow {
-            id,
-            key: Some(format!("a/disk/{id}")),
-            title: "a: disk: full".into(),
-            summary: "full".into(),
-            state: "triggered".into(),
-            severity: "critical".into(),
-            urgency: "page".into(),
-            source: "check".into(),
-            agent: Some("a".into()),
-            check: Some("disk".into()),
-            runbook: None,
-            escalation: Some("default".into()),
-            team: Some("ops".into()),
-            created_ms,
-            acked_ms: None,
-            acked_by: None,
-            ack_until_ms: None,
-            resolved_ms: None,
-            resolved_by: None,
-            suppressed_by: None,
-            flapping: false,
-            muted: None,
-            muted_until_ms: None,
-            esc_round: 0,
-            esc_loop: 0,
-            esc_step: 0,
-            next_action_ms: Some(created_ms),
-            assignee: None,
-            classification: "operational".into(),
-            aware_at_ms: None,
-            public: false,
-            communication: None,
-        }
-    }
 }
 
 pub(crate) const INCIDENT_COLUMNS: &str = "id, key, title, summary, state, severity, urgency, source, agent, check_name, runbook, \
@@ -136,63 +58,6 @@ pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
         public: r.get::<i64, _>(30) != 0,
         communication: r.get(31),
     }
-}
-
-/// An incident as the public sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicIncident {
-    pub id: i64,
-    pub title: String,
-    pub severity: String,
-    pub created_ms: Ms,
-    /// (update id, status, body, when), oldest first.
-    pub updates: Vec<(i64, String, String, Ms)>,
-    pub components: Vec<String>,
-}
-
-/// One timeline entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRow {
-    pub id: i64,
-    pub incident_id: i64,
-    pub ts_ms: Ms,
-    pub actor: String,
-    pub kind: String,
-    pub text: String,
-}
-
-/// Whether incident `id` exists (inside a change's transaction).
-pub(crate) async fn exists(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<bool, StoreError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(err("reading an incident"))?;
-    Ok(found.is_some())
-}
-
-pub(crate) async fn event(
-    tx: &mut Transaction<'_, Sqlite>,
-    incident: i64,
-    now: Ms,
-    actor: &str,
-    kind: &str,
-    text: &str,
-    route: bool,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO incident_events (incident_id, ts_ms, actor, kind, text, routed) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(incident)
-    .bind(now)
-    .bind(actor)
-    .bind(kind)
-    .bind(text)
-    .bind(!route)
-    .execute(&mut **tx)
-    .await
-    .map_err(err("recording an incident event"))?;
-    Ok(())
 }
 
 /// (id, state, severity, severity_by, urgency) of the incident with this engine key.
@@ -703,14 +568,14 @@ impl Store {
         &self,
         id: i64,
         target: &str,
-        pages: &[super::outbox::NewNotification],
+        pages: &[crate::model::NewNotification],
         who: &Who,
         now: Ms,
     ) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.responder", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
         for page in pages {
-            super::outbox::insert(tx, page, now).await?;
+            super::tx::insert(tx, page, now).await?;
         }
         let mut reached: Vec<&str> = pages.iter().map(|p| p.recipient.as_str()).collect();
         reached.dedup();
@@ -840,7 +705,7 @@ impl Store {
         id: i64,
         status: &str,
         body: &str,
-        public: &crate::policy::Public,
+        public: &crate::rules::policy::Public,
         who: &Who,
         now: Ms,
     ) -> Result<bool, StoreError> {

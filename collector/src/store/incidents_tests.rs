@@ -1,13 +1,14 @@
+//! Tests of incident rows: what engine actions become in the store, and escalation steps.
+
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::SystemTime;
 
 use protocol::Status;
 
 use super::*;
 use crate::incident::IncidentKey;
-use crate::policy::{Policy, PolicyModel};
+use crate::rules::policy::{Policy, PolicyModel};
 use crate::store::audit::Who;
 use crate::store::{Batch, Decisions};
 
@@ -44,7 +45,7 @@ runbook = "mail runbook"
 
 fn policy() -> Policy {
     let model: PolicyModel = toml::from_str(POLICY).unwrap();
-    Policy::build(model, POLICY, Path::new("/")).unwrap()
+    Policy::build(model, POLICY, &crate::rules::policy::no_files).unwrap()
 }
 
 async fn open(store: &Store, policy: &Policy, now: Ms) -> i64 {
@@ -67,7 +68,7 @@ fn at(ms: Ms) -> SystemTime {
 }
 
 async fn step(store: &Store, policy: &Policy, now: Ms) -> usize {
-    store.escalate_due(now, |inc| crate::escalate::decide(inc, policy, now)).await.unwrap()
+    store.escalate_due(now, |inc| crate::rules::escalation::decide(inc, policy, now)).await.unwrap()
 }
 
 #[tokio::test]

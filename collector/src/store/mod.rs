@@ -23,10 +23,11 @@ pub mod deviations;
 pub mod incidents;
 pub mod outbox;
 pub mod reminders;
+mod tx;
 pub mod users;
 pub mod windows;
 
-pub use incidents::{EventRow, IncidentRow, Planned, PublicIncident};
+pub use incidents::Planned;
 
 /// What the state engine decided about a batch, written in the batch's transaction.
 #[derive(Debug, Default)]
@@ -336,7 +337,7 @@ impl Store {
 
     /// Every agent's highest epoch and seq, and when it was last heard: where the
     /// plausibility bounds of ingest start after a restart.
-    pub async fn known_counters(&self) -> Result<Vec<(String, crate::plausible::Known)>, StoreError> {
+    pub async fn known_counters(&self) -> Result<Vec<(String, crate::rules::plausible::Known)>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.agent, a.epoch, MAX(a.contiguous, a.hb_seq, COALESCE((SELECT MAX(seq) FROM results r WHERE r.agent = a.agent), 0)),
                     a.last_seen_ms, (SELECT COUNT(*) FROM check_state c WHERE c.agent = a.agent)
@@ -348,7 +349,7 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let known = crate::plausible::Known {
+                let known = crate::rules::plausible::Known {
                     epoch: u64::try_from(r.get::<i64, _>(1)).unwrap_or(0),
                     seq: u64::try_from(r.get::<i64, _>(2)).unwrap_or(0),
                     at_ms: r.get::<Option<i64>, _>(3).unwrap_or(0),

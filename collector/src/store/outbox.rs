@@ -1,52 +1,19 @@
 //! The escalation worker's transactions and the notification log (outbox).
 //!
-//! Decisions are made by pure functions in [`crate::escalate`]; this module runs them inside
+//! Decisions are made by pure functions in [`crate::rules::escalation`]; this module runs them inside
 //! transactions, so a decision, the incident's new escalation position and the
 //! notifications it creates commit together (a restart neither repeats nor drops a page:
 //! every notification has a `dedup` key naming the decision, inserted with `ON CONFLICT DO
 //! NOTHING`). Sending happens after commit; a crash between sending and marking it sent
 //! sends it again (at least once, Alertmanager's stance: a duplicate beats a missed page).
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 
-use super::incidents::{EventRow, INCIDENT_COLUMNS, IncidentRow, event, incident_row};
+use super::incidents::{INCIDENT_COLUMNS, incident_row};
+use super::tx::{event, insert};
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-
-/// A notification to write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewNotification {
-    pub incident_id: Option<i64>,
-    pub dedup: String,
-    /// page, notice, resolved, reminder.
-    pub kind: String,
-    /// Who or what it reaches (a person's name, `#channel`).
-    pub recipient: String,
-    /// The [`crate::policy::Delivery`] as JSON.
-    pub delivery: String,
-    pub subject: String,
-    pub body: String,
-    /// The webhook body (generic JSON or Slack's).
-    pub payload: String,
-}
-
-/// One row of the notification log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotificationRow {
-    pub id: i64,
-    pub incident_id: Option<i64>,
-    pub dedup: String,
-    pub kind: String,
-    pub recipient: String,
-    pub delivery: String,
-    pub subject: String,
-    pub body: String,
-    pub payload: String,
-    pub state: String,
-    pub attempts: i64,
-    pub sent_ms: Option<Ms>,
-    pub last_error: Option<String>,
-}
+use crate::model::{EventRow, IncidentRow, NewNotification, NoticeRow, NotificationRow, Step};
 
 const NOTIFICATION_COLUMNS: &str =
     "id, incident_id, dedup, kind, recipient, delivery, subject, body, payload, state, attempts, sent_ms, last_error";
@@ -67,48 +34,6 @@ fn notification_row(r: &sqlx::sqlite::SqliteRow) -> NotificationRow {
         sent_ms: r.get(11),
         last_error: r.get(12),
     }
-}
-
-/// What the escalation worker decided about one due incident.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Step {
-    pub notifications: Vec<NewNotification>,
-    /// Timeline entries (kind, text).
-    pub events: Vec<(String, String)>,
-    /// New state, when it changes (an acknowledgement lapsed: `triggered`).
-    pub state: Option<String>,
-    pub ack_until_ms: Option<Option<Ms>>,
-    pub unmute: bool,
-    pub esc_round: i64,
-    pub esc_loop: i64,
-    pub esc_step: i64,
-    pub next_action_ms: Option<Ms>,
-}
-
-/// A check notice (no incident) waiting to be routed: (id, agent, check, kind, text).
-pub type NoticeRow = (i64, String, String, String, String);
-
-pub(crate) async fn insert(tx: &mut Transaction<'_, Sqlite>, n: &NewNotification, now: Ms) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO notifications (incident_id, dedup, kind, recipient, delivery, subject, body, payload, state,
-            next_attempt_ms, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (dedup) DO NOTHING",
-    )
-    .bind(n.incident_id)
-    .bind(&n.dedup)
-    .bind(&n.kind)
-    .bind(&n.recipient)
-    .bind(&n.delivery)
-    .bind(&n.subject)
-    .bind(&n.body)
-    .bind(&n.payload)
-    .bind(now)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(err("writing a notification"))?
-    .rows_affected();
-    Ok(done > 0)
 }
 
 impl Store {
@@ -184,7 +109,7 @@ impl Store {
     pub async fn route(
         &self,
         now: Ms,
-        public: &crate::policy::Public,
+        public: &crate::rules::policy::Public,
         mut for_event: impl FnMut(&IncidentRow, &EventRow, &[(String, String)]) -> Vec<NewNotification>,
         mut for_notice: impl FnMut(&NoticeRow) -> Vec<NewNotification>,
     ) -> Result<usize, StoreError> {

@@ -4,52 +4,11 @@
 use sqlx::Row;
 
 use super::audit::Who;
-use super::incidents::{INCIDENT_COLUMNS, IncidentRow, event, incident_row};
-use super::outbox::NewNotification;
+use super::incidents::{INCIDENT_COLUMNS, incident_row};
+use super::tx::event;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-
-/// An incident the reminders look at.
-#[derive(Debug, Clone)]
-pub struct Watched {
-    pub row: IncidentRow,
-    pub classification: String,
-    pub aware_at_ms: Option<Ms>,
-    /// Latest timeline entry by a person (else when it opened).
-    pub last_update_ms: Ms,
-    /// When the current escalation round paged first, and whom (recipient, delivery).
-    pub round_started_ms: Option<Ms>,
-    pub round_paged: Vec<(String, String)>,
-    /// Regulatory reports filed: (report, when).
-    pub reports: Vec<(String, Ms)>,
-}
-
-/// An open postmortem action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionRow {
-    pub id: i64,
-    pub incident_id: i64,
-    pub text: String,
-    pub owner: String,
-    pub due_ms: Ms,
-    pub done_ms: Option<Ms>,
-}
-
-/// Everything the planner reads, in one consistent read.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub incidents: Vec<Watched>,
-    pub actions: Vec<ActionRow>,
-    /// (agent, last heard) for every agent.
-    pub agents: Vec<(String, Ms)>,
-}
-
-/// A reminder to write: its notification, and the incident timeline entry it makes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReminderRow {
-    pub notification: NewNotification,
-    pub timeline: Option<(i64, String)>,
-}
+use crate::model::{ActionRow, ReminderRow, Snapshot, Watched};
 
 /// The regulatory reports there are.
 pub const REPORTS: &[&str] = &["gdpr-art33", "nis2-early-warning", "nis2-notification", "nis2-final"];
@@ -126,7 +85,7 @@ impl Store {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let mut written = 0;
         for r in reminders {
-            if super::outbox::insert(&mut tx, &r.notification, now).await? {
+            if super::tx::insert(&mut tx, &r.notification, now).await? {
                 written += 1;
                 if let Some((incident, text)) = &r.timeline {
                     event(&mut tx, *incident, now, "system", "reminder", text, false).await?;
@@ -162,7 +121,7 @@ impl Store {
             let text = format!(
                 "classified {classification} by {}, aware since {}",
                 who.name,
-                crate::escalate::rfc3339(aware_at)
+                crate::rules::time::rfc3339(aware_at)
             );
             event(tx, id, now, &who.name, "classified", &text, false).await?;
         }
@@ -180,7 +139,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut audit = self.audit_begin(who, "incident.report_filed", format!("incident:{id}"), now).await?;
         let tx = audit.tx();
-        if !super::incidents::exists(tx, id).await? {
+        if !super::tx::exists(tx, id).await? {
             return audit.done(false).await;
         }
         sqlx::query(
@@ -217,7 +176,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let mut audit = self.audit_begin(who, "incident.action_add", format!("incident:{incident}"), now).await?;
         let tx = audit.tx();
-        if !super::incidents::exists(tx, incident).await? {
+        if !super::tx::exists(tx, incident).await? {
             return audit.done(None).await;
         }
         let id: i64 = sqlx::query_scalar(
@@ -231,7 +190,7 @@ impl Store {
         .fetch_one(&mut **tx)
         .await
         .map_err(err("adding an action"))?;
-        let line = format!("action #{id} for {owner}, due {}: {text}", crate::escalate::rfc3339(due));
+        let line = format!("action #{id} for {owner}, due {}: {text}", crate::rules::time::rfc3339(due));
         event(tx, incident, now, &who.name, "action_added", &line, false).await?;
         audit.done(Some(id)).await
     }

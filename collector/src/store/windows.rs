@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::audit::Who;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-use crate::policy::Window;
+use crate::rules::policy::Window;
 
 impl Store {
     /// Add a window; returns its id.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use collector::store::IncidentRow;
+use collector::model::IncidentRow;
 use e2e::{
     FakeAgent, Mosquitto, Proc, SmtpServer, WebhookReceiver, agent_binary, collector_binary, eventually, free_port,
     wait_for_port, with_store,
@@ -158,7 +158,7 @@ config = {{ host = "127.0.0.1", port = {service}, timeout = "200ms" }}
         })
     }
 
-    fn notifications(&self, id: i64) -> Vec<collector::store::outbox::NotificationRow> {
+    fn notifications(&self, id: i64) -> Vec<collector::model::NotificationRow> {
         with_store(&self.path("vakt.db"), async |s| s.notifications(Some(id)).await.unwrap())
     }
 
@@ -394,7 +394,7 @@ fn ten_thousand_checks_failing_at_once_on_one_host_make_one_incident_and_one_pag
     let rig = Rig::new();
     let (_collector, mut agent) = rig.collector_and_fake(&policy(IMMEDIATE), "db-1");
     // As a real agent does, it announces its checks first: that is what makes a burst of
-    // 10,000 results plausible to the collector (see collector::plausible).
+    // 10,000 results plausible to the collector (see collector::rules::plausible).
     let names: Vec<String> = (0..10_000).map(|i| format!("check-{i}")).collect();
     let checks: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 60_000)).collect();
     agent.birth(&checks, 30_000);

@@ -151,11 +151,11 @@ fn a_flood_of_failed_logins_costs_bounded_memory_and_is_told_busy() {
     // The busy ones are in the audit trail too, counted.
     let records = eventually(Duration::from_secs(10), || {
         let r = site.login_records();
-        (collector::denials::Denials::represented(r.iter().map(|(_, d)| d.as_str())) >= 64, r)
+        (collector::http::denials::Denials::represented(r.iter().map(|(_, d)| d.as_str())) >= 64, r)
     });
     assert!(records.iter().any(|(_, d)| d == "password checks busy"), "{records:?}");
     let details = records.iter().map(|(_, d)| d.as_str());
-    assert_eq!(collector::denials::Denials::represented(details) as usize, 64, "{records:?}");
+    assert_eq!(collector::http::denials::Denials::represented(details) as usize, 64, "{records:?}");
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn guesses_are_counted_before_they_are_checked_and_strangers_cannot_lock_an_acco
     let checked = eventually(Duration::from_secs(10), || {
         let r = site.login_records();
         let wrong = r.iter().filter(|(_, d)| d.starts_with("wrong user name or password")).map(|(_, d)| d.as_str());
-        let n = collector::denials::Denials::represented(wrong);
+        let n = collector::http::denials::Denials::represented(wrong);
         (n >= 1, n)
     });
     assert!(
@@ -261,10 +261,10 @@ fn a_flood_of_refusals_is_a_few_audit_rows_and_none_is_lost() {
     let records = eventually(Duration::from_secs(75), || {
         let records = e2e::with_store(&site.db(), async |s| s.audit_records(0, 100_000).await.unwrap());
         let denied: Vec<_> = records.into_iter().filter(|r| r.outcome == "denied").collect();
-        let n = collector::denials::Denials::represented(denied.iter().map(|r| r.detail.as_str()));
+        let n = collector::http::denials::Denials::represented(denied.iter().map(|r| r.detail.as_str()));
         (n >= 3_300, denied)
     });
-    let represented = collector::denials::Denials::represented(records.iter().map(|r| r.detail.as_str()));
+    let represented = collector::http::denials::Denials::represented(records.iter().map(|r| r.detail.as_str()));
     assert_eq!(represented, 3_300, "refusals lost or doubled");
     assert!(records.len() <= 10, "{} rows for one flood", records.len());
     assert!(size(&site.db()) + size(&wal) < before + (1 << 20), "the store grew by a megabyte");

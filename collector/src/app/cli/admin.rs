@@ -1,13 +1,15 @@
 //! Administration from the command line: users, API tokens, the audit trail, backups. Each
 //! works on the store file next to a running collector, as the Unix user who can open it.
+//! Accounts are made by `actions::accounts`, the same functions the web side calls.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::actions::accounts::{add_user, create_token, generate_password, hash};
+use crate::app::cli::CliError;
 use crate::auth::{self, Role};
-use crate::cli::CliError;
 use crate::store::Store;
 use crate::store::audit::Who;
 
@@ -86,17 +88,17 @@ pub enum AuditCommand {
     },
 }
 
-/// The longest token lifetime (a little over a year, so a yearly rotation fits).
-pub const MAX_TOKEN_DAYS: u64 = 400;
-
 /// The store of `--data-dir` or `--config`, and its policy.
-pub fn open_target(data_dir: &Path, config: Option<&Path>) -> Result<(PathBuf, crate::policy::Policy), CliError> {
+pub fn open_target(
+    data_dir: &Path,
+    config: Option<&Path>,
+) -> Result<(PathBuf, crate::rules::policy::Policy), CliError> {
     let (database, policy) = match config {
         Some(path) => {
-            let c = crate::config::CollectorConfig::load(path)?;
+            let c = crate::app::config::CollectorConfig::load(path)?;
             (c.database, c.policy)
         }
-        None => (data_dir.join("vakt.db"), crate::policy::Policy::default()),
+        None => (data_dir.join("vakt.db"), crate::rules::policy::Policy::default()),
     };
     if !database.exists() {
         return Err(CliError::Usage(format!("no store at {}", database.display())));
@@ -105,7 +107,7 @@ pub fn open_target(data_dir: &Path, config: Option<&Path>) -> Result<(PathBuf, c
 }
 
 fn cli_admin() -> Who {
-    Who::cli(&crate::cli::whoami())
+    Who::cli(&crate::app::cli::whoami())
 }
 
 fn read_password() -> Result<String, CliError> {
@@ -114,46 +116,6 @@ fn read_password() -> Result<String, CliError> {
     let password = line.trim_end_matches(['\n', '\r']).to_string();
     auth::check_password(&password).map_err(CliError::Usage)?;
     Ok(password)
-}
-
-/// A generated password: 24 characters from an alphabet without look-alikes (~140 bits).
-pub fn generate_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    rand::random::<[u8; 24]>().iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
-}
-
-/// Hash on a blocking thread (argon2id takes tens of milliseconds on purpose).
-pub async fn hash(password: String) -> Result<String, CliError> {
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| CliError::Usage(e.to_string()))?
-        .map_err(CliError::Usage)
-}
-
-/// Create a user; Ok(false) if the name is taken.
-pub async fn add_user(store: &Store, who: &Who, name: &str, role: Role, password: String) -> Result<bool, CliError> {
-    auth::check_user_name(name).map_err(CliError::Usage)?;
-    let phc = hash(password).await?;
-    Ok(store.add_user(who, name, role, &phc, crate::now_ms()).await?.is_some())
-}
-
-/// Hash for the web side: through the bounded pool, busy answered as such.
-pub async fn hash_bounded(hashing: &crate::hashing::Hashing, password: String) -> Result<String, CliError> {
-    hashing.hash(password).await.map_err(|busy| CliError::Usage(busy.to_string()))?.map_err(CliError::Usage)
-}
-
-/// [`add_user`] for the web side, hashing through the bounded pool.
-pub async fn add_user_bounded(
-    store: &Store,
-    hashing: &crate::hashing::Hashing,
-    who: &Who,
-    name: &str,
-    role: Role,
-    password: String,
-) -> Result<bool, CliError> {
-    auth::check_user_name(name).map_err(CliError::Usage)?;
-    let phc = hash_bounded(hashing, password).await?;
-    Ok(store.add_user(who, name, role, &phc, crate::now_ms()).await?.is_some())
 }
 
 /// `vakt-collector user …`
@@ -199,36 +161,6 @@ pub async fn user(command: UserCommand, database: &Path) -> Result<(), CliError>
         }
     }
     Ok(())
-}
-
-/// Create a token: (id, the token string to show once).
-pub async fn create_token(
-    store: &Store,
-    who: &Who,
-    user: &str,
-    name: &str,
-    scopes: &str,
-    lifetime: std::time::Duration,
-) -> Result<(i64, String), CliError> {
-    let owner = store.user(user).await?.ok_or_else(|| CliError::Usage(format!("no user {user}")))?;
-    if owner.disabled_ms.is_some() {
-        return Err(CliError::Usage(format!("user {user} is disabled")));
-    }
-    let scopes = auth::parse_scopes(scopes).map_err(CliError::Usage)?;
-    if let Some(p) = scopes.iter().find(|p| !owner.role.grants(**p)) {
-        return Err(CliError::Usage(format!("{user} is {} and cannot hold scope {}", owner.role, p.as_str())));
-    }
-    if name.trim().is_empty() || name.len() > 100 {
-        return Err(CliError::Usage("a token name is 1 to 100 characters".into()));
-    }
-    if lifetime.is_zero() || lifetime.as_secs() > MAX_TOKEN_DAYS * 86_400 {
-        return Err(CliError::Usage(format!("a token lives between 1 s and {MAX_TOKEN_DAYS} days")));
-    }
-    let secret = auth::new_secret();
-    let now = crate::now_ms();
-    let expires = now + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
-    let id = store.create_token(who, user, name, &scopes, &auth::sha256_hex(&secret), now, expires).await?;
-    Ok((id, auth::token_string(id, &secret)))
 }
 
 /// `vakt-collector token …`

@@ -10,14 +10,18 @@ use protocol::{Encoding, Topics};
 use rand::RngExt;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::config::CollectorConfig;
-use crate::ingest::{Incidents, Ingest, Stats};
-use crate::notify::Sender;
-use crate::ops::change::Change;
-use crate::policy::Policy;
+use crate::actions::change::Change;
+use crate::app::config::CollectorConfig;
+use crate::app::ingest::{Incidents, Ingest};
+use crate::app::notify::Sender;
+use crate::app::{broker, link, workers};
+use crate::health::counters::IngestStats;
+use crate::http;
+use crate::rules::policy::Policy;
 use crate::store::Store;
 use crate::store::audit::{Who, new_request_id};
-use crate::{broker, escalate, http, link};
+
+pub mod admin;
 
 /// Vakt collector.
 #[derive(Debug, Parser)]
@@ -80,7 +84,7 @@ pub enum Command {
     /// Operator accounts for the web UI and API.
     User {
         #[command(subcommand)]
-        action: crate::admin::UserCommand,
+        action: crate::app::cli::admin::UserCommand,
         #[arg(long, default_value = "vakt-data", global = true)]
         data_dir: PathBuf,
         #[arg(long, global = true, conflicts_with = "data_dir")]
@@ -89,7 +93,7 @@ pub enum Command {
     /// API tokens (scoped, expiring, shown once).
     Token {
         #[command(subcommand)]
-        action: crate::admin::TokenCommand,
+        action: crate::app::cli::admin::TokenCommand,
         #[arg(long, default_value = "vakt-data", global = true)]
         data_dir: PathBuf,
         #[arg(long, global = true, conflicts_with = "data_dir")]
@@ -98,7 +102,7 @@ pub enum Command {
     /// The hash-chained audit trail: verify, export.
     Audit {
         #[command(subcommand)]
-        action: crate::admin::AuditCommand,
+        action: crate::app::cli::admin::AuditCommand,
         #[arg(long, default_value = "vakt-data", global = true)]
         data_dir: PathBuf,
         #[arg(long, global = true, conflicts_with = "data_dir")]
@@ -294,9 +298,11 @@ pub(crate) fn whoami() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::app::config::ConfigError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Account(#[from] crate::actions::accounts::AccountError),
     #[error(transparent)]
     Broker(#[from] broker::BrokerError),
     #[error("HTTP listen address {addr}: {source}")]
@@ -304,16 +310,16 @@ pub enum CliError {
     #[error("data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Key(#[from] crate::identity::KeyFileError),
+    Key(#[from] crate::app::identity::KeyFileError),
     #[error("local agent config: {0}")]
     AgentConfig(String),
     #[error("{0}")]
     Usage(String),
 }
 
-impl From<crate::ops::change::Refused> for CliError {
-    fn from(r: crate::ops::change::Refused) -> CliError {
-        use crate::ops::change::Refused;
+impl From<crate::actions::change::Refused> for CliError {
+    fn from(r: crate::actions::change::Refused) -> CliError {
+        use crate::actions::change::Refused;
         match r {
             Refused::Invalid(m) | Refused::Conflict(m) => CliError::Usage(m),
             Refused::Store(e) => CliError::Store(e),
@@ -335,12 +341,12 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
             config_path.display()
         );
     }
-    let key = Arc::new(crate::identity::load_or_create(&config.signing_key)?);
-    let stats = Arc::new(Stats::default());
+    let key = Arc::new(crate::app::identity::load_or_create(&config.signing_key)?);
+    let stats = Arc::new(IngestStats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let Some(mqtt) = config.mqtt else {
-        return Err(CliError::Config(crate::config::ConfigError::Invalid {
+        return Err(CliError::Config(crate::app::config::ConfigError::Invalid {
             path: config_path.to_path_buf(),
             message: "`run` needs an [mqtt] section (the broker to subscribe to)".into(),
         }));
@@ -356,14 +362,20 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
         );
     }
     let policy = Arc::new(config.policy);
-    policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
+    policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.device_secret = Arc::new(device_secret(&key));
     let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
-    let outlets = crate::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
+    let outlets = crate::app::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), outlets, config.ack_encoding, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
-    let web = tokio::spawn(http::serve(listener, config.tls.clone(), state.clone(), stop.clone()));
+    let web = tokio::spawn(http::serve(
+        listener,
+        config.tls.clone(),
+        state.clone(),
+        crate::app::limits::open_files().0,
+        stop.clone(),
+    ));
     tracing::info!(http = %config.http, https = config.tls.is_some(), database = %config.database.display(), public_key = %key.public(), "collector running");
     let context = link::LinkContext { inbound: in_tx, key, health: state.health.clone() };
     link::external(mqtt, context, out_rx, stop).await;
@@ -410,7 +422,7 @@ pub async fn command(
         }
     };
     options.set_keep_alive(std::time::Duration::from_secs(10)).set_clean_session(true);
-    let key = crate::identity::load_or_create(&key_file)?;
+    let key = crate::app::identity::load_or_create(&key_file)?;
     let mut signed = protocol::Command {
         v: protocol::WIRE_VERSION,
         agent: agent.clone(),
@@ -451,7 +463,7 @@ pub fn key(data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
             data_dir.join("collector.key")
         }
     };
-    let key = crate::identity::load_or_create(&path)?;
+    let key = crate::app::identity::load_or_create(&path)?;
     println!("{}", key.public());
     Ok(())
 }
@@ -480,7 +492,7 @@ pub async fn up(
         None => (Policy::default(), None),
     };
     let tls = match tls_files {
-        Some((cert, key)) => Some(crate::tls::server_config(cert, key).map_err(CliError::Usage)?),
+        Some((cert, key)) => Some(crate::http::tls::server_config(cert, key).map_err(CliError::Usage)?),
         None => config_tls,
     };
     let dir_error = |source| CliError::DataDir { path: data_dir.to_path_buf(), source };
@@ -488,7 +500,7 @@ pub async fn up(
     let password = secret_file(&data_dir.join("mqtt-password")).map_err(dir_error)?;
     let local_password = secret_file(&data_dir.join("local-agent-password")).map_err(dir_error)?;
     let store = Store::open(&data_dir.join("vakt.db")).await?;
-    let key = Arc::new(crate::identity::load_or_create(&data_dir.join("collector.key"))?);
+    let key = Arc::new(crate::app::identity::load_or_create(&data_dir.join("collector.key"))?);
     let listener = http::bind(http_listen).await.map_err(|source| CliError::Http { addr: http_listen, source })?;
     // The local agent's config is read first: its client id is reserved for it on the broker,
     // and its checks seed the status page's components when the policy names none.
@@ -501,11 +513,11 @@ pub async fn up(
             .and_then(|c| c.mqtt.as_ref())
             .map(|m| (LOCAL_AGENT_USER.to_string(), local_password.clone(), m.client_id.clone())),
     };
-    let broker_stats = Arc::new(broker::BrokerStats::default());
+    let broker_stats = Arc::new(crate::health::counters::BrokerStats::default());
     let links = broker::start(mqtt_listen, accounts, broker_stats.clone()).await?;
     first_admin(&store, http_listen).await?;
 
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(IngestStats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
@@ -515,18 +527,18 @@ pub async fn up(
         policy.seed_components(config.agent_id.as_str(), &checks);
     }
     let policy = Arc::new(policy);
-    policy.set_windows(&store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?);
+    policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.broker_stats = broker_stats;
     state.device_secret = Arc::new(device_secret(&key));
     let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
-    let outlets = crate::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
+    let outlets = crate::app::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
     let ingest = Ingest::new(store.clone(), topics.clone(), outlets, Encoding::Bincode, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
     let context = link::LinkContext { inbound: in_tx, key: key.clone(), health: state.health.clone() };
     tokio::spawn(link::embedded(topics, links, context, out_rx));
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let web = tokio::spawn(http::serve(listener, tls, state, stop.clone()));
+    let web = tokio::spawn(http::serve(listener, tls, state, crate::app::limits::open_files().0, stop.clone()));
 
     let agent = local.map(|config| tokio::spawn(agent::cli::run::run_config(config, None, stop.clone())));
     tracing::info!(
@@ -564,8 +576,15 @@ async fn first_admin(store: &Store, http_listen: SocketAddr) -> Result<(), CliEr
     if !store.users().await?.is_empty() {
         return Ok(());
     }
-    let password = crate::admin::generate_password();
-    crate::admin::add_user(store, &Who::cli(&whoami()), "admin", crate::auth::Role::Admin, password.clone()).await?;
+    let password = crate::actions::accounts::generate_password();
+    crate::actions::accounts::add_user(
+        store,
+        &Who::cli(&whoami()),
+        "admin",
+        crate::auth::Role::Admin,
+        password.clone(),
+    )
+    .await?;
     println!(
         "\nFirst admin created. Sign in at http://{http_listen}/login as `admin` with this password (shown once):\n\n    {password}\n\n\
          Add more people with `vakt-collector user add NAME --role technician`.\n"
@@ -577,13 +596,18 @@ async fn first_admin(store: &Store, http_listen: SocketAddr) -> Result<(), CliEr
 /// once after an operator change).
 fn start_http_state(
     store: &Store,
-    stats: &Arc<Stats>,
+    stats: &Arc<IngestStats>,
     policy: &Arc<Policy>,
     stop: &watch::Receiver<bool>,
-) -> http::AppState {
-    let state = http::AppState::new(store.clone(), stats.clone(), crate::status::Shared::default(), policy.clone());
+) -> http::state::AppState {
+    let state = http::state::AppState::new(
+        store.clone(),
+        stats.clone(),
+        crate::http::public::status::Shared::default(),
+        policy.clone(),
+    );
     tokio::spawn(state.denials.clone().run(store.clone(), stop.clone()));
-    tokio::spawn(crate::status::run(
+    tokio::spawn(crate::http::public::status::run(
         store.clone(),
         policy.clone(),
         state.status.clone(),
@@ -603,17 +627,18 @@ async fn start_incidents(
     let wake = Arc::new(Notify::new());
     let send_wake = Arc::new(Notify::new());
     let sender = Sender::new(store.clone(), &policy).map_err(CliError::Usage)?;
-    let selfcheck = crate::selfcheck::SelfCheck::new(store.clone(), policy.clone(), health.clone(), sender.clone());
+    let selfcheck =
+        crate::app::selfcheck::SelfCheck::new(store.clone(), policy.clone(), health.clone(), sender.clone());
     tokio::spawn(selfcheck.run(stop.clone()));
     tokio::spawn(sender.run(send_wake.clone(), stop.clone()));
-    tokio::spawn(escalate::run(store.clone(), policy.clone(), wake.clone(), send_wake.clone(), stop.clone()));
-    tokio::spawn(crate::remind::run(store.clone(), policy.clone(), send_wake, stop.clone()));
+    tokio::spawn(workers::escalation(store.clone(), policy.clone(), wake.clone(), send_wake.clone(), stop.clone()));
+    tokio::spawn(workers::reminders(store.clone(), policy.clone(), send_wake, stop.clone()));
     Ok(Incidents::load(store, policy, wake).await?)
 }
 
 /// `vakt-collector incident …`
 pub async fn incident(action: IncidentCommand, data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
-    let (database, policy) = crate::admin::open_target(data_dir, config)?;
+    let (database, policy) = crate::app::cli::admin::open_target(data_dir, config)?;
     let store = Store::open(&database).await?;
     let when = |ms: i64| {
         humantime::format_rfc3339_seconds(
@@ -661,12 +686,12 @@ state: {}  severity: {}  urgency: {}  source: {}",
             }
         }
         IncidentCommand::Classify { id, classification, aware_at, actor } => {
-            let aware = aware_at.as_deref().map(crate::ops::change::parse_time).transpose()?;
+            let aware = aware_at.as_deref().map(crate::actions::change::parse_time).transpose()?;
             let now = crate::now_ms();
             let change = Change::Classify { id, classification: classification.clone(), aware_at: aware };
             println!("{}", change.apply(&store, &policy, &cli_who(&actor), now).await?.message);
             let filed = Vec::new();
-            for clock in crate::remind::clocks(&classification, Some(aware.unwrap_or(now)), &filed) {
+            for clock in crate::rules::reminders::clocks(&classification, Some(aware.unwrap_or(now)), &filed) {
                 println!("  {} due {}", clock.label, when(clock.due_ms));
             }
         }
@@ -680,7 +705,7 @@ state: {}  severity: {}  urgency: {}  source: {}",
                     (Change::Report { id, report, reference }, actor)
                 }
                 IncidentCommand::Action { id, owner, due, text, actor } => {
-                    (Change::Action { id, owner, due: crate::ops::change::parse_time(&due)?, text }, actor)
+                    (Change::Action { id, owner, due: crate::actions::change::parse_time(&due)?, text }, actor)
                 }
                 IncidentCommand::Open { title, severity, components, actor } => {
                     (Change::Open { title, severity, components, ticket: false }, actor)

@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::change::{Body, Change, Refused};
 use super::{BODY_LIMIT, Caller, caller, path_id, path_name};
+use crate::actions::change::{Body, Change, Refused};
 use crate::auth::{self, Role};
-use crate::http::AppState;
-use crate::store::{IncidentRow, StoreError};
+use crate::http::state::AppState;
+use crate::model::IncidentRow;
+use crate::store::StoreError;
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
@@ -72,8 +73,8 @@ pub(super) fn incident_json(i: &IncidentRow) -> Value {
         "id": i.id, "title": i.title, "summary": i.summary, "state": i.state, "severity": i.severity,
         "urgency": i.urgency, "source": i.source, "agent": i.agent, "check": i.check,
         "assignee": i.assignee, "classification": i.classification, "runbook": i.runbook,
-        "team": i.team, "created_at": crate::escalate::rfc3339(i.created_ms),
-        "acked_by": i.acked_by, "public": i.public, "aware_at": i.aware_at_ms.map(crate::escalate::rfc3339), "resolved_at": i.resolved_ms.map(crate::escalate::rfc3339),
+        "team": i.team, "created_at": crate::rules::time::rfc3339(i.created_ms),
+        "acked_by": i.acked_by, "public": i.public, "aware_at": i.aware_at_ms.map(crate::rules::time::rfc3339), "resolved_at": i.resolved_ms.map(crate::rules::time::rfc3339),
     })
 }
 
@@ -105,7 +106,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .timeline(id)
                     .await?
                     .iter()
-                    .map(|e| json!({"at": crate::escalate::rfc3339(e.ts_ms), "actor": e.actor, "kind": e.kind, "text": e.text}))
+                    .map(|e| json!({"at": crate::rules::time::rfc3339(e.ts_ms), "actor": e.actor, "kind": e.kind, "text": e.text}))
                     .collect();
                 let alerts: Vec<Value> = store
                     .alerts(id)
@@ -123,12 +124,12 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .actions(id)
                     .await?
                     .iter()
-                    .map(|a| json!({"id": a.id, "text": a.text, "owner": a.owner, "due": crate::escalate::rfc3339(a.due_ms), "done": a.done_ms.is_some()}))
+                    .map(|a| json!({"id": a.id, "text": a.text, "owner": a.owner, "due": crate::rules::time::rfc3339(a.due_ms), "done": a.done_ms.is_some()}))
                     .collect();
                 let filed = store.filed_reports(id).await?;
-                let clocks: Vec<Value> = crate::remind::clocks(&i.classification, i.aware_at_ms, &filed)
+                let clocks: Vec<Value> = crate::rules::reminders::clocks(&i.classification, i.aware_at_ms, &filed)
                     .iter()
-                    .map(|c| json!({"report": c.label, "due": crate::escalate::rfc3339(c.due_ms)}))
+                    .map(|c| json!({"report": c.label, "due": crate::rules::time::rfc3339(c.due_ms)}))
                     .collect();
                 doc["timeline"] = json!(timeline);
                 doc["alerts"] = json!(alerts);
@@ -165,7 +166,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .await?
                     .iter()
                     .map(|(ts, status, summary, duration, metrics)| {
-                        json!({"at": crate::escalate::rfc3339(*ts), "status": status, "summary": summary, "duration_ms": duration, "metrics": metrics})
+                        json!({"at": crate::rules::time::rfc3339(*ts), "status": status, "summary": summary, "duration_ms": duration, "metrics": metrics})
                     })
                     .collect();
                 Json(json!({ "agent": agent, "check": check, "results": results })).into_response()
@@ -187,7 +188,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
             "tokens" => Json(json!({ "tokens": store.tokens(None).await? })).into_response(),
             "deviations" => Json(json!({ "deviations": store.deviations(crate::now_ms()).await? })).into_response(),
             "customers" => Json(json!({ "customers": store.customers().await? })).into_response(),
-            "windows" => Json(json!({ "windows": store.windows(crate::now_ms() - crate::status::HISTORY_MS).await? })).into_response(),
+            "windows" => Json(json!({ "windows": store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await? })).into_response(),
             "window_add" => {
                 let body: WindowBody = match json_body(req).await {
                     Ok(b) => b,
@@ -245,12 +246,12 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     return Ok(error(StatusCode::NOT_FOUND, "no such draft"));
                 };
                 let Some(doc) = draft(&state, id, &report).await? else {
-                    return Ok(error(StatusCode::NOT_FOUND, format!("no incident #{id} or no report {report} ({})", crate::compliance::DRAFTS.join(", "))));
+                    return Ok(error(StatusCode::NOT_FOUND, format!("no incident #{id} or no report {report} ({})", crate::rules::compliance::DRAFTS.join(", "))));
                 };
                 match q("format") {
                     Some("markdown" | "md") => (
                         [(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-                        crate::compliance::markdown(&doc),
+                        crate::rules::compliance::markdown(&doc),
                     )
                         .into_response(),
                     None | Some("json") => Json(doc).into_response(),
@@ -314,7 +315,9 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
     if let Err(m) = auth::check_password(&password).and_then(|()| auth::check_user_name(&name)) {
         return error(StatusCode::BAD_REQUEST, m);
     }
-    match crate::admin::add_user_bounded(&state.store, &state.hashing, &caller.who, &name, role, password).await {
+    match crate::actions::accounts::add_user_bounded(&state.store, &state.hashing, &caller.who, &name, role, password)
+        .await
+    {
         Ok(true) => {
             (StatusCode::CREATED, Json(json!({ "message": format!("user {name} added ({role})") }))).into_response()
         }
@@ -341,7 +344,7 @@ async fn user_set(state: &AppState, caller: &Caller, req: Request) -> Response {
             if let Err(m) = auth::check_password(&p) {
                 return error(StatusCode::BAD_REQUEST, m);
             }
-            match crate::admin::hash_bounded(&state.hashing, p).await {
+            match crate::actions::accounts::hash_bounded(&state.hashing, p).await {
                 Ok(h) => Some(h),
                 Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
@@ -376,7 +379,7 @@ pub(super) async fn create_token(state: &AppState, caller: &Caller, body: TokenB
     let user = body.user.unwrap_or_else(|| caller.who.name.clone());
     let lifetime =
         humantime::parse_duration(body.expires.as_deref().unwrap_or("90d")).map_err(|e| format!("expires: {e}"))?;
-    crate::admin::create_token(
+    crate::actions::accounts::create_token(
         &state.store,
         &caller.who,
         &user,
@@ -418,7 +421,7 @@ pub(super) async fn yearly(state: &AppState, year: i32) -> Result<Value, StoreEr
     let days = store.component_days(&format!("{year}-01-01")).await?;
     let filed = store.reports_filed(from, until).await?;
     let overdue = store.overdue_actions(crate::now_ms()).await?;
-    Ok(crate::compliance::yearly(year, &incidents, &days, &filed, overdue))
+    Ok(crate::rules::compliance::yearly(year, &incidents, &days, &filed, overdue))
 }
 
 /// A report draft for an incident, or None (no incident, or no such report).
@@ -429,7 +432,7 @@ pub(super) async fn draft(state: &AppState, id: i64, report: &str) -> Result<Opt
     let postmortem = store.postmortem(id).await?;
     let actions = store.actions(id).await?;
     let updates = store.public_updates(id).await?;
-    let sources = crate::compliance::Sources {
+    let sources = crate::rules::compliance::Sources {
         incident: &incident,
         breach: breach.as_ref(),
         postmortem: postmortem.as_ref(),
@@ -437,7 +440,7 @@ pub(super) async fn draft(state: &AppState, id: i64, report: &str) -> Result<Opt
         updates: &updates,
         now: crate::now_ms(),
     };
-    Ok(crate::compliance::draft(report, &sources))
+    Ok(crate::rules::compliance::draft(report, &sources))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -474,7 +477,7 @@ pub(super) async fn add_customer(
         return Err(bad("a customer needs 1 to 50 contact addresses".into()));
     }
     for c in contacts {
-        crate::customers::check_email(c).map_err(bad)?;
+        crate::rules::words::check_email(c).map_err(bad)?;
     }
     let known: Vec<&str> = state.policy.components().iter().map(|c| c.name.as_str()).collect();
     if let Some(unknown) = components.iter().find(|c| !known.contains(&c.as_str())) {
@@ -510,7 +513,7 @@ pub(super) struct WindowBody {
 
 /// Reload the runtime windows into the policy and refresh the public snapshot.
 pub(super) async fn reload_windows(state: &AppState) -> Result<(), StoreError> {
-    let windows = state.store.windows(crate::now_ms() - crate::status::HISTORY_MS).await?;
+    let windows = state.store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?;
     state.policy.set_windows(&windows);
     state.changed();
     Ok(())
@@ -527,7 +530,7 @@ pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody)
         return Err(bad("a reason is 1 to 500 characters".into()));
     }
     let time = |t: Option<String>, what: &str| {
-        super::change::parse_time(&t.unwrap_or_default()).map_err(|e| bad(format!("{what}: {e}")))
+        crate::actions::change::parse_time(&t.unwrap_or_default()).map_err(|e| bad(format!("{what}: {e}")))
     };
     let (start, end) = (time(b.start, "start")?, time(b.end, "end")?);
     if end <= start {
@@ -547,7 +550,7 @@ pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody)
     if globs.iter().any(|g| g.as_ref().is_some_and(|g| g.is_empty() || g.len() > 200)) {
         return Err(bad("agents and checks are globs of 1 to 200 characters".into()));
     }
-    let window = crate::policy::Window {
+    let window = crate::rules::policy::Window {
         id: 0,
         kind,
         reason: reason.trim().to_string(),

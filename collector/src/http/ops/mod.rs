@@ -12,7 +12,6 @@
 //! recorded here.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,11 +21,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::auth::{self, Perm, Role};
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::store::audit::{Entry, Who};
 
 mod api;
-pub mod change;
 pub mod openapi;
 pub mod ui;
 
@@ -557,6 +555,3 @@ fn path_id(req: &Request) -> Option<i64> {
 fn path_name(req: &Request) -> Option<String> {
     segment(req, "{name}")
 }
-
-/// Shared across requests: the login limiter.
-pub type Limiter = Arc<auth::LoginLimiter>;

@@ -9,11 +9,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::change::{Body, Change, PUBLIC_STATES, Refused};
 use super::{BODY_LIMIT, Caller, SESSION_COOKIE, SESSION_MS, Via, caller, path_id};
+use crate::actions::change::{Body, Change, PUBLIC_STATES, Refused};
 use crate::auth::{self, Perm};
-use crate::http::AppState;
-use crate::status::esc;
+use crate::http::html::esc;
+use crate::http::state::AppState;
 use crate::store::audit::{Entry, Who};
 use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
 
@@ -76,7 +76,7 @@ fn countdown(due_ms: i64, now: i64) -> String {
         format!("{}{} h {} min", if ms < 0 { "overdue by " } else { "in " }, a / 3_600_000, a % 3_600_000 / 60_000);
     format!(
         "<time datetime=\"{0}\" data-due=\"{0}\"{1}>{text}</time>",
-        crate::escalate::rfc3339(due_ms),
+        crate::rules::time::rfc3339(due_ms),
         if ms < 0 { " class=\"overdue\"" } else { "" }
     )
 }
@@ -481,7 +481,7 @@ async fn dashboard(state: &AppState, caller: &Caller, now: i64) -> Result<String
                 esc(&i.title),
                 esc(&i.state),
                 esc(&i.severity),
-                crate::escalate::rfc3339(i.created_ms),
+                crate::rules::time::rfc3339(i.created_ms),
                 esc(i.assignee.as_deref().unwrap_or("—"))
             );
         }
@@ -572,7 +572,7 @@ async fn incident_page(
         esc(i.runbook.as_deref().unwrap_or("—")),
     );
     let filed = store.filed_reports(id).await?;
-    let clocks = crate::remind::clocks(&i.classification, i.aware_at_ms, &filed);
+    let clocks = crate::rules::reminders::clocks(&i.classification, i.aware_at_ms, &filed);
     if !clocks.is_empty() {
         b.push_str("<h2>Regulatory deadlines</h2><ul>");
         for c in &clocks {
@@ -580,7 +580,7 @@ async fn incident_page(
                 b,
                 "<li>{}: due {} ({})</li>",
                 esc(c.label),
-                crate::escalate::rfc3339(c.due_ms),
+                crate::rules::time::rfc3339(c.due_ms),
                 countdown(c.due_ms, now)
             );
         }
@@ -632,7 +632,7 @@ async fn incident_page(
                     hidden_csrf(caller)
                 )
             } else {
-                format!("open, due {}", crate::escalate::rfc3339(a.due_ms))
+                format!("open, due {}", crate::rules::time::rfc3339(a.due_ms))
             };
             let _ = write!(
                 b,
@@ -640,7 +640,7 @@ async fn incident_page(
                 a.id,
                 esc(&a.text),
                 esc(&a.owner),
-                crate::escalate::rfc3339(a.due_ms)
+                crate::rules::time::rfc3339(a.due_ms)
             );
         }
         b.push_str("</ul>");
@@ -667,7 +667,7 @@ async fn incident_page(
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            crate::escalate::rfc3339(e.ts_ms),
+            crate::rules::time::rfc3339(e.ts_ms),
             esc(&e.actor),
             esc(&e.kind),
             esc(&e.text)
@@ -698,7 +698,7 @@ async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
             r.seq,
-            crate::escalate::rfc3339(r.ts_ms),
+            crate::rules::time::rfc3339(r.ts_ms),
             esc(&r.actor),
             esc(&r.role),
             esc(&r.action),
@@ -758,8 +758,8 @@ async fn users_page(
             esc(&t.user),
             esc(&t.name),
             auth::scopes_text(&t.scopes),
-            crate::escalate::rfc3339(t.expires_ms),
-            t.last_used_ms.map_or_else(|| "never".to_string(), crate::escalate::rfc3339)
+            crate::rules::time::rfc3339(t.expires_ms),
+            t.last_used_ms.map_or_else(|| "never".to_string(), crate::rules::time::rfc3339)
         );
     }
     let _ = write!(
@@ -793,11 +793,16 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
         auth::check_user_name(&f.name).and_then(|()| auth::check_password(&f.password)).map(|()| role)
     });
     let outcome = match checked {
-        Ok(role) => {
-            crate::admin::add_user_bounded(&state.store, &state.hashing, &caller.who, &f.name, role, f.password)
-                .await
-                .map_err(|e| e.to_string())
-        }
+        Ok(role) => crate::actions::accounts::add_user_bounded(
+            &state.store,
+            &state.hashing,
+            &caller.who,
+            &f.name,
+            role,
+            f.password,
+        )
+        .await
+        .map_err(|e| e.to_string()),
         Err(m) => Err(m),
     };
     let notice = match outcome {
@@ -858,9 +863,9 @@ fn textarea(name: &str, label: &str, value: &str, editable: bool) -> String {
     }
 }
 
-fn postmortem_section(caller: &Caller, id: i64, p: Option<&crate::store::deviations::PostmortemRow>) -> String {
+fn postmortem_section(caller: &Caller, id: i64, p: Option<&crate::model::PostmortemRow>) -> String {
     let edit = caller.may(Perm::Triage);
-    let get = |f: fn(&crate::store::deviations::PostmortemRow) -> &str| p.map_or("", f);
+    let get = |f: fn(&crate::model::PostmortemRow) -> &str| p.map_or("", f);
     let mut b = String::from("<h2>Postmortem</h2>");
     if p.is_none() && !edit {
         b.push_str("<p>No postmortem yet.</p>");
@@ -872,7 +877,7 @@ fn postmortem_section(caller: &Caller, id: i64, p: Option<&crate::store::deviati
             "<p>In the deviation register; follow-up <strong>{}</strong>, last edited by {} at {}.</p>",
             esc(&p.follow_up),
             esc(&p.updated_by),
-            crate::escalate::rfc3339(p.updated_ms)
+            crate::rules::time::rfc3339(p.updated_ms)
         );
     }
     if edit {
@@ -896,14 +901,18 @@ fn postmortem_section(caller: &Caller, id: i64, p: Option<&crate::store::deviati
     b
 }
 
-fn breach_section(caller: &Caller, id: i64, breach: Option<&crate::store::deviations::BreachRow>) -> String {
+fn breach_section(caller: &Caller, id: i64, breach: Option<&crate::model::BreachRow>) -> String {
     let Some(br) = breach else { return String::new() };
     let edit = caller.may(Perm::Triage);
     let mut b = String::from("<h2>Personal-data breach (GDPR Art. 33)</h2>");
     let reported = br.reported_ms.map_or_else(
         || "not reported".to_string(),
         |at| {
-            format!("reported {} ({})", crate::escalate::rfc3339(at), br.reference.as_deref().unwrap_or("no reference"))
+            format!(
+                "reported {} ({})",
+                crate::rules::time::rfc3339(at),
+                br.reference.as_deref().unwrap_or("no reference")
+            )
         },
     );
     let _ = write!(b, "<p>{}.</p>", esc(&reported));
@@ -934,7 +943,7 @@ fn breach_section(caller: &Caller, id: i64, breach: Option<&crate::store::deviat
 }
 
 fn drafts_links(id: i64) -> String {
-    let links: Vec<String> = crate::compliance::DRAFTS
+    let links: Vec<String> = crate::rules::compliance::DRAFTS
         .iter()
         .map(|r| format!("{r}: <a href=\"/api/v1/incidents/{id}/drafts/{r}?format=markdown\">Markdown</a> · <a href=\"/api/v1/incidents/{id}/drafts/{r}\">JSON</a>"))
         .collect();
@@ -955,7 +964,7 @@ async fn deviations_page(state: &AppState, caller: &Caller, now: i64) -> Result<
             esc(&d.title),
             esc(&d.severity),
             esc(&d.classification),
-            crate::escalate::rfc3339(d.opened_ms),
+            crate::rules::time::rfc3339(d.opened_ms),
             esc(&d.cause),
             esc(&d.follow_up),
             d.actions_open,
@@ -982,14 +991,14 @@ async fn breaches_page(state: &AppState, caller: &Caller) -> Result<String, crat
                     format!("no: {}", r.not_reported_reason)
                 }
             },
-            |at| format!("{} {}", crate::escalate::rfc3339(at), r.reference.clone().unwrap_or_default()),
+            |at| format!("{} {}", crate::rules::time::rfc3339(at), r.reference.clone().unwrap_or_default()),
         );
         let _ = write!(
             b,
             "<tr><td><a href=\"/ops/incidents/{0}\">#{0} {1}</a></td><td>{2}</td><td>{3}</td><td>{4} ≈ {5}</td><td>{6} ≈ {7}</td><td>{8}</td><td>{9}</td><td>{10}</td></tr>",
             r.incident_id,
             esc(&r.title),
-            r.aware_at_ms.map(crate::escalate::rfc3339).unwrap_or_default(),
+            r.aware_at_ms.map(crate::rules::time::rfc3339).unwrap_or_default(),
             esc(&r.nature),
             esc(&r.subject_categories),
             r.subjects_approx.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
@@ -1025,8 +1034,8 @@ async fn yearly_page(state: &AppState, caller: &Caller, year: i32) -> Result<Str
         b,
         "<h2>Incidents: {}</h2>{}{}",
         doc["incidents"]["total"],
-        crate::compliance::bar_chart("Incidents by severity", &sev, ""),
-        crate::compliance::bar_chart("Incidents by month", &months, "")
+        crate::http::html::svg::bar_chart("Incidents by severity", &sev, ""),
+        crate::http::html::svg::bar_chart("Incidents by month", &months, "")
     );
     let fmt = |v: &serde_json::Value| v.as_i64().map_or_else(|| "—".to_string(), |m| format!("{m} min"));
     let _ = write!(
@@ -1048,7 +1057,8 @@ async fn yearly_page(state: &AppState, caller: &Caller, year: i32) -> Result<Str
     if uptime.is_empty() {
         b.push_str("<h2>Uptime</h2><p>No uptime recorded for this year.</p>");
     } else {
-        let _ = write!(b, "<h2>Uptime</h2>{}", crate::compliance::bar_chart("Uptime per component", &uptime, " %"));
+        let _ =
+            write!(b, "<h2>Uptime</h2>{}", crate::http::html::svg::bar_chart("Uptime per component", &uptime, " %"));
     }
     b.push_str("<h2>Reports filed</h2><ul>");
     for r in doc["reports_filed"].as_array().into_iter().flatten() {
@@ -1060,7 +1070,7 @@ async fn yearly_page(state: &AppState, caller: &Caller, year: i32) -> Result<Str
 
 fn customers_section(
     caller: &Caller,
-    i: &crate::store::IncidentRow,
+    i: &crate::model::IncidentRow,
     affected: &[crate::store::customers::CustomerRow],
     direct_max: usize,
 ) -> String {
@@ -1177,7 +1187,7 @@ async fn windows_page(
     b.push_str("<p>Windows in collector.toml are not listed here; these are the ones made here or through the API.</p>\
         <table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Kind</th><th scope=\"col\">Reason</th><th scope=\"col\">Components</th>\
         <th scope=\"col\">Mutes</th><th scope=\"col\">From</th><th scope=\"col\">Until</th><th scope=\"col\">By</th><th scope=\"col\">State</th></tr></thead><tbody>");
-    for w in state.store.windows(now - crate::status::HISTORY_MS).await? {
+    for w in state.store.windows(now - crate::http::public::status::HISTORY_MS).await? {
         let state_cell = if w.end <= now {
             "ended".to_string()
         } else if caller.may(Perm::Triage) {
@@ -1201,8 +1211,8 @@ async fn windows_page(
             esc(&w.components.join(", ")),
             esc(w.agents.as_deref().unwrap_or("—")),
             esc(w.checks.as_deref().unwrap_or("—")),
-            crate::escalate::rfc3339(w.start),
-            crate::escalate::rfc3339(w.end),
+            crate::rules::time::rfc3339(w.start),
+            crate::rules::time::rfc3339(w.end),
             esc(&w.created_by)
         );
     }
@@ -1219,8 +1229,8 @@ async fn windows_page(
              <label for=\"w-end\">End</label> <input id=\"w-end\" name=\"end\" value=\"{}\" required></p><p><button type=\"submit\">Add window</button></p></form>",
             hidden_csrf(caller),
             select("kind", "Kind", &["maintenance", "silence"]),
-            crate::escalate::rfc3339(now),
-            crate::escalate::rfc3339(now + 3_600_000)
+            crate::rules::time::rfc3339(now),
+            crate::rules::time::rfc3339(now + 3_600_000)
         );
     }
     Ok(page("Maintenance windows and silences", Some(caller), &b))
@@ -1321,7 +1331,7 @@ async fn check_page(
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{duration:.1} ms</td></tr>",
-            crate::escalate::rfc3339(*ts),
+            crate::rules::time::rfc3339(*ts),
             esc(status),
             esc(summary)
         );

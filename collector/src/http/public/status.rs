@@ -14,11 +14,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::escalate::rfc3339;
+use crate::http::html::esc;
 use crate::incident::Ms;
-use crate::policy::{Maintenance, Policy, Severity};
-use crate::store::deviations::DayTimes;
-use crate::store::{PublicIncident, Store};
+use crate::model::{DayTimes, PublicIncident};
+use crate::rules::policy::{Maintenance, Policy, Severity};
+use crate::rules::time::rfc3339;
+use crate::store::Store;
 
 /// Statuspage's component statuses, in order of badness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -301,7 +302,7 @@ pub fn summary_json(snapshot: &Snapshot) -> Value {
 /// Time per component and day in each status, gathered between flushes to the store.
 #[derive(Debug, Default)]
 pub struct Uptime {
-    pending: std::collections::HashMap<(String, String), crate::store::deviations::DayTimes>,
+    pending: std::collections::HashMap<(String, String), crate::model::DayTimes>,
     last: Option<Ms>,
 }
 
@@ -335,7 +336,7 @@ impl Uptime {
     }
 
     /// What to add to the store, emptied.
-    pub fn take(&mut self) -> Vec<(String, String, crate::store::deviations::DayTimes)> {
+    pub fn take(&mut self) -> Vec<(String, String, crate::model::DayTimes)> {
         self.pending.drain().map(|((c, d), t)| (c, d, t)).collect()
     }
 }
@@ -532,8 +533,8 @@ checks = "smtp"
 name = "dns"
 title = "DNS"
 "#;
-        let model: crate::policy::PolicyModel = toml::from_str(text).unwrap();
-        Policy::build(model, text, std::path::Path::new("/")).unwrap()
+        let model: crate::rules::policy::PolicyModel = toml::from_str(text).unwrap();
+        Policy::build(model, text, &crate::rules::policy::no_files).unwrap()
     }
 
     #[test]
@@ -826,10 +827,6 @@ impl Lang {
     }
 }
 
-pub(crate) fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 fn incidents_html(snapshot: &Snapshot, lang: Lang) -> String {
     let t = |k: &str| lang.text(k);
     let mut out = String::new();
@@ -1058,7 +1055,6 @@ mod page_tests {
 
 /// A shields-style SVG badge for one component: its title and its status in words.
 pub fn badge_svg(component: &ComponentState) -> String {
-    let label = esc(&component.title);
     let value = component.status.as_str().replace('_', " ");
     let color = match component.status {
         ComponentStatus::Operational => "#1b6b2f",
@@ -1067,24 +1063,7 @@ pub fn badge_svg(component: &ComponentState) -> String {
         ComponentStatus::PartialOutage => "#9a4500",
         ComponentStatus::MajorOutage => "#a11919",
     };
-    // Verdana 11px averages about 6.5 px per character; pad 10 px each side.
-    let width = |text: &str| 10 + (text.chars().count() as u32 * 13).div_ceil(2);
-    let (lw, vw) = (width(&component.title), width(&value));
-    let total = lw + vw;
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" role="img" aria-label="{label}: {value}">
-<title>{label}: {value}</title>
-<rect width="{lw}" height="20" fill="#444"/>
-<rect x="{lw}" width="{vw}" height="20" fill="{color}"/>
-<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11" text-anchor="middle">
-<text x="{lx}" y="14">{label}</text>
-<text x="{vx}" y="14">{value}</text>
-</g>
-</svg>
-"##,
-        lx = lw / 2,
-        vx = lw + vw / 2,
-    )
+    crate::http::html::svg::badge(&component.title, &value, color)
 }
 
 /// One public incident in Statuspage's shape.

@@ -6,8 +6,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::http::AppState;
-use crate::status::{Lang, esc};
+use crate::http::html::esc;
+use crate::http::public::status::Lang;
+use crate::http::state::AppState;
 
 fn lang_of(query: Option<&str>, headers: &HeaderMap) -> Lang {
     Lang::pick(query, headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
@@ -78,7 +79,7 @@ pub async fn submit(
         return (StatusCode::TOO_MANY_REQUESTS, page(lang, text, "")).into_response();
     }
     let email = get("email");
-    if let Err(m) = crate::customers::check_email(&email) {
+    if let Err(m) = crate::rules::words::check_email(&email) {
         return (StatusCode::BAD_REQUEST, page(lang, if sv { "Felaktig adress" } else { "Bad address" }, &esc(&m)))
             .into_response();
     }

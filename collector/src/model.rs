@@ -1,0 +1,316 @@
+//! The collector's records: incidents and their timelines, notifications, what the reminder
+//! planner reads and writes, and the compliance registers. Plain data that the rules decide
+//! on, the store reads and writes, and the pages show. Pure: imports only `incident`.
+
+use crate::incident::Ms;
+
+// ---- Incidents ----
+
+/// One incident, as the escalation worker and the CLI see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub key: Option<String>,
+    pub title: String,
+    pub summary: String,
+    pub state: String,
+    pub severity: String,
+    pub urgency: String,
+    pub source: String,
+    pub agent: Option<String>,
+    pub check: Option<String>,
+    pub runbook: Option<String>,
+    pub escalation: Option<String>,
+    pub team: Option<String>,
+    pub created_ms: Ms,
+    pub acked_ms: Option<Ms>,
+    pub acked_by: Option<String>,
+    pub ack_until_ms: Option<Ms>,
+    pub resolved_ms: Option<Ms>,
+    pub resolved_by: Option<String>,
+    pub suppressed_by: Option<String>,
+    pub flapping: bool,
+    pub muted: Option<String>,
+    pub muted_until_ms: Option<Ms>,
+    pub esc_round: i64,
+    pub esc_loop: i64,
+    pub esc_step: i64,
+    pub next_action_ms: Option<Ms>,
+    pub assignee: Option<String>,
+    pub classification: String,
+    pub aware_at_ms: Option<Ms>,
+    /// Shown on the status page (a person published an update).
+    pub public: bool,
+    /// How it is communicated: direct (customers e-mailed) or public (status page).
+    pub communication: Option<String>,
+}
+
+#[cfg(test)]
+impl IncidentRow {
+    /// A triggered critical check incident that pages through `default` for team `ops`.
+    pub(crate) fn example(id: i64, created_ms: Ms) -> IncidentRow {
+        IncidentRow {
+            id,
+            key: Some(format!("a/disk/{id}")),
+            title: "a: disk: full".into(),
+            summary: "full".into(),
+            state: "triggered".into(),
+            severity: "critical".into(),
+            urgency: "page".into(),
+            source: "check".into(),
+            agent: Some("a".into()),
+            check: Some("disk".into()),
+            runbook: None,
+            escalation: Some("default".into()),
+            team: Some("ops".into()),
+            created_ms,
+            acked_ms: None,
+            acked_by: None,
+            ack_until_ms: None,
+            resolved_ms: None,
+            resolved_by: None,
+            suppressed_by: None,
+            flapping: false,
+            muted: None,
+            muted_until_ms: None,
+            esc_round: 0,
+            esc_loop: 0,
+            esc_step: 0,
+            next_action_ms: Some(created_ms),
+            assignee: None,
+            classification: "operational".into(),
+            aware_at_ms: None,
+            public: false,
+            communication: None,
+        }
+    }
+}
+
+/// An incident as the public sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicIncident {
+    pub id: i64,
+    pub title: String,
+    pub severity: String,
+    pub created_ms: Ms,
+    /// (update id, status, body, when), oldest first.
+    pub updates: Vec<(i64, String, String, Ms)>,
+    pub components: Vec<String>,
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: i64,
+    pub incident_id: i64,
+    pub ts_ms: Ms,
+    pub actor: String,
+    pub kind: String,
+    pub text: String,
+}
+
+// ---- Notifications and escalation steps ----
+
+/// A notification to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    pub incident_id: Option<i64>,
+    pub dedup: String,
+    /// page, notice, resolved, reminder.
+    pub kind: String,
+    /// Who or what it reaches (a person's name, `#channel`).
+    pub recipient: String,
+    /// The [`crate::rules::policy::Delivery`] as JSON.
+    pub delivery: String,
+    pub subject: String,
+    pub body: String,
+    /// The webhook body (generic JSON or Slack's).
+    pub payload: String,
+}
+
+/// One row of the notification log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub incident_id: Option<i64>,
+    pub dedup: String,
+    pub kind: String,
+    pub recipient: String,
+    pub delivery: String,
+    pub subject: String,
+    pub body: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i64,
+    pub sent_ms: Option<Ms>,
+    pub last_error: Option<String>,
+}
+
+/// What the escalation worker decided about one due incident.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    pub notifications: Vec<NewNotification>,
+    /// Timeline entries (kind, text).
+    pub events: Vec<(String, String)>,
+    /// New state, when it changes (an acknowledgement lapsed: `triggered`).
+    pub state: Option<String>,
+    pub ack_until_ms: Option<Option<Ms>>,
+    pub unmute: bool,
+    pub esc_round: i64,
+    pub esc_loop: i64,
+    pub esc_step: i64,
+    pub next_action_ms: Option<Ms>,
+}
+
+/// A check notice (no incident) waiting to be routed: (id, agent, check, kind, text).
+pub type NoticeRow = (i64, String, String, String, String);
+
+// ---- Reminders ----
+
+/// An incident the reminders look at.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub row: IncidentRow,
+    pub classification: String,
+    pub aware_at_ms: Option<Ms>,
+    /// Latest timeline entry by a person (else when it opened).
+    pub last_update_ms: Ms,
+    /// When the current escalation round paged first, and whom (recipient, delivery).
+    pub round_started_ms: Option<Ms>,
+    pub round_paged: Vec<(String, String)>,
+    /// Regulatory reports filed: (report, when).
+    pub reports: Vec<(String, Ms)>,
+}
+
+/// An open postmortem action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRow {
+    pub id: i64,
+    pub incident_id: i64,
+    pub text: String,
+    pub owner: String,
+    pub due_ms: Ms,
+    pub done_ms: Option<Ms>,
+}
+
+/// Everything the planner reads, in one consistent read.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub incidents: Vec<Watched>,
+    pub actions: Vec<ActionRow>,
+    /// (agent, last heard) for every agent.
+    pub agents: Vec<(String, Ms)>,
+}
+
+/// A reminder to write: its notification, and the incident timeline entry it makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderRow {
+    pub notification: NewNotification,
+    pub timeline: Option<(i64, String)>,
+}
+
+// ---- Postmortems, deviations, breaches and uptime ----
+
+/// What a person writes in a postmortem (None: leave as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostmortemFields {
+    pub summary: Option<String>,
+    pub cause: Option<String>,
+    pub impact: Option<String>,
+    pub lessons: Option<String>,
+    /// open, in-progress, closed.
+    pub follow_up: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PostmortemRow {
+    pub incident_id: i64,
+    pub summary: String,
+    pub cause: String,
+    pub impact: String,
+    pub lessons: String,
+    pub follow_up: String,
+    pub created_ms: Ms,
+    pub updated_ms: Ms,
+    pub updated_by: String,
+    pub closed_ms: Option<Ms>,
+}
+
+/// One line of the deviation register.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviationRow {
+    pub incident_id: i64,
+    pub title: String,
+    pub severity: String,
+    pub classification: String,
+    pub incident_state: String,
+    pub opened_ms: Ms,
+    pub follow_up: String,
+    pub cause: String,
+    pub actions_open: i64,
+    pub actions_overdue: i64,
+    pub updated_ms: Ms,
+}
+
+/// The fields the supervisory authority asks for (GDPR Art. 33(3)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BreachFields {
+    pub nature: Option<String>,
+    pub subject_categories: Option<String>,
+    pub subjects_approx: Option<i64>,
+    pub record_categories: Option<String>,
+    pub records_approx: Option<i64>,
+    pub consequences: Option<String>,
+    pub measures: Option<String>,
+    pub contact: Option<String>,
+    pub not_reported_reason: Option<String>,
+}
+
+/// One line of the breach register: the incident, what is recorded, and the Art. 33 report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BreachRow {
+    pub incident_id: i64,
+    pub title: String,
+    pub aware_at_ms: Option<Ms>,
+    pub opened_ms: Ms,
+    pub nature: String,
+    pub subject_categories: String,
+    pub subjects_approx: Option<i64>,
+    pub record_categories: String,
+    pub records_approx: Option<i64>,
+    pub consequences: String,
+    pub measures: String,
+    pub contact: String,
+    pub not_reported_reason: String,
+    /// When the GDPR Art. 33 report was filed, and its reference.
+    pub reported_ms: Option<Ms>,
+    pub reference: Option<String>,
+}
+
+/// Milliseconds in each status on one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DayTimes {
+    pub operational: i64,
+    pub degraded: i64,
+    pub partial: i64,
+    pub major: i64,
+    pub maintenance: i64,
+}
+
+impl DayTimes {
+    /// Share of the tracked time (maintenance excluded) not in a partial or major outage;
+    /// None when nothing was tracked.
+    pub fn uptime(&self) -> Option<f64> {
+        let tracked = self.operational + self.degraded + self.partial + self.major;
+        #[allow(clippy::cast_precision_loss)]
+        (tracked > 0).then(|| (tracked - self.partial - self.major) as f64 / tracked as f64)
+    }
+
+    pub fn add(&mut self, other: &DayTimes) {
+        self.operational += other.operational;
+        self.degraded += other.degraded;
+        self.partial += other.partial;
+        self.major += other.major;
+        self.maintenance += other.maintenance;
+    }
+}

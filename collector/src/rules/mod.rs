@@ -1,0 +1,20 @@
+//! The rules: pure decisions from the policy, the records and the time, all passed in. No
+//! IO, no clock reads, no async runtime (the tidy test holds this).
+//!
+//! - [`policy`]: `collector.toml`'s incident policy, its validation and its lookups.
+//! - [`escalation`]: pages by policy step, repeats, lapsed acknowledgements, who hears what.
+//! - [`reminders`]: reminder planning, legal deadlines and their clocks.
+//! - [`plausible`]: numbers from the wire held to what an agent could have reached.
+//! - [`compliance`]: regulatory report drafts and the yearly figures.
+//! - [`words`]: what customers and subscribers are told, in Swedish and English.
+//! - [`time`]: RFC 3339 and calendar months.
+//!
+//! May import: `incident`, `model`.
+
+pub mod compliance;
+pub mod escalation;
+pub mod plausible;
+pub mod policy;
+pub mod reminders;
+pub mod time;
+pub mod words;
