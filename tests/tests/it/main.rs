@@ -14,5 +14,6 @@ mod incidents;
 mod languages;
 mod logins;
 mod operator;
+mod tidy;
 mod transport;
 mod walls;
