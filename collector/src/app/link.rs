@@ -90,10 +90,22 @@ pub async fn external(
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         connected = true;
                         backoff = Duration::from_millis(500);
-                        context.health.link_up();
                         tracing::info!(filter = %filter, "collector connected to the broker");
+                        // Up once the subscription is in place (SubAck), not at the CONNACK: until
+                        // then nothing an agent sends reaches ingest.
                         let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
                         let _ = client.try_publish(state_topic.clone(), QoS::AtLeastOnce, true, collector_state(&settings.collector_name, true, &key));
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        if ack.return_codes.iter().all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))) {
+                            context.health.link_up();
+                        } else {
+                            // A broker that refuses the subscription (an ACL) leaves ingest deaf.
+                            let why = format!("the broker refused the subscription to {filter}");
+                            context.health.link_down(crate::now_ms(), &why);
+                            tracing::error!(filter = %filter, "{why}; retrying");
+                            break;
+                        }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         if !context.deliver(p.topic.as_ref(), p.payload).await {

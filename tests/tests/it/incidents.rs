@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use collector::model::IncidentRow;
 use e2e::{
     FakeAgent, Mosquitto, Proc, SmtpServer, WebhookReceiver, agent_binary, collector_binary, eventually, free_port,
-    wait_for_port, with_store,
+    with_store,
 };
 
 struct Rig {
@@ -89,9 +89,9 @@ timeout = "5s"
             if let Ok(Some(status)) = proc.child.try_wait() {
                 panic!("the collector exited ({status}):\n{}", self.dump());
             }
-            (std::net::TcpStream::connect(("127.0.0.1", http)).is_ok(), ())
+            // Ready: the subscription is in place, so an agent's next result reaches ingest.
+            (std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() && e2e::http_get(http, "/readyz").0 == 200, ())
         });
-        wait_for_port(http, Duration::from_secs(1));
         proc
     }
 
