@@ -665,10 +665,9 @@ impl Engine {
             let c = self.check_mut(agent, name);
             c.interval_ms = *interval;
             c.retired = false;
-            if c.last_at == 0 {
-                // Freshness counts from the birth for a check that never reported.
-                c.last_at = now;
-            }
+            // Freshness counts from the birth: a new epoch is a (re)started agent that has not
+            // had a chance to run its checks yet, whenever it last reported them.
+            c.last_at = c.last_at.max(now);
         }
         if self.agents.get(agent).is_some_and(|a| a.down.is_some()) {
             self.host_up(agent, now, out);

@@ -258,6 +258,28 @@ fn a_check_that_stops_reporting_while_its_agent_lives_goes_unknown() {
 }
 
 #[test]
+fn an_agent_back_from_the_dead_gets_a_fresh_interval_before_its_checks_go_stale() {
+    let mut e = engine();
+    let mut out = Vec::new();
+    e.apply(&Input::Birth { agent: "a", epoch: 1, seq: 0, heartbeat_ms: 0, checks: &[("x", 1_000)] }, 0, &mut out);
+    out.extend(result(&mut e, "a", "x", 1, Status::Ok, 500));
+    e.apply(&Input::Death { agent: "a", epoch: 1 }, 1_000, &mut out);
+    out.clear();
+    // Back 10 s later: its last result is far past the freshness limit, but the new process
+    // has not run the check yet. Not stale right after the birth...
+    e.apply(&Input::Birth { agent: "a", epoch: 2, seq: 1, heartbeat_ms: 0, checks: &[("x", 1_000)] }, 10_000, &mut out);
+    e.tick(10_100, &mut out);
+    assert!(!out.iter().any(|a| matches!(a, Action::Open { subject: Subject::Check, .. })), "{out:?}");
+    // ...but stale when it says nothing of the check for three intervals after it.
+    e.apply(&Input::Heartbeat { agent: "a", epoch: 2, interval_ms: 1_000 }, 13_500, &mut out);
+    e.tick(13_600, &mut out);
+    assert!(
+        out.iter().any(|a| matches!(a, Action::Open { status: Status::Unknown, subject: Subject::Check, .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_check_removed_from_the_agent_config_takes_its_alert_along() {
     let mut e = engine_with(Thresholds { failure: 1, success: 1, flap_detection: false });
     let mut out = result(&mut e, "a", "x", 1, Status::Critical, 0);
