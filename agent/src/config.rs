@@ -281,7 +281,7 @@ pub struct AgentConfig {
     /// Where the epoch lives (and the spool, by default).
     pub state_dir: PathBuf,
     /// Publish to this broker; `None` prints results to stdout.
-    pub mqtt: Option<crate::publish::MqttSettings>,
+    pub mqtt: Option<common::mqtt::MqttSettings>,
     pub spool: crate::spool::SpoolConfig,
 }
 
@@ -315,8 +315,8 @@ fn mqtt_settings(
     agent: &AgentId,
     base: &Path,
     at: &dyn Fn(Range<usize>, String) -> String,
-) -> Result<crate::publish::MqttSettings, String> {
-    use crate::publish::{BrokerAccess, MqttSettings};
+) -> Result<common::mqtt::MqttSettings, String> {
+    use common::mqtt::{BrokerAccess, MqttSettings};
     let access = BrokerAccess {
         url: &section.url,
         password: section.password.as_ref(),

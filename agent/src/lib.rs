@@ -19,7 +19,6 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod grant;
-pub mod log_limit;
 pub mod nagios;
 pub mod plugin;
 pub mod probe;
@@ -28,15 +27,3 @@ pub mod quarantine;
 pub mod scheduler;
 pub mod spool;
 pub mod standard;
-
-/// An error with its chain of causes on one line: `loading plugin x: reading file: not found`.
-pub fn report(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -123,7 +123,7 @@ async fn check_loop(
             let Ok(_permit) = permits.acquire().await else { return };
             let loading = runtime.load(source, check.config.limits.timeout);
             let loaded = tokio::select! {
-                loaded = loading => loaded.map_err(|e| crate::report(&e)),
+                loaded = loading => loaded.map_err(|e| common::report(&e)),
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             match &loaded {

@@ -25,8 +25,6 @@ pub mod model;
 pub mod rules;
 pub mod store;
 
-pub use agent::report;
-
 /// Now, in milliseconds since the Unix epoch (the one clock read the incident code uses;
 /// everything below it takes time as an argument).
 pub fn now_ms() -> incident::Ms {

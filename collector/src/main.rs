@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("VAKT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     // Every call site is rate-limited (see agent::log_limit): a loop that fails says why, but
     // does not fill the disk saying it.
-    let limit = agent::log_limit::RateLimit::new();
+    let limit = common::log_limit::RateLimit::new();
     {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %agent::report(&error), "vakt-collector stopped");
+            tracing::error!(error = %common::report(&error), "vakt-collector stopped");
             ExitCode::FAILURE
         }
     }

@@ -74,11 +74,11 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
     };
     let runtime = match Runtime::new(config) {
         Ok(runtime) => runtime,
-        Err(error) => return unknown(crate::report(&error)),
+        Err(error) => return unknown(common::report(&error)),
     };
     let plugin = match runtime.load(source, args.timeout).await {
         Ok(plugin) => plugin,
-        Err(error) => return unknown(crate::report(&error)),
+        Err(error) => return unknown(common::report(&error)),
     };
     let request = RunRequest {
         check: service.clone(),

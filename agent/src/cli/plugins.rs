@@ -10,13 +10,13 @@ use crate::standard;
 pub async fn plugins(format: Format, cache: Option<std::path::PathBuf>) -> Result<String, String> {
     let config =
         RuntimeConfig { concurrency: 1, cache_dir: Some(cache_dir(cache)), pooling: false, ..RuntimeConfig::default() };
-    let runtime = Runtime::new(config).map_err(|e| crate::report(&e))?;
+    let runtime = Runtime::new(config).map_err(|e| common::report(&e))?;
     let mut text = String::new();
     let mut list = Vec::new();
     for name in standard::names() {
         let source = standard::source(name).ok_or_else(|| format!("standard plugin {name} missing"))?;
         let plugin =
-            runtime.load(source, crate::plugin::RunLimits::default().timeout).await.map_err(|e| crate::report(&e))?;
+            runtime.load(source, crate::plugin::RunLimits::default().timeout).await.map_err(|e| common::report(&e))?;
         let info = plugin.info();
         let needs: Vec<&str> = info.needs.iter().map(|c| c.as_str()).collect();
         match format {

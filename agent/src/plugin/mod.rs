@@ -206,7 +206,7 @@ impl Runtime {
         let cache = config.cache_dir.as_deref().and_then(|dir| match cache::CompileCache::open(dir, &engine) {
             Ok(cache) => Some(cache),
             Err(error) => {
-                tracing::warn!(error = %crate::report(&error), "plugin compile cache disabled");
+                tracing::warn!(error = %common::report(&error), "plugin compile cache disabled");
                 None
             }
         });

@@ -24,11 +24,10 @@
 //! then to the broker) as soon as it takes writes again. Past the bound the oldest are dropped
 //! and counted. Either way the heartbeat says so (`spool.pending`, `spool.write_errors`).
 
-mod settings;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use common::mqtt::MqttSettings;
 use protocol::{
     Birth, CheckInfo, CommandKind, Encoding, Heartbeat, HostFacts, StateMessage, Topic, WIRE_VERSION, encode,
 };
@@ -36,8 +35,6 @@ use rand::RngExt;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
-
-pub use settings::{BrokerAccess, MqttSettings, ResolvedAccess, TlsSettings};
 
 use crate::scheduler::CheckRun;
 use crate::spool::{Spool, SpoolError, read_u64, write_u64};
@@ -298,7 +295,7 @@ impl Publisher {
                     self.counters.write_errors += 1;
                     if let Some(suppressed) = self.throttled.should_log("spool-write") {
                         tracing::error!(
-                            error = %crate::report(&error),
+                            error = %common::report(&error),
                             held_in_memory = self.pending.len(),
                             suppressed,
                             "the spool cannot write; results wait in memory until it can"
@@ -453,7 +450,7 @@ impl Publisher {
                 Ok(records) => records,
                 Err(error) => {
                     if let Some(suppressed) = self.throttled.should_log("spool-read") {
-                        tracing::error!(error = %crate::report(&error), suppressed, "cannot read the spool; retrying");
+                        tracing::error!(error = %common::report(&error), suppressed, "cannot read the spool; retrying");
                     }
                     return sent_upto;
                 }
@@ -500,7 +497,7 @@ impl Publisher {
         if let Err(error) = self.spool.ack(upto)
             && let Some(suppressed) = self.throttled.should_log("ack-write")
         {
-            tracing::error!(error = %crate::report(&error), suppressed, "could not record an ack");
+            tracing::error!(error = %common::report(&error), suppressed, "could not record an ack");
         }
         if self.spool.acked() > before { Incoming::Acked } else { Incoming::Nothing }
     }

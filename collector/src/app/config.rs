@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::publish::BrokerAccess;
+use common::mqtt::BrokerAccess;
 use protocol::{Encoding, Topics};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use serde::Deserialize;

@@ -232,7 +232,7 @@ impl Ingest {
                 Err(error) => {
                     failed = true;
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                    self.health.store_failed(crate::health::Writer::Ingest, crate::now_ms(), &crate::report(&error));
+                    self.health.store_failed(crate::health::Writer::Ingest, crate::now_ms(), &common::report(&error));
                     log_store_error(&error);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));

@@ -101,7 +101,7 @@ impl Sender {
                 match self.store.claim_notifications(now, LEASE_MS, free).await {
                     Ok(rows) => rows,
                     Err(e) => {
-                        tracing::error!(error = %crate::report(&e), "sender: could not claim notifications");
+                        tracing::error!(error = %common::report(&e), "sender: could not claim notifications");
                         Vec::new()
                     }
                 }
@@ -146,7 +146,7 @@ impl Sender {
         };
         if let Err(e) = recorded {
             // The lease runs out and it is tried again: at least once.
-            tracing::error!(id = row.id, error = %crate::report(&e), "could not record a notification's outcome");
+            tracing::error!(id = row.id, error = %common::report(&e), "could not record a notification's outcome");
         }
     }
 
@@ -179,7 +179,7 @@ impl Sender {
         // lettre's timeout covers each command; bound the whole exchange too.
         match tokio::time::timeout(*timeout * 2, transport.send(message)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("smtp: {}", crate::report(&e))),
+            Ok(Err(e)) => Err(format!("smtp: {}", common::report(&e))),
             Err(_) => Err(format!("smtp: no answer within {}s", (timeout.as_secs() * 2))),
         }
     }

@@ -118,7 +118,7 @@ impl SelfCheck {
         let line = match self.store.audit_head_line(now).await {
             Ok(line) => line,
             Err(error) => {
-                tracing::error!(error = %crate::report(&error), "cannot read the audit head to export it");
+                tracing::error!(error = %common::report(&error), "cannot read the audit head to export it");
                 return;
             }
         };
@@ -144,7 +144,7 @@ impl SelfCheck {
         tokio::spawn(async move {
             match tokio::time::timeout(PROBE_TIMEOUT, store.probe_write(now)).await {
                 Ok(Ok(())) => health.store_ok(Writer::Probe, crate::now_ms()),
-                Ok(Err(error)) => health.store_failed(Writer::Probe, crate::now_ms(), &crate::report(&error)),
+                Ok(Err(error)) => health.store_failed(Writer::Probe, crate::now_ms(), &common::report(&error)),
                 Err(_) => health.store_failed(Writer::Probe, crate::now_ms(), "a write has not finished in 10 s"),
             }
         });
@@ -219,7 +219,7 @@ impl SelfCheck {
             }
             // The store may be the problem: try again next second.
             Err(error) => {
-                tracing::info!(error = %crate::report(&error), "cannot record the degraded incident yet; retrying")
+                tracing::info!(error = %common::report(&error), "cannot record the degraded incident yet; retrying")
             }
         }
     }
@@ -239,7 +239,7 @@ impl SelfCheck {
                     let _ = self.store.set_degraded_incident(None).await;
                 }
                 Err(error) => {
-                    tracing::warn!(error = %crate::report(&error), incident = id, "could not resolve the degraded incident; it stays open");
+                    tracing::warn!(error = %common::report(&error), incident = id, "could not resolve the degraded incident; it stays open");
                 }
             }
         }

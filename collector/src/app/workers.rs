@@ -36,7 +36,7 @@ pub async fn escalation(
             (Ok(a), Ok(b)) if a + b > 0 => sender.notify_one(),
             (Ok(_), Ok(_)) => {}
             (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %crate::report(&e), "escalation worker: store error; retrying")
+                tracing::error!(error = %common::report(&e), "escalation worker: store error; retrying")
             }
         }
         tokio::select! {
@@ -60,10 +60,10 @@ pub async fn reminders(store: Store, policy: Arc<Policy>, sender: Arc<Notify>, m
                         sender.notify_one();
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %crate::report(&e), "reminders: could not write"),
+                    Err(e) => tracing::error!(error = %common::report(&e), "reminders: could not write"),
                 }
             }
-            Err(e) => tracing::error!(error = %crate::report(&e), "reminders: could not read"),
+            Err(e) => tracing::error!(error = %common::report(&e), "reminders: could not read"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

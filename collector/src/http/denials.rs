@@ -230,7 +230,7 @@ impl Denials {
         for row in self.due(now, ending) {
             let entry = Entry { action: &row.action, object: &row.object, outcome: &row.outcome, detail: &row.detail };
             if let Err(error) = store.audit_denied(&row.who, entry, row.at).await {
-                tracing::error!(error = %crate::report(&error), "cannot record refused requests in the audit trail; retrying");
+                tracing::error!(error = %common::report(&error), "cannot record refused requests in the audit trail; retrying");
                 failed.push(row);
             }
         }

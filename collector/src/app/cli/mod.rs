@@ -22,6 +22,7 @@ use crate::store::Store;
 use crate::store::audit::{Who, new_request_id};
 
 pub mod admin;
+pub mod local_agent;
 
 /// Vakt collector.
 #[derive(Debug, Parser)]
@@ -504,14 +505,17 @@ pub async fn up(
     let listener = http::bind(http_listen).await.map_err(|source| CliError::Http { addr: http_listen, source })?;
     // The local agent's config is read first: its client id is reserved for it on the broker,
     // and its checks seed the status page's components when the policy names none.
-    let local =
-        if with_agent { Some(local_agent_config(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?) } else { None };
+    let local = if with_agent {
+        Some(local_agent::LocalAgent::load(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?)
+    } else {
+        None
+    };
     let accounts = broker::Accounts {
         agents: (AGENT_USER.into(), password),
         local: local
             .as_ref()
-            .and_then(|c| c.mqtt.as_ref())
-            .map(|m| (LOCAL_AGENT_USER.to_string(), local_password.clone(), m.client_id.clone())),
+            .and_then(local_agent::LocalAgent::client_id)
+            .map(|client_id| (LOCAL_AGENT_USER.to_string(), local_password.clone(), client_id)),
     };
     let broker_stats = Arc::new(crate::health::counters::BrokerStats::default());
     let links = broker::start(mqtt_listen, accounts, broker_stats.clone()).await?;
@@ -522,9 +526,9 @@ pub async fn up(
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
     let mut policy = policy;
-    if let Some(config) = &local {
-        let checks: Vec<String> = config.checks.iter().map(|c| c.name.to_string()).collect();
-        policy.seed_components(config.agent_id.as_str(), &checks);
+    if let Some(local) = &local {
+        let (agent_id, checks) = local.checks();
+        policy.seed_components(&agent_id, &checks);
     }
     let policy = Arc::new(policy);
     policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
@@ -540,7 +544,7 @@ pub async fn up(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let web = tokio::spawn(http::serve(listener, tls, state, crate::app::limits::open_files().0, stop.clone()));
 
-    let agent = local.map(|config| tokio::spawn(agent::cli::run::run_config(config, None, stop.clone())));
+    let agent = local.map(|local| tokio::spawn(local.run(stop.clone())));
     tracing::info!(
         mqtt = %mqtt_listen,
         http = %format!("{scheme}://{http_listen}/"),
@@ -551,7 +555,7 @@ pub async fn up(
     );
     if let Some(agent) = agent {
         match agent.await {
-            Ok(Err(error)) => tracing::error!(error = %agent::report(&error), "the local agent stopped"),
+            Ok(Err(error)) => tracing::error!(error = %error, "the local agent stopped"),
             Err(error) => tracing::error!(error = %error, "the local agent task failed"),
             Ok(Ok(())) => {}
         }
@@ -756,86 +760,4 @@ fn secret_file(path: &Path) -> std::io::Result<String> {
     file.write_all(format!("{password}\n").as_bytes())?;
     file.sync_all()?;
     Ok(password)
-}
-
-/// An `agent.toml` that an older `up` wrote used the agents' shared account and trusted any
-/// ack: move it to the local agent's own account and the collector's key, once, keeping every
-/// other line the operator may have edited.
-fn upgrade_local_agent_config(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let generated = text.starts_with("# The agent `vakt-collector up` runs on this host.");
-    if !generated || text.contains("collector_key") {
-        return Ok(());
-    }
-    let upgraded = text
-        .replace(&format!("username = \"{AGENT_USER}\"\n"), &format!("username = \"{LOCAL_AGENT_USER}\"\n"))
-        .replace(
-            "password_file = \"mqtt-password\"\n",
-            "password_file = \"local-agent-password\"\ncollector_key_file = \"collector.pub\"\n",
-        );
-    if upgraded == text {
-        return Ok(());
-    }
-    std::fs::write(path, upgraded).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    tracing::info!(path = %path.display(), "moved the local agent to its own broker account and the collector's key");
-    Ok(())
-}
-
-/// The local agent's config: `DIR/agent.toml`, written with the standard host checks on
-/// first start so an operator can edit it.
-fn local_agent_config(data_dir: &Path, mqtt: SocketAddr) -> Result<agent::config::AgentConfig, String> {
-    let path = data_dir.join("agent.toml");
-    if !path.exists() {
-        let text = format!(
-            r#"# The agent `vakt-collector up` runs on this host. Edit and restart to change it.
-[agent]
-state_dir = "agent"
-
-[mqtt]
-url = "mqtt://{mqtt}"
-username = "{LOCAL_AGENT_USER}"
-password_file = "local-agent-password"
-collector_key_file = "collector.pub"
-heartbeat = "10s"
-
-[defaults]
-interval = "30s"
-
-[[check]]
-name = "cpu"
-plugin = "cpu"
-
-[[check]]
-name = "memory"
-plugin = "memory"
-
-[[check]]
-name = "swap"
-plugin = "swap"
-
-[[check]]
-name = "load"
-plugin = "load"
-
-[[check]]
-name = "disk-root"
-plugin = "disk"
-config = {{ path = "/" }}
-"#
-        );
-        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    } else {
-        upgrade_local_agent_config(&path)?;
-    }
-    agent::config::AgentConfig::load(&path).map_err(|e| {
-        let mut why = agent::report(&e);
-        if why.contains("collector_key") {
-            why.push_str(&format!(
-                ". An agent.toml from an older Vakt: add `collector_key_file = \"collector.pub\"` under [mqtt] in {}, \
-                 or delete the file to have it written again",
-                path.display()
-            ));
-        }
-        why
-    })
 }

@@ -350,7 +350,7 @@ async fn load_days(store: &Store, now: Ms) -> Arc<std::collections::HashMap<Stri
                 out.entry(component).or_default().push((day, t));
             }
         }
-        Err(e) => tracing::error!(error = %crate::report(&e), "status: could not read uptime"),
+        Err(e) => tracing::error!(error = %common::report(&e), "status: could not read uptime"),
     }
     Arc::new(out)
 }
@@ -437,7 +437,7 @@ pub async fn run(
         if now - flushed >= UPTIME_FLUSH_MS || *stop.borrow() {
             flushed = now;
             if let Err(e) = store.add_component_time(&uptime.take()).await {
-                tracing::error!(error = %crate::report(&e), "status: could not record uptime");
+                tracing::error!(error = %common::report(&e), "status: could not record uptime");
             }
             days = load_days(&store, now).await;
         }
@@ -458,7 +458,7 @@ pub async fn run(
                 }
             }
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                tracing::error!(error = %crate::report(&e), "status: could not refresh")
+                tracing::error!(error = %common::report(&e), "status: could not refresh")
             }
         }
         tokio::select! {
