@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{BODY_LIMIT, Caller, caller, path_id, path_name};
+use crate::actions::accounts::AccountError;
 use crate::actions::change::{Body, Change, Refused};
 use crate::auth::{self, Role};
 use crate::http::state::AppState;
@@ -23,6 +24,24 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 fn store_error(e: &StoreError) -> Response {
     tracing::error!(error = %e, "store error in the API");
     error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+}
+
+/// An account change not made: the caller's mistake (400), busy hashing (429, retry in a
+/// second), or the collector's own failure (500 / 503).
+fn account_error(e: &AccountError) -> Response {
+    match e {
+        AccountError::Invalid(m) => error(StatusCode::BAD_REQUEST, m.clone()),
+        AccountError::Busy(m) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, m.clone());
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            r
+        }
+        AccountError::Hashing(m) => {
+            tracing::error!(error = %m, "password hashing failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "password hashing failed")
+        }
+        AccountError::Store(e) => store_error(e),
+    }
 }
 
 pub(super) fn refused(r: &Refused) -> Response {
@@ -322,7 +341,7 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
             (StatusCode::CREATED, Json(json!({ "message": format!("user {name} added ({role})") }))).into_response()
         }
         Ok(false) => error(StatusCode::CONFLICT, format!("user {name} exists")),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => account_error(&e),
     }
 }
 
@@ -346,7 +365,7 @@ async fn user_set(state: &AppState, caller: &Caller, req: Request) -> Response {
             }
             match crate::actions::accounts::hash_bounded(&state.hashing, p).await {
                 Ok(h) => Some(h),
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                Err(e) => return account_error(&e),
             }
         }
         None => None,
