@@ -344,7 +344,11 @@ fn a_killed_agent_delivers_its_spool_after_restart_with_a_new_epoch() {
     });
     assert!(agent.stop(Duration::from_secs(10)).success());
     rig.assert_exactly_once("mail-01");
-    let events = rig.store(async |s| s.agent_events("mail-01").await.unwrap());
+    // The graceful stop's death is published as the agent exits; ingest stores it a moment later.
+    let events = eventually(Duration::from_secs(10), || {
+        let events = rig.store(async |s| s.agent_events("mail-01").await.unwrap());
+        (events.iter().any(|e| e.0 == 2 && !e.1), events)
+    });
     // Epoch 1: birth, then its death (the Will, fired when the kill closed the socket).
     // Epoch 2: birth, then the explicit death of the graceful stop. Each applied, except a
     // Will of epoch 1 that arrives after the birth of epoch 2: that one must not apply.
