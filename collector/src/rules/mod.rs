@@ -2,16 +2,19 @@
 //! IO, no clock reads, no async runtime (the tidy test holds this).
 //!
 //! - [`policy`]: `collector.toml`'s incident policy, its validation and its lookups.
+//! - [`components`]: a public component's status from its checks and incidents.
 //! - [`escalation`]: pages by policy step, repeats, lapsed acknowledgements, who hears what.
 //! - [`reminders`]: reminder planning, legal deadlines and their clocks.
 //! - [`plausible`]: numbers from the wire held to what an agent could have reached.
 //! - [`compliance`]: regulatory report drafts and the yearly figures.
-//! - [`words`]: what customers and subscribers are told, in Swedish and English.
+//! - [`words`]: every word a customer, subscriber or the public page reads, in Swedish and
+//!   English, and the text rules of plain-text outputs (e-mail headers and bodies).
 //! - [`time`]: RFC 3339 and calendar months.
 //!
 //! May import: `incident`, `model`.
 
 pub mod compliance;
+pub mod components;
 pub mod escalation;
 pub mod plausible;
 pub mod policy;

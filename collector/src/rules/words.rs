@@ -3,6 +3,109 @@
 
 use crate::rules::policy::Public;
 
+/// The languages of the public page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Sv,
+}
+
+impl Lang {
+    /// `?lang=` wins; else the best of `Accept-Language` (q-values honoured); else English.
+    pub fn pick(query: Option<&str>, accept_language: Option<&str>) -> Lang {
+        match query {
+            Some("sv") => return Lang::Sv,
+            Some("en") => return Lang::En,
+            _ => {}
+        }
+        let mut best: Option<(f32, Lang)> = None;
+        for part in accept_language.unwrap_or("").split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).unwrap_or(1.0);
+            let lang = if tag == "sv" || tag.starts_with("sv-") {
+                Lang::Sv
+            } else if tag == "en" || tag.starts_with("en-") {
+                Lang::En
+            } else {
+                continue;
+            };
+            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, l)| l)
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Sv => "sv",
+        }
+    }
+
+    /// Whether the language is Swedish (the plain-text messages are written per language).
+    pub fn is_sv(self) -> bool {
+        self == Lang::Sv
+    }
+
+    /// The public page's word for `key` in this language ("" for an unknown key).
+    pub fn word(self, key: &str) -> &'static str {
+        PAGE_WORDS.iter().find(|(k, _, _)| *k == key).map_or("", |(_, en, sv)| if self == Lang::Sv { sv } else { en })
+    }
+}
+
+/// The public page's words: (key, English, Swedish). Component statuses and public update
+/// states are keys too, by their Statuspage names.
+const PAGE_WORDS: &[(&str, &str, &str)] = &[
+    ("title", "System status", "Driftstatus"),
+    ("components", "Components", "Komponenter"),
+    ("other", "Other", "Övriga"),
+    ("updated", "Updated", "Uppdaterad"),
+    ("language", "Language", "Språk"),
+    ("none", "All systems operational", "Alla system fungerar normalt"),
+    ("minor", "Minor service outage", "Mindre störning"),
+    ("major", "Partial system outage", "Delvis avbrott"),
+    ("critical", "Major system outage", "Större avbrott"),
+    ("maintenance", "Service under maintenance", "Underhåll pågår"),
+    ("operational", "Operational", "I drift"),
+    ("degraded_performance", "Degraded performance", "Försämrad prestanda"),
+    ("partial_outage", "Partial outage", "Delvis avbrott"),
+    ("major_outage", "Major outage", "Större avbrott"),
+    ("under_maintenance", "Under maintenance", "Underhåll"),
+    ("uptime", "uptime over the last 90 days", "tillgänglighet de senaste 90 dagarna"),
+    ("no_data", "no data", "inga data"),
+    ("no_history", "no data over the last 90 days yet", "inga data för de senaste 90 dagarna än"),
+    ("days_ago", "90 days ago", "För 90 dagar sedan"),
+    ("today", "Today", "Idag"),
+    ("nothing", "No components are configured.", "Inga komponenter är konfigurerade."),
+    ("current", "Current incidents", "Pågående händelser"),
+    ("past", "Past incidents", "Tidigare händelser"),
+    ("investigating", "Investigating", "Utreds"),
+    ("identified", "Identified", "Orsaken är identifierad"),
+    ("monitoring", "Monitoring", "Bevakas"),
+    ("resolved", "Resolved", "Löst"),
+    ("maintenance_heading", "Scheduled maintenance", "Planerat underhåll"),
+    ("scheduled", "Scheduled", "Planerat"),
+    ("in_progress", "In progress", "Pågår"),
+    ("subscribe", "Subscribe", "Prenumerera"),
+];
+
+/// Text that must stay on one line (an e-mail header, a title inside a plain-text body, a
+/// Markdown field): line breaks, tabs and other control characters become spaces, and the
+/// Unicode bidirectional controls, which reorder what a reader sees, are dropped.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .filter(|c| !is_bidi_control(*c))
+        .map(|c| if c.is_control() || c == '\u{2028}' || c == '\u{2029}' { ' ' } else { c })
+        .collect()
+}
+
+/// U+061C, U+200E/F, U+202A–U+202E and U+2066–U+2069: marks, embeddings, overrides, isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A message's language.
 pub fn lang(code: &str) -> &'static str {
     if code == "sv" { "sv" } else { "en" }
@@ -24,6 +127,7 @@ fn status_words(status: &str, sv: bool) -> &str {
 
 /// An update to an affected customer's contacts: (subject, body).
 pub fn customer_update(code: &str, title: &str, status: &str, text: &str, public: &Public) -> (String, String) {
+    let title = &one_line(title);
     let sv = lang(code) == "sv";
     let org = &public.organisation;
     if sv {
@@ -47,6 +151,7 @@ pub fn customer_update(code: &str, title: &str, status: &str, text: &str, public
 
 /// The resolution, to the contacts who were told directly: (subject, body).
 pub fn customer_resolved(code: &str, title: &str, public: &Public) -> (String, String) {
+    let title = &one_line(title);
     let org = &public.organisation;
     if lang(code) == "sv" {
         (
@@ -74,6 +179,7 @@ pub fn subscriber_update(
     token: &str,
     public: &Public,
 ) -> (String, String) {
+    let title = &one_line(title);
     let sv = lang(code) == "sv";
     let unsubscribe = format!("{}/unsubscribe?token={token}", public.url);
     let (stop, page) = if sv { ("Avsluta prenumerationen", "Driftstatus") } else { ("Unsubscribe", "Status page") };
@@ -121,6 +227,17 @@ pub fn check_email(address: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_language_comes_from_the_query_then_accept_language() {
+        assert_eq!(Lang::pick(None, None), Lang::En);
+        assert_eq!(Lang::pick(None, Some("sv-SE,sv;q=0.9,en;q=0.8")), Lang::Sv);
+        assert_eq!(Lang::pick(None, Some("en;q=0.5, sv;q=0.7")), Lang::Sv);
+        assert_eq!(Lang::pick(None, Some("de, en-GB;q=0.3")), Lang::En);
+        assert_eq!(Lang::pick(None, Some("sv;q=0")), Lang::En);
+        assert_eq!(Lang::pick(Some("en"), Some("sv")), Lang::En);
+        assert_eq!(Lang::pick(Some("sv"), None), Lang::Sv);
+    }
 
     #[test]
     fn messages_speak_the_customers_language_and_carry_the_links() {

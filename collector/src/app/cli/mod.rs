@@ -611,7 +611,7 @@ fn start_http_state(
         policy.clone(),
     );
     tokio::spawn(state.denials.clone().run(store.clone(), stop.clone()));
-    tokio::spawn(crate::http::public::status::run(
+    tokio::spawn(crate::http::public::refresh::run(
         store.clone(),
         policy.clone(),
         state.status.clone(),

@@ -1,21 +1,28 @@
-//! HTML and XML output: the one escape for text and attribute values, and [`svg`] for the
-//! charts and badges. Everything a page, feed or badge shows that came from a person, an
-//! agent or a plugin passes through [`esc`].
+//! Every HTML, XML and SVG document the collector writes goes through maud's `html!`, which
+//! escapes every spliced value by default (text and double-quoted attribute values alike).
+//! Raw markup, maud's `PreEscaped`, exists only in this module and its children: the style
+//! sheets, the doctype and the XML prolog, all constants. Anything that came from a person,
+//! an agent or a plugin is spliced as text and cannot become an element or an attribute.
+//!
+//! [`layout`] holds the two page frames (operator and public), [`svg`] every chart and badge,
+//! [`feed`] the Atom and RSS documents. Pages themselves live with their routes and build
+//! their bodies with `html!`.
 
+pub mod feed;
+pub mod layout;
 pub mod svg;
 
-/// `text` safe inside HTML or XML text and inside single- or double-quoted attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// A rendered fragment or document (maud's type; its text is already escaped).
+pub type Markup = maud::Markup;
+
+/// Text someone else wrote (an operator, a customer, an agent, a plugin), isolated from what
+/// surrounds it: a bidirectional override inside it (U+202E) reorders only itself, never the
+/// time or the words the page puts after it.
+pub fn text(s: &str) -> Markup {
+    maud::html! { bdi { (s) } }
+}
+
+/// The document as the bytes an HTTP answer carries.
+pub fn document(markup: Markup) -> String {
+    markup.into_string()
 }

@@ -13,7 +13,10 @@ use axum::routing::get;
 
 use crate::http::state::AppState;
 
+pub mod page;
+pub mod refresh;
 pub mod status;
+pub mod statuspage;
 pub mod subscribe;
 
 /// The public side's routes: the page, its feeds, badges, Statuspage JSON and subscriptions.
@@ -45,9 +48,9 @@ async fn status_page(
     headers: axum::http::HeaderMap,
 ) -> Response {
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    let lang = status::Lang::pick(query.get("lang").map(String::as_str), accept);
+    let lang = crate::rules::words::Lang::pick(query.get("lang").map(String::as_str), accept);
     let rendered = rendered(&state);
-    let body = if lang == status::Lang::Sv { rendered.page_sv.clone() } else { rendered.page_en.clone() };
+    let body = if lang == crate::rules::words::Lang::Sv { rendered.page_sv.clone() } else { rendered.page_en.clone() };
     if body.is_empty() {
         // The first snapshot is built just after start: say so rather than serve nothing.
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "starting\n").into_response();
@@ -83,7 +86,7 @@ async fn badge(State(state): State<AppState>, axum::extract::Path(file): axum::e
     let found = file.strip_suffix(".svg").and_then(|name| snapshot.components.iter().find(|c| c.name == name));
     match found {
         Some(c) => {
-            ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=30")], status::badge_svg(c))
+            ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=30")], page::badge_svg(c))
                 .into_response()
         }
         None => (StatusCode::NOT_FOUND, "no such component\n").into_response(),

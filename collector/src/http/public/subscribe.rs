@@ -4,28 +4,20 @@
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::http::html::esc;
-use crate::http::public::status::Lang;
+use crate::http::html::{layout, text};
 use crate::http::state::AppState;
+use crate::rules::words::Lang;
 
 fn lang_of(query: Option<&str>, headers: &HeaderMap) -> Lang {
     Lang::pick(query, headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
 }
 
-fn page(lang: Lang, title: &str, body: &str) -> Response {
-    Html(format!(
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;line-height:1.5}}\
-         label{{display:block;margin:.5rem 0 .2rem}}button{{margin-top:.8rem;padding:.3rem .8rem}}:focus{{outline:3px solid #1a5fb4}}</style></head>\
-         <body><main><h1>{}</h1>{body}<p><a href=\"/\">{}</a></p></main></body></html>",
-        lang.code(),
-        esc(title),
-        esc(title),
-        if lang == Lang::Sv { "Till driftstatus" } else { "Back to the status page" }
-    ))
-    .into_response()
+fn page(lang: Lang, title: &str, body: Markup) -> Response {
+    let back = if lang == Lang::Sv { "Till driftstatus" } else { "Back to the status page" };
+    Html(crate::http::html::document(layout::form_page(lang.code(), title, back, body))).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,29 +30,28 @@ pub async fn form(State(state): State<AppState>, Query(q): Query<LangQuery>, hea
     let lang = lang_of(q.lang.as_deref(), &headers);
     let sv = lang == Lang::Sv;
     let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
-    let mut boxes = String::new();
-    for c in &snapshot.components {
-        boxes.push_str(&format!(
-            "<label><input type=\"checkbox\" name=\"component\" value=\"{}\"> {}</label>",
-            esc(&c.name),
-            esc(&c.title)
-        ));
-    }
-    let body = format!(
-        "<p>{}</p><form method=\"post\" action=\"/subscribe\"><input type=\"hidden\" name=\"lang\" value=\"{}\">\
-         <label for=\"email\">{}</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
-         <fieldset><legend>{}</legend>{boxes}</fieldset><button type=\"submit\">{}</button></form>",
-        if sv {
-            "Få ett e-postmeddelande när en störning publiceras. Vi sparar bara adressen och vad du följer; varje meddelande har en länk för att avsluta."
-        } else {
-            "Get an e-mail when an incident is published. We keep only the address and what you follow; every message has a link to stop."
-        },
-        lang.code(),
-        if sv { "E-postadress" } else { "E-mail address" },
-        if sv { "Komponenter (inga valda: alla)" } else { "Components (none chosen: all)" },
-        if sv { "Prenumerera" } else { "Subscribe" },
-    );
-    page(lang, if sv { "Prenumerera på driftstatus" } else { "Subscribe to status updates" }, &body)
+    let body = html! {
+        p {
+            @if sv {
+                "Få ett e-postmeddelande när en störning publiceras. Vi sparar bara adressen och vad du följer; varje meddelande har en länk för att avsluta."
+            } @else {
+                "Get an e-mail when an incident is published. We keep only the address and what you follow; every message has a link to stop."
+            }
+        }
+        form method="post" action="/subscribe" {
+            input type="hidden" name="lang" value=(lang.code());
+            label for="email" { (if sv { "E-postadress" } else { "E-mail address" }) }
+            input id="email" name="email" type="email" autocomplete="email" required;
+            fieldset {
+                legend { (if sv { "Komponenter (inga valda: alla)" } else { "Components (none chosen: all)" }) }
+                @for c in &snapshot.components {
+                    label { input type="checkbox" name="component" value=(c.name); " " (text(&c.title)) }
+                }
+            }
+            button type="submit" { (if sv { "Prenumerera" } else { "Subscribe" }) }
+        }
+    };
+    page(lang, if sv { "Prenumerera på driftstatus" } else { "Subscribe to status updates" }, body)
 }
 
 pub async fn submit(
@@ -76,17 +67,20 @@ pub async fn submit(
     if state.limiter.attempt_by_source("subscribe", addr.ip(), now).is_err() {
         let text =
             if sv { "För många försök; försök igen senare." } else { "Too many attempts; try again later." };
-        return (StatusCode::TOO_MANY_REQUESTS, page(lang, text, "")).into_response();
+        return (StatusCode::TOO_MANY_REQUESTS, page(lang, text, html! {})).into_response();
     }
     let email = get("email");
     if let Err(m) = crate::rules::words::check_email(&email) {
-        return (StatusCode::BAD_REQUEST, page(lang, if sv { "Felaktig adress" } else { "Bad address" }, &esc(&m)))
+        return (
+            StatusCode::BAD_REQUEST,
+            page(lang, if sv { "Felaktig adress" } else { "Bad address" }, html! { p { (m) } }),
+        )
             .into_response();
     }
     let snapshot = state.status.read().map(|s| s.clone()).unwrap_or_default();
     let components: Vec<String> = fields.iter().filter(|(n, _)| n == "component").map(|(_, v)| v.clone()).collect();
     if let Some(unknown) = components.iter().find(|c| !snapshot.components.iter().any(|k| &k.name == *c)) {
-        return (StatusCode::BAD_REQUEST, page(lang, "?", &format!("no component {}", esc(unknown)))).into_response();
+        return (StatusCode::BAD_REQUEST, page(lang, "?", html! { p { "no component " (unknown) } })).into_response();
     }
     if let Err(e) = state.store.subscribe(&email, lang.code(), &components, &state.policy.public, now).await {
         tracing::error!(error = %e, "cannot add a subscriber");
@@ -98,17 +92,19 @@ pub async fn submit(
     } else {
         "Thank you. We sent an e-mail with a link; the subscription starts when you follow it."
     };
-    page(lang, if sv { "Kolla din e-post" } else { "Check your e-mail" }, &format!("<p role=\"status\">{text}</p>"))
+    page(lang, if sv { "Kolla din e-post" } else { "Check your e-mail" }, html! { p role="status" { (text) } })
 }
 
 /// GET shows a button (mail scanners follow links; only a person presses it).
 fn token_form(action: &str, token: &str, lang: Lang, title: &str, button: &str) -> Response {
-    let body = format!(
-        "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"lang\" value=\"{}\"><button type=\"submit\">{button}</button></form>",
-        esc(token),
-        lang.code()
-    );
-    page(lang, title, &body)
+    let body = html! {
+        form method="post" action=(action) {
+            input type="hidden" name="token" value=(token);
+            input type="hidden" name="lang" value=(lang.code());
+            button type="submit" { (button) }
+        }
+    };
+    page(lang, title, body)
 }
 
 pub async fn confirm_form(Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
@@ -145,10 +141,9 @@ pub async fn confirm(State(state): State<AppState>, axum::Form(f): axum::Form<To
     let lang = if f.lang.as_deref() == Some("sv") { Lang::Sv } else { Lang::En };
     let sv = lang == Lang::Sv;
     match state.store.confirm_subscriber(&f.token, crate::now_ms()).await {
-        Ok(true) => page(lang, if sv { "Prenumerationen är bekräftad" } else { "Subscription confirmed" }, ""),
-        Ok(false) => {
-            (StatusCode::NOT_FOUND, page(lang, if sv { "Okänd länk" } else { "Unknown link" }, "")).into_response()
-        }
+        Ok(true) => page(lang, if sv { "Prenumerationen är bekräftad" } else { "Subscription confirmed" }, html! {}),
+        Ok(false) => (StatusCode::NOT_FOUND, page(lang, if sv { "Okänd länk" } else { "Unknown link" }, html! {}))
+            .into_response(),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
@@ -160,11 +155,10 @@ pub async fn unsubscribe(State(state): State<AppState>, axum::Form(f): axum::For
         Ok(true) => page(
             lang,
             if sv { "Prenumerationen är avslutad" } else { "Unsubscribed" },
-            if sv { "<p>Adressen är borttagen.</p>" } else { "<p>The address is deleted.</p>" },
+            html! { p { (if sv { "Adressen är borttagen." } else { "The address is deleted." }) } },
         ),
-        Ok(false) => {
-            (StatusCode::NOT_FOUND, page(lang, if sv { "Okänd länk" } else { "Unknown link" }, "")).into_response()
-        }
+        Ok(false) => (StatusCode::NOT_FOUND, page(lang, if sv { "Okänd länk" } else { "Unknown link" }, html! {}))
+            .into_response(),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

@@ -1,0 +1,320 @@
+//! The public status page (plain HTML, no script, status in words as well as colour), its
+//! Atom and RSS feeds and the component badges, all rendered from the snapshot. Markup comes
+//! from the templates in `http::html`; every name and text here is spliced as text.
+
+use maud::{Markup, html};
+
+use crate::http::html::feed::{self, Entry, Feed};
+use crate::http::html::{layout, svg, text};
+use crate::http::public::status::{
+    BARS_PER_COMPONENT_UP_TO, ComponentState, Snapshot, maintenance_status, public_status, utc_day,
+};
+use crate::incident::Ms;
+use crate::model::{DayTimes, PublicIncident};
+use crate::rules::components::ComponentStatus;
+use crate::rules::policy::Maintenance;
+use crate::rules::time::rfc3339;
+use crate::rules::words::Lang;
+
+/// 90 daily bars for `days` (UTC day, time in each status), ending today.
+pub fn uptime_bars(days: &[(String, DayTimes)], now: Ms, lang: Lang) -> Markup {
+    let mut total = DayTimes::default();
+    let bars: Vec<svg::Day> = (0..90)
+        .map(|n| {
+            let date = utc_day(now - (89 - n) * 86_400_000);
+            let times = days.iter().find(|(d, _)| *d == date).map(|(_, t)| *t);
+            if let Some(times) = &times {
+                total.add(times);
+            }
+            svg::Day { date, uptime: times.and_then(|t| t.uptime()) }
+        })
+        .collect();
+    let words = svg::BarWords {
+        no_data: lang.word("no_data"),
+        uptime: lang.word("uptime"),
+        no_history: lang.word("no_history"),
+        days_ago: lang.word("days_ago"),
+        today: lang.word("today"),
+    };
+    svg::uptime_bars(&bars, total.uptime(), words)
+}
+
+/// Days of several components added up (a group's bars).
+fn sum_days<'a>(lists: impl Iterator<Item = &'a Vec<(String, DayTimes)>>) -> Vec<(String, DayTimes)> {
+    let mut by_day: std::collections::BTreeMap<String, DayTimes> = std::collections::BTreeMap::new();
+    for list in lists {
+        for (day, t) in list {
+            by_day.entry(day.clone()).or_default().add(t);
+        }
+    }
+    by_day.into_iter().collect()
+}
+
+fn time(ms: Ms) -> Markup {
+    let at = rfc3339(ms);
+    html! { time datetime=(at) { (at) } }
+}
+
+fn incidents_html(snapshot: &Snapshot, lang: Lang) -> Markup {
+    let t = |k: &str| lang.word(k);
+    let upcoming: Vec<&Maintenance> = snapshot.maintenances.iter().filter(|m| m.end > snapshot.generated_ms).collect();
+    let titles = |m: &Maintenance| {
+        snapshot
+            .components
+            .iter()
+            .filter(|c| m.components.contains(&c.name))
+            .map(|c| c.title.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let list = |current: bool| -> Vec<&PublicIncident> {
+        snapshot.incidents.iter().filter(|i| (public_status(i) != "resolved") == current).collect()
+    };
+    html! {
+        @if !upcoming.is_empty() {
+            h2 { (t("maintenance_heading")) }
+            ul {
+                @for m in upcoming {
+                    li {
+                        span { strong { (t(maintenance_status(m, snapshot.generated_ms))) } " — " (text(&m.title)) " (" (text(&titles(m))) ")" }
+                        " "
+                        span { (time(m.start)) " – " (time(m.end)) }
+                    }
+                }
+            }
+        }
+        @for (heading, current) in [("current", true), ("past", false)] {
+            @let incidents = list(current);
+            @if !incidents.is_empty() {
+                h2 { (t(heading)) }
+                @for i in incidents {
+                    article id={ "incident-" (i.id) } {
+                        h3 { (text(&i.title)) }
+                        ul {
+                            @for (_, status, body, ts) in i.updates.iter().rev() {
+                                li { span { strong { (t(status)) } " — " (text(body)) } " " (time(*ts)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The public status page in one language.
+pub fn page_html(snapshot: &Snapshot, lang: Lang) -> String {
+    let t = |k: &str| lang.word(k);
+    let (indicator, _) = crate::http::public::status::indicator(snapshot);
+    let mut groups: Vec<Option<&str>> = Vec::new();
+    for c in &snapshot.components {
+        if !groups.contains(&c.group.as_deref()) {
+            groups.push(c.group.as_deref());
+        }
+    }
+    // Named groups first, ungrouped components last under "Other" (when there are groups).
+    groups.sort_by_key(|g| g.is_none());
+    let grouped = groups.iter().any(|g| g.is_some());
+    let per_component = snapshot.components.len() <= BARS_PER_COMPONENT_UP_TO;
+    let no_days = Vec::new();
+    let days_of = |name: &str| snapshot.uptime.get(name).unwrap_or(&no_days);
+    let members = |g: Option<&str>| -> Vec<&ComponentState> {
+        snapshot.components.iter().filter(|c| c.group.as_deref() == g).collect()
+    };
+    let body = html! {
+        p class={ "banner i-" (indicator) } role="status" { (t(indicator)) }
+        (incidents_html(snapshot, lang))
+        h2 { (t("components")) }
+        @if snapshot.components.is_empty() {
+            p { (t("nothing")) }
+        }
+        @for g in groups {
+            @let members = members(g);
+            @if grouped {
+                h3 { (text(g.unwrap_or(t("other")))) }
+                @if !per_component {
+                    (uptime_bars(&sum_days(members.iter().map(|c| days_of(&c.name))), snapshot.generated_ms, lang))
+                }
+            }
+            ul {
+                @for c in members {
+                    li {
+                        div.row {
+                            span {
+                                (text(&c.title))
+                                @if let Some(d) = &c.description { br; small { (text(d)) } }
+                            }
+                            " "
+                            span class={ "status s-" (c.status.as_str()) } { (t(c.status.as_str())) }
+                        }
+                        @if per_component {
+                            (uptime_bars(days_of(&c.name), snapshot.generated_ms, lang))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let footer = html! {
+        p {
+            (t("updated")) " " (time(snapshot.generated_ms))
+            " · " a href={ "/subscribe?lang=" (lang.code()) } { (t("subscribe")) }
+            " · " a href="/history.atom" { "Atom" }
+            " · " a href="/api/v2/summary.json" { "JSON" }
+        }
+    };
+    crate::http::html::document(layout::status_page(lang.code(), t("title"), t("language"), body, footer))
+}
+
+/// A shields-style SVG badge for one component: its title and its status in words.
+pub fn badge_svg(component: &ComponentState) -> String {
+    let value = component.status.as_str().replace('_', " ");
+    let color = match component.status {
+        ComponentStatus::Operational => "#1b6b2f",
+        ComponentStatus::UnderMaintenance => "#23489a",
+        ComponentStatus::DegradedPerformance => "#7a5600",
+        ComponentStatus::PartialOutage => "#9a4500",
+        ComponentStatus::MajorOutage => "#a11919",
+    };
+    let mut out = svg::badge(&component.title, &value, color).into_string();
+    out.push('\n');
+    out
+}
+
+/// The feed of public updates, one entry per update, newest incident first.
+fn feed_of(snapshot: &Snapshot) -> Feed {
+    let rfc2822 = |ms: Ms| {
+        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+            .unwrap_or_default()
+    };
+    let mut newest = 0;
+    let mut entries = Vec::new();
+    for i in &snapshot.incidents {
+        for (uid, status, body, ts) in i.updates.iter().rev() {
+            newest = newest.max(*ts);
+            entries.push(Entry {
+                id: format!("urn:vakt:incident:{}:update:{uid}", i.id),
+                title: format!("{} ({status})", i.title),
+                link: format!("/status#incident-{}", i.id),
+                updated: rfc3339(*ts),
+                published: rfc2822(*ts),
+                body: body.clone(),
+            });
+        }
+    }
+    Feed {
+        title: "Vakt status".into(),
+        id: "urn:vakt:status".into(),
+        link: "/status".into(),
+        description: "Incidents and their updates".into(),
+        updated: rfc3339(if newest > 0 { newest } else { snapshot.generated_ms }),
+        entries,
+    }
+}
+
+/// Atom (`/history.atom`).
+pub fn atom(snapshot: &Snapshot) -> String {
+    feed::atom(&feed_of(snapshot))
+}
+
+/// RSS 2.0 (`/history.rss`).
+pub fn rss(snapshot: &Snapshot) -> String {
+    feed::rss(&feed_of(snapshot))
+}
+
+#[cfg(test)]
+mod page_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::http::public::statuspage::summary_json;
+
+    #[test]
+    fn uptime_bars_show_each_days_figure_and_the_total() {
+        let now = 1_795_766_400_000; // 2026-11-27
+        let day = |ms: Ms| utc_day(ms);
+        let t = |up: i64, down: i64| DayTimes { operational: up, major: down, ..DayTimes::default() };
+        let days = vec![(day(now - 86_400_000), t(99, 1)), (day(now), t(100, 0))];
+        let svg = uptime_bars(&days, now, Lang::En).into_string();
+        assert_eq!(svg.matches("<rect").count(), 90);
+        assert!(svg.contains(&format!("<title>{}: 99.00 %</title>", day(now - 86_400_000))), "{svg}");
+        assert!(svg.contains(&format!("<title>{}: 100.00 %</title>", day(now))), "{svg}");
+        assert!(svg.contains(&format!("<title>{}: no data</title>", day(now - 10 * 86_400_000))));
+        assert!(svg.contains("99.50 % uptime over the last 90 days"), "{svg}");
+        assert!(uptime_bars(&[], now, Lang::Sv).into_string().contains("inga data för de senaste 90 dagarna än"));
+    }
+
+    #[test]
+    fn the_page_says_the_status_in_words_and_escapes_names() {
+        let snapshot = Snapshot {
+            generated_ms: 1_795_766_400_000,
+            components: vec![ComponentState {
+                name: "shop".into(),
+                title: "Shop <&>".into(),
+                group: Some("Customer services".into()),
+                description: None,
+                status: ComponentStatus::PartialOutage,
+                updated_ms: 0,
+            }],
+            maintenances: vec![],
+            rendered: Arc::default(),
+            uptime: Arc::default(),
+            incidents: vec![PublicIncident {
+                id: 4,
+                title: "Mail <delayed>".into(),
+                severity: "major".into(),
+                created_ms: 1_795_766_000_000,
+                updates: vec![
+                    (1, "investigating".into(), "Looking".into(), 1_795_766_000_000),
+                    (2, "identified".into(), "Found it & fixing".into(), 1_795_766_100_000),
+                ],
+                components: vec!["shop".into()],
+            }],
+        };
+        let sv = page_html(&snapshot, Lang::Sv);
+        assert!(
+            sv.contains(r#"<html lang="sv">"#) && sv.contains("Delvis avbrott") && sv.contains("Shop &lt;&amp;&gt;"),
+            "{sv}"
+        );
+        assert!(!sv.contains("<script"), "no JavaScript");
+        let en = page_html(&snapshot, Lang::En);
+        assert!(en.contains("Partial system outage") && en.contains("<h3><bdi>Customer services</bdi></h3>"), "{en}");
+        assert!(
+            en.contains("<h2>Current incidents</h2>")
+                && en.contains("<strong>Identified</strong> — <bdi>Found it &amp; fixing</bdi>"),
+            "{en}"
+        );
+        assert!(sv.contains("Pågående händelser") && sv.contains("Orsaken är identifierad"), "{sv}");
+        let summary = summary_json(&snapshot);
+        let incident = &summary["incidents"][0];
+        assert_eq!((incident["status"].as_str(), incident["impact"].as_str()), (Some("identified"), Some("major")));
+        assert_eq!(incident["incident_updates"][0]["body"], "Found it & fixing", "newest update first");
+        assert_eq!(incident["components"][0]["name"], "Shop <&>");
+        let atom = atom(&snapshot);
+        assert!(
+            atom.contains("<title>Mail &lt;delayed&gt; (identified)</title>") && atom.matches("<entry>").count() == 2,
+            "{atom}"
+        );
+        let rss = rss(&snapshot);
+        assert!(rss.contains("<pubDate>") && rss.matches("<item>").count() == 2, "{rss}");
+    }
+
+    #[test]
+    fn a_badge_names_the_component_and_its_status() {
+        let c = ComponentState {
+            name: "shop".into(),
+            title: "Web & shop".into(),
+            group: None,
+            description: None,
+            status: ComponentStatus::MajorOutage,
+            updated_ms: 0,
+        };
+        let svg = badge_svg(&c);
+        assert!(svg.starts_with("<svg") && svg.contains("Web &amp; shop") && svg.contains("major outage"), "{svg}");
+        assert!(svg.contains("#a11919"));
+    }
+}

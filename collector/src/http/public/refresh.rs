@@ -1,0 +1,104 @@
+//! The worker that refreshes the public snapshot every second (and at once when a change asks
+//! for it), renders every public document once per refresh, and gathers uptime into the store
+//! once a minute.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::http::public::status::{HISTORY_MS, Rendered, Shared, Snapshot, Uptime, build, utc_day};
+use crate::http::public::{page, statuspage};
+use crate::incident::Ms;
+use crate::model::DayTimes;
+use crate::rules::policy::{Policy, Severity};
+use crate::rules::words::Lang;
+use crate::store::Store;
+
+/// Every public document of a snapshot.
+fn render(s: &Snapshot) -> Rendered {
+    let json = |v: serde_json::Value| bytes::Bytes::from(v.to_string());
+    Rendered {
+        summary: json(statuspage::summary_json(s)),
+        status: json(statuspage::status_json(s)),
+        components: json(statuspage::components_doc(s)),
+        incidents: json(statuspage::incidents_doc(s)),
+        unresolved: json(statuspage::unresolved_doc(s)),
+        maintenances: json(statuspage::maintenances_doc(s)),
+        page_en: bytes::Bytes::from(page::page_html(s, Lang::En)),
+        page_sv: bytes::Bytes::from(page::page_html(s, Lang::Sv)),
+        atom: bytes::Bytes::from(page::atom(s)),
+        rss: bytes::Bytes::from(page::rss(s)),
+    }
+}
+
+/// The last 90 days of every component from the store (empty if it cannot be read).
+async fn load_days(store: &Store, now: Ms) -> Arc<std::collections::HashMap<String, Vec<(String, DayTimes)>>> {
+    let mut out: std::collections::HashMap<String, Vec<(String, DayTimes)>> = std::collections::HashMap::new();
+    match store.component_days(&utc_day(now - 89 * 86_400_000)).await {
+        Ok(rows) => {
+            for (component, day, t) in rows {
+                out.entry(component).or_default().push((day, t));
+            }
+        }
+        Err(e) => tracing::error!(error = %common::report(&e), "status: could not read uptime"),
+    }
+    Arc::new(out)
+}
+
+/// How often gathered uptime is written (a crash loses at most this much of it).
+const UPTIME_FLUSH_MS: Ms = 60_000;
+
+/// Refresh the snapshot every second (two indexed reads), until `stop`.
+pub async fn run(
+    store: Store,
+    policy: Arc<Policy>,
+    shared: Shared,
+    refresh: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut uptime = Uptime::default();
+    let mut flushed = crate::now_ms();
+    let mut days = load_days(&store, flushed).await;
+    loop {
+        let now = crate::now_ms();
+        if let Ok(current) = shared.read().map(|s| s.clone()) {
+            uptime.record(&current.components, now);
+        }
+        if now - flushed >= UPTIME_FLUSH_MS || *stop.borrow() {
+            flushed = now;
+            if let Err(e) = store.add_component_time(&uptime.take()).await {
+                tracing::error!(error = %common::report(&e), "status: could not record uptime");
+            }
+            days = load_days(&store, now).await;
+        }
+        let public = store.public_incidents(now - HISTORY_MS).await;
+        match (store.check_states().await, store.open_incident_components().await, public) {
+            (Ok(states), Ok(affected), Ok(public)) => {
+                let checks: Vec<(String, String, String)> =
+                    states.into_iter().map(|(a, c, s, _, _)| (a, c, s)).collect();
+                let incidents: Vec<(String, Severity)> =
+                    affected.into_iter().filter_map(|(c, s)| Severity::parse(&s).map(|s| (c, s))).collect();
+                let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
+                let mut next = build(&policy, &checks, &incidents, &previous, now);
+                next.incidents = public;
+                next.uptime = days.clone();
+                next.rendered = Arc::new(render(&next));
+                if let Ok(mut slot) = shared.write() {
+                    *slot = Arc::new(next);
+                }
+            }
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                tracing::error!(error = %common::report(&e), "status: could not refresh")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = refresh.notified() => {}
+            _ = stop.changed() => {
+                let _ = store.add_component_time(&uptime.take()).await;
+                return;
+            }
+        }
+    }
+}
