@@ -169,13 +169,7 @@ impl Sender {
         let Some((transport, from, timeout)) = &self.smtp else {
             return Err("no [smtp] configured".into());
         };
-        let to: Mailbox = to.parse().map_err(|e| format!("address `{to}`: {e}"))?;
-        let message = Message::builder()
-            .from(from.clone())
-            .to(to)
-            .subject(subject)
-            .body(body.to_string())
-            .map_err(|e| format!("building the message: {e}"))?;
+        let message = message(from, to, subject, body)?;
         // lettre's timeout covers each command; bound the whole exchange too.
         match tokio::time::timeout(*timeout * 2, transport.send(message)).await {
             Ok(Ok(_)) => Ok(()),
@@ -241,4 +235,39 @@ where
     .await;
     conn.abort();
     Ok(status)
+}
+
+/// One e-mail. The subject is made one line here too, whatever the caller did: a line break in a
+/// header is a header of the sender's choosing (`Bcc:`), so it never reaches lettre.
+fn message(from: &Mailbox, to: &str, subject: &str, body: &str) -> Result<Message, String> {
+    let to: Mailbox = to.parse().map_err(|e| format!("address `{to}`: {e}"))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(crate::rules::words::one_line(subject))
+        .body(body.to_string())
+        .map_err(|e| format!("building the message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_line_break_in_a_subject_adds_no_header() {
+        let from: Mailbox = "vakt@example.se".parse().unwrap();
+        let subject = "[Org] Investigating: db\r\nBcc: thief@example.net\r\n\r\nforged body\u{202E}";
+        let message = message(&from, "ops@example.se", subject, "the body").unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        let (headers, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(!headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc")), "{headers}");
+        assert!(!text.contains('\u{202E}'), "{text}");
+        assert_eq!(body.trim_end(), "the body");
+        assert_eq!(message.envelope().to().len(), 1, "only the one recipient");
+        // Unfolded, the forged header is only words inside the subject.
+        let unfolded = headers.replace("\r\n ", " ");
+        let subject_line = unfolded.lines().find(|l| l.starts_with("Subject:")).unwrap();
+        assert!(subject_line.contains("db  Bcc: thief@example.net"), "{subject_line}");
+    }
 }

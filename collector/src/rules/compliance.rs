@@ -121,6 +121,21 @@ pub fn draft(report: &str, s: &Sources<'_>) -> Option<Value> {
     Some(doc)
 }
 
+/// Recorded text as one line of Markdown that means only itself: line breaks and other
+/// control characters become spaces (a field cannot start a heading or a list of its own),
+/// bidirectional controls are dropped, and every character Markdown or inline HTML gives a
+/// meaning (emphasis, links, code, tables, tags, entities) is escaped with a backslash.
+pub fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in crate::rules::words::one_line(text).chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '|' | '~' | '#') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The same draft as Markdown: headings from the keys, `(missing)` where nothing is recorded.
 pub fn markdown(doc: &Value) -> String {
     let mut out = format!("# {}\n\n", doc["report"].as_str().unwrap_or("Report"));
@@ -163,8 +178,8 @@ pub fn markdown(doc: &Value) -> String {
     fn plain(v: &Value) -> String {
         match v {
             Value::Null => "(missing)".into(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+            Value::String(s) => markdown_text(s),
+            other => markdown_text(&other.to_string()),
         }
     }
     if let Value::Object(map) = doc {
