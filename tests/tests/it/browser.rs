@@ -21,18 +21,26 @@ struct Site {
 
 impl Site {
     fn start() -> Site {
+        Site::start_with(None)
+    }
+
+    /// With `policy` as `up --config` (components, rules), when given.
+    fn start_with(policy: Option<&str>) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let (http, mqtt) = (free_port(), free_port());
-        let collector = Proc::spawn(
-            "vakt-collector up",
-            Command::new(collector_binary())
-                .arg("up")
-                .arg("--no-agent")
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")]),
-            &dir.path().join("collector.log"),
-        );
+        let mut command = Command::new(collector_binary());
+        command.arg("up").arg("--no-agent").arg("--data-dir").arg(dir.path().join("data")).args([
+            "--http-listen",
+            &format!("127.0.0.1:{http}"),
+            "--mqtt-listen",
+            &format!("127.0.0.1:{mqtt}"),
+        ]);
+        if let Some(policy) = policy {
+            let file = dir.path().join("policy.toml");
+            std::fs::write(&file, policy).unwrap();
+            command.arg("--config").arg(file);
+        }
+        let collector = Proc::spawn("vakt-collector up", &mut command, &dir.path().join("collector.log"));
         wait_for_port(http, Duration::from_secs(30));
         let driver_port = free_port();
         let driver = Proc::spawn(
@@ -310,4 +318,179 @@ fn status_page_operator_flow_and_a_viewer_refused_in_chromium() {
     assert!(records.iter().any(|r| r["actor"] == "tech" && r["action"] == "incident.public_update"));
     let verified = site.cli(&["audit", "verify"], None);
     assert!(verified.contains("intact"), "{verified}");
+}
+
+/// What a hostile person or config would type: script, an attribute break-out, quotes, a CDATA
+/// end, an entity, a line break that would start a header or a Markdown heading, a
+/// right-to-left override.
+const HOSTILE: &str = "<script>alert(1)</script>\"><img src=x onerror=window.__xss=1>' ]]> &#x3C;b&#x3E; \r\nBcc: evil@example.org\r\n# heading \u{202E}gnp.exe";
+
+/// In this page: no script of the attacker ran, no element came from the text, the text itself
+/// is shown as text, and its bidirectional override is isolated (inside a `bdi`, a form field,
+/// or alone in the heading, where the block's end ends it), so it cannot reorder the page's own
+/// words.
+async fn no_injection(client: &Client, page: &str, scripts: usize) {
+    let found = client
+        .execute(
+            "const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+             let loose = 0;
+             for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+               if (n.data.includes('\\u202E') && !n.parentElement.closest('bdi, h1, textarea')) loose++;
+             }
+             return [typeof window.__xss, document.querySelectorAll('img').length,
+                     document.querySelectorAll('script').length, document.querySelectorAll('b').length,
+                     document.body.textContent.includes('<script>alert(1)</script>\"><img src=x onerror=window.__xss=1>'),
+                     loose]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, serde_json::json!(["undefined", 0, scripts, 0, true, 0]), "{page}");
+}
+
+/// XML parsed by Python's standard library (a real parser, not ours): the texts of `path`.
+fn xml_texts(xml: &str, path: &str) -> Vec<String> {
+    let script = format!(
+        "import sys, json, xml.etree.ElementTree as E\n\
+         root = E.fromstring(sys.stdin.buffer.read())\n\
+         ns = {{'a': 'http://www.w3.org/2005/Atom', 's': 'http://www.w3.org/2000/svg'}}\n\
+         print(json.dumps([e.text for e in root.findall('{path}', ns)]))"
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(xml.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "not XML: {}\n{xml}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn hostile_names_and_texts_stay_text_in_every_output() {
+    // A component title and group from the config, as an operator's mistake or an attacker's
+    // commit would write them.
+    let toml_hostile = HOSTILE.replace('\\', "\\\\").replace('"', "\\\"").replace('\r', "\\r").replace('\n', "\\n");
+    let site = Site::start_with(Some(&format!(
+        "[[component]]\nname = \"shop\"\ntitle = \"{toml_hostile}\"\ngroup = \"{toml_hostile}\"\n"
+    )));
+    site.cli(&["user", "add", "root", "--admin", "--password-stdin"], Some(PASSWORD));
+    let created =
+        site.cli(&["token", "create", "--user", "root", "--name", "t", "--scopes", "read,triage,admin"], None);
+    let token = created.split_whitespace().last().unwrap().to_string();
+    let api = |method: &str, path: &str, body: serde_json::Value| -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", "content-type: application/json"])
+            .args(["-H", &format!("authorization: Bearer {token}"), "--data", &body.to_string(), &site.url(path)])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    };
+    let long: String = HOSTILE.chars().cycle().take(10_000).collect();
+    // Too long for a title: refused at the door, nothing made.
+    let (status, _) = api("POST", "/api/v1/incidents", serde_json::json!({"title": long, "components": ["shop"]}));
+    assert_eq!(status, 400);
+    let (status, body) = api(
+        "POST",
+        "/api/v1/incidents",
+        serde_json::json!({"title": HOSTILE, "severity": "major", "components": ["shop"]}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let incident = format!("/api/v1/incidents/{id}");
+    // An assignee is at most 100 characters: the hostile text's first 100.
+    let assignee: String = HOSTILE.chars().take(100).collect();
+    for (route, body) in [
+        ("updates", serde_json::json!({"status": "identified", "text": HOSTILE})),
+        ("assign", serde_json::json!({"assignee": assignee})),
+        ("notes", serde_json::json!({"text": long})),
+        ("classify", serde_json::json!({"classification": "personal-data-breach"})),
+        ("breach", serde_json::json!({"nature": HOSTILE, "contact": HOSTILE})),
+        ("postmortem", serde_json::json!({"summary": HOSTILE, "cause": HOSTILE})),
+    ] {
+        let (status, reply) = api("POST", &format!("{incident}/{route}"), body);
+        assert!(status < 300, "{route}: {status} {reply}");
+    }
+    let (status, reply) = api(
+        "POST",
+        "/api/v1/customers",
+        serde_json::json!({"name": HOSTILE, "lang": "en", "contacts": ["anna@example.org"], "components": ["shop"]}),
+    );
+    assert_eq!(status, 201, "{reply}");
+    // A person's user name is held to letters, digits and . _ - @: the hostile one is refused.
+    let (status, _) =
+        api("POST", "/api/v1/users", serde_json::json!({"name": HOSTILE, "role": "viewer", "password": PASSWORD}));
+    assert_eq!(status, 400);
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = site.browser(true).await;
+        // The public page refreshes its snapshot within a second of the change.
+        let mut shown = false;
+        for _ in 0..40 {
+            client.goto(&site.url("/")).await.unwrap();
+            if text(&client, "body").await.contains("Bcc: evil@example.org") {
+                shown = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(shown, "the hostile update is on the public page");
+        no_injection(&client, "status page", 0).await;
+        shot(&client, "hostile-status-page").await;
+        client.goto(&site.url("/subscribe")).await.unwrap();
+        no_injection(&client, "subscribe page", 0).await;
+        login(&client, &site, "root").await;
+        for page in [
+            "/ops",
+            &format!("/ops/incidents/{id}"),
+            "/ops/customers",
+            "/ops/breaches",
+            "/ops/deviations",
+            "/ops/audit",
+        ] {
+            client.goto(&site.url(page)).await.unwrap();
+            // Every operator page has one script of its own (/ops.js), no other. The audit
+            // trail lists records, not the texts, so only the first three hold there.
+            if page == "/ops/audit" {
+                let found = client
+                    .execute(
+                        "return [typeof window.__xss, document.querySelectorAll('img').length,
+                                 document.querySelectorAll('script').length]",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(found, serde_json::json!(["undefined", 0, 1]), "{page}");
+            } else {
+                no_injection(&client, page, 1).await;
+            }
+        }
+        shot(&client, "hostile-incident-page").await;
+        client.close().await.unwrap();
+    });
+
+    // Feeds and the badge: well-formed XML whose texts are the hostile text, not markup.
+    let atom = site.curl("/history.atom");
+    let titles = xml_texts(&atom, "a:entry/a:title");
+    assert!(titles.iter().any(|t| t.contains("<script>alert(1)</script>") && t.contains("]]>")), "{titles:?}");
+    let rss = site.curl("/history.rss");
+    let bodies = xml_texts(&rss, "channel/item/description");
+    assert!(bodies.iter().any(|t| t.contains("\"><img src=x onerror=window.__xss=1>")), "{bodies:?}");
+    let badge = site.curl("/badge/shop.svg");
+    let texts = xml_texts(&badge, "s:title");
+    assert!(texts.iter().any(|t| t.starts_with("<script>alert(1)</script>")), "{texts:?}");
+    // The Markdown draft: every markup character escaped, the text on one line.
+    let (status, md) = api("GET", &format!("{incident}/drafts/gdpr-art33?format=markdown"), serde_json::json!(null));
+    assert_eq!(status, 200);
+    assert!(md.contains("\\<script\\>alert(1)\\</script\\>"), "{md}");
+    let bare = |c: char| md.match_indices(c).any(|(at, _)| !md[..at].ends_with('\\'));
+    assert!(!bare('<') && !bare('['), "every < and [ is escaped: {md}");
+    assert!(!md.lines().any(|l| l.starts_with("Bcc:") || l.starts_with("# heading")), "{md}");
+    assert!(!md.contains('\u{202E}'), "no bidirectional override in the draft");
 }
