@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{BODY_LIMIT, Caller, caller, path_id, path_name};
 use crate::actions::accounts::AccountError;
-use crate::actions::change::{Body, Change, Refused};
+use crate::actions::change::{Body, Change, Kind, Refused};
 use crate::auth::{self, Role};
 use crate::http::state::AppState;
 use crate::model::IncidentRow;
@@ -64,15 +64,15 @@ async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Re
     serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
 }
 
-/// POST a change (`name` from the route table).
-pub(super) async fn change(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+/// POST a change (`kind` from the route table).
+pub(super) async fn change(State(state): State<AppState>, kind: Kind, req: Request) -> Response {
     let Some(caller) = caller(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
     let id = path_id(&req).unwrap_or(0);
     let body: Body = match json_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let change = match Change::from_body(name, id, body) {
+    let change = match Change::from_body(kind, id, body) {
         Ok(c) => c,
         Err(r) => return refused(&r),
     };
@@ -97,16 +97,46 @@ pub(super) fn incident_json(i: &IncidentRow) -> Value {
     })
 }
 
+/// What serves a JSON route that is not an incident change: one per route, so the route table
+/// cannot name a handler that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Me,
+    Incidents,
+    Incident,
+    Agents,
+    Checks,
+    CheckHistory,
+    Audit,
+    Users,
+    Tokens,
+    Deviations,
+    Customers,
+    Windows,
+    WindowAdd,
+    WindowCancel,
+    IncidentCustomers,
+    Subscribers,
+    CustomerAdd,
+    Breaches,
+    Draft,
+    Yearly,
+    UserAdd,
+    UserSet,
+    TokenCreate,
+    TokenRevoke,
+}
+
 /// GET routes and the admin POSTs that are not incident changes.
-pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, req: Request) -> Response {
     let Some(caller) = caller(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
     let query: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let store = &state.store;
     let result: Result<Response, StoreError> = async {
-        Ok(match name {
-            "me" => Json(me(&caller)).into_response(),
-            "incidents" => {
+        Ok(match endpoint {
+            Endpoint::Me => Json(me(&caller)).into_response(),
+            Endpoint::Incidents => {
                 let open_only = match q("state") {
                     None | Some("open") => true,
                     Some("all") => false,
@@ -115,7 +145,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                 let list: Vec<Value> = store.incidents(open_only).await?.iter().map(incident_json).collect();
                 Json(json!({ "incidents": list })).into_response()
             }
-            "incident" => {
+            Endpoint::Incident => {
                 let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such incident")) };
                 let Some(i) = store.incident(id).await? else {
                     return Ok(error(StatusCode::NOT_FOUND, format!("no incident #{id}")));
@@ -157,7 +187,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                 doc["clocks"] = json!(clocks);
                 Json(doc).into_response()
             }
-            "agents" => {
+            Endpoint::Agents => {
                 let list: Vec<Value> = store
                     .agents()
                     .await?
@@ -166,7 +196,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .collect();
                 Json(json!({ "agents": list })).into_response()
             }
-            "checks" => {
+            Endpoint::Checks => {
                 let list: Vec<Value> = store
                     .check_states()
                     .await?
@@ -175,7 +205,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .collect();
                 Json(json!({ "checks": list })).into_response()
             }
-            "check_history" => {
+            Endpoint::CheckHistory => {
                 let (Some(agent), Some(check)) = (q("agent"), q("check")) else {
                     return Ok(error(StatusCode::BAD_REQUEST, "`agent` and `check` are required"));
                 };
@@ -190,12 +220,12 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .collect();
                 Json(json!({ "agent": agent, "check": check, "results": results })).into_response()
             }
-            "audit" => {
+            Endpoint::Audit => {
                 let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
                 Json(json!({ "records": store.audit_records(after, limit).await? })).into_response()
             }
-            "users" => {
+            Endpoint::Users => {
                 let list: Vec<Value> = store
                     .users()
                     .await?
@@ -204,11 +234,11 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .collect();
                 Json(json!({ "users": list })).into_response()
             }
-            "tokens" => Json(json!({ "tokens": store.tokens(None).await? })).into_response(),
-            "deviations" => Json(json!({ "deviations": store.deviations(crate::now_ms()).await? })).into_response(),
-            "customers" => Json(json!({ "customers": store.customers().await? })).into_response(),
-            "windows" => Json(json!({ "windows": store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await? })).into_response(),
-            "window_add" => {
+            Endpoint::Tokens => Json(json!({ "tokens": store.tokens(None).await? })).into_response(),
+            Endpoint::Deviations => Json(json!({ "deviations": store.deviations(crate::now_ms()).await? })).into_response(),
+            Endpoint::Customers => Json(json!({ "customers": store.customers().await? })).into_response(),
+            Endpoint::Windows => Json(json!({ "windows": store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await? })).into_response(),
+            Endpoint::WindowAdd => {
                 let body: WindowBody = match json_body(req).await {
                     Ok(b) => b,
                     Err(r) => return Ok(r),
@@ -218,7 +248,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     Err((status, m)) => error(status, m),
                 }
             }
-            "window_cancel" => {
+            Endpoint::WindowCancel => {
                 let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such window")) };
                 if cancel_window(&state, &caller, id).await? {
                     Json(json!({ "message": format!("window #{id} ended") })).into_response()
@@ -226,11 +256,11 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     error(StatusCode::NOT_FOUND, format!("no running or future window #{id}"))
                 }
             }
-            "incident_customers" => {
+            Endpoint::IncidentCustomers => {
                 let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such incident")) };
                 Json(json!({ "customers": store.affected_customers(id).await? })).into_response()
             }
-            "subscribers" => {
+            Endpoint::Subscribers => {
                 let list: Vec<Value> = store
                     .subscribers()
                     .await?
@@ -239,7 +269,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     .collect();
                 Json(json!({ "subscribers": list })).into_response()
             }
-            "customer_add" => {
+            Endpoint::CustomerAdd => {
                 let body: CustomerBody = match json_body(req).await {
                     Ok(b) => b,
                     Err(r) => return Ok(r),
@@ -259,8 +289,8 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     Err((status, m)) => error(status, m),
                 }
             }
-            "breaches" => Json(json!({ "breaches": store.breaches(None).await? })).into_response(),
-            "draft" => {
+            Endpoint::Breaches => Json(json!({ "breaches": store.breaches(None).await? })).into_response(),
+            Endpoint::Draft => {
                 let (Some(id), Some(report)) = (path_id(&req), path_name(&req)) else {
                     return Ok(error(StatusCode::NOT_FOUND, "no such draft"));
                 };
@@ -277,7 +307,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     Some(other) => error(StatusCode::BAD_REQUEST, format!("format `{other}`: json or markdown")),
                 }
             }
-            "yearly" => {
+            Endpoint::Yearly => {
                 let year = match q("year").map(str::parse::<i32>) {
                     None => current_year(),
                     Some(Ok(y)) if (2000..=2200).contains(&y) => y,
@@ -285,10 +315,10 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                 };
                 Json(yearly(&state, year).await?).into_response()
             }
-            "user_add" => return Ok(user_add(&state, &caller, req).await),
-            "user_set" => return Ok(user_set(&state, &caller, req).await),
-            "token_create" => return Ok(token_create(&state, &caller, req).await),
-            "token_revoke" => {
+            Endpoint::UserAdd => return Ok(user_add(&state, &caller, req).await),
+            Endpoint::UserSet => return Ok(user_set(&state, &caller, req).await),
+            Endpoint::TokenCreate => return Ok(token_create(&state, &caller, req).await),
+            Endpoint::TokenRevoke => {
                 let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such token")) };
                 if store.revoke_token(&caller.who, id, crate::now_ms()).await? {
                     Json(json!({ "message": format!("token #{id} revoked") })).into_response()
@@ -296,7 +326,6 @@ pub(super) async fn dispatch(State(state): State<AppState>, name: &'static str, 
                     error(StatusCode::NOT_FOUND, format!("no active token #{id}"))
                 }
             }
-            other => error(StatusCode::NOT_FOUND, format!("no handler {other}")),
         })
     }
     .await;

@@ -35,259 +35,300 @@ pub const SESSION_MS: i64 = 12 * 3600 * 1000;
 /// The largest request body an operator route reads.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-/// What serves a route.
+use crate::actions::change::Kind;
+
+/// What serves a route. Each is an enum with one variant per handler, matched exhaustively by
+/// its dispatcher: a route naming a handler that does not exist does not compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handler {
-    /// JSON: one of [`change::Change`]'s routes, by name.
-    ApiChange(&'static str),
+    /// JSON: one of [`Change`](crate::actions::change::Change)'s routes.
+    ApiChange(Kind),
     /// A web form posting one of the changes; redirects back to the incident.
-    UiChange(&'static str),
-    Api(&'static str),
-    Ui(&'static str),
+    UiChange(Kind),
+    Api(api::Endpoint),
+    Ui(ui::Page),
+}
+
+/// An operator route's method: the three the surface uses, so a misspelt one does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Delete => "DELETE",
+        }
+    }
+
+    pub fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+
+    fn filter(self) -> axum::routing::MethodFilter {
+        match self {
+            Verb::Get => axum::routing::MethodFilter::GET,
+            Verb::Post => axum::routing::MethodFilter::POST,
+            Verb::Delete => axum::routing::MethodFilter::DELETE,
+        }
+    }
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One operator route.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
-    pub method: &'static str,
+    pub method: Verb,
     pub path: &'static str,
     pub perm: Perm,
     pub summary: &'static str,
     pub handler: Handler,
 }
 
-const fn r(method: &'static str, path: &'static str, perm: Perm, summary: &'static str, handler: Handler) -> Route {
+const fn r(method: Verb, path: &'static str, perm: Perm, summary: &'static str, handler: Handler) -> Route {
     Route { method, path, perm, summary, handler }
 }
 
+use crate::actions::change::Kind as K;
 use Handler::{Api, ApiChange, Ui, UiChange};
 use Perm::{Admin, Intake, Read, Triage};
+use Verb::{Delete, Get, Post};
+use api::Endpoint as E;
+use ui::Page as P;
 
 /// Every operator route, its permission and what serves it.
 pub const ROUTES: &[Route] = &[
     r(
-        "GET",
+        Get,
         "/api/v1/me",
         Read,
         "Who the caller is: user, role, and the permissions of this session or token.",
-        Api("me"),
+        Api(E::Me),
     ),
+    r(Get, "/api/v1/incidents", Read, "Incidents, newest first (`?state=open` (default) or `all`).", Api(E::Incidents)),
+    r(Post, "/api/v1/incidents", Triage, "Open an incident by hand, with affected components.", ApiChange(K::Open)),
     r(
-        "GET",
-        "/api/v1/incidents",
-        Read,
-        "Incidents, newest first (`?state=open` (default) or `all`).",
-        Api("incidents"),
-    ),
-    r("POST", "/api/v1/incidents", Triage, "Open an incident by hand, with affected components.", ApiChange("open")),
-    r(
-        "GET",
+        Get,
         "/api/v1/incidents/{id}",
         Read,
         "One incident: alerts, timeline, notifications, public updates, actions, legal clocks.",
-        Api("incident"),
+        Api(E::Incident),
     ),
-    r("POST", "/api/v1/incidents/{id}/acknowledge", Triage, "Acknowledge: paging stops.", ApiChange("acknowledge")),
+    r(Post, "/api/v1/incidents/{id}/acknowledge", Triage, "Acknowledge: paging stops.", ApiChange(K::Acknowledge)),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/escalate",
         Triage,
         "Escalate: page the next escalation step now (withdraws an acknowledgement).",
-        ApiChange("escalate"),
+        ApiChange(K::Escalate),
     ),
-    r("POST", "/api/v1/incidents/{id}/resolve", Triage, "Resolve by hand.", ApiChange("resolve")),
-    r("POST", "/api/v1/incidents/{id}/reopen", Triage, "Reopen a resolved incident.", ApiChange("reopen")),
+    r(Post, "/api/v1/incidents/{id}/resolve", Triage, "Resolve by hand.", ApiChange(K::Resolve)),
+    r(Post, "/api/v1/incidents/{id}/reopen", Triage, "Reopen a resolved incident.", ApiChange(K::Reopen)),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/severity",
         Triage,
         "Triage: set the severity (critical pages).",
-        ApiChange("severity"),
+        ApiChange(K::Severity),
     ),
-    r("POST", "/api/v1/incidents/{id}/assign", Triage, "Assign to a person.", ApiChange("assign")),
-    r("POST", "/api/v1/incidents/{id}/notes", Triage, "Add an internal note to the timeline.", ApiChange("notes")),
+    r(Post, "/api/v1/incidents/{id}/assign", Triage, "Assign to a person.", ApiChange(K::Assign)),
+    r(Post, "/api/v1/incidents/{id}/notes", Triage, "Add an internal note to the timeline.", ApiChange(K::Notes)),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/updates",
         Triage,
         "Publish a public update (the incident appears on the status page).",
-        ApiChange("updates"),
+        ApiChange(K::Updates),
     ),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/classify",
         Triage,
         "Classify; personal-data-breach and nis2-significant start legal clocks.",
-        ApiChange("classify"),
+        ApiChange(K::Classify),
     ),
-    r("POST", "/api/v1/incidents/{id}/reports", Triage, "Record a regulatory report as filed.", ApiChange("reports")),
+    r(Post, "/api/v1/incidents/{id}/reports", Triage, "Record a regulatory report as filed.", ApiChange(K::Reports)),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/actions",
         Triage,
         "Add a postmortem action with owner and due date.",
-        ApiChange("actions"),
+        ApiChange(K::Actions),
     ),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/responders",
         Triage,
         "Page a responder from another team or a person into the incident.",
-        ApiChange("responders"),
+        ApiChange(K::Responders),
     ),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/postmortem",
         Triage,
         "Write or amend the postmortem (enters the deviation register).",
-        ApiChange("postmortem"),
+        ApiChange(K::Postmortem),
     ),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/breach",
         Triage,
         "Record a personal-data breach's details (GDPR Art. 33(3)).",
-        ApiChange("breach"),
+        ApiChange(K::Breach),
     ),
     r(
-        "GET",
+        Get,
         "/api/v1/incidents/{id}/drafts/{name}",
         Read,
         "Draft of a report: gdpr-art33, nis2-early-warning, nis2-notification, nis2-final (`?format=markdown` or json).",
-        Api("draft"),
+        Api(E::Draft),
     ),
     r(
-        "GET",
+        Get,
         "/api/v1/deviations",
         Read,
         "The deviation register: incidents with a postmortem and their follow-up.",
-        Api("deviations"),
+        Api(E::Deviations),
     ),
     r(
-        "GET",
+        Get,
         "/api/v1/breaches",
         Read,
         "The breach register: every personal-data breach, reported or not.",
-        Api("breaches"),
+        Api(E::Breaches),
     ),
     r(
-        "GET",
+        Get,
         "/api/v1/reports/yearly",
         Read,
         "The yearly report (`?year=`): incidents by severity and month, MTTA, MTTR, uptime, reports filed, overdue actions.",
-        Api("yearly"),
+        Api(E::Yearly),
     ),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/communicate",
         Triage,
         "Tell the affected customers: by e-mail while few are affected, else (or with `public`) on the status page.",
-        ApiChange("communicate"),
+        ApiChange(K::Communicate),
     ),
     r(
-        "GET",
+        Get,
         "/api/v1/incidents/{id}/customers",
         Triage,
         "The customers an incident affects, with their contacts.",
-        Api("incident_customers"),
+        Api(E::IncidentCustomers),
     ),
     r(
-        "POST",
+        Post,
         "/api/v1/incidents/{id}/customers",
         Triage,
         "Count a customer in or out of an incident.",
-        ApiChange("customers"),
+        ApiChange(K::Customers),
     ),
-    r("GET", "/api/v1/customers", Triage, "Customers, their contacts and what they use.", Api("customers")),
+    r(Get, "/api/v1/customers", Triage, "Customers, their contacts and what they use.", Api(E::Customers)),
     r(
-        "POST",
+        Post,
         "/api/v1/customers",
         Admin,
         "Add a customer with contacts and the components and agents it uses.",
-        Api("customer_add"),
+        Api(E::CustomerAdd),
     ),
-    r("GET", "/api/v1/subscribers", Admin, "Status-page subscribers.", Api("subscribers")),
-    r("POST", "/api/v1/actions/{id}/done", Triage, "Mark a postmortem action done.", ApiChange("done")),
+    r(Get, "/api/v1/subscribers", Admin, "Status-page subscribers.", Api(E::Subscribers)),
+    r(Post, "/api/v1/actions/{id}/done", Triage, "Mark a postmortem action done.", ApiChange(K::Done)),
     r(
-        "POST",
+        Post,
         "/api/v1/tickets",
         Intake,
         "Support-system intake: open an incident (source ticket).",
-        ApiChange("ticket"),
+        ApiChange(K::Ticket),
     ),
     r(
-        "GET",
+        Get,
         "/api/v1/windows",
         Read,
         "Maintenance windows and silences made at runtime (ending in the last 90 days or later).",
-        Api("windows"),
+        Api(E::Windows),
     ),
     r(
-        "POST",
+        Post,
         "/api/v1/windows",
         Triage,
         "Add a maintenance window (components go under maintenance on the status page) or a silence.",
-        Api("window_add"),
+        Api(E::WindowAdd),
     ),
-    r("DELETE", "/api/v1/windows/{id}", Triage, "End a window now.", Api("window_cancel")),
-    r("GET", "/api/v1/agents", Read, "Agents with their state.", Api("agents")),
-    r("GET", "/api/v1/checks", Read, "The latest result of every check.", Api("checks")),
+    r(Delete, "/api/v1/windows/{id}", Triage, "End a window now.", Api(E::WindowCancel)),
+    r(Get, "/api/v1/agents", Read, "Agents with their state.", Api(E::Agents)),
+    r(Get, "/api/v1/checks", Read, "The latest result of every check.", Api(E::Checks)),
     r(
-        "GET",
+        Get,
         "/api/v1/checks/history",
         Read,
         "One check's last results (`?agent=&check=&limit=` ≤ 500) with metrics.",
-        Api("check_history"),
+        Api(E::CheckHistory),
     ),
-    r("GET", "/api/v1/audit", Admin, "Audit records after `?after=SEQ` (oldest first, `limit` ≤ 1000).", Api("audit")),
-    r("GET", "/api/v1/users", Admin, "Users and roles.", Api("users")),
-    r("POST", "/api/v1/users", Admin, "Add a user.", Api("user_add")),
-    r("POST", "/api/v1/users/{name}", Admin, "Change a user's role or password, disable or enable.", Api("user_set")),
-    r("GET", "/api/v1/tokens", Admin, "API tokens (never their secrets).", Api("tokens")),
-    r("POST", "/api/v1/tokens", Admin, "Create a token; the response shows it once.", Api("token_create")),
-    r("DELETE", "/api/v1/tokens/{id}", Admin, "Revoke a token.", Api("token_revoke")),
-    r("GET", "/ops", Read, "Dashboard: open incidents, unhealthy checks, silent agents.", Ui("dashboard")),
-    r("GET", "/ops/incidents/{id}", Read, "Incident page.", Ui("incident")),
-    r("POST", "/ops/incidents", Triage, "Open an incident (form).", UiChange("open")),
-    r("POST", "/ops/incidents/{id}/acknowledge", Triage, "Acknowledge (form).", UiChange("acknowledge")),
-    r("POST", "/ops/incidents/{id}/escalate", Triage, "Escalate now (form).", UiChange("escalate")),
-    r("POST", "/ops/incidents/{id}/resolve", Triage, "Resolve (form).", UiChange("resolve")),
-    r("POST", "/ops/incidents/{id}/reopen", Triage, "Reopen (form).", UiChange("reopen")),
-    r("POST", "/ops/incidents/{id}/severity", Triage, "Set the severity (form).", UiChange("severity")),
-    r("POST", "/ops/incidents/{id}/assign", Triage, "Assign (form).", UiChange("assign")),
-    r("POST", "/ops/incidents/{id}/notes", Triage, "Internal note (form).", UiChange("notes")),
-    r("POST", "/ops/incidents/{id}/updates", Triage, "Public update (form).", UiChange("updates")),
-    r("POST", "/ops/incidents/{id}/classify", Triage, "Classify (form).", UiChange("classify")),
-    r("POST", "/ops/incidents/{id}/reports", Triage, "Report filed (form).", UiChange("reports")),
-    r("POST", "/ops/incidents/{id}/actions", Triage, "Postmortem action (form).", UiChange("actions")),
-    r("POST", "/ops/incidents/{id}/responders", Triage, "Add a responder (form).", UiChange("responders")),
-    r("POST", "/ops/incidents/{id}/postmortem", Triage, "Postmortem (form).", UiChange("postmortem")),
-    r("POST", "/ops/incidents/{id}/breach", Triage, "Breach details (form).", UiChange("breach")),
-    r("GET", "/ops/deviations", Read, "Deviation register.", Ui("deviations")),
-    r("GET", "/ops/breaches", Read, "Breach register.", Ui("breaches")),
-    r("GET", "/ops/reports/yearly", Read, "Yearly report with charts.", Ui("yearly")),
+    r(Get, "/api/v1/audit", Admin, "Audit records after `?after=SEQ` (oldest first, `limit` ≤ 1000).", Api(E::Audit)),
+    r(Get, "/api/v1/users", Admin, "Users and roles.", Api(E::Users)),
+    r(Post, "/api/v1/users", Admin, "Add a user.", Api(E::UserAdd)),
+    r(Post, "/api/v1/users/{name}", Admin, "Change a user's role or password, disable or enable.", Api(E::UserSet)),
+    r(Get, "/api/v1/tokens", Admin, "API tokens (never their secrets).", Api(E::Tokens)),
+    r(Post, "/api/v1/tokens", Admin, "Create a token; the response shows it once.", Api(E::TokenCreate)),
+    r(Delete, "/api/v1/tokens/{id}", Admin, "Revoke a token.", Api(E::TokenRevoke)),
+    r(Get, "/ops", Read, "Dashboard: open incidents, unhealthy checks, silent agents.", Ui(P::Dashboard)),
+    r(Get, "/ops/incidents/{id}", Read, "Incident page.", Ui(P::Incident)),
+    r(Post, "/ops/incidents", Triage, "Open an incident (form).", UiChange(K::Open)),
+    r(Post, "/ops/incidents/{id}/acknowledge", Triage, "Acknowledge (form).", UiChange(K::Acknowledge)),
+    r(Post, "/ops/incidents/{id}/escalate", Triage, "Escalate now (form).", UiChange(K::Escalate)),
+    r(Post, "/ops/incidents/{id}/resolve", Triage, "Resolve (form).", UiChange(K::Resolve)),
+    r(Post, "/ops/incidents/{id}/reopen", Triage, "Reopen (form).", UiChange(K::Reopen)),
+    r(Post, "/ops/incidents/{id}/severity", Triage, "Set the severity (form).", UiChange(K::Severity)),
+    r(Post, "/ops/incidents/{id}/assign", Triage, "Assign (form).", UiChange(K::Assign)),
+    r(Post, "/ops/incidents/{id}/notes", Triage, "Internal note (form).", UiChange(K::Notes)),
+    r(Post, "/ops/incidents/{id}/updates", Triage, "Public update (form).", UiChange(K::Updates)),
+    r(Post, "/ops/incidents/{id}/classify", Triage, "Classify (form).", UiChange(K::Classify)),
+    r(Post, "/ops/incidents/{id}/reports", Triage, "Report filed (form).", UiChange(K::Reports)),
+    r(Post, "/ops/incidents/{id}/actions", Triage, "Postmortem action (form).", UiChange(K::Actions)),
+    r(Post, "/ops/incidents/{id}/responders", Triage, "Add a responder (form).", UiChange(K::Responders)),
+    r(Post, "/ops/incidents/{id}/postmortem", Triage, "Postmortem (form).", UiChange(K::Postmortem)),
+    r(Post, "/ops/incidents/{id}/breach", Triage, "Breach details (form).", UiChange(K::Breach)),
+    r(Get, "/ops/deviations", Read, "Deviation register.", Ui(P::Deviations)),
+    r(Get, "/ops/breaches", Read, "Breach register.", Ui(P::Breaches)),
+    r(Get, "/ops/reports/yearly", Read, "Yearly report with charts.", Ui(P::Yearly)),
     r(
-        "POST",
+        Post,
         "/ops/incidents/{id}/communicate",
         Triage,
         "Update to the affected customers (form).",
-        UiChange("communicate"),
+        UiChange(K::Communicate),
     ),
-    r("POST", "/ops/incidents/{id}/customers", Triage, "Count a customer in or out (form).", UiChange("customers")),
-    r("GET", "/ops/customers", Triage, "Customers.", Ui("customers")),
-    r("POST", "/ops/customers", Admin, "Add a customer (form).", Ui("customer_add")),
-    r("POST", "/ops/actions/{id}/done", Triage, "Action done (form).", UiChange("done")),
-    r("GET", "/ops/agents", Read, "Agents and their checks' latest results.", Ui("agents")),
-    r("GET", "/ops/check", Read, "One check (`?agent=&check=`): recent results and metric charts.", Ui("check")),
-    r("GET", "/ops/windows", Read, "Maintenance windows and silences.", Ui("windows")),
-    r("POST", "/ops/windows", Triage, "Add a window (form).", Ui("window_add")),
-    r("POST", "/ops/windows/{id}/cancel", Triage, "End a window now (form).", Ui("window_cancel")),
-    r("GET", "/ops/audit", Admin, "Audit viewer with chain verification.", Ui("audit")),
-    r("GET", "/ops/users", Admin, "Users and tokens.", Ui("users")),
-    r("POST", "/ops/users", Admin, "Add a user (form).", Ui("user_add")),
-    r("POST", "/ops/tokens", Admin, "Create a token (form; shown once).", Ui("token_create")),
-    r("POST", "/ops/tokens/{id}/revoke", Admin, "Revoke a token (form).", Ui("token_revoke")),
-    r("POST", "/logout", Read, "End the session.", Ui("logout")),
+    r(Post, "/ops/incidents/{id}/customers", Triage, "Count a customer in or out (form).", UiChange(K::Customers)),
+    r(Get, "/ops/customers", Triage, "Customers.", Ui(P::Customers)),
+    r(Post, "/ops/customers", Admin, "Add a customer (form).", Ui(P::CustomerAdd)),
+    r(Post, "/ops/actions/{id}/done", Triage, "Action done (form).", UiChange(K::Done)),
+    r(Get, "/ops/agents", Read, "Agents and their checks' latest results.", Ui(P::Agents)),
+    r(Get, "/ops/check", Read, "One check (`?agent=&check=`): recent results and metric charts.", Ui(P::Check)),
+    r(Get, "/ops/windows", Read, "Maintenance windows and silences.", Ui(P::Windows)),
+    r(Post, "/ops/windows", Triage, "Add a window (form).", Ui(P::WindowAdd)),
+    r(Post, "/ops/windows/{id}/cancel", Triage, "End a window now (form).", Ui(P::WindowCancel)),
+    r(Get, "/ops/audit", Admin, "Audit viewer with chain verification.", Ui(P::Audit)),
+    r(Get, "/ops/users", Admin, "Users and tokens.", Ui(P::Users)),
+    r(Post, "/ops/users", Admin, "Add a user (form).", Ui(P::UserAdd)),
+    r(Post, "/ops/tokens", Admin, "Create a token (form; shown once).", Ui(P::TokenCreate)),
+    r(Post, "/ops/tokens/{id}/revoke", Admin, "Revoke a token (form).", Ui(P::TokenRevoke)),
+    r(Post, "/logout", Read, "End the session.", Ui(P::Logout)),
 ];
 
 /// How the caller proved who they are.
@@ -453,7 +494,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     let anonymous = Who { name: "-".into(), role: "-".into(), source: source(&req), request_id: request_id.clone() };
     let action = format!("{method} {path}");
     let denial = Denial { state: &state, action: &action, uri: &uri, now };
-    let Some(route) = ROUTES.iter().find(|r| r.path == path && r.method == method.as_str()) else {
+    let Some(route) = ROUTES.iter().find(|r| r.path == path && r.method.method() == method) else {
         return denial.deny(&anonymous, StatusCode::FORBIDDEN, "route without a permission").await;
     };
     let caller = match identify(&state, req.headers(), anonymous.source.clone(), request_id.clone(), now).await {
@@ -509,17 +550,16 @@ pub fn urlencode(text: &str) -> String {
 pub fn router(state: AppState) -> Router<AppState> {
     let mut router = Router::new();
     for route in ROUTES {
-        let method = Method::from_bytes(route.method.as_bytes()).unwrap_or(Method::GET);
-        let filter = axum::routing::MethodFilter::try_from(method).unwrap_or(axum::routing::MethodFilter::GET);
         let handler = route.handler;
-        let service = axum::routing::on(filter, move |state: State<AppState>, req: Request| async move {
-            match handler {
-                ApiChange(name) => api::change(state, name, req).await,
-                Api(name) => api::dispatch(state, name, req).await,
-                UiChange(name) => ui::change(state, name, req).await,
-                Ui(name) => ui::dispatch(state, name, req).await,
-            }
-        });
+        let service =
+            axum::routing::on(route.method.filter(), move |state: State<AppState>, req: Request| async move {
+                match handler {
+                    ApiChange(kind) => api::change(state, kind, req).await,
+                    Api(endpoint) => api::dispatch(state, endpoint, req).await,
+                    UiChange(kind) => ui::change(state, kind, req).await,
+                    Ui(page) => ui::dispatch(state, page, req).await,
+                }
+            });
         router = router.route(route.path, service);
     }
     router

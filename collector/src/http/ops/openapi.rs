@@ -4,7 +4,9 @@
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::api::Endpoint;
 use super::{Handler, ROUTES};
+use crate::actions::change::Kind;
 
 fn string(description: &str) -> Value {
     json!({ "type": "string", "description": description })
@@ -13,37 +15,43 @@ fn string(description: &str) -> Value {
 /// The request body of an API route, if it takes one.
 fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
     let (required, props): (Vec<&str>, Value) = match handler {
-        Handler::ApiChange("acknowledge" | "escalate" | "resolve" | "reopen" | "done") => return None,
-        Handler::ApiChange("severity") => (vec!["severity"], json!({ "severity": string("critical, major or minor") })),
-        Handler::ApiChange("assign") => (vec!["assignee"], json!({ "assignee": string("who takes it") })),
-        Handler::ApiChange("notes") => (vec!["text"], json!({ "text": string("internal note, ≤ 10,000 characters") })),
-        Handler::ApiChange("updates") => (
+        Handler::ApiChange(Kind::Acknowledge | Kind::Escalate | Kind::Resolve | Kind::Reopen | Kind::Done) => {
+            return None;
+        }
+        Handler::ApiChange(Kind::Severity) => {
+            (vec!["severity"], json!({ "severity": string("critical, major or minor") }))
+        }
+        Handler::ApiChange(Kind::Assign) => (vec!["assignee"], json!({ "assignee": string("who takes it") })),
+        Handler::ApiChange(Kind::Notes) => {
+            (vec!["text"], json!({ "text": string("internal note, ≤ 10,000 characters") }))
+        }
+        Handler::ApiChange(Kind::Updates) => (
             vec!["status", "text"],
             json!({ "status": string("investigating, identified, monitoring or resolved"), "text": string("what the public reads, ≤ 5,000 characters") }),
         ),
-        Handler::ApiChange("classify") => (
+        Handler::ApiChange(Kind::Classify) => (
             vec!["classification"],
             json!({ "classification": string("operational, security, personal-data-breach or nis2-significant"),
                     "aware_at": string("RFC 3339: when the organisation became aware (default now)") }),
         ),
-        Handler::ApiChange("reports") => (
+        Handler::ApiChange(Kind::Reports) => (
             vec!["report"],
             json!({ "report": string("gdpr-art33, nis2-early-warning, nis2-notification or nis2-final"),
                     "reference": string("the authority's reference") }),
         ),
-        Handler::ApiChange("actions") => (
+        Handler::ApiChange(Kind::Actions) => (
             vec!["owner", "due", "text"],
             json!({ "owner": string("who does it"), "due": string("RFC 3339 or a date"), "text": string("what to do") }),
         ),
-        Handler::ApiChange("responders") => {
+        Handler::ApiChange(Kind::Responders) => {
             (vec!["target"], json!({ "target": string("team:NAME, person:NAME or oncall:TEAM (from collector.toml)") }))
         }
-        Handler::ApiChange("postmortem") => (
+        Handler::ApiChange(Kind::Postmortem) => (
             vec![],
             json!({ "summary": string("what happened"), "cause": string("root cause"), "impact": string("who and what was affected"),
                     "lessons": string("lessons learned"), "follow_up": string("open, in-progress or closed") }),
         ),
-        Handler::ApiChange("breach") => (
+        Handler::ApiChange(Kind::Breach) => (
             vec![],
             json!({ "nature": string("nature of the breach"), "subject_categories": string("categories of data subjects"),
                     "subjects_approx": { "type": "integer", "description": "approximate number of data subjects" },
@@ -52,45 +60,45 @@ fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
                     "consequences": string("likely consequences"), "measures": string("measures taken or proposed"),
                     "contact": string("contact point (e.g. the DPO)"), "not_reported_reason": string("why it is not reported, if not") }),
         ),
-        Handler::ApiChange("communicate") => (
+        Handler::ApiChange(Kind::Communicate) => (
             vec!["status", "text"],
             json!({ "status": string("investigating, identified, monitoring or resolved"), "text": string("the message"),
                     "public": { "type": "boolean", "description": "publish on the status page even when few customers are affected" } }),
         ),
-        Handler::ApiChange("customers") => (
+        Handler::ApiChange(Kind::Customers) => (
             vec!["customer"],
             json!({ "customer": string("customer name"), "included": { "type": "boolean", "description": "true (default) counts in, false out" } }),
         ),
-        Handler::Api("customer_add") => (
+        Handler::Api(Endpoint::CustomerAdd) => (
             vec!["name", "contacts"],
             json!({ "name": string("customer name"), "lang": string("sv or en (default)"),
                     "contacts": { "type": "array", "items": { "type": "string" }, "description": "e-mail addresses" },
                     "components": { "type": "array", "items": { "type": "string" } },
                     "agents": { "type": "array", "items": { "type": "string" } } }),
         ),
-        Handler::ApiChange("open" | "ticket") => (
+        Handler::ApiChange(Kind::Open | Kind::Ticket) => (
             vec!["title"],
             json!({ "title": string("1-200 characters"), "severity": string("critical (pages), major (default) or minor"),
                     "components": { "type": "array", "items": { "type": "string" }, "description": "affected components" } }),
         ),
-        Handler::Api("window_add") => (
+        Handler::Api(Endpoint::WindowAdd) => (
             vec!["kind", "reason", "start", "end"],
             json!({ "kind": string("maintenance or silence"), "reason": string("shown on the status page for maintenance"),
                     "components": { "type": "array", "items": { "type": "string" } },
                     "agents": string("glob of agents to mute"), "checks": string("glob of checks to mute"),
                     "start": string("RFC 3339"), "end": string("RFC 3339") }),
         ),
-        Handler::Api("user_add") => (
+        Handler::Api(Endpoint::UserAdd) => (
             vec!["name", "password"],
             json!({ "name": string("1-64 of letters, digits, . _ - @"), "role": string("viewer (default), technician or admin"),
                     "password": string("≥ 12 characters") }),
         ),
-        Handler::Api("user_set") => (
+        Handler::Api(Endpoint::UserSet) => (
             vec![],
             json!({ "role": string("viewer, technician or admin"), "password": string("≥ 12 characters; ends sessions, revokes tokens"),
                     "disabled": { "type": "boolean" } }),
         ),
-        Handler::Api("token_create") => (
+        Handler::Api(Endpoint::TokenCreate) => (
             vec!["name"],
             json!({ "user": string("owner (default: the caller)"), "name": string("what it is for"),
                     "scopes": string("comma-separated: read, triage, intake, admin (default read)"),
@@ -101,11 +109,54 @@ fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
     Some((required, props))
 }
 
+/// The query parameters of an API route: (name, required, schema, description).
+fn query(handler: Handler) -> Vec<(&'static str, bool, Value, &'static str)> {
+    let int = |min: i64, max: i64| json!({ "type": "integer", "minimum": min, "maximum": max });
+    let text = json!({ "type": "string" });
+    match handler {
+        Handler::Api(Endpoint::Incidents) => {
+            vec![("state", false, json!({ "type": "string", "enum": ["open", "all"] }), "open (default) or all")]
+        }
+        Handler::Api(Endpoint::CheckHistory) => vec![
+            ("agent", true, text.clone(), "agent id"),
+            ("check", true, text, "check name"),
+            ("limit", false, int(1, 500), "newest results to return (default 100)"),
+        ],
+        Handler::Api(Endpoint::Audit) => vec![
+            ("after", false, int(0, i64::MAX), "records after this seq (default 0)"),
+            ("limit", false, int(1, 1000), "records to return (default 100)"),
+        ],
+        Handler::Api(Endpoint::Draft) => {
+            vec![(
+                "format",
+                false,
+                json!({ "type": "string", "enum": ["json", "markdown", "md"] }),
+                "json (default) or markdown",
+            )]
+        }
+        Handler::Api(Endpoint::Yearly) => vec![("year", false, int(2000, 2200), "calendar year (default this one)")],
+        _ => vec![],
+    }
+}
+
+/// A route's `operationId`: the handler's name, unique because each handler serves one route
+/// (a change's name is prefixed with `change`).
+fn operation_id(handler: Handler) -> String {
+    let name = match handler {
+        Handler::Api(endpoint) => format!("{endpoint:?}"),
+        Handler::ApiChange(kind) | Handler::UiChange(kind) => format!("change{kind:?}"),
+        Handler::Ui(page) => format!("page{page:?}"),
+    };
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
     for route in ROUTES.iter().filter(|r| r.path.starts_with("/api/")) {
         let mut op = json!({
+            "operationId": operation_id(route.handler),
             "summary": route.summary,
             "x-vakt-permission": route.perm,
             "security": [{ "bearer": [] }, { "session": [] }],
@@ -125,6 +176,9 @@ pub fn document() -> Value {
                 parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));
             }
         }
+        for (name, required, schema, description) in query(route.handler) {
+            parameters.push(json!({ "name": name, "in": "query", "required": required, "schema": schema, "description": description }));
+        }
         if !parameters.is_empty() {
             op["parameters"] = json!(parameters);
         }
@@ -136,7 +190,7 @@ pub fn document() -> Value {
             });
         }
         let entry = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
-        entry[route.method.to_lowercase()] = op;
+        entry[route.method.as_str().to_lowercase()] = op;
     }
     json!({
         "openapi": "3.1.0",

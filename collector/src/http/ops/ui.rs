@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{BODY_LIMIT, Caller, SESSION_COOKIE, SESSION_MS, Via, caller, path_id};
-use crate::actions::change::{Body, Change, PUBLIC_STATES, Refused};
+use crate::actions::change::{Body, Change, Kind, PUBLIC_STATES, Refused};
 use crate::auth::{self, Perm};
 use crate::http::html::{layout, svg, text};
 use crate::http::state::AppState;
@@ -235,23 +235,47 @@ fn clear_cookie(state: &AppState) -> String {
     )
 }
 
+/// What serves a page or an admin form: one per route, so the route table cannot name a page
+/// that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Dashboard,
+    Incident,
+    Audit,
+    Deviations,
+    Customers,
+    Windows,
+    Agents,
+    Check,
+    WindowAdd,
+    WindowCancel,
+    CustomerAdd,
+    Breaches,
+    Yearly,
+    Users,
+    UserAdd,
+    TokenCreate,
+    TokenRevoke,
+    Logout,
+}
+
 /// GET pages and the admin forms.
-pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+pub async fn dispatch(State(state): State<AppState>, page_of: Page, req: Request) -> Response {
     let Some(caller) = caller(&req) else { return Redirect::to("/login").into_response() };
     let now = crate::now_ms();
-    let result = match name {
-        "dashboard" => dashboard(&state, &caller).await,
-        "incident" => incident_page(&state, &caller, path_id(&req).unwrap_or(0), query(&req, "msg"), now).await,
-        "audit" => audit_page(&state, &caller).await,
-        "deviations" => deviations_page(&state, &caller, now).await,
-        "customers" => customers_page(&state, &caller, None).await,
-        "windows" => windows_page(&state, &caller, None).await,
-        "agents" => agents_page(&state, &caller).await,
-        "check" => {
+    let result = match page_of {
+        Page::Dashboard => dashboard(&state, &caller).await,
+        Page::Incident => incident_page(&state, &caller, path_id(&req).unwrap_or(0), query(&req, "msg"), now).await,
+        Page::Audit => audit_page(&state, &caller).await,
+        Page::Deviations => deviations_page(&state, &caller, now).await,
+        Page::Customers => customers_page(&state, &caller, None).await,
+        Page::Windows => windows_page(&state, &caller, None).await,
+        Page::Agents => agents_page(&state, &caller).await,
+        Page::Check => {
             let (agent, check) = (query(&req, "agent").unwrap_or_default(), query(&req, "check").unwrap_or_default());
             check_page(&state, &caller, &agent, &check).await
         }
-        "window_add" => {
+        Page::WindowAdd => {
             let fields: Vec<(String, String)> = match form(req).await {
                 Ok(f) => f,
                 Err(m) => {
@@ -282,7 +306,7 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
                 }
             }
         }
-        "window_cancel" => {
+        Page::WindowCancel => {
             let id = path_id(&req).unwrap_or(0);
             match super::api::cancel_window(&state, &caller, id).await {
                 Ok(true) => return Redirect::to("/ops/windows").into_response(),
@@ -293,16 +317,16 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
                 Err(e) => Err(e),
             }
         }
-        "customer_add" => return customer_add(&state, &caller, req).await,
-        "breaches" => breaches_page(&state, &caller).await,
-        "yearly" => {
+        Page::CustomerAdd => return customer_add(&state, &caller, req).await,
+        Page::Breaches => breaches_page(&state, &caller).await,
+        Page::Yearly => {
             let year = query(&req, "year").and_then(|y| y.parse().ok()).filter(|y| (2000..=2200).contains(y));
             yearly_page(&state, &caller, year.unwrap_or_else(super::api::current_year)).await
         }
-        "users" => users_page(&state, &caller, None).await,
-        "user_add" => return user_add(&state, &caller, req).await,
-        "token_create" => return token_create(&state, &caller, req).await,
-        "token_revoke" => {
+        Page::Users => users_page(&state, &caller, None).await,
+        Page::UserAdd => return user_add(&state, &caller, req).await,
+        Page::TokenCreate => return token_create(&state, &caller, req).await,
+        Page::TokenRevoke => {
             let id = path_id(&req).unwrap_or(0);
             match state.store.revoke_token(&caller.who, id, now).await {
                 Ok(true) => return Redirect::to("/ops/users").into_response(),
@@ -313,13 +337,12 @@ pub async fn dispatch(State(state): State<AppState>, name: &'static str, req: Re
                 Err(e) => Err(e),
             }
         }
-        "logout" => {
+        Page::Logout => {
             if let Via::Session { id_hash, .. } = &caller.via {
                 let _ = state.store.end_session(&caller.who, id_hash, now).await;
             }
             return ([(header::SET_COOKIE, clear_cookie(&state))], Redirect::to("/login")).into_response();
         }
-        _ => return StatusCode::NOT_FOUND.into_response(),
     };
     match result {
         Ok(body) => html(body),
@@ -344,7 +367,7 @@ async fn form<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, String>
 }
 
 /// A form posting a change: apply, then back to the incident page with the outcome.
-pub async fn change(State(state): State<AppState>, name: &'static str, req: Request) -> Response {
+pub async fn change(State(state): State<AppState>, kind: Kind, req: Request) -> Response {
     let Some(caller) = caller(&req) else { return Redirect::to("/login").into_response() };
     let id = path_id(&req).unwrap_or(0);
     // Form fields arrive as strings; components come as one comma-separated field.
@@ -401,7 +424,7 @@ pub async fn change(State(state): State<AppState>, name: &'static str, req: Requ
             .unwrap_or_default(),
         csrf: None,
     };
-    let change = Change::from_body(name, id, body);
+    let change = Change::from_body(kind, id, body);
     let outcome = match change {
         Ok(c) => c.apply(&state.store, &state.policy, &caller.who, crate::now_ms()).await,
         Err(r) => Err(r),
@@ -409,9 +432,9 @@ pub async fn change(State(state): State<AppState>, name: &'static str, req: Requ
     match outcome {
         Ok(applied) => {
             state.changed();
-            let target = match (name, applied.id) {
-                ("open", Some(new)) => new,
-                ("done", _) => get("incident").and_then(|v| v.parse().ok()).unwrap_or(0),
+            let target = match (kind, applied.id) {
+                (Kind::Open, Some(new)) => new,
+                (Kind::Done, _) => get("incident").and_then(|v| v.parse().ok()).unwrap_or(0),
                 _ => id,
             };
             let to = if target > 0 { format!("/ops/incidents/{target}") } else { "/ops".into() };
