@@ -73,20 +73,19 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     for (reason, n) in s.dropped() {
         let _ = writeln!(out, "vakt_ingest_dropped_total{{reason=\"{reason}\"}} {n}");
     }
-    if let Ok(agents) = state.store.agents().await {
-        let online = agents.iter().filter(|a| a.online).count();
+    // The store's gauges as the status worker last read them (a scrape reads no store).
+    let gauges = state.status.read().map(|s| s.gauges.clone()).unwrap_or_default();
+    if gauges.read_ms > 0 {
         let _ = writeln!(
             out,
-            "# HELP vakt_agents Known agents by state.\n# TYPE vakt_agents gauge\nvakt_agents{{state=\"online\"}} {online}\nvakt_agents{{state=\"offline\"}} {}",
-            agents.len() - online
+            "# HELP vakt_agents Known agents by state.\n# TYPE vakt_agents gauge\nvakt_agents{{state=\"online\"}} {}\nvakt_agents{{state=\"offline\"}} {}",
+            gauges.agents_online, gauges.agents_offline
         );
-    }
-    if let Ok((incidents, notifications)) = state.store.incident_gauges().await {
         let _ =
             writeln!(out, "# HELP vakt_incidents Open incidents by state and severity.\n# TYPE vakt_incidents gauge");
         for state in ["triggered", "acknowledged"] {
             for severity in ["critical", "major", "minor"] {
-                let n = incidents.iter().find(|(s, v, _)| s == state && v == severity).map_or(0, |x| x.2);
+                let n = gauges.incidents.iter().find(|(s, v, _)| s == state && v == severity).map_or(0, |x| x.2);
                 let _ = writeln!(out, "vakt_incidents{{state=\"{state}\",severity=\"{severity}\"}} {n}");
             }
         }
@@ -95,7 +94,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             "# HELP vakt_notifications Notifications in the log by state (failed: given up after every retry).\n# TYPE vakt_notifications gauge"
         );
         for state in ["pending", "sending", "sent", "failed"] {
-            let n = notifications.iter().find(|(s, _)| s == state).map_or(0, |x| x.1);
+            let n = gauges.notifications.iter().find(|(s, _)| s == state).map_or(0, |x| x.1);
             let _ = writeln!(out, "vakt_notifications{{state=\"{state}\"}} {n}");
         }
     }

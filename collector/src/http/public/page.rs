@@ -263,6 +263,7 @@ mod page_tests {
             maintenances: vec![],
             rendered: Arc::default(),
             uptime: Arc::default(),
+            gauges: Arc::default(),
             incidents: vec![PublicIncident {
                 id: 4,
                 title: "Mail <delayed>".into(),

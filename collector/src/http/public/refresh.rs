@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::http::public::status::{HISTORY_MS, Rendered, Shared, Snapshot, Uptime, build, utc_day};
+use crate::http::public::status::{Gauges, HISTORY_MS, Rendered, Shared, Snapshot, Uptime, build, utc_day};
 use crate::http::public::{page, statuspage};
 use crate::incident::Ms;
 use crate::model::DayTimes;
@@ -49,7 +49,19 @@ async fn load_days(store: &Store, now: Ms) -> Arc<std::collections::HashMap<Stri
 /// How often gathered uptime is written (a crash loses at most this much of it).
 const UPTIME_FLUSH_MS: Ms = 60_000;
 
-/// Refresh the snapshot every second (two indexed reads), until `stop`.
+/// How often the gauges `/metrics` shows are read from the store.
+const GAUGES_MS: Ms = 5_000;
+
+/// The store's gauges now, or why not.
+async fn read_gauges(store: &Store, now: Ms) -> Result<Gauges, crate::store::StoreError> {
+    let agents = store.agents().await?;
+    let (incidents, notifications) = store.incident_gauges().await?;
+    let online = agents.iter().filter(|a| a.online).count();
+    Ok(Gauges { read_ms: now, agents_online: online, agents_offline: agents.len() - online, incidents, notifications })
+}
+
+/// Refresh the snapshot every second (three indexed reads; the gauges every five seconds), until
+/// `stop`.
 pub async fn run(
     store: Store,
     policy: Arc<Policy>,
@@ -60,8 +72,15 @@ pub async fn run(
     let mut uptime = Uptime::default();
     let mut flushed = crate::now_ms();
     let mut days = load_days(&store, flushed).await;
+    let mut gauges: Arc<Gauges> = Arc::default();
     loop {
         let now = crate::now_ms();
+        if now - gauges.read_ms >= GAUGES_MS {
+            match read_gauges(&store, now).await {
+                Ok(g) => gauges = Arc::new(g),
+                Err(e) => tracing::error!(error = %common::report(&e), "metrics: could not read the gauges"),
+            }
+        }
         if let Ok(current) = shared.read().map(|s| s.clone()) {
             uptime.record(&current.components, now);
         }
@@ -83,6 +102,7 @@ pub async fn run(
                 let mut next = build(&policy, &checks, &incidents, &previous, now);
                 next.incidents = public;
                 next.uptime = days.clone();
+                next.gauges = gauges.clone();
                 next.rendered = Arc::new(render(&next));
                 if let Ok(mut slot) = shared.write() {
                     *slot = Arc::new(next);

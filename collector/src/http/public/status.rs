@@ -35,6 +35,21 @@ pub struct Snapshot {
     pub rendered: Arc<Rendered>,
     /// The last 90 days per component (UTC day `YYYY-MM-DD`, time in each status).
     pub uptime: Arc<std::collections::HashMap<String, Vec<(String, DayTimes)>>>,
+    /// The store's gauges for `/metrics` (not public; kept here so a scrape reads no store).
+    pub gauges: Arc<Gauges>,
+}
+
+/// What `/metrics` reports from the store, read by the refresh worker every few seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// When they were read; 0: not yet (the gauges are left out).
+    pub read_ms: Ms,
+    pub agents_online: usize,
+    pub agents_offline: usize,
+    /// Open incidents: (state, severity, count).
+    pub incidents: Vec<(String, String, i64)>,
+    /// The notification log: (state, count).
+    pub notifications: Vec<(String, i64)>,
 }
 
 /// The public documents of one snapshot, rendered.
@@ -118,6 +133,7 @@ pub fn build(
         maintenances,
         rendered: Arc::default(),
         uptime: Arc::default(),
+        gauges: previous.gauges.clone(),
     }
 }
 
