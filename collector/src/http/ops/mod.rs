@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -331,6 +331,46 @@ pub const ROUTES: &[Route] = &[
     r(Post, "/logout", Read, "End the session.", Ui(P::Logout)),
 ];
 
+/// What is wrong with a route table: each entry's path has the shape its handler needs (JSON
+/// handlers under `/api/v1/`, pages and forms under `/ops` or `/logout`), names only the path
+/// parameters handlers read (`{id}`, `{name}`), changes only by POST, and appears once.
+pub fn check_routes(routes: &[Route]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for route in routes {
+        let at = format!("{} {}", route.method, route.path);
+        let api = route.path.starts_with("/api/v1/");
+        let ops = route.path == "/ops" || route.path.starts_with("/ops/") || route.path == "/logout";
+        match route.handler {
+            Api(_) | ApiChange(_) if !api => wrong.push(format!("{at}: a JSON handler outside /api/v1/")),
+            Ui(_) | UiChange(_) if !ops => wrong.push(format!("{at}: a page or form outside /ops")),
+            _ => {}
+        }
+        if matches!(route.handler, ApiChange(_) | UiChange(_)) && route.method != Post {
+            wrong.push(format!("{at}: a change is a POST"));
+        }
+        for segment in route.path.split('/').skip(1) {
+            let placeholder = segment.starts_with('{') || segment.ends_with('}');
+            if segment.is_empty() && route.path != "/" {
+                wrong.push(format!("{at}: an empty path segment"));
+            } else if placeholder && !matches!(segment, "{id}" | "{name}") {
+                wrong.push(format!("{at}: path parameter {segment}: handlers read {{id}} and {{name}}"));
+            } else if !placeholder
+                && !segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            {
+                wrong.push(format!("{at}: path segment `{segment}`"));
+            }
+        }
+        if route.summary.trim().is_empty() {
+            wrong.push(format!("{at}: no summary (the OpenAPI document shows it)"));
+        }
+        if !seen.insert((route.method.as_str(), route.path)) {
+            wrong.push(format!("{at}: listed twice"));
+        }
+    }
+    wrong
+}
+
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
 pub enum Via {
@@ -551,15 +591,20 @@ pub fn router(state: AppState) -> Router<AppState> {
     let mut router = Router::new();
     for route in ROUTES {
         let handler = route.handler;
-        let service =
-            axum::routing::on(route.method.filter(), move |state: State<AppState>, req: Request| async move {
+        let service = axum::routing::on(
+            route.method.filter(),
+            move |state: State<AppState>, params: RawPathParams, mut req: Request| async move {
+                // The path's parameters as axum matched and percent-decoded them.
+                let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                req.extensions_mut().insert(PathParams(params));
                 match handler {
                     ApiChange(kind) => api::change(state, kind, req).await,
                     Api(endpoint) => api::dispatch(state, endpoint, req).await,
                     UiChange(kind) => ui::change(state, kind, req).await,
                     Ui(page) => ui::dispatch(state, page, req).await,
                 }
-            });
+            },
+        );
         router = router.route(route.path, service);
     }
     router
@@ -573,25 +618,56 @@ fn caller(req: &Request) -> Option<Caller> {
     req.extensions().get::<Caller>().cloned()
 }
 
-/// The request path's segment where the matched route has `placeholder` (e.g. `{id}`),
-/// percent-decoded (a client may send `alice%40example`).
-fn segment(req: &Request, placeholder: &str) -> Option<String> {
-    let matched = req.extensions().get::<MatchedPath>()?.as_str();
-    let pos = matched.split('/').position(|s| s == placeholder)?;
-    let raw = req.uri().path().split('/').nth(pos)?;
-    // Decoded as a form value; `+` is kept literal first (it means + in a path).
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={}", raw.replace('+', "%2B")))
-        .ok()?
-        .pop()
-        .map(|(_, v)| v)
+/// The matched path's parameters (`{id}`, `{name}`), put in the request by the router.
+#[derive(Debug, Clone)]
+struct PathParams(Vec<(String, String)>);
+
+/// A path parameter by name.
+fn segment(req: &Request, name: &str) -> Option<String> {
+    let PathParams(params) = req.extensions().get::<PathParams>()?;
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
 /// `{id}` of the matched path as a number.
 fn path_id(req: &Request) -> Option<i64> {
-    segment(req, "{id}")?.parse().ok()
+    segment(req, "id")?.parse().ok()
 }
 
 /// The `{name}` segment of the matched path.
 fn path_name(req: &Request) -> Option<String> {
-    segment(req, "{name}")
+    segment(req, "name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_table_is_well_formed() {
+        assert_eq!(check_routes(ROUTES), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_table_with_bad_entries_is_refused_entry_by_entry() {
+        let bad = [
+            r(Get, "/ops/incidents/{incident}", Read, "Misspelt parameter.", Ui(P::Incident)),
+            r(Get, "/api/v1/incidents/{id}/acknowledge", Triage, "A change by GET.", ApiChange(K::Acknowledge)),
+            r(Post, "/ops/incidents/{id}/resolve", Triage, "A JSON handler on a page.", Api(E::Incident)),
+            r(Get, "/api/v1/Incidents", Read, "Upper case.", Api(E::Incidents)),
+            r(Get, "/api/v1/me", Read, "", Api(E::Me)),
+            r(Get, "/api/v1/me", Read, "Twice.", Api(E::Me)),
+        ];
+        let wrong = check_routes(&bad);
+        for expected in [
+            "GET /ops/incidents/{incident}: path parameter {incident}",
+            "GET /api/v1/incidents/{id}/acknowledge: a change is a POST",
+            "POST /ops/incidents/{id}/resolve: a JSON handler outside /api/v1/",
+            "GET /api/v1/Incidents: path segment `Incidents`",
+            "GET /api/v1/me: no summary",
+            "GET /api/v1/me: listed twice",
+        ] {
+            assert!(wrong.iter().any(|w| w.starts_with(expected)), "{expected}: {wrong:#?}");
+        }
+        assert_eq!(wrong.len(), 6, "{wrong:#?}");
+    }
 }
