@@ -2,9 +2,159 @@
 //! planner reads and writes, and the compliance registers. Plain data that the rules decide
 //! on, the store reads and writes, and the pages show. Pure: imports only `incident`.
 
+use protocol::Status;
+use serde::{Deserialize, Serialize};
+
 use crate::incident::Ms;
 
 // ---- Incidents ----
+
+/// How bad an incident is; critical pages at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Minor,
+    Major,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Minor => "minor",
+            Severity::Major => "major",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text {
+            "minor" => Some(Severity::Minor),
+            "major" => Some(Severity::Major),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    /// The default for a check status.
+    pub fn of(status: Status) -> Severity {
+        match status {
+            Status::Critical => Severity::Critical,
+            Status::Unknown => Severity::Major,
+            Status::Ok | Status::Warning => Severity::Minor,
+        }
+    }
+}
+
+/// Page the on-call person now, or notify the team channel without paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Urgency {
+    Page,
+    Notify,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Page => "page",
+            Urgency::Notify => "notify",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Urgency> {
+        match text {
+            "page" => Some(Urgency::Page),
+            "notify" => Some(Urgency::Notify),
+            _ => None,
+        }
+    }
+}
+
+/// Where an incident is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentState {
+    Triggered,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Triggered => "triggered",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<IncidentState> {
+        match text {
+            "triggered" => Some(IncidentState::Triggered),
+            "acknowledged" => Some(IncidentState::Acknowledged),
+            "resolved" => Some(IncidentState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// What opened an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A check's sustained failure (the engine).
+    Check,
+    /// An agent that died or fell silent (the engine).
+    AgentDown,
+    /// Opened by hand.
+    Manual,
+    /// Opened by a support system with an intake token.
+    Ticket,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Check => "check",
+            Source::AgentDown => "agent_down",
+            Source::Manual => "manual",
+            Source::Ticket => "ticket",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Source> {
+        match text {
+            "check" => Some(Source::Check),
+            "agent_down" => Some(Source::AgentDown),
+            "manual" => Some(Source::Manual),
+            "ticket" => Some(Source::Ticket),
+            _ => None,
+        }
+    }
+}
+
+/// The words as the database and the API write them, so a record reads `state == "resolved"`.
+macro_rules! words {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+    )*};
+}
+words!(Severity, Urgency, IncidentState, Source);
 
 /// One incident, as the escalation worker and the CLI see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,10 +163,10 @@ pub struct IncidentRow {
     pub key: Option<String>,
     pub title: String,
     pub summary: String,
-    pub state: String,
-    pub severity: String,
-    pub urgency: String,
-    pub source: String,
+    pub state: IncidentState,
+    pub severity: Severity,
+    pub urgency: Urgency,
+    pub source: Source,
     pub agent: Option<String>,
     pub check: Option<String>,
     pub runbook: Option<String>,
@@ -54,10 +204,10 @@ impl IncidentRow {
             key: Some(format!("a/disk/{id}")),
             title: "a: disk: full".into(),
             summary: "full".into(),
-            state: "triggered".into(),
-            severity: "critical".into(),
-            urgency: "page".into(),
-            source: "check".into(),
+            state: IncidentState::Triggered,
+            severity: Severity::Critical,
+            urgency: Urgency::Page,
+            source: Source::Check,
             agent: Some("a".into()),
             check: Some("disk".into()),
             runbook: None,
@@ -153,7 +303,7 @@ pub struct Step {
     /// Timeline entries (kind, text).
     pub events: Vec<(String, String)>,
     /// New state, when it changes (an acknowledgement lapsed: `triggered`).
-    pub state: Option<String>,
+    pub state: Option<IncidentState>,
     pub ack_until_ms: Option<Option<Ms>>,
     pub unmute: bool,
     pub esc_round: i64,

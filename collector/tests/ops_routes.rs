@@ -41,7 +41,7 @@ async fn rig() -> Rig {
         .open_manual(
             "mail delayed",
             collector::rules::policy::Severity::Major,
-            "manual",
+            collector::model::Source::Manual,
             &[],
             &meta,
             &root,

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::incident::Ms;
-use crate::model::{BreachFields, PostmortemFields};
+use crate::model::{BreachFields, IncidentState, PostmortemFields, Source};
 use crate::rules::policy::{Policy, Severity};
 use crate::store::Store;
 use crate::store::audit::Who;
@@ -504,7 +504,7 @@ impl Change {
                 let Some(incident) = store.incident(id).await? else {
                     return Err(Refused::Conflict(format!("no incident #{id}")));
                 };
-                if incident.state == "resolved" {
+                if incident.state == IncidentState::Resolved {
                     return Err(Refused::Conflict(format!("#{id} is resolved")));
                 }
                 let pages = crate::rules::escalation::for_responder(&incident, &target, policy, now);
@@ -526,7 +526,7 @@ impl Change {
             ),
             Change::Open { title, severity: s, components, ticket } => {
                 let meta = policy.manual_meta(&components).map_err(Refused::Invalid)?;
-                let source = if ticket { "ticket" } else { "manual" };
+                let source = if ticket { Source::Ticket } else { Source::Manual };
                 let id = store.open_manual(&title, severity(&s)?, source, &components, &meta, who, now).await?;
                 Ok(Applied { message: format!("#{id} opened"), id: Some(id) })
             }

@@ -203,7 +203,10 @@ impl SelfCheck {
         let who = system();
         // A manual incident opened by `system`: the store's incident sources are the engine's,
         // manual and ticket.
-        let opened = self.store.open_manual(&title, Severity::Critical, "manual", &[], &meta, &who, now).await;
+        let opened = self
+            .store
+            .open_manual(&title, Severity::Critical, crate::model::Source::Manual, &[], &meta, &who, now)
+            .await;
         match opened {
             Ok(id) => {
                 let note = format!(

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::incident::Ms;
-use crate::model::{EventRow, IncidentRow, NewNotification, NoticeRow, Step};
+use crate::model::{EventRow, IncidentRow, IncidentState, NewNotification, NoticeRow, Step, Urgency};
 use crate::rules::policy::{Delivery, Policy};
 use crate::rules::time::rfc3339;
 
@@ -20,7 +20,7 @@ pub fn decide(inc: &IncidentRow, policy: &Policy, now: Ms) -> Step {
         next_action_ms: None,
         ..Step::default()
     };
-    if inc.state == "resolved" {
+    if inc.state == IncidentState::Resolved {
         return step;
     }
     if let Some(until) = inc.muted_until_ms {
@@ -37,7 +37,7 @@ pub fn decide(inc: &IncidentRow, policy: &Policy, now: Ms) -> Step {
         return step;
     }
     let policy_of = inc.escalation.as_deref().and_then(|name| policy.escalation(name));
-    if inc.state == "acknowledged" {
+    if inc.state == IncidentState::Acknowledged {
         let timeout = policy_of.and_then(|e| e.ack_timeout_ms);
         match (inc.ack_until_ms, timeout) {
             (None, None) => return step,
@@ -52,7 +52,7 @@ pub fn decide(inc: &IncidentRow, policy: &Policy, now: Ms) -> Step {
                 return step;
             }
             (Some(_), _) => {
-                step.state = Some("triggered".into());
+                step.state = Some(IncidentState::Triggered);
                 step.ack_until_ms = Some(None);
                 step.events.push((
                     "ack_expired".into(),
@@ -68,7 +68,7 @@ pub fn decide(inc: &IncidentRow, policy: &Policy, now: Ms) -> Step {
         }
     }
     let round = step.esc_round;
-    if inc.urgency == "notify" {
+    if inc.urgency == Urgency::Notify {
         let targets = policy.team_channel(inc.team.as_deref());
         step.events.push((
             "notified".into(),
@@ -222,8 +222,8 @@ pub fn for_notice(notice: &NoticeRow, policy: &Policy, now: Ms) -> Vec<NewNotifi
 fn message(inc: &IncidentRow, kind: &str, who: &str, d: &Delivery, dedup: String) -> NewNotification {
     let tag = match kind {
         "resolved" => "RESOLVED".to_string(),
-        "notice" => format!("{} NOTICE", inc.severity.to_uppercase()),
-        _ => inc.severity.to_uppercase(),
+        "notice" => format!("{} NOTICE", inc.severity.as_str().to_uppercase()),
+        _ => inc.severity.as_str().to_uppercase(),
     };
     let subject = format!("[{tag}] #{} {}", inc.id, inc.title);
     let mut body = format!(

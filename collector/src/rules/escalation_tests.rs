@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::model::IncidentState;
 use crate::rules::policy::PolicyModel;
 
 const POLICY: &str = r#"
@@ -55,7 +56,7 @@ fn incident() -> IncidentRow {
 /// Apply a step to the row as the store would.
 fn advance(inc: &mut IncidentRow, step: &Step) {
     if let Some(state) = &step.state {
-        inc.state = state.clone();
+        inc.state = *state;
     }
     if let Some(until) = step.ack_until_ms {
         inc.ack_until_ms = until;
@@ -110,7 +111,7 @@ fn an_acknowledgement_lapses_and_escalation_starts_over_in_a_new_round() {
     let mut inc = incident();
     let first = decide(&inc, &p, T0);
     advance(&mut inc, &first);
-    inc.state = "acknowledged".into();
+    inc.state = crate::model::IncidentState::Acknowledged;
     inc.acked_ms = Some(T0 + 60_000);
     inc.acked_by = Some("alice".into());
     // The store schedules the worker at once after an ack; it sets the deadline.
@@ -121,7 +122,7 @@ fn an_acknowledgement_lapses_and_escalation_starts_over_in_a_new_round() {
     let early = decide(&inc, &p, T0 + 300_000);
     assert!(early.notifications.is_empty() && early.state.is_none());
     let lapsed = decide(&inc, &p, T0 + 660_000);
-    assert_eq!(lapsed.state.as_deref(), Some("triggered"));
+    assert_eq!(lapsed.state.map(IncidentState::as_str), Some("triggered"));
     assert_eq!(recipients(&lapsed), ["alice"]);
     assert!(lapsed.notifications[0].dedup.contains(":r1:"), "a new round: {}", lapsed.notifications[0].dedup);
     assert_ne!(lapsed.notifications[0].dedup, first.notifications[0].dedup);
@@ -147,7 +148,7 @@ fn suppressed_flapping_and_resolved_incidents_page_nobody() {
     for change in [
         |i: &mut IncidentRow| i.suppressed_by = Some("a/host/E1".into()),
         |i: &mut IncidentRow| i.flapping = true,
-        |i: &mut IncidentRow| i.state = "resolved".into(),
+        |i: &mut IncidentRow| i.state = crate::model::IncidentState::Resolved,
     ] {
         let mut inc = incident();
         change(&mut inc);
@@ -160,8 +161,8 @@ fn suppressed_flapping_and_resolved_incidents_page_nobody() {
 fn a_non_critical_incident_tells_the_team_channel_once_without_paging() {
     let p = policy();
     let mut inc = incident();
-    inc.urgency = "notify".into();
-    inc.severity = "minor".into();
+    inc.urgency = crate::model::Urgency::Notify;
+    inc.severity = crate::model::Severity::Minor;
     let step = decide(&inc, &p, T0);
     assert_eq!(recipients(&step), ["#chat"]);
     assert_eq!(step.notifications[0].kind, "notice");
@@ -173,7 +174,7 @@ fn a_non_critical_incident_tells_the_team_channel_once_without_paging() {
 fn a_resolution_reaches_everyone_paged_and_the_team_channel() {
     let p = policy();
     let mut inc = incident();
-    inc.state = "resolved".into();
+    inc.state = crate::model::IncidentState::Resolved;
     let event = EventRow {
         id: 99,
         incident_id: 7,

@@ -110,59 +110,7 @@ use toml::Spanned;
 
 use crate::incident::{Ms, Settings, Thresholds};
 
-/// How bad an incident is; critical pages at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Minor,
-    Major,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Minor => "minor",
-            Severity::Major => "major",
-            Severity::Critical => "critical",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Severity> {
-        match text {
-            "minor" => Some(Severity::Minor),
-            "major" => Some(Severity::Major),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-
-    /// The default for a check status.
-    pub fn of(status: Status) -> Severity {
-        match status {
-            Status::Critical => Severity::Critical,
-            Status::Unknown => Severity::Major,
-            Status::Ok | Status::Warning => Severity::Minor,
-        }
-    }
-}
-
-/// Page the on-call person now, or notify the team channel without paging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Urgency {
-    Page,
-    Notify,
-}
-
-impl Urgency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::Page => "page",
-            Urgency::Notify => "notify",
-        }
-    }
-}
+pub use crate::model::{Severity, Urgency};
 
 /// SMTP transport security.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -16,7 +16,7 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::incident::Ms;
-use crate::model::{NewNotification, ReminderRow, Snapshot, Watched};
+use crate::model::{IncidentState, NewNotification, ReminderRow, Snapshot, Watched};
 use crate::rules::escalation::payload;
 use crate::rules::policy::{Delivery, Policy};
 use crate::rules::time::{add_month, rfc3339};
@@ -177,9 +177,10 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: Ms) -> Vec<ReminderRow> {
     for w in &snapshot.incidents {
         let id = w.row.id;
         let team = policy.team_channel(w.row.team.as_deref());
-        let open = w.row.state != "resolved";
+        let open = w.row.state != IncidentState::Resolved;
         // Unacknowledged: everyone paged in this round, once per period.
-        if let (true, Some(every), Some(since)) = (w.row.state == "triggered", r.unacknowledged_ms, w.round_started_ms)
+        if let (true, Some(every), Some(since)) =
+            (w.row.state == IncidentState::Triggered, r.unacknowledged_ms, w.round_started_ms)
         {
             let n = periods(since, every, now);
             if n >= 1 {

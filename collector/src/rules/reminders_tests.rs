@@ -151,7 +151,7 @@ fn every_kind_is_planned_once_per_occurrence_to_the_right_people() {
     assert_eq!(again, out.iter().map(|r| r.notification.dedup.clone()).collect::<Vec<_>>());
     // Acknowledged, updated by a person, filed, done: nothing about the incident.
     let mut quiet = watched(now);
-    quiet.row.state = "acknowledged".into();
+    quiet.row.state = crate::model::IncidentState::Acknowledged;
     quiet.last_update_ms = now - HOUR;
     quiet.reports = vec![("gdpr-art33".into(), now - HOUR)];
     let out = plan(&Snapshot { incidents: vec![quiet], actions: vec![], agents: vec![] }, &policy(), now);

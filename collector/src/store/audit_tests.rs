@@ -11,7 +11,15 @@ async fn store_with_records(dir: &std::path::Path) -> Store {
     let alice = Who::test("alice", "technician");
     let meta = crate::rules::policy::Policy::default().manual_meta(&[]).unwrap();
     let id = store
-        .open_manual("mail delayed", crate::rules::policy::Severity::Major, "manual", &[], &meta, &alice, 1000)
+        .open_manual(
+            "mail delayed",
+            crate::rules::policy::Severity::Major,
+            crate::model::Source::Manual,
+            &[],
+            &meta,
+            &alice,
+            1000,
+        )
         .await
         .unwrap();
     for i in 0..5 {

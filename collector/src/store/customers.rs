@@ -436,7 +436,10 @@ mod tests {
         let who = Who::test("ops", "technician");
         let public = Public::default();
         let meta = Policy::default().manual_meta(&[]).unwrap();
-        let id = store.open_manual("Mail slow", Severity::Major, "manual", &[], &meta, &who, 1000).await.unwrap();
+        let id = store
+            .open_manual("Mail slow", Severity::Major, crate::model::Source::Manual, &[], &meta, &who, 1000)
+            .await
+            .unwrap();
         store.subscribe("fan@example.org", "en", &[], &public, 1000).await.unwrap();
         let token = store.subscribers().await.unwrap()[0].token.clone();
         assert!(store.confirm_subscriber(&token, 1001).await.unwrap());

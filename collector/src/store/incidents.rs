@@ -8,7 +8,7 @@ use super::tx::{event, exists};
 use super::{Store, StoreError, err};
 use crate::incident::engine::{AgentState, CheckState, Dirty};
 use crate::incident::{Action, Ms, Subject};
-use crate::model::{EventRow, IncidentRow, PublicIncident};
+use crate::model::{EventRow, IncidentRow, IncidentState, PublicIncident, Source};
 use crate::rules::policy::{Meta, Severity, Urgency};
 
 /// An engine action with what the policy says about it (for actions that may open or raise
@@ -29,10 +29,11 @@ pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
         key: r.get(1),
         title: r.get(2),
         summary: r.get(3),
-        state: r.get(4),
-        severity: r.get(5),
-        urgency: r.get(6),
-        source: r.get(7),
+        // The table's CHECK constraints hold these to the words each parse accepts.
+        state: IncidentState::parse(r.get(4)).unwrap_or(IncidentState::Triggered),
+        severity: Severity::parse(r.get(5)).unwrap_or(Severity::Critical),
+        urgency: Urgency::parse(r.get(6)).unwrap_or(Urgency::Page),
+        source: Source::parse(r.get(7)).unwrap_or(Source::Manual),
         agent: r.get(8),
         check: r.get(9),
         runbook: r.get(10),
@@ -626,7 +627,7 @@ impl Store {
         &self,
         title: &str,
         severity: Severity,
-        source: &str,
+        source: Source,
         components: &[String],
         meta: &Meta,
         who: &Who,
@@ -637,7 +638,7 @@ impl Store {
             .fetch_one(self.pool())
             .await
             .map_err(err("reading incident ids"))?;
-        let action = if source == "ticket" { "incident.ticket" } else { "incident.open" };
+        let action = if source == Source::Ticket { "incident.ticket" } else { "incident.open" };
         let mut audit = self.audit_begin(who, action, format!("incident:{next}"), now).await?;
         let tx = audit.tx();
         let urgency = if severity == Severity::Critical { "page" } else { "notify" };
@@ -651,7 +652,7 @@ impl Store {
         .bind(severity.as_str())
         .bind(&who.name)
         .bind(urgency)
-        .bind(source)
+        .bind(source.as_str())
         .bind(meta.runbook.as_deref())
         .bind(meta.escalation.as_deref())
         .bind(meta.team.as_deref())

@@ -151,7 +151,7 @@ async fn triage_manual_incidents_and_reopening() {
         .open_manual(
             "E-mail delivery to some domains delayed",
             Severity::Major,
-            "manual",
+            crate::model::Source::Manual,
             &["mail".into()],
             &meta,
             &Who::test("bob", "technician"),

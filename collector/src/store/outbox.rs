@@ -13,7 +13,7 @@ use super::incidents::{INCIDENT_COLUMNS, incident_row};
 use super::tx::{event, insert};
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-use crate::model::{EventRow, IncidentRow, NewNotification, NoticeRow, NotificationRow, Step};
+use crate::model::{EventRow, IncidentRow, IncidentState, NewNotification, NoticeRow, NotificationRow, Step};
 
 const NOTIFICATION_COLUMNS: &str =
     "id, incident_id, dedup, kind, recipient, delivery, subject, body, payload, state, attempts, sent_ms, last_error";
@@ -84,12 +84,12 @@ impl Store {
                     acked_by = CASE WHEN ? = 'triggered' THEN NULL ELSE acked_by END,
                     esc_round = ?, esc_loop = ?, esc_step = ?, next_action_ms = ?, updated_ms = ? WHERE id = ?",
             )
-            .bind(step.state.as_deref())
+            .bind(step.state.map(IncidentState::as_str))
             .bind(ack_until)
             .bind(step.unmute)
             .bind(step.unmute)
-            .bind(step.state.as_deref())
-            .bind(step.state.as_deref())
+            .bind(step.state.map(IncidentState::as_str))
+            .bind(step.state.map(IncidentState::as_str))
             .bind(step.esc_round)
             .bind(step.esc_loop)
             .bind(step.esc_step)

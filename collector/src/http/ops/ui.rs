@@ -13,6 +13,7 @@ use crate::actions::change::{Body, Change, Kind, PUBLIC_STATES, Refused};
 use crate::auth::{self, Perm};
 use crate::http::html::{layout, svg, text};
 use crate::http::state::AppState;
+use crate::model::IncidentState;
 use crate::rules::time::rfc3339;
 use crate::store::audit::{Entry, Who};
 use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
@@ -575,8 +576,8 @@ async fn incident_page(
         @if triage {
             h2 { "Actions" }
             p {
-                @if i.state == "triggered" { (form_button(caller, id, "acknowledge", "Acknowledge")) }
-                @if i.state == "resolved" {
+                @if i.state == IncidentState::Triggered { (form_button(caller, id, "acknowledge", "Acknowledge")) }
+                @if i.state == IncidentState::Resolved {
                     (form_button(caller, id, "reopen", "Reopen"))
                 } @else {
                     (form_button(caller, id, "escalate", "Escalate now"))
