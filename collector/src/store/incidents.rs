@@ -5,7 +5,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::audit::Who;
 use super::tx::{event, exists};
-use super::{Store, StoreError, err};
+use super::{AlertRow, Store, StoreError, err};
 use crate::incident::engine::{AgentState, CheckState, Dirty};
 use crate::incident::{Action, Ms, Subject};
 use crate::model::{EventRow, IncidentRow, IncidentState, PublicIncident, Source};
@@ -459,8 +459,8 @@ impl Store {
             .collect())
     }
 
-    /// (agent, check, active) of an incident's alerts.
-    pub async fn alerts(&self, id: i64) -> Result<Vec<(String, String, bool)>, StoreError> {
+    /// An incident's alerts, by agent and check.
+    pub async fn alerts(&self, id: i64) -> Result<Vec<AlertRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT agent, check_name, active FROM incident_alerts WHERE incident_id = ? ORDER BY agent, check_name",
         )
@@ -468,7 +468,10 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(err("reading alerts"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2) != 0)).collect())
+        Ok(rows
+            .iter()
+            .map(|r| AlertRow { agent: r.get(0), check: r.get(1), active: r.get::<i64, _>(2) != 0 })
+            .collect())
     }
 
     /// Acknowledge: paging stops; the escalation worker sets when the acknowledgement lapses.

@@ -84,6 +84,26 @@ pub struct AgentRow {
     pub lost: u64,
 }
 
+/// The latest result of one check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckStateRow {
+    pub agent: String,
+    pub check: String,
+    /// `ok`, `warning`, `critical` or `unknown`.
+    pub status: String,
+    pub summary: String,
+    pub seq: u64,
+}
+
+/// One alert of an incident: a check that is (or was) failing in it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AlertRow {
+    pub agent: String,
+    pub check: String,
+    /// Still failing.
+    pub active: bool,
+}
+
 /// The database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -379,8 +399,8 @@ impl Store {
         Ok(rows.iter().map(agent_row).collect())
     }
 
-    /// The latest state of every check: (agent, check, status, summary, seq).
-    pub async fn check_states(&self) -> Result<Vec<(String, String, String, String, u64)>, StoreError> {
+    /// The latest state of every check, by agent and check.
+    pub async fn check_states(&self) -> Result<Vec<CheckStateRow>, StoreError> {
         let rows =
             sqlx::query("SELECT agent, check_name, status, summary, seq FROM check_state ORDER BY agent, check_name")
                 .fetch_all(&self.pool)
@@ -388,7 +408,13 @@ impl Store {
                 .map_err(err("reading check states"))?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), u64::try_from(r.get::<i64, _>(4)).unwrap_or(0)))
+            .map(|r| CheckStateRow {
+                agent: r.get(0),
+                check: r.get(1),
+                status: r.get(2),
+                summary: r.get(3),
+                seq: u64::try_from(r.get::<i64, _>(4)).unwrap_or(0),
+            })
             .collect())
     }
 
@@ -652,7 +678,14 @@ mod tests {
         assert_eq!(store.seqs("a").await.unwrap(), [1, 2, 3]);
         // The check's state is the highest seq's, whatever the arrival order.
         let states = store.check_states().await.unwrap();
-        assert_eq!(states, [("a".into(), "disk".into(), "warning".into(), "run 3".into(), 3)]);
+        let row = CheckStateRow {
+            agent: "a".into(),
+            check: "disk".into(),
+            status: "warning".into(),
+            summary: "run 3".into(),
+            seq: 3,
+        };
+        assert_eq!(states, [row]);
     }
 
     #[tokio::test]

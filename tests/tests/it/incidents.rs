@@ -251,7 +251,7 @@ fn failure_pages_escalates_lapses_and_resolves_through_real_servers() {
     // Healthy first: results flow, nothing opens.
     eventually(Duration::from_secs(60), || {
         let states = with_store(&rig.path("vakt.db"), async |s| s.check_states().await.unwrap());
-        (states.iter().any(|(_, c, status, ..)| c == "service" && status == "ok"), ())
+        (states.iter().any(|s| s.check == "service" && s.status == "ok"), ())
     });
     std::thread::sleep(Duration::from_secs(1));
     assert!(rig.incidents().is_empty(), "{}", rig.dump());
@@ -556,7 +556,7 @@ fn a_killed_agent_opens_one_host_incident_that_resolves_when_it_is_back() {
     let agent = rig.start_agent("web-1", port);
     eventually(Duration::from_secs(60), || {
         let states = with_store(&rig.path("vakt.db"), async |s| s.check_states().await.unwrap());
-        (states.iter().any(|(a, c, status, ..)| a == "web-1" && c == "service" && status == "ok"), ())
+        (states.iter().any(|s| s.agent == "web-1" && s.check == "service" && s.status == "ok"), ())
     });
     agent.kill();
     let incident = rig.wait_incident(Duration::from_secs(20));

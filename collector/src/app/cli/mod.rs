@@ -672,7 +672,7 @@ state: {}  severity: {}  urgency: {}  source: {}",
                 i.id, i.title, i.state, i.severity, i.urgency, i.source
             );
             println!("runbook: {}", i.runbook.as_deref().unwrap_or("(none)"));
-            for (agent, check, active) in store.alerts(id).await? {
+            for crate::store::AlertRow { agent, check, active } in store.alerts(id).await? {
                 println!(
                     "alert: {agent}/{} {}",
                     if check.is_empty() { "(host)" } else { &check },

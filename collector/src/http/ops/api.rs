@@ -161,7 +161,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                     .alerts(id)
                     .await?
                     .iter()
-                    .map(|(a, c, active)| json!({"agent": a, "check": c, "active": active}))
+                    .map(|a| json!(a))
                     .collect();
                 let notifications: Vec<Value> = store
                     .notifications(Some(id))
@@ -201,7 +201,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                     .check_states()
                     .await?
                     .iter()
-                    .map(|(agent, check, status, summary, seq)| json!({"agent": agent, "check": check, "status": status, "summary": summary, "seq": seq}))
+                    .map(|c| json!(c))
                     .collect();
                 Json(json!({ "checks": list })).into_response()
             }

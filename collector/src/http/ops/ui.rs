@@ -17,6 +17,7 @@ use crate::model::IncidentState;
 use crate::rules::time::rfc3339;
 use crate::store::audit::{Entry, Who};
 use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
+use crate::store::{AlertRow, CheckStateRow};
 
 fn page(title: &str, caller: Option<&Caller>, body: Markup) -> String {
     let who = caller.map(|c| layout::SignedIn {
@@ -459,7 +460,7 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
     let incidents = state.store.incidents(true).await?;
     let checks = state.store.check_states().await?;
     let agents = state.store.agents().await?;
-    let unhealthy: Vec<_> = checks.iter().filter(|c| c.2 != "ok").collect();
+    let unhealthy: Vec<_> = checks.iter().filter(|c| c.status != "ok").collect();
     let silent: Vec<_> = agents.iter().filter(|a| !a.online).collect();
     let body = html! {
         h2 { "Open incidents (" (incidents.len()) ")" }
@@ -489,7 +490,7 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
             table {
                 thead { tr { th scope="col" { "Agent" } th scope="col" { "Check" } th scope="col" { "Status" } th scope="col" { "Summary" } } }
                 tbody {
-                    @for (agent, check, status, summary, _) in unhealthy {
+                    @for CheckStateRow { agent, check, status, summary, .. } in unhealthy {
                         tr { td { (agent) } td { (check) } td { (status) } td { (summary) } }
                     }
                 }
@@ -613,7 +614,7 @@ async fn incident_page(
         @if !alerts.is_empty() {
             h2 { "Alerts" }
             ul {
-                @for (agent, check, active) in alerts.iter().take(200) {
+                @for AlertRow { agent, check, active } in alerts.iter().take(200) {
                     li { (agent) "/" (if check.is_empty() { "(host)" } else { check }) " — " (if *active { "active" } else { "cleared" }) }
                 }
                 @if alerts.len() > 200 { li { "… and " (alerts.len() - 200) " more" } }
@@ -1287,7 +1288,7 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
             table {
                 thead { tr { th scope="col" { "Check" } th scope="col" { "Status" } th scope="col" { "Summary" } } }
                 tbody {
-                    @for (agent, check, status, summary, _) in checks.iter().filter(|c| c.0 == a.agent) {
+                    @for CheckStateRow { agent, check, status, summary, .. } in checks.iter().filter(|c| c.agent == a.agent) {
                         tr {
                             td {
                                 a href={ "/ops/check?agent=" (super::urlencode(agent)) "&check=" (super::urlencode(check)) } { (check) }

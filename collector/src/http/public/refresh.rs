@@ -95,7 +95,7 @@ pub async fn run(
         match (store.check_states().await, store.open_incident_components().await, public) {
             (Ok(states), Ok(affected), Ok(public)) => {
                 let checks: Vec<(String, String, String)> =
-                    states.into_iter().map(|(a, c, s, _, _)| (a, c, s)).collect();
+                    states.into_iter().map(|c| (c.agent, c.check, c.status)).collect();
                 let incidents: Vec<(String, Severity)> =
                     affected.into_iter().filter_map(|(c, s)| Severity::parse(&s).map(|s| (c, s))).collect();
                 let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
