@@ -7,6 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::incident::Ms;
 
+// ---- Letters ----
+
+/// The e-mails the store writes to customers and subscribers inside its transactions (where
+/// the recipients, their languages and their tokens are known), rendered by the caller's
+/// words (`rules::words` for the configured organisation): the store renders no text itself.
+/// Each returns (subject, body).
+pub trait Letters: Send + Sync {
+    fn customer_update(&self, lang: &str, title: &str, status: &str, text: &str) -> (String, String);
+    fn customer_resolved(&self, lang: &str, title: &str) -> (String, String);
+    fn subscriber_update(&self, lang: &str, title: &str, status: &str, text: &str, token: &str) -> (String, String);
+    fn subscriber_confirm(&self, lang: &str, token: &str) -> (String, String);
+}
+
 // ---- Incidents ----
 
 /// How bad an incident is; critical pages at once.

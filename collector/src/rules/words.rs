@@ -209,6 +209,25 @@ pub fn subscriber_confirm(code: &str, token: &str, public: &Public) -> (String, 
     }
 }
 
+/// The configured organisation's letters, for the store to write in its transactions.
+impl crate::model::Letters for Public {
+    fn customer_update(&self, lang: &str, title: &str, status: &str, text: &str) -> (String, String) {
+        customer_update(lang, title, status, text, self)
+    }
+
+    fn customer_resolved(&self, lang: &str, title: &str) -> (String, String) {
+        customer_resolved(lang, title, self)
+    }
+
+    fn subscriber_update(&self, lang: &str, title: &str, status: &str, text: &str, token: &str) -> (String, String) {
+        subscriber_update(lang, title, status, text, token, self)
+    }
+
+    fn subscriber_confirm(&self, lang: &str, token: &str) -> (String, String) {
+        subscriber_confirm(lang, token, self)
+    }
+}
+
 /// A plausible e-mail address (the SMTP server has the last word): one `@`, a dot in the
 /// domain, no spaces or control characters, at most 254 bytes.
 pub fn check_email(address: &str) -> Result<(), String> {

@@ -7,8 +7,9 @@ use super::tx::event;
 use super::tx::insert;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
+use crate::model::Letters;
 use crate::model::NewNotification;
-use crate::rules::policy::{Delivery, Public};
+use crate::rules::policy::Delivery;
 
 /// A customer with its contacts and what it uses.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -111,7 +112,7 @@ pub(crate) async fn resolution_mails(
     incident: i64,
     title: &str,
     event_id: i64,
-    public: &Public,
+    letters: &dyn Letters,
     now: Ms,
 ) -> Result<usize, StoreError> {
     let mode: Option<String> = sqlx::query_scalar("SELECT communication FROM incidents WHERE id = ?")
@@ -126,7 +127,7 @@ pub(crate) async fn resolution_mails(
     let mut told = Vec::new();
     for c in affected(tx, incident).await? {
         for to in &c.contacts {
-            let text = crate::rules::words::customer_resolved(&c.lang, title, public);
+            let text = letters.customer_resolved(&c.lang, title);
             let n = mail(
                 Some(incident),
                 format!("cust:{incident}:resolved:{event_id}:{to}"),
@@ -154,7 +155,7 @@ pub(crate) async fn public_resolution(
     tx: &mut Transaction<'_, Sqlite>,
     incident: i64,
     title: &str,
-    public: &Public,
+    letters: &dyn Letters,
     now: Ms,
 ) -> Result<bool, StoreError> {
     let (mode, last): (Option<String>, Option<String>) = sqlx::query(
@@ -179,7 +180,7 @@ pub(crate) async fn public_resolution(
     .fetch_one(&mut **tx)
     .await
     .map_err(err("adding a public update"))?;
-    let mailed = subscriber_mails(tx, incident, update, (title, "resolved", body), public, now).await?;
+    let mailed = subscriber_mails(tx, incident, update, (title, "resolved", body), letters, now).await?;
     let text = format!("public update (resolved) posted on resolution; e-mailed to {mailed} subscribers");
     event(tx, incident, now, "system", "public_update", &text, false).await?;
     Ok(true)
@@ -192,7 +193,7 @@ pub(crate) async fn subscriber_mails(
     incident: i64,
     update_id: i64,
     (title, status, text): (&str, &str, &str),
-    public: &Public,
+    letters: &dyn Letters,
     now: Ms,
 ) -> Result<usize, StoreError> {
     let components: Vec<String> = sqlx::query_scalar("SELECT component FROM incident_components WHERE incident_id = ?")
@@ -213,7 +214,7 @@ pub(crate) async fn subscriber_mails(
             continue;
         }
         let (id, to, lang, token): (i64, String, String, String) = (s.get(0), s.get(1), s.get(2), s.get(4));
-        let words = crate::rules::words::subscriber_update(&lang, title, status, text, &token, public);
+        let words = letters.subscriber_update(&lang, title, status, text, &token);
         let n = mail(Some(incident), format!("sub:{update_id}:{id}"), "subscriber_update", &to, words);
         if insert(tx, &n, now).await? {
             written += 1;
@@ -319,7 +320,7 @@ impl Store {
         who: &Who,
         incident: i64,
         (title, status, text): (&str, &str, &str),
-        public: &Public,
+        letters: &dyn Letters,
         now: Ms,
     ) -> Result<Vec<String>, StoreError> {
         let mut audit = self.audit_begin(who, "incident.customer_update", format!("incident:{incident}"), now).await?;
@@ -327,7 +328,7 @@ impl Store {
         let mut told = Vec::new();
         for c in affected(tx, incident).await? {
             for to in &c.contacts {
-                let words = crate::rules::words::customer_update(&c.lang, title, status, text, public);
+                let words = letters.customer_update(&c.lang, title, status, text);
                 let n = mail(Some(incident), format!("cust:{incident}:{now}:{to}"), "customer_update", to, words);
                 if insert(tx, &n, now).await? {
                     told.push(format!("{to} ({})", c.name));
@@ -356,7 +357,7 @@ impl Store {
         email: &str,
         lang: &str,
         components: &[String],
-        public: &Public,
+        letters: &dyn Letters,
         now: Ms,
     ) -> Result<Option<()>, StoreError> {
         let token = crate::auth::new_secret();
@@ -374,7 +375,7 @@ impl Store {
         .await
         .map_err(err("adding a subscriber"))?;
         let Some(id) = id else { return Ok(None) };
-        let words = crate::rules::words::subscriber_confirm(lang, &token, public);
+        let words = letters.subscriber_confirm(lang, &token);
         insert(&mut tx, &mail(None, format!("sub:confirm:{id}"), "subscriber_confirm", email, words), now).await?;
         tx.commit().await.map_err(err("committing"))?;
         Ok(Some(()))
@@ -427,7 +428,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::rules::policy::{Policy, Severity};
+    use crate::rules::policy::{Policy, Public, Severity};
 
     #[tokio::test]
     async fn a_public_incident_that_resolves_posts_its_closing_update_once() {

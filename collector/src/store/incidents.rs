@@ -709,7 +709,7 @@ impl Store {
         id: i64,
         status: &str,
         body: &str,
-        public: &crate::rules::policy::Public,
+        letters: &dyn crate::model::Letters,
         who: &Who,
         now: Ms,
     ) -> Result<bool, StoreError> {
@@ -737,7 +737,7 @@ impl Store {
         .fetch_one(&mut **tx)
         .await
         .map_err(err("adding a public update"))?;
-        let mailed = super::customers::subscriber_mails(tx, id, update, (&title, status, body), public, now).await?;
+        let mailed = super::customers::subscriber_mails(tx, id, update, (&title, status, body), letters, now).await?;
         let to = if mailed > 0 { format!(" (e-mailed to {mailed} subscribers)") } else { String::new() };
         let text = format!("public update ({status}): {body}{to}");
         event(tx, id, now, &who.name, "public_update", &text, false).await?;

@@ -109,7 +109,7 @@ impl Store {
     pub async fn route(
         &self,
         now: Ms,
-        public: &crate::rules::policy::Public,
+        letters: &dyn crate::model::Letters,
         mut for_event: impl FnMut(&IncidentRow, &EventRow, &[(String, String)]) -> Vec<NewNotification>,
         mut for_notice: impl FnMut(&NoticeRow) -> Vec<NewNotification>,
     ) -> Result<usize, StoreError> {
@@ -155,10 +155,10 @@ impl Store {
             // Customers told directly hear the resolution directly.
             if e.kind == "resolved" {
                 written +=
-                    super::customers::resolution_mails(&mut tx, e.incident_id, &incident.title, e.id, public, now)
+                    super::customers::resolution_mails(&mut tx, e.incident_id, &incident.title, e.id, letters, now)
                         .await?;
                 // An incident on the status page gets its closing update there.
-                super::customers::public_resolution(&mut tx, e.incident_id, &incident.title, public, now).await?;
+                super::customers::public_resolution(&mut tx, e.incident_id, &incident.title, letters, now).await?;
             }
             sqlx::query("UPDATE incident_events SET routed = 1 WHERE id = ?")
                 .bind(e.id)
