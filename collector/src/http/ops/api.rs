@@ -27,18 +27,28 @@ fn store_error(e: &StoreError) -> Response {
 }
 
 /// An account change not made: the caller's mistake (400), busy hashing (429, retry in a
-/// second), or the collector's own failure (500 / 503).
+/// second), or the collector's own failure (500 hashing, 503 store). The web forms answer
+/// with the same statuses.
+pub(super) fn account_status(e: &AccountError) -> StatusCode {
+    match e {
+        AccountError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AccountError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+        AccountError::Hashing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AccountError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 fn account_error(e: &AccountError) -> Response {
     match e {
-        AccountError::Invalid(m) => error(StatusCode::BAD_REQUEST, m.clone()),
+        AccountError::Invalid(m) => error(account_status(e), m.clone()),
         AccountError::Busy(m) => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, m.clone());
+            let mut r = error(account_status(e), m.clone());
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
             r
         }
         AccountError::Hashing(m) => {
             tracing::error!(error = %m, "password hashing failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "password hashing failed")
+            error(account_status(e), "password hashing failed")
         }
         AccountError::Store(e) => store_error(e),
     }
@@ -423,10 +433,14 @@ pub(super) struct TokenBody {
 }
 
 /// Create a token from a body: (id, token) or a message for a 400.
-pub(super) async fn create_token(state: &AppState, caller: &Caller, body: TokenBody) -> Result<(i64, String), String> {
+pub(super) async fn create_token(
+    state: &AppState,
+    caller: &Caller,
+    body: TokenBody,
+) -> Result<(i64, String), AccountError> {
     let user = body.user.unwrap_or_else(|| caller.who.name.clone());
-    let lifetime =
-        humantime::parse_duration(body.expires.as_deref().unwrap_or("90d")).map_err(|e| format!("expires: {e}"))?;
+    let lifetime = humantime::parse_duration(body.expires.as_deref().unwrap_or("90d"))
+        .map_err(|e| AccountError::Invalid(format!("expires: {e}")))?;
     crate::actions::accounts::create_token(
         &state.store,
         &caller.who,
@@ -436,7 +450,6 @@ pub(super) async fn create_token(state: &AppState, caller: &Caller, body: TokenB
         lifetime,
     )
     .await
-    .map_err(|e| e.to_string())
 }
 
 async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Response {
@@ -446,7 +459,7 @@ async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Respon
     };
     match create_token(state, caller, body).await {
         Ok((id, token)) => (StatusCode::CREATED, Json(json!({ "id": id, "token": token }))).into_response(),
-        Err(m) => error(StatusCode::BAD_REQUEST, m),
+        Err(e) => account_error(&e),
     }
 }
 

@@ -9,6 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{BODY_LIMIT, Caller, SESSION_COOKIE, SESSION_MS, Via, caller, path_id};
+use crate::actions::accounts::AccountError;
 use crate::actions::change::{Body, Change, Kind, PUBLIC_STATES, Refused};
 use crate::auth::{self, Perm};
 use crate::http::html::{layout, svg, text};
@@ -819,17 +820,18 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
         auth::check_user_name(&f.name).and_then(|()| auth::check_password(&f.password)).map(|()| role)
     });
     let outcome = match checked {
-        Ok(role) => crate::actions::accounts::add_user_bounded(
-            &state.store,
-            &state.hashing,
-            &caller.who,
-            &f.name,
-            role,
-            f.password,
-        )
-        .await
-        .map_err(|e| e.to_string()),
-        Err(m) => Err(m),
+        Ok(role) => {
+            crate::actions::accounts::add_user_bounded(
+                &state.store,
+                &state.hashing,
+                &caller.who,
+                &f.name,
+                role,
+                f.password,
+            )
+            .await
+        }
+        Err(m) => Err(AccountError::Invalid(m)),
     };
     let notice = match outcome {
         Ok(true) => notice(&format!("User {} added.", f.name)),
@@ -840,8 +842,9 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
             )
                 .into_response();
         }
-        Err(m) => {
-            return (StatusCode::BAD_REQUEST, html(page("Not done", Some(caller), error_body(&m)))).into_response();
+        Err(e) => {
+            let status = super::api::account_status(&e);
+            return (status, html(page("Not done", Some(caller), error_body(&e.to_string())))).into_response();
         }
     };
     match users_page(state, caller, Some(notice)).await {
@@ -869,7 +872,10 @@ async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Respon
                 Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
             }
         }
-        Err(m) => (StatusCode::BAD_REQUEST, html(page("Not done", Some(caller), error_body(&m)))).into_response(),
+        Err(e) => {
+            let status = super::api::account_status(&e);
+            (status, html(page("Not done", Some(caller), error_body(&e.to_string())))).into_response()
+        }
     }
 }
 
