@@ -28,6 +28,70 @@ fn the_sources_keep_the_architecture_rules() {
     );
 }
 
+/// The code map in `ARCHITECTURE.md` names every module of the collector, so the map and the
+/// folders cannot drift apart.
+#[test]
+fn the_code_map_names_every_collector_module() {
+    let root = root();
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let missing = unmapped(&sources(&root, "collector/src"), &doc);
+    assert!(missing.is_empty(), "modules the code map in ARCHITECTURE.md does not name: {missing:?}");
+}
+
+#[test]
+fn the_code_map_check_finds_a_module_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("c/src");
+    std::fs::create_dir_all(src.join("store")).unwrap();
+    for rel in ["lib.rs", "store/mod.rs", "store/audit.rs", "store/audit_tests.rs", "store/hidden.rs"] {
+        std::fs::write(src.join(rel), "//! x\n").unwrap();
+    }
+    std::fs::write(src.join("store/users.rs"), "//! x\n").unwrap();
+    let doc = "- `store` — the database, `users`.\n- `store::audit` — the trail.\n\n`hidden` elsewhere.";
+    assert_eq!(unmapped(&sources(dir.path(), "c/src"), doc), ["store::hidden"]);
+}
+
+/// Modules (not `lib`, `main` or `_tests` files) whose path the document does not name, in
+/// code quotes: the full path (`http::public::page`), its last two segments (`public::page`),
+/// the module as the prefix of an item (`engine::Engine`), or its own name inside the bullet
+/// of one of its ancestors (`` `config` `` in the bullet `` - `app` — … ``).
+fn unmapped(files: &[Source], doc: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for file in files.iter().filter(|f| !f.is_tests && !f.module.is_empty()) {
+        let full = file.module.join("::");
+        let last = file.module.last().unwrap();
+        let tail = file.module[file.module.len().saturating_sub(2)..].join("::");
+        let quoted = format!("`{last}`");
+        let in_ancestor = (1..file.module.len()).any(|n| bullet(doc, &file.module[..n].join("::")).contains(&quoted));
+        let named = doc.contains(&format!("`{full}"))
+            || doc.contains(&format!("`{tail}"))
+            || doc.contains(&format!("`{last}::"))
+            || in_ancestor;
+        if !named {
+            out.push(full);
+        }
+    }
+    out
+}
+
+/// The text of the list item that starts with `` - `name` ``, up to the next item, blank line
+/// or heading (empty if there is none).
+fn bullet(doc: &str, name: &str) -> String {
+    let start = format!("- `{name}`");
+    let mut lines = doc.lines().skip_while(|l| !l.trim_start().starts_with(&start));
+    let Some(first) = lines.next() else { return String::new() };
+    let mut text = first.to_string();
+    for line in lines {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with("- ") || t.starts_with('#') {
+            break;
+        }
+        text.push('\n');
+        text.push_str(line);
+    }
+    text
+}
+
 /// The checker finds each kind of violation: a crate built to break every rule once.
 #[test]
 fn the_checker_finds_what_breaks_the_rules() {
