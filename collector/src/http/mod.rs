@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::http::state::AppState;
 
 pub mod denials;
+pub mod error;
 pub mod html;
 pub mod ops;
 pub mod probes;

@@ -11,72 +11,26 @@ use serde_json::{Value, json};
 
 use super::{BODY_LIMIT, Caller, caller, path_id, path_name};
 use crate::actions::accounts::AccountError;
-use crate::actions::change::{Body, Change, Kind, Refused};
+use crate::actions::change::{Body, Change, Kind};
 use crate::auth::{self, Role};
+use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::model::IncidentRow;
 use crate::store::StoreError;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-fn store_error(e: &StoreError) -> Response {
-    tracing::error!(error = %e, "store error in the API");
-    error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
-}
-
-/// An account change not made: the caller's mistake (400), busy hashing (429, retry in a
-/// second), or the collector's own failure (500 hashing, 503 store). The web forms answer
-/// with the same statuses.
-pub(super) fn account_status(e: &AccountError) -> StatusCode {
-    match e {
-        AccountError::Invalid(_) => StatusCode::BAD_REQUEST,
-        AccountError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-        AccountError::Hashing(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        AccountError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-    }
-}
-
-fn account_error(e: &AccountError) -> Response {
-    match e {
-        AccountError::Invalid(m) => error(account_status(e), m.clone()),
-        AccountError::Busy(m) => {
-            let mut r = error(account_status(e), m.clone());
-            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
-            r
-        }
-        AccountError::Hashing(m) => {
-            tracing::error!(error = %m, "password hashing failed");
-            error(account_status(e), "password hashing failed")
-        }
-        AccountError::Store(e) => store_error(e),
-    }
-}
-
-pub(super) fn refused(r: &Refused) -> Response {
-    match r {
-        Refused::Invalid(m) => error(StatusCode::BAD_REQUEST, m.clone()),
-        Refused::Conflict(m) if m.starts_with("no ") => error(StatusCode::NOT_FOUND, m.clone()),
-        Refused::Conflict(m) => error(StatusCode::CONFLICT, m.clone()),
-        Refused::Store(e) => store_error(e),
-    }
-}
-
 /// Read a JSON body (empty = `{}`), refusing unknown fields.
 async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, Response> {
-    let bytes: Bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-        .await
-        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    let bytes: Bytes =
+        axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| ApiError::TooLarge.into_response())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::Invalid(format!("bad JSON body: {e}")).into_response())
 }
 
 /// POST a change (`kind` from the route table).
 pub(super) async fn change(State(state): State<AppState>, kind: Kind, req: Request) -> Response {
-    let Some(caller) = caller(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
+    let Some(caller) = caller(&req) else { return ApiError::Unauthorized("not signed in".into()).into_response() };
     let id = path_id(&req).unwrap_or(0);
     let body: Body = match json_body(req).await {
         Ok(b) => b,
@@ -84,7 +38,7 @@ pub(super) async fn change(State(state): State<AppState>, kind: Kind, req: Reque
     };
     let change = match Change::from_body(kind, id, body) {
         Ok(c) => c,
-        Err(r) => return refused(&r),
+        Err(r) => return ApiError::from(r).into_response(),
     };
     let created = matches!(change, Change::Open { .. } | Change::Action { .. });
     match change.apply(&state.store, &state.policy, &caller.who, crate::now_ms()).await {
@@ -93,7 +47,7 @@ pub(super) async fn change(State(state): State<AppState>, kind: Kind, req: Reque
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             (status, Json(applied)).into_response()
         }
-        Err(r) => refused(&r),
+        Err(r) => ApiError::from(r).into_response(),
     }
 }
 
@@ -139,7 +93,7 @@ pub enum Endpoint {
 
 /// GET routes and the admin POSTs that are not incident changes.
 pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, req: Request) -> Response {
-    let Some(caller) = caller(&req) else { return error(StatusCode::UNAUTHORIZED, "not signed in") };
+    let Some(caller) = caller(&req) else { return ApiError::Unauthorized("not signed in".into()).into_response() };
     let query: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let store = &state.store;
@@ -150,15 +104,15 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 let open_only = match q("state") {
                     None | Some("open") => true,
                     Some("all") => false,
-                    Some(other) => return Ok(error(StatusCode::BAD_REQUEST, format!("state `{other}`: open or all"))),
+                    Some(other) => return Ok(ApiError::Invalid(format!("state `{other}`: open or all")).into_response()),
                 };
                 let list: Vec<Value> = store.incidents(open_only).await?.iter().map(incident_json).collect();
                 Json(json!({ "incidents": list })).into_response()
             }
             Endpoint::Incident => {
-                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such incident")) };
+                let Some(id) = path_id(&req) else { return Ok(ApiError::NotFound("no such incident".into()).into_response()) };
                 let Some(i) = store.incident(id).await? else {
-                    return Ok(error(StatusCode::NOT_FOUND, format!("no incident #{id}")));
+                    return Ok(ApiError::NotFound(format!("no incident #{id}")).into_response());
                 };
                 let mut doc = incident_json(&i);
                 let timeline: Vec<Value> = store
@@ -217,7 +171,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
             }
             Endpoint::CheckHistory => {
                 let (Some(agent), Some(check)) = (q("agent"), q("check")) else {
-                    return Ok(error(StatusCode::BAD_REQUEST, "`agent` and `check` are required"));
+                    return Ok(ApiError::Invalid("`agent` and `check` are required".into()).into_response());
                 };
                 let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 500);
                 let results: Vec<Value> = store
@@ -255,19 +209,19 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 };
                 match add_window(&state, &caller, body).await {
                     Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
-                    Err((status, m)) => error(status, m),
+                    Err(e) => e.into_response(),
                 }
             }
             Endpoint::WindowCancel => {
-                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such window")) };
+                let Some(id) = path_id(&req) else { return Ok(ApiError::NotFound("no such window".into()).into_response()) };
                 if cancel_window(&state, &caller, id).await? {
                     Json(json!({ "message": format!("window #{id} ended") })).into_response()
                 } else {
-                    error(StatusCode::NOT_FOUND, format!("no running or future window #{id}"))
+                    ApiError::NotFound(format!("no running or future window #{id}")).into_response()
                 }
             }
             Endpoint::IncidentCustomers => {
-                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such incident")) };
+                let Some(id) = path_id(&req) else { return Ok(ApiError::NotFound("no such incident".into()).into_response()) };
                 Json(json!({ "customers": store.affected_customers(id).await? })).into_response()
             }
             Endpoint::Subscribers => {
@@ -296,16 +250,16 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 .await;
                 match outcome {
                     Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
-                    Err((status, m)) => error(status, m),
+                    Err(e) => e.into_response(),
                 }
             }
             Endpoint::Breaches => Json(json!({ "breaches": store.breaches(None).await? })).into_response(),
             Endpoint::Draft => {
                 let (Some(id), Some(report)) = (path_id(&req), path_name(&req)) else {
-                    return Ok(error(StatusCode::NOT_FOUND, "no such draft"));
+                    return Ok(ApiError::NotFound("no such draft".into()).into_response());
                 };
                 let Some(doc) = draft(&state, id, &report).await? else {
-                    return Ok(error(StatusCode::NOT_FOUND, format!("no incident #{id} or no report {report} ({})", crate::rules::compliance::DRAFTS.join(", "))));
+                    return Ok(ApiError::NotFound(format!("no incident #{id} or no report {report} ({})", crate::rules::compliance::DRAFTS.join(", "))).into_response());
                 };
                 match q("format") {
                     Some("markdown" | "md") => (
@@ -314,14 +268,14 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                     )
                         .into_response(),
                     None | Some("json") => Json(doc).into_response(),
-                    Some(other) => error(StatusCode::BAD_REQUEST, format!("format `{other}`: json or markdown")),
+                    Some(other) => ApiError::Invalid(format!("format `{other}`: json or markdown")).into_response(),
                 }
             }
             Endpoint::Yearly => {
                 let year = match q("year").map(str::parse::<i32>) {
                     None => current_year(),
                     Some(Ok(y)) if (2000..=2200).contains(&y) => y,
-                    Some(_) => return Ok(error(StatusCode::BAD_REQUEST, "year: 2000 to 2200")),
+                    Some(_) => return Ok(ApiError::Invalid("year: 2000 to 2200".into()).into_response()),
                 };
                 Json(yearly(&state, year).await?).into_response()
             }
@@ -329,17 +283,17 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
             Endpoint::UserSet => return Ok(user_set(&state, &caller, req).await),
             Endpoint::TokenCreate => return Ok(token_create(&state, &caller, req).await),
             Endpoint::TokenRevoke => {
-                let Some(id) = path_id(&req) else { return Ok(error(StatusCode::NOT_FOUND, "no such token")) };
+                let Some(id) = path_id(&req) else { return Ok(ApiError::NotFound("no such token".into()).into_response()) };
                 if store.revoke_token(&caller.who, id, crate::now_ms()).await? {
                     Json(json!({ "message": format!("token #{id} revoked") })).into_response()
                 } else {
-                    error(StatusCode::NOT_FOUND, format!("no active token #{id}"))
+                    ApiError::NotFound(format!("no active token #{id}")).into_response()
                 }
             }
         })
     }
     .await;
-    result.unwrap_or_else(|e| store_error(&e))
+    result.unwrap_or_else(|e| ApiError::from(e).into_response())
 }
 
 fn me(caller: &Caller) -> Value {
@@ -364,14 +318,14 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
         Err(r) => return r,
     };
     let (Some(name), Some(password)) = (body.name, body.password) else {
-        return error(StatusCode::BAD_REQUEST, "`name` and `password` are required");
+        return ApiError::Invalid("`name` and `password` are required".into()).into_response();
     };
     let role: Role = match body.role.as_deref().unwrap_or("viewer").parse() {
         Ok(r) => r,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(m) => return ApiError::Invalid(m).into_response(),
     };
     if let Err(m) = auth::check_password(&password).and_then(|()| auth::check_user_name(&name)) {
-        return error(StatusCode::BAD_REQUEST, m);
+        return ApiError::Invalid(m).into_response();
     }
     match crate::actions::accounts::add_user_bounded(&state.store, &state.hashing, &caller.who, &name, role, password)
         .await
@@ -379,43 +333,43 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
         Ok(true) => {
             (StatusCode::CREATED, Json(json!({ "message": format!("user {name} added ({role})") }))).into_response()
         }
-        Ok(false) => error(StatusCode::CONFLICT, format!("user {name} exists")),
-        Err(e) => account_error(&e),
+        Ok(false) => ApiError::Conflict(format!("user {name} exists")).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
 async fn user_set(state: &AppState, caller: &Caller, req: Request) -> Response {
-    let Some(name) = path_name(&req) else { return error(StatusCode::NOT_FOUND, "no such user") };
+    let Some(name) = path_name(&req) else { return ApiError::NotFound("no such user".into()).into_response() };
     let body: UserBody = match json_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     if body.name.is_some() {
-        return error(StatusCode::BAD_REQUEST, "a user cannot be renamed");
+        return ApiError::Invalid("a user cannot be renamed".into()).into_response();
     }
     let role = match body.role.as_deref().map(str::parse::<Role>).transpose() {
         Ok(r) => r,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(m) => return ApiError::Invalid(m).into_response(),
     };
     let phc = match body.password {
         Some(p) => {
             if let Err(m) = auth::check_password(&p) {
-                return error(StatusCode::BAD_REQUEST, m);
+                return ApiError::Invalid(m).into_response();
             }
             match crate::actions::accounts::hash_bounded(&state.hashing, p).await {
                 Ok(h) => Some(h),
-                Err(e) => return account_error(&e),
+                Err(e) => return ApiError::from(e).into_response(),
             }
         }
         None => None,
     };
     if role.is_none() && phc.is_none() && body.disabled.is_none() {
-        return error(StatusCode::BAD_REQUEST, "nothing to change: role, password or disabled");
+        return ApiError::Invalid("nothing to change: role, password or disabled".into()).into_response();
     }
     match state.store.update_user(&caller.who, &name, role, phc.as_deref(), body.disabled, crate::now_ms()).await {
         Ok(true) => Json(json!({ "message": format!("user {name} changed") })).into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no user {name}")),
-        Err(e) => store_error(&e),
+        Ok(false) => ApiError::NotFound(format!("no user {name}")).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -459,7 +413,7 @@ async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Respon
     };
     match create_token(state, caller, body).await {
         Ok((id, token)) => (StatusCode::CREATED, Json(json!({ "id": id, "token": token }))).into_response(),
-        Err(e) => account_error(&e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -526,8 +480,8 @@ pub(super) async fn add_customer(
     contacts: &[String],
     components: &[String],
     agents: &[String],
-) -> Result<i64, (StatusCode, String)> {
-    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+) -> Result<i64, ApiError> {
+    let bad = ApiError::Invalid;
     if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(bad("a customer name is 1 to 200 characters".into()));
     }
@@ -551,8 +505,8 @@ pub(super) async fn add_customer(
         .collect();
     match state.store.add_customer(&caller.who, name.trim(), lang, contacts, &uses, crate::now_ms()).await {
         Ok(Some(id)) => Ok(id),
-        Ok(None) => Err((StatusCode::CONFLICT, format!("customer {name} exists"))),
-        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Ok(None) => Err(ApiError::Conflict(format!("customer {name} exists"))),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -580,8 +534,8 @@ pub(super) async fn reload_windows(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody) -> Result<i64, (StatusCode, String)> {
-    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody) -> Result<i64, ApiError> {
+    let bad = ApiError::Invalid;
     let kind = b.kind.unwrap_or_default();
     if kind != "maintenance" && kind != "silence" {
         return Err(bad(format!("kind `{kind}`: maintenance or silence")));
@@ -622,9 +576,8 @@ pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody)
         end,
         created_by: caller.who.name.clone(),
     };
-    let store_error = |e: StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    let id = state.store.add_window(&caller.who, &window, crate::now_ms()).await.map_err(store_error)?;
-    reload_windows(state).await.map_err(store_error)?;
+    let id = state.store.add_window(&caller.who, &window, crate::now_ms()).await?;
+    reload_windows(state).await?;
     Ok(id)
 }
 

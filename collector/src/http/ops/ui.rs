@@ -12,6 +12,7 @@ use super::{BODY_LIMIT, Caller, SESSION_COOKIE, SESSION_MS, Via, caller, path_id
 use crate::actions::accounts::AccountError;
 use crate::actions::change::{Body, Change, Kind, PUBLIC_STATES, Refused};
 use crate::auth::{self, Perm};
+use crate::http::error::ApiError;
 use crate::http::html::{layout, svg, text};
 use crate::http::state::AppState;
 use crate::model::IncidentState;
@@ -304,8 +305,9 @@ pub async fn dispatch(State(state): State<AppState>, page_of: Page, req: Request
             };
             match super::api::add_window(&state, &caller, body).await {
                 Ok(id) => windows_page(&state, &caller, Some(notice(&format!("Window #{id} added.")))).await,
-                Err((status, m)) => {
-                    return (status, html(page("Not done", Some(&caller), error_body(&m)))).into_response();
+                Err(e) => {
+                    return (e.status(), html(page("Not done", Some(&caller), error_body(&e.message()))))
+                        .into_response();
                 }
             }
         }
@@ -843,8 +845,8 @@ async fn user_add(state: &AppState, caller: &Caller, req: Request) -> Response {
                 .into_response();
         }
         Err(e) => {
-            let status = super::api::account_status(&e);
-            return (status, html(page("Not done", Some(caller), error_body(&e.to_string())))).into_response();
+            let e = ApiError::from(e);
+            return (e.status(), html(page("Not done", Some(caller), error_body(&e.message())))).into_response();
         }
     };
     match users_page(state, caller, Some(notice)).await {
@@ -873,8 +875,8 @@ async fn token_create(state: &AppState, caller: &Caller, req: Request) -> Respon
             }
         }
         Err(e) => {
-            let status = super::api::account_status(&e);
-            (status, html(page("Not done", Some(caller), error_body(&e.to_string())))).into_response()
+            let e = ApiError::from(e);
+            (e.status(), html(page("Not done", Some(caller), error_body(&e.message())))).into_response()
         }
     }
 }
@@ -1211,7 +1213,7 @@ async fn customer_add(state: &AppState, caller: &Caller, req: Request) -> Respon
             Ok(p) => html(p),
             Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         },
-        Err((status, m)) => (status, html(page("Not done", Some(caller), error_body(&m)))).into_response(),
+        Err(e) => (e.status(), html(page("Not done", Some(caller), error_body(&e.message())))).into_response(),
     }
 }
 
