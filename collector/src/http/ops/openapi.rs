@@ -139,6 +139,106 @@ fn query(handler: Handler) -> Vec<(&'static str, bool, Value, &'static str)> {
     }
 }
 
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// `{ key: [item…] }`, the shape of every list the API answers with.
+fn list_of(key: &str, item: Value) -> Value {
+    json!({ "type": "object", "required": [key], "properties": { key: { "type": "array", "items": item } } })
+}
+
+/// Rows whose columns the API passes through from the store: objects, described by the route's
+/// summary.
+fn rows() -> Value {
+    json!({ "type": "object" })
+}
+
+/// The schemas the responses name.
+fn schemas() -> Value {
+    let text = json!({ "type": "string" });
+    let maybe = json!({ "type": ["string", "null"] });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let maybe_time = json!({ "type": ["string", "null"], "format": "date-time" });
+    json!({
+        "Error": { "type": "object", "required": ["error"], "properties": {
+            "error": string("what was wrong"), "request_id": string("the audit trail's request id, when the guard refused") } },
+        "Applied": { "type": "object", "required": ["message"], "properties": {
+            "message": string("what was done"), "id": { "type": "integer", "description": "the new object's id, when one was made" } } },
+        "Created": { "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } },
+        "Message": { "type": "object", "required": ["message"], "properties": { "message": text } },
+        "Incident": { "type": "object", "required": ["id", "title", "state", "severity", "urgency", "source", "created_at"], "properties": {
+            "id": { "type": "integer" }, "title": text, "summary": text,
+            "state": { "type": "string", "enum": ["triggered", "acknowledged", "resolved"] },
+            "severity": { "type": "string", "enum": ["critical", "major", "minor"] },
+            "urgency": { "type": "string", "enum": ["page", "notify"] },
+            "source": { "type": "string", "enum": ["check", "agent_down", "manual", "ticket"] },
+            "agent": maybe, "check": maybe, "assignee": maybe, "classification": text, "runbook": maybe, "team": maybe,
+            "created_at": time, "acked_by": maybe, "public": { "type": "boolean" }, "aware_at": maybe_time, "resolved_at": maybe_time } },
+        "IncidentDetail": { "allOf": [schema_ref("Incident"), { "type": "object", "properties": {
+            "timeline": { "type": "array", "items": { "type": "object", "properties": {
+                "at": time, "actor": text, "kind": text, "text": text } } },
+            "alerts": { "type": "array", "items": schema_ref("Alert") },
+            "notifications": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "integer" }, "kind": text, "recipient": text, "state": text, "attempts": { "type": "integer" } } } },
+            "actions": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "integer" }, "text": text, "owner": text, "due": time, "done": { "type": "boolean" } } } },
+            "clocks": { "type": "array", "items": { "type": "object", "properties": { "report": text, "due": time } } } } }] },
+        "Alert": { "type": "object", "required": ["agent", "check", "active"], "properties": {
+            "agent": text, "check": string("empty for the host itself"), "active": { "type": "boolean" } } },
+        "Agent": { "type": "object", "required": ["agent", "online"], "properties": {
+            "agent": text, "online": { "type": "boolean" }, "epoch": { "type": "integer" },
+            "contiguous": { "type": "integer" }, "lost": { "type": "integer" } } },
+        "CheckState": { "type": "object", "required": ["agent", "check", "status"], "properties": {
+            "agent": text, "check": text, "status": { "type": "string", "enum": ["ok", "warning", "critical", "unknown"] },
+            "summary": text, "seq": { "type": "integer" } } },
+        "Me": { "type": "object", "required": ["user", "role", "permissions", "via"], "properties": {
+            "user": text, "role": { "type": "string", "enum": ["viewer", "technician", "admin"] },
+            "permissions": { "type": "array", "items": { "type": "string", "enum": ["read", "triage", "intake", "admin"] } },
+            "via": { "type": "string", "enum": ["session", "token"] } } },
+    })
+}
+
+/// What a successful call answers: (status, schema).
+fn response(handler: Handler) -> (&'static str, Value) {
+    match handler {
+        Handler::ApiChange(Kind::Open | Kind::Ticket | Kind::Actions) => ("201", schema_ref("Applied")),
+        Handler::ApiChange(_) | Handler::UiChange(_) => ("200", schema_ref("Applied")),
+        Handler::Api(Endpoint::Me) => ("200", schema_ref("Me")),
+        Handler::Api(Endpoint::Incidents) => ("200", list_of("incidents", schema_ref("Incident"))),
+        Handler::Api(Endpoint::Incident) => ("200", schema_ref("IncidentDetail")),
+        Handler::Api(Endpoint::Agents) => ("200", list_of("agents", schema_ref("Agent"))),
+        Handler::Api(Endpoint::Checks) => ("200", list_of("checks", schema_ref("CheckState"))),
+        Handler::Api(Endpoint::CheckHistory) => (
+            "200",
+            json!({ "type": "object", "required": ["agent", "check", "results"], "properties": {
+            "agent": { "type": "string" }, "check": { "type": "string" },
+            "results": { "type": "array", "items": { "type": "object", "properties": {
+                "at": { "type": "string", "format": "date-time" }, "status": { "type": "string" }, "summary": { "type": "string" },
+                "duration_ms": { "type": "integer" }, "metrics": {} } } } } }),
+        ),
+        Handler::Api(Endpoint::Audit) => ("200", list_of("records", rows())),
+        Handler::Api(Endpoint::Users) => ("200", list_of("users", rows())),
+        Handler::Api(Endpoint::Tokens) => ("200", list_of("tokens", rows())),
+        Handler::Api(Endpoint::Deviations) => ("200", list_of("deviations", rows())),
+        Handler::Api(Endpoint::Customers | Endpoint::IncidentCustomers) => ("200", list_of("customers", rows())),
+        Handler::Api(Endpoint::Windows) => ("200", list_of("windows", rows())),
+        Handler::Api(Endpoint::Subscribers) => ("200", list_of("subscribers", rows())),
+        Handler::Api(Endpoint::Breaches) => ("200", list_of("breaches", rows())),
+        Handler::Api(Endpoint::Draft | Endpoint::Yearly) => ("200", rows()),
+        Handler::Api(Endpoint::WindowAdd | Endpoint::CustomerAdd | Endpoint::UserAdd) => ("201", schema_ref("Created")),
+        Handler::Api(Endpoint::TokenCreate) => (
+            "201",
+            json!({ "type": "object", "required": ["id", "token"], "properties": {
+            "id": { "type": "integer" }, "token": { "type": "string", "description": "shown once; store it now" } } }),
+        ),
+        Handler::Api(Endpoint::UserSet | Endpoint::WindowCancel | Endpoint::TokenRevoke) => {
+            ("200", schema_ref("Message"))
+        }
+        Handler::Ui(_) => ("200", rows()),
+    }
+}
+
 /// A route's `operationId`: the handler's name, unique because each handler serves one route
 /// (a change's name is prefixed with `change`).
 fn operation_id(handler: Handler) -> String {
@@ -151,6 +251,10 @@ fn operation_id(handler: Handler) -> String {
     chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
+fn error(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema_ref("Error") } } })
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -161,13 +265,16 @@ pub fn document() -> Value {
             "x-vakt-permission": route.perm,
             "security": [{ "bearer": [] }, { "session": [] }],
             "responses": {
-                "200": { "description": "OK", "content": { "application/json": {} } },
-                "400": { "description": "Invalid request body or parameters" },
-                "401": { "description": "Not signed in, or a bad, expired or revoked token" },
-                "403": { "description": format!("The caller lacks permission `{}` (or the CSRF token is wrong)", route.perm.as_str()) },
-                "404": { "description": "No such object" },
+                "400": error("Invalid request body or parameters"),
+                "401": error("Not signed in, or a bad, expired or revoked token"),
+                "403": error(&format!("The caller lacks permission `{}` (or the CSRF token is wrong)", route.perm.as_str())),
+                "404": error("No such object"),
+                "503": error("The store is unavailable"),
             },
         });
+        let (status, schema) = response(route.handler);
+        op["responses"][status] =
+            json!({ "description": "OK", "content": { "application/json": { "schema": schema } } });
         let mut parameters = Vec::new();
         for name in ["id", "name"] {
             // (`name` is a report's name under /drafts/, a user's under /users/.)
@@ -201,7 +308,7 @@ pub fn document() -> Value {
                 whose scopes and owner's role allow the route's permission (x-vakt-permission); every change and every \
                 refusal is written to the hash-chained audit trail.",
         },
-        "components": { "securitySchemes": {
+        "components": { "schemas": schemas(), "securitySchemes": {
             "bearer": { "type": "http", "scheme": "bearer", "description": "vakt_<id>_<secret>, from `vakt-collector token create`" },
             "session": { "type": "apiKey", "in": "cookie", "name": super::SESSION_COOKIE,
                          "description": "browser session; non-GET requests also need the X-CSRF-Token header" },
