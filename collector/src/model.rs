@@ -249,6 +249,16 @@ impl IncidentRow {
     }
 }
 
+/// One public update of an incident: what the status page, the feeds and subscribers read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUpdate {
+    pub id: i64,
+    /// investigating, identified, monitoring or resolved.
+    pub status: String,
+    pub body: String,
+    pub at_ms: Ms,
+}
+
 /// An incident as the public sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicIncident {
@@ -256,8 +266,8 @@ pub struct PublicIncident {
     pub title: String,
     pub severity: String,
     pub created_ms: Ms,
-    /// (update id, status, body, when), oldest first.
-    pub updates: Vec<(i64, String, String, Ms)>,
+    /// Its public updates, oldest first.
+    pub updates: Vec<PublicUpdate>,
     pub components: Vec<String>,
 }
 

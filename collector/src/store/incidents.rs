@@ -8,7 +8,7 @@ use super::tx::{event, exists};
 use super::{AlertRow, Store, StoreError, err};
 use crate::incident::engine::{AgentState, CheckState, Dirty};
 use crate::incident::{Action, Ms, Subject};
-use crate::model::{EventRow, IncidentRow, IncidentState, PublicIncident, Source};
+use crate::model::{EventRow, IncidentRow, IncidentState, PublicIncident, PublicUpdate, Source};
 use crate::rules::policy::{Meta, Severity, Urgency};
 
 /// An engine action with what the policy says about it (for actions that may open or raise
@@ -778,7 +778,10 @@ impl Store {
                 title: r.get(1),
                 severity: r.get(2),
                 created_ms: r.get(3),
-                updates: updates.iter().map(|u| (u.get(0), u.get(1), u.get(2), u.get(3))).collect(),
+                updates: updates
+                    .iter()
+                    .map(|u| PublicUpdate { id: u.get(0), status: u.get(1), body: u.get(2), at_ms: u.get(3) })
+                    .collect(),
                 components,
             });
         }
@@ -786,7 +789,7 @@ impl Store {
     }
 
     /// Open, unmuted incidents and the components they affect: (component, severity).
-    pub async fn open_incident_components(&self) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn open_incident_components(&self) -> Result<Vec<(String, Severity)>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.component, i.severity FROM incident_components c JOIN incidents i ON i.id = c.incident_id
              WHERE i.state != 'resolved' AND i.muted IS NULL ORDER BY c.component",
@@ -794,7 +797,8 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(err("reading affected components"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        // The table's CHECK holds severity to the three words.
+        Ok(rows.iter().map(|r| (r.get(0), Severity::parse(r.get(1)).unwrap_or(Severity::Critical))).collect())
     }
 
     /// Engine keys of incidents a person resolved after `since` (ms), with the newest time.

@@ -95,6 +95,17 @@ pub struct CheckStateRow {
     pub seq: u64,
 }
 
+/// One stored result of a check, as its history shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    /// When the check ran (the agent's clock).
+    pub ts_ms: i64,
+    pub status: String,
+    pub summary: String,
+    pub duration_ms: f64,
+    pub metrics: Vec<protocol::Metric>,
+}
+
 /// One alert of an incident: a check that is (or was) failing in it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AlertRow {
@@ -483,14 +494,8 @@ impl Store {
         Ok((bytes, records))
     }
 
-    /// The last `limit` results of one check, oldest first: (time, status, summary, duration
-    /// in ms, metrics).
-    pub async fn check_history(
-        &self,
-        agent: &str,
-        check: &str,
-        limit: i64,
-    ) -> Result<Vec<(i64, String, String, f64, Vec<protocol::Metric>)>, StoreError> {
+    /// The last `limit` results of one check, oldest first.
+    pub async fn check_history(&self, agent: &str, check: &str, limit: i64) -> Result<Vec<HistoryRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT ts_ms, status, summary, duration_ms, metrics FROM results WHERE agent = ? AND check_name = ?
              ORDER BY seq DESC LIMIT ?",
@@ -505,7 +510,7 @@ impl Store {
             .iter()
             .map(|r| {
                 let metrics: Vec<protocol::Metric> = serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default();
-                (r.get(0), r.get(1), r.get(2), r.get(3), metrics)
+                HistoryRow { ts_ms: r.get(0), status: r.get(1), summary: r.get(2), duration_ms: r.get(3), metrics }
             })
             .collect();
         out.reverse();

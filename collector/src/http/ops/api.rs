@@ -178,8 +178,8 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                     .check_history(agent, check, limit)
                     .await?
                     .iter()
-                    .map(|(ts, status, summary, duration, metrics)| {
-                        json!({"at": crate::rules::time::rfc3339(*ts), "status": status, "summary": summary, "duration_ms": duration, "metrics": metrics})
+                    .map(|h| {
+                        json!({"at": crate::rules::time::rfc3339(h.ts_ms), "status": h.status, "summary": h.summary, "duration_ms": h.duration_ms, "metrics": h.metrics})
                     })
                     .collect();
                 Json(json!({ "agent": agent, "check": check, "results": results })).into_response()

@@ -19,7 +19,7 @@ use crate::model::IncidentState;
 use crate::rules::time::rfc3339;
 use crate::store::audit::{Entry, Who};
 use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
-use crate::store::{AlertRow, CheckStateRow};
+use crate::store::{AlertRow, CheckStateRow, HistoryRow};
 
 fn page(title: &str, caller: Option<&Caller>, body: Markup) -> String {
     let who = caller.map(|c| layout::SignedIn {
@@ -1323,9 +1323,9 @@ async fn check_page(
     if history.is_empty() {
         return Ok(page(&title, Some(caller), html! { p { "No results stored for this check." } }));
     }
-    let durations: Vec<f64> = history.iter().map(|h| h.3).collect();
+    let durations: Vec<f64> = history.iter().map(|h| h.duration_ms).collect();
     let mut names: Vec<(String, Option<String>)> = Vec::new();
-    for (_, _, _, _, metrics) in &history {
+    for HistoryRow { metrics, .. } in &history {
         for m in metrics {
             if names.len() < 8 && !names.iter().any(|(n, _)| *n == m.name) {
                 names.push((m.name.clone(), m.unit.clone()));
@@ -1334,7 +1334,7 @@ async fn check_page(
     }
     let charts = names.iter().map(|(name, unit)| {
         let values: Vec<f64> =
-            history.iter().filter_map(|h| h.4.iter().find(|m| m.name == *name).map(|m| m.value)).collect();
+            history.iter().filter_map(|h| h.metrics.iter().find(|m| m.name == *name).map(|m| m.value)).collect();
         let title = match unit {
             Some(u) => format!("{name} ({u})"),
             None => name.clone(),
@@ -1348,7 +1348,7 @@ async fn check_page(
         table {
             thead { tr { th scope="col" { "When" } th scope="col" { "Status" } th scope="col" { "Summary" } th scope="col" { "Duration" } } }
             tbody {
-                @for (ts, status, summary, duration, _) in history.iter().rev().take(20) {
+                @for HistoryRow { ts_ms: ts, status, summary, duration_ms: duration, .. } in history.iter().rev().take(20) {
                     tr { td { (rfc3339(*ts)) } td { (status) } td { (summary) } td { (format!("{duration:.1} ms")) } }
                 }
             }

@@ -10,7 +10,7 @@ use crate::http::public::status::{
     BARS_PER_COMPONENT_UP_TO, ComponentState, Snapshot, maintenance_status, public_status, utc_day,
 };
 use crate::incident::Ms;
-use crate::model::{DayTimes, PublicIncident};
+use crate::model::{DayTimes, PublicIncident, PublicUpdate};
 use crate::rules::components::ComponentStatus;
 use crate::rules::policy::Maintenance;
 use crate::rules::time::rfc3339;
@@ -91,7 +91,7 @@ fn incidents_html(snapshot: &Snapshot, lang: Lang) -> Markup {
                     article id={ "incident-" (i.id) } {
                         h3 { (text(&i.title)) }
                         ul {
-                            @for (_, status, body, ts) in i.updates.iter().rev() {
+                            @for PublicUpdate { status, body, at_ms: ts, .. } in i.updates.iter().rev() {
                                 li { span { strong { (t(status)) } " — " (text(body)) } " " (time(*ts)) }
                             }
                         }
@@ -192,7 +192,7 @@ fn feed_of(snapshot: &Snapshot) -> Feed {
     let mut newest = 0;
     let mut entries = Vec::new();
     for i in &snapshot.incidents {
-        for (uid, status, body, ts) in i.updates.iter().rev() {
+        for PublicUpdate { id: uid, status, body, at_ms: ts } in i.updates.iter().rev() {
             newest = newest.max(*ts);
             entries.push(Entry {
                 id: format!("urn:vakt:incident:{}:update:{uid}", i.id),
@@ -270,8 +270,18 @@ mod page_tests {
                 severity: "major".into(),
                 created_ms: 1_795_766_000_000,
                 updates: vec![
-                    (1, "investigating".into(), "Looking".into(), 1_795_766_000_000),
-                    (2, "identified".into(), "Found it & fixing".into(), 1_795_766_100_000),
+                    PublicUpdate {
+                        id: 1,
+                        status: "investigating".into(),
+                        body: "Looking".into(),
+                        at_ms: 1_795_766_000_000,
+                    },
+                    PublicUpdate {
+                        id: 2,
+                        status: "identified".into(),
+                        body: "Found it & fixing".into(),
+                        at_ms: 1_795_766_100_000,
+                    },
                 ],
                 components: vec!["shop".into()],
             }],

@@ -96,8 +96,7 @@ pub async fn run(
             (Ok(states), Ok(affected), Ok(public)) => {
                 let checks: Vec<(String, String, String)> =
                     states.into_iter().map(|c| (c.agent, c.check, c.status)).collect();
-                let incidents: Vec<(String, Severity)> =
-                    affected.into_iter().filter_map(|(c, s)| Severity::parse(&s).map(|s| (c, s))).collect();
+                let incidents: Vec<(String, Severity)> = affected;
                 let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
                 let mut next = build(&policy, &checks, &incidents, &previous, now);
                 next.incidents = public;

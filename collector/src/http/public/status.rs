@@ -81,7 +81,7 @@ pub(crate) fn maintenance_status(m: &Maintenance, now: Ms) -> &'static str {
 pub const HISTORY_MS: i64 = 90 * 24 * 3_600_000;
 
 pub(crate) fn public_status(i: &PublicIncident) -> &str {
-    i.updates.last().map_or("investigating", |u| u.1.as_str())
+    i.updates.last().map_or("investigating", |u| u.status.as_str())
 }
 
 /// The shared snapshot.

@@ -105,8 +105,8 @@ pub fn summary_json(snapshot: &Snapshot) -> Value {
 /// One public incident in Statuspage's shape.
 fn incident_json(snapshot: &Snapshot, i: &PublicIncident) -> Value {
     let status = public_status(i);
-    let at = |status: &str| i.updates.iter().find(|u| u.1 == status).map(|u| rfc3339(u.3));
-    let updated = i.updates.last().map_or(i.created_ms, |u| u.3);
+    let at = |status: &str| i.updates.iter().find(|u| u.status == status).map(|u| rfc3339(u.at_ms));
+    let updated = i.updates.last().map_or(i.created_ms, |u| u.at_ms);
     let components: Vec<Value> = snapshot
         .components
         .iter()
@@ -117,15 +117,15 @@ fn incident_json(snapshot: &Snapshot, i: &PublicIncident) -> Value {
         .updates
         .iter()
         .rev()
-        .map(|(uid, st, body, ts)| {
+        .map(|u| {
             json!({
-                "id": uid.to_string(),
+                "id": u.id.to_string(),
                 "incident_id": i.id.to_string(),
-                "status": st,
-                "body": body,
-                "created_at": rfc3339(*ts),
-                "updated_at": rfc3339(*ts),
-                "display_at": rfc3339(*ts),
+                "status": u.status,
+                "body": u.body,
+                "created_at": rfc3339(u.at_ms),
+                "updated_at": rfc3339(u.at_ms),
+                "display_at": rfc3339(u.at_ms),
                 "affected_components": null,
                 "deliver_notifications": true,
             })
