@@ -388,6 +388,26 @@ print(len(data["samples"]))
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "8");
 }
 
+#[tokio::test]
+async fn query_parameters_of_the_wrong_type_are_refused_by_name() {
+    let rig = rig().await;
+    let (_, admin) = rig.token("admin1", &Perm::ALL, 86_400_000).await;
+    for (path, named) in [
+        ("/api/v1/audit?limit=many", "limit"),
+        ("/api/v1/audit?after=-x", "after"),
+        ("/api/v1/reports/yearly?year=twenty", "year"),
+        ("/api/v1/incidents?state=bogus", "state"),
+    ] {
+        let response = rig.send("GET", path, &admin, None, false).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let said = json(response).await["error"].as_str().unwrap_or_default().to_string();
+        assert!(said.contains(named), "{path}: {said}");
+    }
+    let fine = rig.send("GET", "/api/v1/audit?after=0&limit=2", &admin, None, false).await;
+    assert_eq!(fine.status(), StatusCode::OK);
+    assert_eq!(json(fine).await["records"].as_array().map(Vec::len), Some(2));
+}
+
 async fn json(response: axum::response::Response) -> serde_json::Value {
     let bytes = axum::body::to_bytes(response.into_body(), 10 << 20).await.unwrap();
     serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))

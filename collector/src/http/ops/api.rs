@@ -91,17 +91,60 @@ pub enum Endpoint {
     TokenRevoke,
 }
 
+/// `?state=open|all` of the incident list.
+#[derive(Debug, Default, serde::Deserialize)]
+struct IncidentsQuery {
+    state: Option<String>,
+}
+
+/// `?agent=&check=&limit=` of a check's history.
+#[derive(Debug, Default, serde::Deserialize)]
+struct HistoryQuery {
+    agent: Option<String>,
+    check: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `?after=&limit=` of the audit trail.
+#[derive(Debug, Default, serde::Deserialize)]
+struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `?format=json|markdown` of a report draft.
+#[derive(Debug, Default, serde::Deserialize)]
+struct DraftQuery {
+    format: Option<String>,
+}
+
+/// `?year=` of the yearly report.
+#[derive(Debug, Default, serde::Deserialize)]
+struct YearQuery {
+    year: Option<i32>,
+}
+
+/// A route's query parameters through axum's `Query` extractor: a value of the wrong type is
+/// a 400 that names it, not a silent default.
+fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Response> {
+    axum::extract::Query::<T>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .map_err(|e| ApiError::Invalid(format!("query: {}", e.body_text())).into_response())
+}
+
 /// GET routes and the admin POSTs that are not incident changes.
 pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, req: Request) -> Response {
     let Some(caller) = caller(&req) else { return ApiError::Unauthorized("not signed in".into()).into_response() };
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
-    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let store = &state.store;
     let result: Result<Response, StoreError> = async {
         Ok(match endpoint {
             Endpoint::Me => Json(me(&caller)).into_response(),
             Endpoint::Incidents => {
-                let open_only = match q("state") {
+                let q: IncidentsQuery = match query(&req) {
+                    Ok(q) => q,
+                    Err(r) => return Ok(r),
+                };
+                let open_only = match q.state.as_deref() {
                     None | Some("open") => true,
                     Some("all") => false,
                     Some(other) => return Ok(ApiError::Invalid(format!("state `{other}`: open or all")).into_response()),
@@ -170,10 +213,14 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 Json(json!({ "checks": list })).into_response()
             }
             Endpoint::CheckHistory => {
-                let (Some(agent), Some(check)) = (q("agent"), q("check")) else {
+                let q: HistoryQuery = match query(&req) {
+                    Ok(q) => q,
+                    Err(r) => return Ok(r),
+                };
+                let (Some(agent), Some(check)) = (q.agent.as_deref(), q.check.as_deref()) else {
                     return Ok(ApiError::Invalid("`agent` and `check` are required".into()).into_response());
                 };
-                let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 500);
+                let limit = q.limit.unwrap_or(100).clamp(1, 500);
                 let results: Vec<Value> = store
                     .check_history(agent, check, limit)
                     .await?
@@ -185,8 +232,12 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 Json(json!({ "agent": agent, "check": check, "results": results })).into_response()
             }
             Endpoint::Audit => {
-                let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);
-                let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
+                let q: AuditQuery = match query(&req) {
+                    Ok(q) => q,
+                    Err(r) => return Ok(r),
+                };
+                let after = q.after.unwrap_or(0);
+                let limit = q.limit.unwrap_or(100).clamp(1, 1000);
                 Json(json!({ "records": store.audit_records(after, limit).await? })).into_response()
             }
             Endpoint::Users => {
@@ -261,7 +312,11 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 let Some(doc) = draft(&state, id, &report).await? else {
                     return Ok(ApiError::NotFound(format!("no incident #{id} or no report {report} ({})", crate::rules::compliance::DRAFTS.join(", "))).into_response());
                 };
-                match q("format") {
+                let q: DraftQuery = match query(&req) {
+                    Ok(q) => q,
+                    Err(r) => return Ok(r),
+                };
+                match q.format.as_deref() {
                     Some("markdown" | "md") => (
                         [(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
                         crate::rules::compliance::markdown(&doc),
@@ -272,9 +327,13 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 }
             }
             Endpoint::Yearly => {
-                let year = match q("year").map(str::parse::<i32>) {
+                let q: YearQuery = match query(&req) {
+                    Ok(q) => q,
+                    Err(r) => return Ok(r),
+                };
+                let year = match q.year {
                     None => current_year(),
-                    Some(Ok(y)) if (2000..=2200).contains(&y) => y,
+                    Some(y) if (2000..=2200).contains(&y) => y,
                     Some(_) => return Ok(ApiError::Invalid("year: 2000 to 2200".into()).into_response()),
                 };
                 Json(yearly(&state, year).await?).into_response()
