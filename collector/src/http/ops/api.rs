@@ -126,10 +126,10 @@ struct YearQuery {
 
 /// A route's query parameters through axum's `Query` extractor: a value of the wrong type is
 /// a 400 that names it, not a silent default.
-fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Response> {
+fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     axum::extract::Query::<T>::try_from_uri(req.uri())
         .map(|q| q.0)
-        .map_err(|e| ApiError::Invalid(format!("query: {}", e.body_text())).into_response())
+        .map_err(|e| ApiError::Invalid(format!("query: {}", e.body_text())))
 }
 
 /// GET routes and the admin POSTs that are not incident changes.
@@ -142,7 +142,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
             Endpoint::Incidents => {
                 let q: IncidentsQuery = match query(&req) {
                     Ok(q) => q,
-                    Err(r) => return Ok(r),
+                    Err(e) => return Ok(e.into_response()),
                 };
                 let open_only = match q.state.as_deref() {
                     None | Some("open") => true,
@@ -215,7 +215,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
             Endpoint::CheckHistory => {
                 let q: HistoryQuery = match query(&req) {
                     Ok(q) => q,
-                    Err(r) => return Ok(r),
+                    Err(e) => return Ok(e.into_response()),
                 };
                 let (Some(agent), Some(check)) = (q.agent.as_deref(), q.check.as_deref()) else {
                     return Ok(ApiError::Invalid("`agent` and `check` are required".into()).into_response());
@@ -234,7 +234,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
             Endpoint::Audit => {
                 let q: AuditQuery = match query(&req) {
                     Ok(q) => q,
-                    Err(r) => return Ok(r),
+                    Err(e) => return Ok(e.into_response()),
                 };
                 let after = q.after.unwrap_or(0);
                 let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -314,7 +314,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 };
                 let q: DraftQuery = match query(&req) {
                     Ok(q) => q,
-                    Err(r) => return Ok(r),
+                    Err(e) => return Ok(e.into_response()),
                 };
                 match q.format.as_deref() {
                     Some("markdown" | "md") => (
@@ -329,7 +329,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
             Endpoint::Yearly => {
                 let q: YearQuery = match query(&req) {
                     Ok(q) => q,
-                    Err(r) => return Ok(r),
+                    Err(e) => return Ok(e.into_response()),
                 };
                 let year = match q.year {
                     None => current_year(),
