@@ -351,8 +351,8 @@ pub struct Watched {
     /// When the current escalation round paged first, and whom (recipient, delivery).
     pub round_started_ms: Option<Ms>,
     pub round_paged: Vec<(String, String)>,
-    /// Regulatory reports filed: (report, when).
-    pub reports: Vec<(String, Ms)>,
+    /// Regulatory reports filed.
+    pub reports: Vec<FiledReport>,
 }
 
 /// An open postmortem action.
@@ -458,6 +458,56 @@ pub struct BreachRow {
     /// When the GDPR Art. 33 report was filed, and its reference.
     pub reported_ms: Option<Ms>,
     pub reference: Option<String>,
+}
+
+/// A regulatory report filed for an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiledReport {
+    /// `gdpr-art33`, `nis2-early-warning`, ….
+    pub report: String,
+    pub at_ms: Ms,
+}
+
+/// How many reports of one kind were filed in a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportCount {
+    pub report: String,
+    pub count: i64,
+}
+
+/// An incident's figures for the yearly report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentTimes {
+    pub severity: Severity,
+    pub created_ms: Ms,
+    pub acked_ms: Option<Ms>,
+    pub resolved_ms: Option<Ms>,
+}
+
+/// A component's time in each status on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentDay {
+    pub component: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub times: DayTimes,
+}
+
+/// A component an open, unmuted incident affects, and how badly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffectedComponent {
+    pub component: String,
+    pub severity: Severity,
+}
+
+/// One birth or death of an agent as it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentEvent {
+    pub epoch: u64,
+    /// A birth (true) or a death (false).
+    pub online: bool,
+    /// Whether it changed the agent's state (a stale one is kept but not applied).
+    pub applied: bool,
 }
 
 /// Milliseconds in each status on one day.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::incident::Ms;
 use crate::model::ActionRow;
 use crate::model::IncidentRow;
-use crate::model::{BreachRow, DayTimes, PostmortemRow};
+use crate::model::{BreachRow, ComponentDay, DayTimes, IncidentTimes, PostmortemRow, PublicUpdate, ReportCount};
 use crate::rules::time::rfc3339;
 
 /// The reports a draft can be made for.
@@ -22,8 +22,8 @@ pub struct Sources<'a> {
     pub breach: Option<&'a BreachRow>,
     pub postmortem: Option<&'a PostmortemRow>,
     pub actions: &'a [ActionRow],
-    /// (status, text, at) of the public updates.
-    pub updates: &'a [(String, String, Ms)],
+    /// The public updates, oldest first.
+    pub updates: &'a [PublicUpdate],
     pub now: Ms,
 }
 
@@ -102,7 +102,7 @@ pub fn draft(report: &str, s: &Sources<'_>) -> Option<Value> {
                 "impact": text_or_missing(p.map(|p| p.impact.as_str()), "impact", &mut missing),
             },
             "indicators_of_compromise": "(to state, where available)",
-            "updates_published": s.updates.iter().map(|(st, t, at)| json!({"status": st, "text": t, "at": rfc3339(*at)})).collect::<Vec<_>>(),
+            "updates_published": s.updates.iter().map(|u| json!({"status": u.status, "text": u.body, "at": rfc3339(u.at_ms)})).collect::<Vec<_>>(),
         }),
         "nis2-final" => json!({
             "report": "NIS2 Art. 23(4)(d) final report",
@@ -192,9 +192,6 @@ pub fn markdown(doc: &Value) -> String {
     out
 }
 
-/// An incident's figures for the yearly report: (severity, created, acked, resolved).
-pub type IncidentTimes = (String, Ms, Option<Ms>, Option<Ms>);
-
 fn median(mut v: Vec<i64>) -> Option<i64> {
     v.sort_unstable();
     v.get(v.len() / 2).copied()
@@ -205,17 +202,17 @@ fn median(mut v: Vec<i64>) -> Option<i64> {
 pub fn yearly(
     year: i32,
     incidents: &[IncidentTimes],
-    days: &[(String, String, DayTimes)],
-    filed: &[(String, i64)],
+    days: &[ComponentDay],
+    filed: &[ReportCount],
     overdue_actions: i64,
 ) -> Value {
     let mut by_severity = serde_json::Map::new();
     for sev in ["critical", "major", "minor"] {
-        by_severity.insert(sev.into(), json!(incidents.iter().filter(|i| i.0 == sev).count()));
+        by_severity.insert(sev.into(), json!(incidents.iter().filter(|i| i.severity == sev).count()));
     }
     let mut by_month = [0u64; 12];
-    for (_, created, _, _) in incidents {
-        if let Some(m) = month_of(*created) {
+    for i in incidents {
+        if let Some(m) = month_of(i.created_ms) {
             by_month[m] += 1;
         }
     }
@@ -224,12 +221,12 @@ pub fn yearly(
         let mean = i64::try_from(count).ok().filter(|n| *n > 0).map(|n| v.iter().sum::<i64>() / n / 60_000);
         json!({ "count": count, "median_min": median(v).map(|m| m / 60_000), "mean_min": mean })
     };
-    let tta: Vec<i64> = incidents.iter().filter_map(|(_, c, a, _)| a.map(|a| a - c)).collect();
-    let ttr: Vec<i64> = incidents.iter().filter_map(|(_, c, _, r)| r.map(|r| r - c)).collect();
+    let tta: Vec<i64> = incidents.iter().filter_map(|i| i.acked_ms.map(|a| a - i.created_ms)).collect();
+    let ttr: Vec<i64> = incidents.iter().filter_map(|i| i.resolved_ms.map(|r| r - i.created_ms)).collect();
     let mut per_component: std::collections::BTreeMap<&str, DayTimes> = std::collections::BTreeMap::new();
-    for (component, day, t) in days {
-        if day.starts_with(&format!("{year}-")) {
-            per_component.entry(component).or_default().add(t);
+    for d in days {
+        if d.day.starts_with(&format!("{year}-")) {
+            per_component.entry(&d.component).or_default().add(&d.times);
         }
     }
     let uptime: Vec<Value> = per_component
@@ -242,7 +239,7 @@ pub fn yearly(
         "time_to_acknowledge": minutes(tta),
         "time_to_resolve": minutes(ttr),
         "uptime_percent": uptime,
-        "reports_filed": filed.iter().map(|(r, n)| json!({"report": r, "count": n})).collect::<Vec<_>>(),
+        "reports_filed": filed.iter().map(|f| json!({"report": f.report, "count": f.count})).collect::<Vec<_>>(),
         "overdue_actions": overdue_actions,
     })
 }
@@ -258,6 +255,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use crate::model::Severity;
 
     fn breach() -> BreachRow {
         BreachRow {
@@ -313,17 +311,20 @@ mod tests {
     fn the_yearly_report_counts_medians_and_uptime() {
         let h = 3_600_000;
         let t0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        let times = |severity, created_ms, acked_ms, resolved_ms| IncidentTimes { severity, created_ms, acked_ms, resolved_ms };
         let incidents = vec![
-            ("critical".to_string(), t0, Some(t0 + 5 * 60_000), Some(t0 + h)),
-            ("major".to_string(), t0 + 40 * 86_400_000, Some(t0 + 40 * 86_400_000 + 15 * 60_000), None),
-            ("major".to_string(), t0 + 41 * 86_400_000, None, Some(t0 + 41 * 86_400_000 + 2 * h)),
+            times(Severity::Critical, t0, Some(t0 + 5 * 60_000), Some(t0 + h)),
+            times(Severity::Major, t0 + 40 * 86_400_000, Some(t0 + 40 * 86_400_000 + 15 * 60_000), None),
+            times(Severity::Major, t0 + 41 * 86_400_000, None, Some(t0 + 41 * 86_400_000 + 2 * h)),
         ];
-        let day = |c: &str, d: &str, up: i64, down: i64| {
-            (c.to_string(), d.to_string(), DayTimes { operational: up, major: down, ..DayTimes::default() })
+        let day = |c: &str, d: &str, up: i64, down: i64| ComponentDay {
+            component: c.into(),
+            day: d.into(),
+            times: DayTimes { operational: up, major: down, ..DayTimes::default() },
         };
         let days =
             vec![day("mail", "2026-03-01", 86_400_000 - 864_000, 864_000), day("mail", "2025-12-31", 0, 86_400_000)];
-        let doc = yearly(2026, &incidents, &days, &[("gdpr-art33".into(), 1)], 2);
+        let doc = yearly(2026, &incidents, &days, &[ReportCount { report: "gdpr-art33".into(), count: 1 }], 2);
         assert_eq!(doc["incidents"]["by_severity"], json!({"critical": 1, "major": 2, "minor": 0}));
         assert_eq!(doc["incidents"]["by_month"][0], 1);
         assert_eq!(doc["incidents"]["by_month"][1], 2);

@@ -16,7 +16,7 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::incident::Ms;
-use crate::model::{IncidentState, NewNotification, ReminderRow, Snapshot, Watched};
+use crate::model::{FiledReport, IncidentState, NewNotification, ReminderRow, Snapshot, Watched};
 use crate::rules::escalation::payload;
 use crate::rules::policy::{Delivery, Policy};
 use crate::rules::time::{add_month, rfc3339};
@@ -35,9 +35,9 @@ pub struct Clock {
 }
 
 /// The legal deadlines not yet met by a filed report.
-pub fn clocks(classification: &str, aware_at: Option<Ms>, filed: &[(String, Ms)]) -> Vec<Clock> {
+pub fn clocks(classification: &str, aware_at: Option<Ms>, filed: &[FiledReport]) -> Vec<Clock> {
     let Some(aware) = aware_at else { return Vec::new() };
-    let done = |r: &str| filed.iter().find(|(report, _)| report == r).map(|(_, at)| *at);
+    let done = |r: &str| filed.iter().find(|f| f.report == r).map(|f| f.at_ms);
     let mut all = Vec::new();
     match classification {
         "personal-data-breach" => all.push(Clock {

@@ -17,7 +17,7 @@ fn gdpr_gives_72_hours_from_awareness() {
     let c = clocks("personal-data-breach", Some(aware), &[]);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].due_ms, t("2026-11-30T10:00:00Z"));
-    assert!(clocks("personal-data-breach", Some(aware), &[("gdpr-art33".into(), aware + 1)]).is_empty(), "filed");
+    assert!(clocks("personal-data-breach", Some(aware), &[FiledReport { report: "gdpr-art33".into(), at_ms: aware + 1 }]).is_empty(), "filed");
     assert!(clocks("operational", Some(aware), &[]).is_empty());
     assert!(clocks("personal-data-breach", None, &[]).is_empty(), "no awareness, no clock");
 }
@@ -32,8 +32,8 @@ fn nis2_has_24h_72h_and_a_final_report_a_month_after_the_notification() {
         [("nis2-early-warning", t("2026-01-31T08:00:00Z")), ("nis2-notification", t("2026-02-02T08:00:00Z"))]
     );
     let filed = [
-        ("nis2-early-warning".to_string(), t("2026-01-30T20:00:00Z")),
-        ("nis2-notification".to_string(), t("2026-01-31T09:30:00Z")),
+        FiledReport { report: "nis2-early-warning".into(), at_ms: t("2026-01-30T20:00:00Z") },
+        FiledReport { report: "nis2-notification".into(), at_ms: t("2026-01-31T09:30:00Z") },
     ];
     let c = clocks("nis2-significant", Some(aware), &filed);
     assert_eq!(c.len(), 1);
@@ -153,7 +153,7 @@ fn every_kind_is_planned_once_per_occurrence_to_the_right_people() {
     let mut quiet = watched(now);
     quiet.row.state = crate::model::IncidentState::Acknowledged;
     quiet.last_update_ms = now - HOUR;
-    quiet.reports = vec![("gdpr-art33".into(), now - HOUR)];
+    quiet.reports = vec![FiledReport { report: "gdpr-art33".into(), at_ms: now - HOUR }];
     let out = plan(&Snapshot { incidents: vec![quiet], actions: vec![], agents: vec![] }, &policy(), now);
     assert!(out.iter().all(|r| r.notification.incident_id.is_none()), "{out:#?}");
 }

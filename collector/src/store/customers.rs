@@ -450,7 +450,7 @@ mod tests {
             store.route(4000, &public, |_, _, _| Vec::new(), |_| Vec::new()).await.unwrap();
         }
         let updates = store.public_updates(id).await.unwrap();
-        assert_eq!(updates.iter().map(|u| u.0.as_str()).collect::<Vec<_>>(), ["investigating", "resolved"]);
+        assert_eq!(updates.iter().map(|u| u.status.as_str()).collect::<Vec<_>>(), ["investigating", "resolved"]);
         let mails: Vec<_> = store
             .notifications(Some(id))
             .await

@@ -7,7 +7,10 @@ use super::audit::Who;
 use super::tx::event;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-use crate::model::{BreachFields, BreachRow, DayTimes, DeviationRow, PostmortemFields, PostmortemRow};
+use crate::model::{
+    BreachFields, BreachRow, ComponentDay, DayTimes, DeviationRow, IncidentTimes, PostmortemFields, PostmortemRow,
+    PublicUpdate, ReportCount, Severity,
+};
 
 /// Postmortem follow-up states.
 pub const FOLLOW_UP: [&str; 3] = ["open", "in-progress", "closed"];
@@ -198,14 +201,14 @@ impl Store {
             .collect())
     }
 
-    /// Add time to components' days: (component, UTC day `YYYY-MM-DD`, times).
-    pub async fn add_component_time(&self, entries: &[(String, String, DayTimes)]) -> Result<(), StoreError> {
+    /// Add time to components' days.
+    pub async fn add_component_time(&self, entries: &[ComponentDay]) -> Result<(), StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         for chunk in entries.chunks(500) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO component_days (component, day, operational_ms, degraded_ms, partial_ms, major_ms, maintenance_ms) ",
             );
-            insert.push_values(chunk, |mut row, (component, day, t)| {
+            insert.push_values(chunk, |mut row, ComponentDay { component, day, times: t }| {
                 row.push_bind(component.as_str())
                     .push_bind(day.as_str())
                     .push_bind(t.operational)
@@ -225,7 +228,7 @@ impl Store {
     }
 
     /// Every component's days from `since` (`YYYY-MM-DD`) on, oldest first.
-    pub async fn component_days(&self, since: &str) -> Result<Vec<(String, String, DayTimes)>, StoreError> {
+    pub async fn component_days(&self, since: &str) -> Result<Vec<ComponentDay>, StoreError> {
         let rows = sqlx::query(
             "SELECT component, day, operational_ms, degraded_ms, partial_ms, major_ms, maintenance_ms FROM component_days
              WHERE day >= ? ORDER BY component, day",
@@ -237,24 +240,20 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let t = DayTimes {
+                let times = DayTimes {
                     operational: r.get(2),
                     degraded: r.get(3),
                     partial: r.get(4),
                     major: r.get(5),
                     maintenance: r.get(6),
                 };
-                (r.get(0), r.get(1), t)
+                ComponentDay { component: r.get(0), day: r.get(1), times }
             })
             .collect())
     }
 
-    /// (severity, created, acked, resolved) of incidents opened in [from, until).
-    pub async fn incident_times(
-        &self,
-        from: Ms,
-        until: Ms,
-    ) -> Result<Vec<crate::rules::compliance::IncidentTimes>, StoreError> {
+    /// The figures of incidents opened in [from, until).
+    pub async fn incident_times(&self, from: Ms, until: Ms) -> Result<Vec<IncidentTimes>, StoreError> {
         let rows = sqlx::query(
             "SELECT severity, created_ms, acked_ms, resolved_ms FROM incidents WHERE created_ms >= ? AND created_ms < ?",
         )
@@ -263,11 +262,20 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(err("reading incidents of a period"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| IncidentTimes {
+                // The table's CHECK holds severity to the three words.
+                severity: Severity::parse(r.get(0)).unwrap_or(Severity::Critical),
+                created_ms: r.get(1),
+                acked_ms: r.get(2),
+                resolved_ms: r.get(3),
+            })
+            .collect())
     }
 
     /// Reports filed in [from, until), by kind.
-    pub async fn reports_filed(&self, from: Ms, until: Ms) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn reports_filed(&self, from: Ms, until: Ms) -> Result<Vec<ReportCount>, StoreError> {
         let rows = sqlx::query(
             "SELECT report, COUNT(*) FROM regulatory_reports WHERE submitted_ms >= ? AND submitted_ms < ? GROUP BY report ORDER BY report",
         )
@@ -276,7 +284,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(err("reading filed reports"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows.iter().map(|r| ReportCount { report: r.get(0), count: r.get(1) }).collect())
     }
 
     /// Postmortem actions not done and past due at `now`.
@@ -288,14 +296,14 @@ impl Store {
             .map_err(err("counting overdue actions"))
     }
 
-    /// An incident's public updates: (status, text, at), oldest first.
-    pub async fn public_updates(&self, id: i64) -> Result<Vec<(String, String, Ms)>, StoreError> {
-        let rows = sqlx::query("SELECT status, body, ts_ms FROM public_updates WHERE incident_id = ? ORDER BY id")
+    /// An incident's public updates, oldest first.
+    pub async fn public_updates(&self, id: i64) -> Result<Vec<PublicUpdate>, StoreError> {
+        let rows = sqlx::query("SELECT id, status, body, ts_ms FROM public_updates WHERE incident_id = ? ORDER BY id")
             .bind(id)
             .fetch_all(self.pool())
             .await
             .map_err(err("reading public updates"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(rows.iter().map(|r| PublicUpdate { id: r.get(0), status: r.get(1), body: r.get(2), at_ms: r.get(3) }).collect())
     }
 }
 
@@ -310,13 +318,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
         let t = |up: i64, major: i64| DayTimes { operational: up, major, ..DayTimes::default() };
-        let rows = |day: &str, times| vec![("mail".to_string(), day.to_string(), times)];
+        let rows = |day: &str, times| vec![ComponentDay { component: "mail".into(), day: day.into(), times }];
         store.add_component_time(&rows("2026-11-26", t(1000, 0))).await.unwrap();
         store.add_component_time(&rows("2026-11-27", t(1000, 0))).await.unwrap();
         store.add_component_time(&rows("2026-11-27", t(500, 250))).await.unwrap();
         let days = store.component_days("2026-11-27").await.unwrap();
-        assert_eq!(days, vec![("mail".to_string(), "2026-11-27".to_string(), t(1500, 250))]);
-        assert_eq!(days[0].2.uptime(), Some(1500.0 / 1750.0));
+        assert_eq!(days, rows("2026-11-27", t(1500, 250)));
+        assert_eq!(days[0].times.uptime(), Some(1500.0 / 1750.0));
         assert_eq!(
             DayTimes { maintenance: 10, ..DayTimes::default() }.uptime(),
             None,

@@ -8,7 +8,7 @@ use super::tx::{event, exists};
 use super::{AlertRow, Store, StoreError, err};
 use crate::incident::engine::{AgentState, CheckState, Dirty};
 use crate::incident::{Action, Ms, Subject};
-use crate::model::{EventRow, IncidentRow, IncidentState, PublicIncident, PublicUpdate, Source};
+use crate::model::{AffectedComponent, EventRow, IncidentRow, IncidentState, PublicIncident, PublicUpdate, Source};
 use crate::rules::policy::{Meta, Severity, Urgency};
 
 /// An engine action with what the policy says about it (for actions that may open or raise
@@ -788,8 +788,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Open, unmuted incidents and the components they affect: (component, severity).
-    pub async fn open_incident_components(&self) -> Result<Vec<(String, Severity)>, StoreError> {
+    /// Open, unmuted incidents' components.
+    pub async fn open_incident_components(&self) -> Result<Vec<AffectedComponent>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.component, i.severity FROM incident_components c JOIN incidents i ON i.id = c.incident_id
              WHERE i.state != 'resolved' AND i.muted IS NULL ORDER BY c.component",
@@ -798,7 +798,13 @@ impl Store {
         .await
         .map_err(err("reading affected components"))?;
         // The table's CHECK holds severity to the three words.
-        Ok(rows.iter().map(|r| (r.get(0), Severity::parse(r.get(1)).unwrap_or(Severity::Critical))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| AffectedComponent {
+                component: r.get(0),
+                severity: Severity::parse(r.get(1)).unwrap_or(Severity::Critical),
+            })
+            .collect())
     }
 
     /// Engine keys of incidents a person resolved after `since` (ms), with the newest time.

@@ -368,7 +368,7 @@ impl Store {
 
     /// Every agent's highest epoch and seq, and when it was last heard: where the
     /// plausibility bounds of ingest start after a restart.
-    pub async fn known_counters(&self) -> Result<Vec<(String, crate::rules::plausible::Known)>, StoreError> {
+    pub async fn known_counters(&self) -> Result<HashMap<String, crate::rules::plausible::Known>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.agent, a.epoch, MAX(a.contiguous, a.hb_seq, COALESCE((SELECT MAX(seq) FROM results r WHERE r.agent = a.agent), 0)),
                     a.last_seen_ms, (SELECT COUNT(*) FROM check_state c WHERE c.agent = a.agent)
@@ -439,8 +439,8 @@ impl Store {
         Ok(seqs.into_iter().map(|s| u64::try_from(s).unwrap_or(0)).collect())
     }
 
-    /// One agent's births and deaths as they arrived: (epoch, online, applied).
-    pub async fn agent_events(&self, agent: &str) -> Result<Vec<(u64, bool, bool)>, StoreError> {
+    /// One agent's births and deaths as they arrived.
+    pub async fn agent_events(&self, agent: &str) -> Result<Vec<crate::model::AgentEvent>, StoreError> {
         let rows = sqlx::query("SELECT epoch, online, applied FROM agent_events WHERE agent = ? ORDER BY id")
             .bind(agent)
             .fetch_all(&self.pool)
@@ -448,7 +448,11 @@ impl Store {
             .map_err(err("reading agent events"))?;
         Ok(rows
             .iter()
-            .map(|r| (u64::try_from(r.get::<i64, _>(0)).unwrap_or(0), r.get::<i64, _>(1) != 0, r.get::<i64, _>(2) != 0))
+            .map(|r| crate::model::AgentEvent {
+                epoch: u64::try_from(r.get::<i64, _>(0)).unwrap_or(0),
+                online: r.get::<i64, _>(1) != 0,
+                applied: r.get::<i64, _>(2) != 0,
+            })
             .collect())
     }
 
@@ -746,7 +750,8 @@ mod tests {
         // A new epoch does.
         apply(vec![state("a", 3, true)]).await;
         assert!(store.agent("a").await.unwrap().unwrap().online);
-        let events = store.agent_events("a").await.unwrap();
+        let events: Vec<_> =
+            store.agent_events("a").await.unwrap().iter().map(|e| (e.epoch, e.online, e.applied)).collect();
         assert_eq!(events, [(2, true, true), (1, false, false), (2, false, true), (2, true, false), (3, true, true)]);
     }
 }

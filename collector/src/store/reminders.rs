@@ -8,7 +8,7 @@ use super::incidents::{INCIDENT_COLUMNS, incident_row};
 use super::tx::event;
 use super::{Store, StoreError, err};
 use crate::incident::Ms;
-use crate::model::{ActionRow, ReminderRow, Snapshot, Watched};
+use crate::model::{ActionRow, FiledReport, ReminderRow, Snapshot, Watched};
 
 /// The regulatory reports there are.
 pub const REPORTS: &[&str] = &["gdpr-art33", "nis2-early-warning", "nis2-notification", "nis2-final"];
@@ -57,7 +57,7 @@ impl Store {
                 last_update_ms: last_person.unwrap_or(row.created_ms).max(row.created_ms),
                 round_started_ms: paged.iter().map(|p| p.get::<i64, _>(2)).min(),
                 round_paged: paged.iter().map(|p| (p.get(0), p.get(1))).collect(),
-                reports: reports.iter().map(|p| (p.get(0), p.get(1))).collect(),
+                reports: reports.iter().map(|p| FiledReport { report: p.get(0), at_ms: p.get(1) }).collect(),
                 classification: row.classification.clone(),
                 aware_at_ms: row.aware_at_ms,
                 row,
@@ -215,14 +215,14 @@ impl Store {
         audit.done(incident.is_some()).await
     }
 
-    /// Regulatory reports filed for an incident: (report, when).
-    pub async fn filed_reports(&self, incident: i64) -> Result<Vec<(String, Ms)>, StoreError> {
+    /// Regulatory reports filed for an incident.
+    pub async fn filed_reports(&self, incident: i64) -> Result<Vec<FiledReport>, StoreError> {
         let rows = sqlx::query("SELECT report, submitted_ms FROM regulatory_reports WHERE incident_id = ?")
             .bind(incident)
             .fetch_all(self.pool())
             .await
             .map_err(err("reading filed reports"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows.iter().map(|r| FiledReport { report: r.get(0), at_ms: r.get(1) }).collect())
     }
 
     /// An incident's postmortem actions.

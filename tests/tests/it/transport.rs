@@ -347,6 +347,7 @@ fn a_killed_agent_delivers_its_spool_after_restart_with_a_new_epoch() {
     // The graceful stop's death is published as the agent exits; ingest stores it a moment later.
     let events = eventually(Duration::from_secs(10), || {
         let events = rig.store(async |s| s.agent_events("mail-01").await.unwrap());
+        let events: Vec<(u64, bool, bool)> = events.iter().map(|e| (e.epoch, e.online, e.applied)).collect();
         (events.iter().any(|e| e.0 == 2 && !e.1), events)
     });
     // Epoch 1: birth, then its death (the Will, fired when the kill closed the socket).

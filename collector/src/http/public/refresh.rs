@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use crate::http::public::status::{Gauges, HISTORY_MS, Rendered, Shared, Snapshot, Uptime, build, utc_day};
 use crate::http::public::{page, statuspage};
 use crate::incident::Ms;
-use crate::model::DayTimes;
-use crate::rules::policy::{Policy, Severity};
+use crate::model::{ComponentDay, DayTimes};
+use crate::rules::policy::Policy;
 use crate::rules::words::Lang;
 use crate::store::Store;
 
@@ -37,8 +37,8 @@ async fn load_days(store: &Store, now: Ms) -> Arc<std::collections::HashMap<Stri
     let mut out: std::collections::HashMap<String, Vec<(String, DayTimes)>> = std::collections::HashMap::new();
     match store.component_days(&utc_day(now - 89 * 86_400_000)).await {
         Ok(rows) => {
-            for (component, day, t) in rows {
-                out.entry(component).or_default().push((day, t));
+            for ComponentDay { component, day, times } in rows {
+                out.entry(component).or_default().push((day, times));
             }
         }
         Err(e) => tracing::error!(error = %common::report(&e), "status: could not read uptime"),
@@ -96,9 +96,8 @@ pub async fn run(
             (Ok(states), Ok(affected), Ok(public)) => {
                 let checks: Vec<(String, String, String)> =
                     states.into_iter().map(|c| (c.agent, c.check, c.status)).collect();
-                let incidents: Vec<(String, Severity)> = affected;
                 let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
-                let mut next = build(&policy, &checks, &incidents, &previous, now);
+                let mut next = build(&policy, &checks, &affected, &previous, now);
                 next.incidents = public;
                 next.uptime = days.clone();
                 next.gauges = gauges.clone();

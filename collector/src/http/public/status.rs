@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::incident::Ms;
-use crate::model::{DayTimes, PublicIncident};
+use crate::model::{AffectedComponent, DayTimes, PublicIncident};
 use crate::rules::components::{ComponentStatus, component_status};
 use crate::rules::policy::{Maintenance, Policy, Severity};
 
@@ -91,7 +91,7 @@ pub type Shared = Arc<RwLock<Arc<Snapshot>>>;
 pub fn build(
     policy: &Policy,
     checks: &[(String, String, String)],
-    incidents: &[(String, Severity)],
+    incidents: &[AffectedComponent],
     previous: &Snapshot,
     now: Ms,
 ) -> Snapshot {
@@ -101,7 +101,8 @@ pub fn build(
         .map(|c| {
             let covered: Vec<&str> =
                 checks.iter().filter(|(a, k, _)| c.covers(a, k)).map(|(_, _, s)| s.as_str()).collect();
-            let affecting: Vec<Severity> = incidents.iter().filter(|(n, _)| *n == c.name).map(|(_, s)| *s).collect();
+            let affecting: Vec<Severity> =
+                incidents.iter().filter(|i| i.component == c.name).map(|i| i.severity).collect();
             let mut status = component_status(&covered, &affecting);
             // During its maintenance a component is under maintenance whatever its checks
             // say; an incident declaring an outage still shows.
@@ -185,8 +186,8 @@ impl Uptime {
     }
 
     /// What to add to the store, emptied.
-    pub fn take(&mut self) -> Vec<(String, String, crate::model::DayTimes)> {
-        self.pending.drain().map(|((c, d), t)| (c, d, t)).collect()
+    pub fn take(&mut self) -> Vec<crate::model::ComponentDay> {
+        self.pending.drain().map(|((component, day), times)| crate::model::ComponentDay { component, day, times }).collect()
     }
 }
 
@@ -216,10 +217,10 @@ mod tests {
         u.record(&[c(ComponentStatus::MajorOutage)], t0 + 3_000);
         u.record(&[c(ComponentStatus::MajorOutage)], t0 + 3_600_000); // collector was down: 5 s only
         let mut days = u.take();
-        days.sort_by(|a, b| a.1.cmp(&b.1));
+        days.sort_by(|a, b| a.day.cmp(&b.day));
         assert_eq!(days.len(), 2);
-        assert_eq!((days[0].1.as_str(), days[0].2.operational), ("2025-12-31", 1_000));
-        assert_eq!((days[1].1.as_str(), days[1].2.major), ("2026-01-01", 7_000));
+        assert_eq!((days[0].day.as_str(), days[0].times.operational), ("2025-12-31", 1_000));
+        assert_eq!((days[1].day.as_str(), days[1].times.major), ("2026-01-01", 7_000));
         assert!(u.take().is_empty());
     }
 }

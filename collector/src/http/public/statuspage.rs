@@ -241,7 +241,7 @@ title = "DNS"
             ("db-1".to_string(), "http".to_string(), "critical".to_string()),
             ("mx-1".to_string(), "smtp".to_string(), "ok".to_string()),
         ];
-        let incidents = vec![("dns".to_string(), Severity::Minor)];
+        let incidents = vec![crate::model::AffectedComponent { component: "dns".into(), severity: Severity::Minor }];
         let s = build(&p, &checks, &incidents, &Snapshot::default(), 1_795_766_400_000);
         let statuses: Vec<(&str, &str)> = s.components.iter().map(|c| (c.title.as_str(), c.status.as_str())).collect();
         assert_eq!(
