@@ -38,52 +38,9 @@ pub struct SignedIn<'a> {
     pub admin: bool,
 }
 
-/// An operator page: navigation when someone is signed in, the title as `<h1>`, the body.
-pub fn ops_page(title: &str, who: Option<SignedIn<'_>>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width";
-                title { (title) " · Vakt" }
-                style { (PreEscaped(OPS_STYLE)) }
-                script src="/ops.js" defer {}
-            }
-            body {
-                @if let Some(w) = who {
-                    nav aria-label="Operator" {
-                        a href="/ops" { "Dashboard" }
-                        a href="/ops/agents" { "Agents" }
-                        a href="/ops/deviations" { "Deviations" }
-                        a href="/ops/breaches" { "Breaches" }
-                        a href="/ops/customers" { "Customers" }
-                        a href="/ops/windows" { "Maintenance" }
-                        a href="/ops/reports/yearly" { "Yearly report" }
-                        @if w.admin {
-                            a href="/ops/audit" { "Audit trail" }
-                            a href="/ops/users" { "Users and tokens" }
-                        }
-                        a href="/" { "Public status page" }
-                        span { "Signed in as " strong { (w.name) } " (" (w.role) ")" }
-                        form.inline method="post" action="/logout" {
-                            input type="hidden" name="csrf" value=(w.csrf);
-                            button type="submit" { "Sign out" }
-                        }
-                    }
-                }
-                main {
-                    h1 { (title) }
-                    (body)
-                }
-            }
-        }
-    }
-}
-
-/// The public status page's frame: language switch in the header, the body in `<main>`, the
-/// footer after it.
-pub fn status_page(lang: &str, title: &str, language: &str, body: Markup, footer: Markup) -> Markup {
+/// The one `<!DOCTYPE html>`, `<html lang>` and `<head>` every page shares: charset, viewport,
+/// title, its style sheet (a constant of this file) and, for the operator UI, its script.
+fn document(lang: &str, title: Markup, style: &'static str, script: Option<&'static str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang) {
@@ -91,42 +48,74 @@ pub fn status_page(lang: &str, title: &str, language: &str, body: Markup, footer
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
-                style { (PreEscaped(STATUS_STYLE)) }
-            }
-            body {
-                header {
-                    h1 { (title) }
-                    nav aria-label=(language) {
-                        a href="?lang=sv" lang="sv" aria-current=[(lang == "sv").then_some("true")] { "Svenska" }
-                        " · "
-                        a href="?lang=en" lang="en" aria-current=[(lang == "en").then_some("true")] { "English" }
-                    }
+                style { (PreEscaped(style)) }
+                @if let Some(src) = script {
+                    script src=(src) defer {}
                 }
-                main { (body) }
-                footer { (footer) }
             }
+            body { (body) }
         }
     }
 }
 
-/// A small public form page (subscribe, confirm, unsubscribe) with a link back to the status.
-pub fn form_page(lang: &str, title: &str, back: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang=(lang) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width";
-                title { (title) }
-                style { (PreEscaped(FORM_STYLE)) }
-            }
-            body {
-                main {
-                    h1 { (title) }
-                    (body)
-                    p { a href="/" { (back) } }
+/// An operator page: navigation when someone is signed in, the title as `<h1>`, the body.
+pub fn ops_page(title: &str, who: Option<SignedIn<'_>>, body: Markup) -> Markup {
+    let page = html! {
+        @if let Some(w) = who {
+            nav aria-label="Operator" {
+                a href="/ops" { "Dashboard" }
+                a href="/ops/agents" { "Agents" }
+                a href="/ops/deviations" { "Deviations" }
+                a href="/ops/breaches" { "Breaches" }
+                a href="/ops/customers" { "Customers" }
+                a href="/ops/windows" { "Maintenance" }
+                a href="/ops/reports/yearly" { "Yearly report" }
+                @if w.admin {
+                    a href="/ops/audit" { "Audit trail" }
+                    a href="/ops/users" { "Users and tokens" }
+                }
+                a href="/" { "Public status page" }
+                span { "Signed in as " strong { (w.name) } " (" (w.role) ")" }
+                form.inline method="post" action="/logout" {
+                    input type="hidden" name="csrf" value=(w.csrf);
+                    button type="submit" { "Sign out" }
                 }
             }
         }
-    }
+        main {
+            h1 { (title) }
+            (body)
+        }
+    };
+    document("en", html! { (title) " · Vakt" }, OPS_STYLE, Some("/ops.js"), page)
+}
+
+/// The public status page's frame: language switch in the header, the body in `<main>`, the
+/// footer after it.
+pub fn status_page(lang: &str, title: &str, language: &str, body: Markup, footer: Markup) -> Markup {
+    let page = html! {
+        header {
+            h1 { (title) }
+            nav aria-label=(language) {
+                a href="?lang=sv" lang="sv" aria-current=[(lang == "sv").then_some("true")] { "Svenska" }
+                " · "
+                a href="?lang=en" lang="en" aria-current=[(lang == "en").then_some("true")] { "English" }
+            }
+        }
+        main { (body) }
+        footer { (footer) }
+    };
+    document(lang, html! { (title) }, STATUS_STYLE, None, page)
+}
+
+/// A small public form page (subscribe, confirm, unsubscribe) with a link back to the status.
+pub fn form_page(lang: &str, title: &str, back: &str, body: Markup) -> Markup {
+    let page = html! {
+        main {
+            h1 { (title) }
+            (body)
+            p { a href="/" { (back) } }
+        }
+    };
+    document(lang, html! { (title) }, FORM_STYLE, None, page)
 }

@@ -22,6 +22,12 @@ pub fn text(s: &str) -> Markup {
     maud::html! { bdi { (s) } }
 }
 
+/// A table's header row: one column header per name, scoped to its column so a screen reader
+/// names the column of every cell.
+pub fn columns(names: &[&str]) -> Markup {
+    maud::html! { thead { tr { @for n in names { th scope="col" { (n) } } } } }
+}
+
 /// The document as the bytes an HTTP answer carries.
 pub fn document(markup: Markup) -> String {
     markup.into_string()

@@ -13,7 +13,7 @@ use crate::actions::accounts::AccountError;
 use crate::actions::change::{Body, Change, Kind, PUBLIC_STATES, Refused};
 use crate::auth::{self, Perm};
 use crate::http::error::ApiError;
-use crate::http::html::{layout, svg, text};
+use crate::http::html::{columns, layout, svg, text};
 use crate::http::state::AppState;
 use crate::model::IncidentState;
 use crate::rules::time::rfc3339;
@@ -471,7 +471,7 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
             p { "No open incidents." }
         } @else {
             table {
-                thead { tr { th scope="col" { "#" } th scope="col" { "Title" } th scope="col" { "State" } th scope="col" { "Severity" } th scope="col" { "Opened" } th scope="col" { "Assignee" } } }
+                (columns(&["#", "Title", "State", "Severity", "Opened", "Assignee"]))
                 tbody {
                     @for i in &incidents {
                         tr {
@@ -491,7 +491,7 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
             p { "Every check is ok." }
         } @else {
             table {
-                thead { tr { th scope="col" { "Agent" } th scope="col" { "Check" } th scope="col" { "Status" } th scope="col" { "Summary" } } }
+                (columns(&["Agent", "Check", "Status", "Summary"]))
                 tbody {
                     @for CheckStateRow { agent, check, status, summary, .. } in unhealthy {
                         tr { td { (agent) } td { (check) } td { (status) } td { (summary) } }
@@ -625,7 +625,7 @@ async fn incident_page(
         }
         h2 { "Timeline" }
         table {
-            thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+            (columns(&["When", "Who", "What", "Detail"]))
             tbody id="timeline" {
                 @for e in &timeline {
                     tr { td { (rfc3339(e.ts_ms)) } td { (text(&e.actor)) } td { (e.kind) } td { (text(&e.text)) } }
@@ -713,13 +713,7 @@ async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::
         }
         p { "Export: " code { "vakt-collector audit export" } " or " a href="/api/v1/audit?limit=1000" { "/api/v1/audit" } "." }
         table {
-            thead {
-                tr {
-                    @for h in ["#", "When", "Who", "Role", "Action", "Object", "Outcome", "Source", "Request", "Detail"] {
-                        th scope="col" { (h) }
-                    }
-                }
-            }
+            (columns(&["#", "When", "Who", "Role", "Action", "Object", "Outcome", "Source", "Request", "Detail"]))
             tbody {
                 @for r in &records {
                     tr {
@@ -746,7 +740,7 @@ async fn users_page(
         @if let Some(n) = notice { (n) }
         h2 { "Users" }
         table {
-            thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "State" } } }
+            (columns(&["Name", "Role", "State"]))
             tbody {
                 @for u in &users {
                     tr { td { (u.name) } td { (u.role.as_str()) } td { (if u.disabled_ms.is_some() { "disabled" } else { "active" }) } }
@@ -764,9 +758,7 @@ async fn users_page(
         }
         h2 { "API tokens" }
         table {
-            thead {
-                tr { @for h in ["#", "Owner", "Name", "Scopes", "Expires", "Last used", "State"] { th scope="col" { (h) } } }
-            }
+            (columns(&["#", "Owner", "Name", "Scopes", "Expires", "Last used", "State"]))
             tbody {
                 @for t in &tokens {
                     tr {
@@ -987,22 +979,21 @@ fn drafts_links(id: i64) -> Markup {
     }
 }
 
+/// A register's first cell: the incident's number and title, linking to its page.
+fn incident_cell(id: i64, title: &str) -> Markup {
+    html! { td { a href={ "/ops/incidents/" (id) } { "#" (id) " " (text(title)) } } }
+}
+
 async fn deviations_page(state: &AppState, caller: &Caller, now: i64) -> Result<String, crate::store::StoreError> {
     let rows = state.store.deviations(now).await?;
     let body = html! {
         p { "Every incident with a postmortem, with its follow-up and its actions." }
         table {
-            thead {
-                tr {
-                    @for h in ["Incident", "Severity", "Classification", "Opened", "Cause", "Follow-up", "Open actions", "Overdue"] {
-                        th scope="col" { (h) }
-                    }
-                }
-            }
+            (columns(&["Incident", "Severity", "Classification", "Opened", "Cause", "Follow-up", "Open actions", "Overdue"]))
             tbody {
                 @for d in &rows {
                     tr {
-                        td { a href={ "/ops/incidents/" (d.incident_id) } { "#" (d.incident_id) " " (text(&d.title)) } }
+                        (incident_cell(d.incident_id, &d.title))
                         td { (d.severity) } td { (d.classification) } td { (rfc3339(d.opened_ms)) } td { (text(&d.cause)) }
                         td { (text(&d.follow_up)) } td { (d.actions_open) }
                         td class=[(d.actions_overdue > 0).then_some("overdue")] { (d.actions_overdue) }
@@ -1032,17 +1023,11 @@ async fn breaches_page(state: &AppState, caller: &Caller) -> Result<String, crat
     let body = html! {
         p { "Every personal-data breach, reported or not (GDPR Art. 33(5))." }
         table {
-            thead {
-                tr {
-                    @for h in ["Incident", "Aware since", "Nature", "Data subjects", "Records", "Consequences", "Measures", "Reported"] {
-                        th scope="col" { (h) }
-                    }
-                }
-            }
+            (columns(&["Incident", "Aware since", "Nature", "Data subjects", "Records", "Consequences", "Measures", "Reported"]))
             tbody {
                 @for r in &rows {
                     tr {
-                        td { a href={ "/ops/incidents/" (r.incident_id) } { "#" (r.incident_id) " " (text(&r.title)) } }
+                        (incident_cell(r.incident_id, &r.title))
                         td { (r.aware_at_ms.map(rfc3339).unwrap_or_default()) }
                         td { (text(&r.nature)) }
                         td { (text(&r.subject_categories)) " ≈ " (approx(r.subjects_approx)) }
@@ -1161,7 +1146,7 @@ async fn customers_page(
     let body = html! {
         @if let Some(n) = notice { (n) }
         table {
-            thead { tr { th scope="col" { "Customer" } th scope="col" { "Language" } th scope="col" { "Contacts" } th scope="col" { "Uses" } } }
+            (columns(&["Customer", "Language", "Contacts", "Uses"]))
             tbody {
                 @for c in &customers {
                     @let uses: Vec<String> = c.uses.iter().map(|(k, n)| format!("{k}:{n}")).collect();
@@ -1229,11 +1214,7 @@ async fn windows_page(
         @if let Some(n) = notice { (n) }
         p { "Windows in collector.toml are not listed here; these are the ones made here or through the API." }
         table {
-            thead {
-                tr {
-                    @for h in ["#", "Kind", "Reason", "Components", "Mutes", "From", "Until", "By", "State"] { th scope="col" { (h) } }
-                }
-            }
+            (columns(&["#", "Kind", "Reason", "Components", "Mutes", "From", "Until", "By", "State"]))
             tbody {
                 @for w in &windows {
                     tr {
@@ -1294,7 +1275,7 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                 }
             }
             table {
-                thead { tr { th scope="col" { "Check" } th scope="col" { "Status" } th scope="col" { "Summary" } } }
+                (columns(&["Check", "Status", "Summary"]))
                 tbody {
                     @for CheckStateRow { agent, check, status, summary, .. } in checks.iter().filter(|c| c.agent == a.agent) {
                         tr {
@@ -1346,7 +1327,7 @@ async fn check_page(
         @for chart in charts { (chart) }
         h2 { "Recent results" }
         table {
-            thead { tr { th scope="col" { "When" } th scope="col" { "Status" } th scope="col" { "Summary" } th scope="col" { "Duration" } } }
+            (columns(&["When", "Status", "Summary", "Duration"]))
             tbody {
                 @for HistoryRow { ts_ms: ts, status, summary, duration_ms: duration, .. } in history.iter().rev().take(20) {
                     tr { td { (rfc3339(*ts)) } td { (status) } td { (summary) } td { (format!("{duration:.1} ms")) } }
