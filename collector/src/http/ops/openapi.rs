@@ -148,10 +148,100 @@ fn list_of(key: &str, item: Value) -> Value {
     json!({ "type": "object", "required": [key], "properties": { key: { "type": "array", "items": item } } })
 }
 
-/// Rows whose columns the API passes through from the store: objects, described by the route's
-/// summary.
-fn rows() -> Value {
-    json!({ "type": "object" })
+/// A row the API passes through from the store: every column always present and no other,
+/// so a column added, renamed or dropped in the code fails the schema test until it is
+/// written down here. `(name, schema)` per column.
+fn row(columns: &[(&str, Value)]) -> Value {
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let props: Map<String, Value> = columns.iter().map(|(n, v)| ((*n).to_string(), v.clone())).collect();
+    json!({ "type": "object", "additionalProperties": false, "required": names, "properties": props })
+}
+
+/// The row schemas, one per list the API serves.
+fn row_schemas() -> Map<String, Value> {
+    let text = || json!({ "type": "string" });
+    let int = || json!({ "type": "integer" });
+    let maybe_int = || json!({ "type": ["integer", "null"] });
+    let maybe_text = || json!({ "type": ["string", "null"] });
+    let ms = |what: &str| json!({ "type": "integer", "description": format!("{what}, milliseconds since 1970 UTC") });
+    let maybe_ms = |what: &str| json!({ "type": ["integer", "null"], "description": format!("{what}, milliseconds since 1970 UTC") });
+    let texts = || json!({ "type": "array", "items": { "type": "string" } });
+    let severity = || json!({ "type": "string", "enum": ["critical", "major", "minor"] });
+    let mut m = Map::new();
+    m.insert("AuditRecord".into(), row(&[
+        ("seq", int()), ("ts_ms", ms("when")), ("actor", text()), ("role", text()), ("action", text()),
+        ("object", text()), ("before_digest", text()), ("after_digest", text()),
+        ("outcome", json!({ "type": "string", "description": "ok, unchanged, denied, refused, …" })), ("source", text()),
+        ("request_id", text()), ("detail", text()), ("prev_hash", text()), ("hash", text()),
+        ("mac", json!({ "type": ["string", "null"], "description": "HMAC of hash with the audit key; null before the key existed" })),
+    ]));
+    m.insert("User".into(), row(&[
+        ("name", text()), ("role", json!({ "type": "string", "enum": ["viewer", "technician", "admin"] })),
+        ("disabled", json!({ "type": "boolean" })),
+    ]));
+    m.insert("Token".into(), row(&[
+        ("id", int()), ("user", text()), ("name", text()),
+        ("scopes", json!({ "type": "array", "items": { "type": "string", "enum": ["read", "triage", "intake", "admin"] } })),
+        ("created_ms", ms("made")), ("expires_ms", ms("expires")), ("last_used_ms", maybe_ms("last used")),
+        ("revoked_ms", maybe_ms("revoked")),
+    ]));
+    m.insert("Deviation".into(), row(&[
+        ("incident_id", int()), ("title", text()), ("severity", severity()), ("classification", text()),
+        ("incident_state", json!({ "type": "string", "enum": ["triggered", "acknowledged", "resolved"] })),
+        ("opened_ms", ms("opened")), ("follow_up", text()), ("cause", text()), ("actions_open", int()),
+        ("actions_overdue", int()), ("updated_ms", ms("postmortem last edited")),
+    ]));
+    m.insert("Breach".into(), row(&[
+        ("incident_id", int()), ("title", text()), ("aware_at_ms", maybe_ms("aware since")), ("opened_ms", ms("opened")),
+        ("nature", text()), ("subject_categories", text()), ("subjects_approx", maybe_int()),
+        ("record_categories", text()), ("records_approx", maybe_int()), ("consequences", text()),
+        ("measures", text()), ("contact", text()), ("not_reported_reason", text()),
+        ("reported_ms", maybe_ms("Art. 33 report filed")), ("reference", maybe_text()),
+    ]));
+    m.insert("Customer".into(), row(&[
+        ("id", int()), ("name", text()), ("lang", json!({ "type": "string", "enum": ["sv", "en"] })), ("contacts", texts()),
+        ("uses", json!({ "type": "array", "description": "[kind, name]: kind is component or agent",
+            "items": { "type": "array", "prefixItems": [{ "type": "string", "enum": ["component", "agent"] }, { "type": "string" }],
+                       "minItems": 2, "maxItems": 2 } })),
+    ]));
+    m.insert("Window".into(), row(&[
+        ("id", int()), ("kind", json!({ "type": "string", "enum": ["maintenance", "silence"] })), ("reason", text()),
+        ("components", texts()), ("agents", maybe_text()), ("checks", maybe_text()), ("start", ms("starts")),
+        ("end", ms("ends")), ("created_by", text()),
+    ]));
+    m.insert("Subscriber".into(), row(&[
+        ("id", int()), ("email", text()), ("lang", text()), ("components", texts()), ("confirmed", json!({ "type": "boolean" })),
+    ]));
+    let minutes = row(&[("count", int()), ("median_min", maybe_int()), ("mean_min", maybe_int())]);
+    m.insert("YearlyReport".into(), row(&[
+        ("year", int()),
+        ("incidents", row(&[
+            ("total", int()),
+            ("by_severity", row(&[("critical", int()), ("major", int()), ("minor", int())])),
+            ("by_month", json!({ "type": "array", "items": { "type": "integer" }, "minItems": 12, "maxItems": 12 })),
+        ])),
+        ("time_to_acknowledge", minutes.clone()),
+        ("time_to_resolve", minutes),
+        ("uptime_percent", json!({ "type": "array", "items": row(&[("component", text()), ("uptime", json!({ "type": ["number", "null"] }))]) })),
+        ("reports_filed", json!({ "type": "array", "items": row(&[("report", text()), ("count", int())]) })),
+        ("overdue_actions", int()),
+    ]));
+    m.insert("Draft".into(), json!({
+        "type": "object", "required": ["report", "incident", "missing", "drafted_at"],
+        "description": "A regulatory report's draft; the fields after these depend on the report",
+        "properties": {
+            "report": text(), "deadline": json!({ "type": "string", "format": "date-time" }),
+            "incident": row(&[
+                ("incident", int()), ("title", text()), ("classification", text()), ("severity", severity()),
+                ("detected_at", json!({ "type": "string", "format": "date-time" })),
+                ("aware_at", json!({ "type": "string", "format": "date-time" })),
+                ("state", json!({ "type": "string", "enum": ["triggered", "acknowledged", "resolved"] })),
+                ("resolved_at", json!({ "type": ["string", "null"], "format": "date-time" })),
+            ]),
+            "missing": json!({ "type": "array", "items": { "type": "string" }, "description": "fields still to fill in" }),
+            "drafted_at": json!({ "type": "string", "format": "date-time" }),
+        } }));
+    m
 }
 
 /// The schemas the responses name.
@@ -160,7 +250,7 @@ fn schemas() -> Value {
     let maybe = json!({ "type": ["string", "null"] });
     let time = json!({ "type": "string", "format": "date-time" });
     let maybe_time = json!({ "type": ["string", "null"], "format": "date-time" });
-    json!({
+    let mut all = json!({
         "Error": { "type": "object", "required": ["error"], "properties": {
             "error": string("what was wrong"), "request_id": string("the audit trail's request id, when the guard refused") } },
         "Applied": { "type": "object", "required": ["message"], "properties": {
@@ -196,7 +286,11 @@ fn schemas() -> Value {
             "user": text, "role": { "type": "string", "enum": ["viewer", "technician", "admin"] },
             "permissions": { "type": "array", "items": { "type": "string", "enum": ["read", "triage", "intake", "admin"] } },
             "via": { "type": "string", "enum": ["session", "token"] } } },
-    })
+    });
+    if let Some(map) = all.as_object_mut() {
+        map.extend(row_schemas());
+    }
+    all
 }
 
 /// What a successful call answers: (status, schema).
@@ -217,15 +311,16 @@ fn response(handler: Handler) -> (&'static str, Value) {
                 "at": { "type": "string", "format": "date-time" }, "status": { "type": "string" }, "summary": { "type": "string" },
                 "duration_ms": { "type": "integer" }, "metrics": {} } } } } }),
         ),
-        Handler::Api(Endpoint::Audit) => ("200", list_of("records", rows())),
-        Handler::Api(Endpoint::Users) => ("200", list_of("users", rows())),
-        Handler::Api(Endpoint::Tokens) => ("200", list_of("tokens", rows())),
-        Handler::Api(Endpoint::Deviations) => ("200", list_of("deviations", rows())),
-        Handler::Api(Endpoint::Customers | Endpoint::IncidentCustomers) => ("200", list_of("customers", rows())),
-        Handler::Api(Endpoint::Windows) => ("200", list_of("windows", rows())),
-        Handler::Api(Endpoint::Subscribers) => ("200", list_of("subscribers", rows())),
-        Handler::Api(Endpoint::Breaches) => ("200", list_of("breaches", rows())),
-        Handler::Api(Endpoint::Draft | Endpoint::Yearly) => ("200", rows()),
+        Handler::Api(Endpoint::Audit) => ("200", list_of("records", schema_ref("AuditRecord"))),
+        Handler::Api(Endpoint::Users) => ("200", list_of("users", schema_ref("User"))),
+        Handler::Api(Endpoint::Tokens) => ("200", list_of("tokens", schema_ref("Token"))),
+        Handler::Api(Endpoint::Deviations) => ("200", list_of("deviations", schema_ref("Deviation"))),
+        Handler::Api(Endpoint::Customers | Endpoint::IncidentCustomers) => ("200", list_of("customers", schema_ref("Customer"))),
+        Handler::Api(Endpoint::Windows) => ("200", list_of("windows", schema_ref("Window"))),
+        Handler::Api(Endpoint::Subscribers) => ("200", list_of("subscribers", schema_ref("Subscriber"))),
+        Handler::Api(Endpoint::Breaches) => ("200", list_of("breaches", schema_ref("Breach"))),
+        Handler::Api(Endpoint::Draft) => ("200", schema_ref("Draft")),
+        Handler::Api(Endpoint::Yearly) => ("200", schema_ref("YearlyReport")),
         Handler::Api(Endpoint::WindowAdd | Endpoint::CustomerAdd | Endpoint::UserAdd) => ("201", schema_ref("Created")),
         Handler::Api(Endpoint::TokenCreate) => (
             "201",
@@ -235,7 +330,8 @@ fn response(handler: Handler) -> (&'static str, Value) {
         Handler::Api(Endpoint::UserSet | Endpoint::WindowCancel | Endpoint::TokenRevoke) => {
             ("200", schema_ref("Message"))
         }
-        Handler::Ui(_) => ("200", rows()),
+        // (Not in the document: only routes under /api/ are.)
+        Handler::Ui(_) => ("200", json!({ "type": "string", "description": "an HTML page" })),
     }
 }
 
