@@ -154,6 +154,9 @@ fn decode_json<M: WireMessage>(payload: &[u8]) -> Result<M, DecodeError> {
 
 /// Longest summary accepted (agents cut at 1 KiB; other publishers get some slack).
 pub const MAX_SUMMARY: usize = 4 * 1024;
+
+/// Longest reason a heartbeat gives for a config file it did not apply.
+pub const MAX_CONFIG_ERROR: usize = 2 * 1024;
 /// Longest details accepted.
 pub const MAX_DETAILS: usize = 64 * 1024;
 /// Most metrics in one result.
@@ -256,6 +259,9 @@ impl Validate for Heartbeat {
         }
         if self.spool.held_from > self.seq.saturating_add(1) {
             return Err("`spool.held_from` is past the next seq".into());
+        }
+        if let Some(error) = &self.config_error {
+            short("config_error", error, MAX_CONFIG_ERROR)?;
         }
         Ok(())
     }

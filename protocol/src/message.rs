@@ -151,6 +151,10 @@ pub struct Heartbeat {
     /// result the agent produced, a stale or repeated command).
     #[serde(default)]
     pub refused: u64,
+    /// Why the agent's config file was not applied on the last reload (it runs on the config
+    /// it had before); absent while the running config is the file's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 /// The agent's spool, as reported in heartbeats.

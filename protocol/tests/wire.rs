@@ -139,3 +139,18 @@ fn a_birth_of_ten_thousand_checks_decodes() {
     assert!(bin.len() < protocol::codec::MAX_PAYLOAD, "{} bytes", bin.len());
     assert_eq!(decode::<StateMessage>(&bin).unwrap(), state);
 }
+
+#[test]
+fn a_heartbeat_carries_a_bounded_config_error_in_both_encodings() {
+    let with = |error: String| {
+        let mut hb: Heartbeat = decode(fixture("heartbeat.json").as_bytes()).unwrap();
+        hb.config_error = Some(error);
+        hb
+    };
+    let fine = with("/etc/vakt/agent.toml: line 3: expected `]`".into());
+    for encoding in [Encoding::Json, Encoding::Bincode] {
+        assert_eq!(decode::<Heartbeat>(&encode(&fine, encoding)).unwrap(), fine);
+        let long = with("x".repeat(protocol::codec::MAX_CONFIG_ERROR + 1));
+        assert!(decode::<Heartbeat>(&encode(&long, encoding)).is_err(), "{encoding:?}");
+    }
+}

@@ -82,6 +82,9 @@ pub struct AgentRow {
     pub online: bool,
     pub contiguous: u64,
     pub lost: u64,
+    /// Why the agent did not apply its config file on its last reload (from its latest
+    /// heartbeat); None while it runs the file's config.
+    pub config_error: Option<String>,
 }
 
 /// The latest result of one check.
@@ -329,7 +332,7 @@ impl Store {
 
     /// One agent's row.
     pub async fn agent(&self, agent: &str) -> Result<Option<AgentRow>, StoreError> {
-        let row = sqlx::query("SELECT agent, epoch, online, contiguous, lost FROM agents WHERE agent = ?")
+        let row = sqlx::query("SELECT agent, epoch, online, contiguous, lost, json_extract(heartbeat, '$.config_error') FROM agents WHERE agent = ?")
             .bind(agent)
             .fetch_optional(&self.pool)
             .await
@@ -403,7 +406,7 @@ impl Store {
 
     /// Every agent.
     pub async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
-        let rows = sqlx::query("SELECT agent, epoch, online, contiguous, lost FROM agents ORDER BY agent")
+        let rows = sqlx::query("SELECT agent, epoch, online, contiguous, lost, json_extract(heartbeat, '$.config_error') FROM agents ORDER BY agent")
             .fetch_all(&self.pool)
             .await
             .map_err(err("reading agents"))?;
@@ -533,6 +536,7 @@ fn agent_row(r: &sqlx::sqlite::SqliteRow) -> AgentRow {
         online: r.get::<i64, _>(2) != 0,
         contiguous: u64::try_from(r.get::<i64, _>(3)).unwrap_or(0),
         lost: u64::try_from(r.get::<i64, _>(4)).unwrap_or(0),
+        config_error: r.get(5),
     }
 }
 
@@ -715,6 +719,7 @@ mod tests {
             rss_bytes: 1,
             cpu_s: 0.1,
             refused: 0,
+            config_error: None,
         };
         let written = store
             .write(&Batch { heartbeats: vec![heartbeat], ..Batch::default() }, SystemTime::now(), &Decisions::default())

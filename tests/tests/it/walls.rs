@@ -167,6 +167,7 @@ fn heartbeat(agent: &str, epoch: u64, seq: u64, held_from: u64) -> protocol::Hea
         rss_bytes: 0,
         cpu_s: 0.0,
         refused: 0,
+        config_error: None,
     }
 }
 
