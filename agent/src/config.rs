@@ -589,6 +589,37 @@ impl AgentConfig {
     pub fn max_memory(&self) -> u64 {
         self.checks.iter().map(|c| c.limits.memory).max().unwrap_or(RunLimits::default().memory)
     }
+
+    /// The settings in which `next` differs from this config that a reload cannot apply: they
+    /// shape the runtime, the connection or the spool, made once at start. (A reload applies
+    /// the checks; these wait for a restart.)
+    pub fn restart_only_changes(&self, next: &AgentConfig) -> Vec<&'static str> {
+        // Debug text compares every field of the nested settings without each type having
+        // to define equality.
+        let differ = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        let mut out = Vec::new();
+        let pairs: [(&'static str, &dyn std::fmt::Debug, &dyn std::fmt::Debug); 10] = [
+            ("agent id", &self.agent_id, &next.agent_id),
+            ("cache_dir", &self.cache_dir, &next.cache_dir),
+            ("concurrency", &self.concurrency, &next.concurrency),
+            ("pooling", &self.pooling, &next.pooling),
+            ("[quarantine]", &self.quarantine, &next.quarantine),
+            ("[probes]", &self.probes, &next.probes),
+            ("ehlo_name", &self.ehlo_name, &next.ehlo_name),
+            ("state_dir", &self.state_dir, &next.state_dir),
+            ("[mqtt]", &self.mqtt, &next.mqtt),
+            ("[spool]", &self.spool, &next.spool),
+        ];
+        for (name, a, b) in pairs {
+            if differ(a, b) {
+                out.push(name);
+            }
+        }
+        if next.max_memory() > self.max_memory() {
+            out.push("a check's memory above the instance pool's slots");
+        }
+        out
+    }
 }
 
 #[cfg(test)]

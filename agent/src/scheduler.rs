@@ -7,7 +7,12 @@
 //! A check whose plugin is still to be loaded loads it in its own task, under the same
 //! concurrency limit and its own deadline: plugins load in parallel, and a plugin whose `info`
 //! is slow delays its own check, never the others' first runs.
+//!
+//! A new set of checks (a reload) replaces only what changed: a check whose config and plugin
+//! bytes are the same keeps its task and so its schedule; a changed or removed one finishes
+//! the run it is in and stops; a changed or added one starts like a check at start-up.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -41,6 +46,46 @@ pub enum PluginLoad {
     Failed(String),
 }
 
+impl PluginLoad {
+    /// The sha256 of the plugin's bytes, when they could be read.
+    fn digest(&self) -> Option<String> {
+        match self {
+            PluginLoad::Loaded(plugin) => Some(plugin.sha256().to_string()),
+            PluginLoad::Pending { source, .. } => Some(source.digest()),
+            PluginLoad::Failed(_) => None,
+        }
+    }
+}
+
+/// What a reload did to the running checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replaced {
+    /// Unchanged: still on their schedule.
+    pub kept: Vec<CheckName>,
+    /// Changed config or plugin bytes: restarted.
+    pub changed: Vec<CheckName>,
+    pub added: Vec<CheckName>,
+    pub removed: Vec<CheckName>,
+}
+
+/// A task running one check.
+struct Running {
+    config: crate::check::Check,
+    digest: Option<String>,
+    /// Dropping it stops the task after its current run.
+    _retire: watch::Sender<()>,
+}
+
+/// What ends a check's task: the agent stopping, or a reload retiring the check (its sender
+/// dropped).
+struct Ends {
+    shutdown: watch::Receiver<bool>,
+    retired: watch::Receiver<()>,
+}
+
+/// The scheduler's side of a reload: the new checks, and where to say what became of them.
+pub type Update = (Vec<ScheduledCheck>, tokio::sync::oneshot::Sender<Replaced>);
+
 /// One finished run, for whoever publishes results.
 #[derive(Debug, Clone)]
 pub struct CheckRun {
@@ -73,7 +118,8 @@ impl CheckRun {
 }
 
 /// Run `checks` until `shutdown` turns true, sending every result to `results`. A name sent on
-/// `run_now` runs that check at once, outside its schedule. Returns once every check task has
+/// `run_now` runs that check at once, outside its schedule; a set of checks sent on `updates`
+/// replaces the running ones (see the module docs). Returns once every check task has
 /// finished its current run.
 pub async fn run(
     checks: Vec<ScheduledCheck>,
@@ -81,12 +127,18 @@ pub async fn run(
     quarantine: QuarantinePolicy,
     results: mpsc::Sender<CheckRun>,
     run_now: broadcast::Sender<CheckName>,
-    shutdown: watch::Receiver<bool>,
+    mut updates: mpsc::Receiver<Update>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(usize::try_from(concurrency.max(1)).unwrap_or(1)));
     let mut tasks = JoinSet::new();
-    for check in checks {
+    let stop = shutdown.clone();
+    // Owns the results sender: dropping it (at shutdown) lets the publisher end once the
+    // tasks are done.
+    let spawn = move |check: ScheduledCheck, tasks: &mut JoinSet<()>| {
         let jitter = Duration::from_secs_f64(rand::rng().random_range(0.0..check.config.interval.as_secs_f64()));
+        let (retire, retired) = watch::channel(());
+        let running = Running { config: check.config.clone(), digest: check.plugin.digest(), _retire: retire };
         tasks.spawn(check_loop(
             check,
             jitter,
@@ -94,15 +146,76 @@ pub async fn run(
             Breaker::new(quarantine),
             results.clone(),
             run_now.subscribe(),
-            shutdown.clone(),
+            Ends { shutdown: stop.clone(), retired },
         ));
+        running
+    };
+    let mut running: HashMap<CheckName, Running> = HashMap::new();
+    for check in checks {
+        let name = check.config.name.clone();
+        running.insert(name, spawn(check, &mut tasks));
     }
-    drop(results);
+    let mut updates_open = true;
+    loop {
+        tokio::select! {
+            update = updates.recv(), if updates_open => match update {
+                Some((checks, done)) => {
+                    let replaced = replace(&mut running, checks, |c| spawn(c, &mut tasks));
+                    let _ = done.send(replaced);
+                }
+                None => updates_open = false,
+            },
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(error) = joined {
+                    tracing::error!(error = %error, "a check task ended abnormally");
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    drop(spawn);
+    drop(running);
     while let Some(joined) = tasks.join_next().await {
         if let Err(error) = joined {
             tracing::error!(error = %error, "a check task ended abnormally");
         }
     }
+}
+
+/// Replace the running checks with `checks`: keep what is the same (config and plugin bytes),
+/// retire the rest, start what is new or changed.
+fn replace(
+    running: &mut HashMap<CheckName, Running>,
+    checks: Vec<ScheduledCheck>,
+    mut spawn: impl FnMut(ScheduledCheck) -> Running,
+) -> Replaced {
+    let mut out = Replaced::default();
+    let mut next = HashMap::new();
+    for check in checks {
+        let name = check.config.name.clone();
+        let digest = check.plugin.digest();
+        match running.remove(&name) {
+            Some(old) if old.config == check.config && old.digest.is_some() && old.digest == digest => {
+                out.kept.push(name.clone());
+                next.insert(name, old);
+            }
+            Some(_) => {
+                out.changed.push(name.clone());
+                next.insert(name, spawn(check));
+            }
+            None => {
+                out.added.push(name.clone());
+                next.insert(name, spawn(check));
+            }
+        }
+    }
+    // What is left was not in the new set: dropping it retires its task.
+    out.removed = running.drain().map(|(name, _)| name).collect();
+    for list in [&mut out.kept, &mut out.changed, &mut out.added, &mut out.removed] {
+        list.sort();
+    }
+    *running = next;
+    out
 }
 
 async fn check_loop(
@@ -112,8 +225,9 @@ async fn check_loop(
     mut breaker: Breaker,
     results: mpsc::Sender<CheckRun>,
     mut run_now: broadcast::Receiver<CheckName>,
-    mut shutdown: watch::Receiver<bool>,
+    ends: Ends,
 ) {
+    let Ends { mut shutdown, mut retired } = ends;
     let name = check.config.name.clone();
     let label = check.config.plugin.label();
     let plugin = match check.plugin {
@@ -125,6 +239,8 @@ async fn check_loop(
             let loaded = tokio::select! {
                 loaded = loading => loaded.map_err(|e| common::report(&e)),
                 _ = shutdown.wait_for(|stop| *stop) => return,
+                // (Ends with an error once the scheduler drops the sender: the check is retired.)
+                _ = retired.changed() => return,
             };
             match &loaded {
                 Ok(p) => {
@@ -159,6 +275,10 @@ async fn check_loop(
                 }
             },
             _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = retired.changed() => {
+                tracing::info!(check = %name, "check retired by a reload");
+                return;
+            }
         }
         let now = Instant::now();
         let report = match (&plugin, breaker.quarantined_until(now)) {

@@ -33,7 +33,7 @@ use protocol::{
 };
 use rand::RngExt;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::scheduler::CheckRun;
@@ -97,6 +97,8 @@ pub struct Publisher {
     epoch_file: PathBuf,
     epoch: u64,
     birth: Birth,
+    /// Why the config file was not applied on the last reload, for the heartbeat.
+    config_error: Option<String>,
     started: Instant,
     counters: Counters,
     run_now: broadcast::Sender<protocol::CheckName>,
@@ -114,6 +116,14 @@ enum Ended {
     Stopped,
     /// The connection failed or was given up; `connected` if it got as far as CONNACK.
     Lost { connected: bool },
+}
+
+/// What a reload announces: the birth of the checks now running (published again as it
+/// changes), and why the file was not applied, if it was not.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub birth: Birth,
+    pub config_error: Option<String>,
 }
 
 /// What the birth announces besides the host: the checks, with their plugins' hashes.
@@ -164,6 +174,7 @@ impl Publisher {
             epoch_file,
             epoch: epoch.unwrap_or(0),
             birth,
+            config_error: None,
             started: Instant::now(),
             counters: Counters::default(),
             run_now,
@@ -176,13 +187,19 @@ impl Publisher {
 
     /// Publish until `results` closes (the scheduler stopped), then say goodbye: publish what
     /// is left, wait briefly for its ack, publish the death and disconnect.
-    pub async fn run(mut self, mut results: mpsc::Receiver<CheckRun>) -> Result<(), PublishError> {
+    /// A new value on `announce` is published at once: the birth again if it changed, and a
+    /// heartbeat with the config state.
+    pub async fn run(
+        mut self,
+        mut results: mpsc::Receiver<CheckRun>,
+        mut announce: watch::Receiver<Announcement>,
+    ) -> Result<(), PublishError> {
         let mut backoff = self.settings.reconnect_min;
         loop {
             self.epoch += 1;
             self.save_epoch();
             let (client, eventloop) = AsyncClient::new(self.connect_options(), 64);
-            match self.connection(client, eventloop, &mut results).await? {
+            match self.connection(client, eventloop, &mut results, &mut announce).await? {
                 Ended::Stopped => return Ok(()),
                 Ended::Lost { connected } => {
                     if connected {
@@ -329,7 +346,9 @@ impl Publisher {
         client: AsyncClient,
         eventloop: EventLoop,
         results: &mut mpsc::Receiver<CheckRun>,
+        announce: &mut watch::Receiver<Announcement>,
     ) -> Result<Ended, PublishError> {
+        let mut announce_open = true;
         // `EventLoop::poll` is not cancellation-safe while it connects: dropping it there (as a
         // `select!` does when another branch wins) closes the socket after CONNECT, and the
         // broker publishes the Will — a death the moment the agent connects. So the event loop
@@ -402,6 +421,22 @@ impl Publisher {
                     }
                 },
                 _ = heartbeat.tick(), if connected => self.publish_heartbeat(&client),
+                changed = announce.changed(), if announce_open => match changed {
+                    Ok(()) => {
+                        let next = announce.borrow_and_update().clone();
+                        let rebirth = next.birth != self.birth;
+                        self.birth = next.birth;
+                        self.config_error = next.config_error;
+                        if connected && rebirth {
+                            self.publish_birth(&client);
+                        }
+                        if connected {
+                            self.publish_heartbeat(&client);
+                        }
+                    }
+                    // (The agent runs without reloads.)
+                    Err(_) => announce_open = false,
+                },
                 _ = housekeeping.tick() => {
                     self.flush_pending();
                     if self.epoch_unsaved {
@@ -556,6 +591,7 @@ impl Publisher {
             rss_bytes,
             cpu_s,
             refused: self.counters.refused,
+            config_error: self.config_error.clone(),
         };
         let payload = encode(&heartbeat, self.settings.encoding);
         let _ = client.try_publish(self.settings.topics.heartbeat(&self.agent), QoS::AtLeastOnce, false, payload);

@@ -1,5 +1,6 @@
 //! The scheduler under misbehaving plugins: the others keep their schedule, faults end as
 //! `unknown`, repeat offenders are quarantined, and a plugin that did not load is reported.
+//! A reload replaces only what changed.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,7 +53,15 @@ async fn misbehaving_checks_do_not_delay_the_others() {
     let policy = QuarantinePolicy { after: 2, backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60) };
     let (tx, mut rx) = mpsc::channel(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let scheduler = tokio::spawn(scheduler::run(checks, 8, policy, tx, tokio::sync::broadcast::channel(4).0, stop_rx));
+    let scheduler = tokio::spawn(scheduler::run(
+        checks,
+        8,
+        policy,
+        tx,
+        tokio::sync::broadcast::channel(4).0,
+        mpsc::channel(1).1,
+        stop_rx,
+    ));
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), scheduler).await.expect("the scheduler did not stop").unwrap();
@@ -113,7 +122,15 @@ async fn a_slow_info_delays_only_its_own_check() {
     let (stop_tx, stop_rx) = watch::channel(false);
     let policy = QuarantinePolicy { after: 3, backoff: Duration::from_secs(30), max_backoff: Duration::from_secs(60) };
     // As in the daemon, where the concurrency defaults to at least the number of checks.
-    let scheduler = tokio::spawn(scheduler::run(checks, 8, policy, tx, tokio::sync::broadcast::channel(4).0, stop_rx));
+    let scheduler = tokio::spawn(scheduler::run(
+        checks,
+        8,
+        policy,
+        tx,
+        tokio::sync::broadcast::channel(4).0,
+        mpsc::channel(1).1,
+        stop_rx,
+    ));
 
     let mut order = Vec::new();
     while order.iter().filter(|r: &&CheckRun| r.check.as_str().starts_with("slow")).count() < 3 {
@@ -129,4 +146,62 @@ async fn a_slow_info_delays_only_its_own_check() {
         assert_eq!(run.report.status, Status::Unknown);
         assert!(run.report.summary.contains("no answer within the deadline of 2s"), "{}", run.report.summary);
     }
+}
+
+/// A reload keeps the task of an unchanged check (here: a quarantined one stays quarantined,
+/// where a restarted task would run the plugin again), restarts a changed one, starts an added
+/// one and stops a removed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_replaces_only_what_changed() {
+    let (runtime, _cache) = runtime();
+    let hostile = load_test(&runtime, "hostile").await;
+    let benign = load_test(&runtime, "unprivileged").await;
+    let trapper = || ScheduledCheck {
+        config: check("trapper", "hostile.wasm", "trap", 100, 100),
+        plugin: PluginLoad::Loaded(hostile.clone()),
+    };
+    let plain = |name: &str, interval_ms| ScheduledCheck {
+        config: check(name, "unprivileged.wasm", "", interval_ms, 1_000),
+        plugin: PluginLoad::Loaded(benign.clone()),
+    };
+    let policy = QuarantinePolicy { after: 2, backoff: Duration::from_secs(60), max_backoff: Duration::from_secs(60) };
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (updates_tx, updates_rx) = mpsc::channel(1);
+    let checks = vec![trapper(), plain("changed", 100), plain("removed", 100)];
+    let scheduler =
+        tokio::spawn(scheduler::run(checks, 8, policy, tx, tokio::sync::broadcast::channel(4).0, updates_rx, stop_rx));
+    let quarantined = |r: &CheckRun| r.report.summary.starts_with("quarantined");
+    loop {
+        let run = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("no result for 30 s").unwrap();
+        if run.check.as_str() == "trapper" && quarantined(&run) {
+            break;
+        }
+    }
+
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    updates_tx.send((vec![trapper(), plain("changed", 150), plain("added", 100)], done_tx)).await.unwrap();
+    let replaced = tokio::time::timeout(Duration::from_secs(10), done_rx).await.unwrap().unwrap();
+    let names = |l: &[CheckName]| l.iter().map(CheckName::to_string).collect::<Vec<_>>();
+    assert_eq!(names(&replaced.kept), ["trapper"]);
+    assert_eq!(names(&replaced.changed), ["changed"]);
+    assert_eq!(names(&replaced.added), ["added"]);
+    assert_eq!(names(&replaced.removed), ["removed"]);
+
+    // A run in flight when the reload came may still arrive; after that only the new set runs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while rx.try_recv().is_ok() {}
+    let mut after = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(run)) = tokio::time::timeout_at(until, rx.recv()).await {
+        after.push(run);
+    }
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), scheduler).await.expect("the scheduler did not stop").unwrap();
+    let of = |name: &str| after.iter().filter(|r| r.check.as_str() == name).collect::<Vec<_>>();
+    assert!(of("removed").is_empty(), "a removed check still ran");
+    assert!(!of("added").is_empty() && of("added").iter().all(|r| r.report.status == Status::Ok));
+    assert!(!of("changed").is_empty());
+    let trapped = of("trapper");
+    assert!(!trapped.is_empty() && trapped.iter().all(|r| quarantined(r)), "the kept check was restarted: {trapped:?}");
 }
