@@ -365,7 +365,10 @@ async fn openapi_passes_a_real_validator_and_real_answers_match_its_schemas() {
         ("/api/v1/incidents/1/actions", r#"{"owner": "alice", "due": "2020-01-01", "text": "Monitor expiry"}"#),
         ("/api/v1/incidents/1/classify", r#"{"classification": "personal-data-breach"}"#),
         ("/api/v1/incidents/1/breach", r#"{"nature": "Mail delayed", "subjects_approx": 12}"#),
-        ("/api/v1/customers", r#"{"name": "Acme", "lang": "en", "contacts": ["ops@acme.example"], "components": ["smtp"]}"#),
+        (
+            "/api/v1/customers",
+            r#"{"name": "Acme", "lang": "en", "contacts": ["ops@acme.example"], "components": ["smtp"]}"#,
+        ),
         ("/api/v1/windows", window.as_str()),
         ("/api/v1/users", r#"{"name": "carol", "role": "viewer", "password": "correct horse battery"}"#),
     ] {

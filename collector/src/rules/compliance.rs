@@ -311,7 +311,8 @@ mod tests {
     fn the_yearly_report_counts_medians_and_uptime() {
         let h = 3_600_000;
         let t0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-        let times = |severity, created_ms, acked_ms, resolved_ms| IncidentTimes { severity, created_ms, acked_ms, resolved_ms };
+        let times =
+            |severity, created_ms, acked_ms, resolved_ms| IncidentTimes { severity, created_ms, acked_ms, resolved_ms };
         let incidents = vec![
             times(Severity::Critical, t0, Some(t0 + 5 * 60_000), Some(t0 + h)),
             times(Severity::Major, t0 + 40 * 86_400_000, Some(t0 + 40 * 86_400_000 + 15 * 60_000), None),

@@ -17,7 +17,11 @@ fn gdpr_gives_72_hours_from_awareness() {
     let c = clocks("personal-data-breach", Some(aware), &[]);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].due_ms, t("2026-11-30T10:00:00Z"));
-    assert!(clocks("personal-data-breach", Some(aware), &[FiledReport { report: "gdpr-art33".into(), at_ms: aware + 1 }]).is_empty(), "filed");
+    assert!(
+        clocks("personal-data-breach", Some(aware), &[FiledReport { report: "gdpr-art33".into(), at_ms: aware + 1 }])
+            .is_empty(),
+        "filed"
+    );
     assert!(clocks("operational", Some(aware), &[]).is_empty());
     assert!(clocks("personal-data-breach", None, &[]).is_empty(), "no awareness, no clock");
 }

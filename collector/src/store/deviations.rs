@@ -303,7 +303,10 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(err("reading public updates"))?;
-        Ok(rows.iter().map(|r| PublicUpdate { id: r.get(0), status: r.get(1), body: r.get(2), at_ms: r.get(3) }).collect())
+        Ok(rows
+            .iter()
+            .map(|r| PublicUpdate { id: r.get(0), status: r.get(1), body: r.get(2), at_ms: r.get(3) })
+            .collect())
     }
 }
 

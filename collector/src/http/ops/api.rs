@@ -199,7 +199,7 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                     .agents()
                     .await?
                     .iter()
-                    .map(|a| json!({"agent": a.agent, "online": a.online, "epoch": a.epoch, "contiguous": a.contiguous, "lost": a.lost}))
+                    .map(|a| json!({"agent": a.agent, "online": a.online, "epoch": a.epoch, "contiguous": a.contiguous, "lost": a.lost, "config_error": a.config_error}))
                     .collect();
                 Json(json!({ "agents": list })).into_response()
             }

@@ -175,43 +175,86 @@ fn row_schemas() -> Map<String, Value> {
         ("request_id", text()), ("detail", text()), ("prev_hash", text()), ("hash", text()),
         ("mac", json!({ "type": ["string", "null"], "description": "HMAC of hash with the audit key; null before the key existed" })),
     ]));
-    m.insert("User".into(), row(&[
-        ("name", text()), ("role", json!({ "type": "string", "enum": ["viewer", "technician", "admin"] })),
-        ("disabled", json!({ "type": "boolean" })),
-    ]));
+    m.insert(
+        "User".into(),
+        row(&[
+            ("name", text()),
+            ("role", json!({ "type": "string", "enum": ["viewer", "technician", "admin"] })),
+            ("disabled", json!({ "type": "boolean" })),
+        ]),
+    );
     m.insert("Token".into(), row(&[
         ("id", int()), ("user", text()), ("name", text()),
         ("scopes", json!({ "type": "array", "items": { "type": "string", "enum": ["read", "triage", "intake", "admin"] } })),
         ("created_ms", ms("made")), ("expires_ms", ms("expires")), ("last_used_ms", maybe_ms("last used")),
         ("revoked_ms", maybe_ms("revoked")),
     ]));
-    m.insert("Deviation".into(), row(&[
-        ("incident_id", int()), ("title", text()), ("severity", severity()), ("classification", text()),
-        ("incident_state", json!({ "type": "string", "enum": ["triggered", "acknowledged", "resolved"] })),
-        ("opened_ms", ms("opened")), ("follow_up", text()), ("cause", text()), ("actions_open", int()),
-        ("actions_overdue", int()), ("updated_ms", ms("postmortem last edited")),
-    ]));
-    m.insert("Breach".into(), row(&[
-        ("incident_id", int()), ("title", text()), ("aware_at_ms", maybe_ms("aware since")), ("opened_ms", ms("opened")),
-        ("nature", text()), ("subject_categories", text()), ("subjects_approx", maybe_int()),
-        ("record_categories", text()), ("records_approx", maybe_int()), ("consequences", text()),
-        ("measures", text()), ("contact", text()), ("not_reported_reason", text()),
-        ("reported_ms", maybe_ms("Art. 33 report filed")), ("reference", maybe_text()),
-    ]));
+    m.insert(
+        "Deviation".into(),
+        row(&[
+            ("incident_id", int()),
+            ("title", text()),
+            ("severity", severity()),
+            ("classification", text()),
+            ("incident_state", json!({ "type": "string", "enum": ["triggered", "acknowledged", "resolved"] })),
+            ("opened_ms", ms("opened")),
+            ("follow_up", text()),
+            ("cause", text()),
+            ("actions_open", int()),
+            ("actions_overdue", int()),
+            ("updated_ms", ms("postmortem last edited")),
+        ]),
+    );
+    m.insert(
+        "Breach".into(),
+        row(&[
+            ("incident_id", int()),
+            ("title", text()),
+            ("aware_at_ms", maybe_ms("aware since")),
+            ("opened_ms", ms("opened")),
+            ("nature", text()),
+            ("subject_categories", text()),
+            ("subjects_approx", maybe_int()),
+            ("record_categories", text()),
+            ("records_approx", maybe_int()),
+            ("consequences", text()),
+            ("measures", text()),
+            ("contact", text()),
+            ("not_reported_reason", text()),
+            ("reported_ms", maybe_ms("Art. 33 report filed")),
+            ("reference", maybe_text()),
+        ]),
+    );
     m.insert("Customer".into(), row(&[
         ("id", int()), ("name", text()), ("lang", json!({ "type": "string", "enum": ["sv", "en"] })), ("contacts", texts()),
         ("uses", json!({ "type": "array", "description": "[kind, name]: kind is component or agent",
             "items": { "type": "array", "prefixItems": [{ "type": "string", "enum": ["component", "agent"] }, { "type": "string" }],
                        "minItems": 2, "maxItems": 2 } })),
     ]));
-    m.insert("Window".into(), row(&[
-        ("id", int()), ("kind", json!({ "type": "string", "enum": ["maintenance", "silence"] })), ("reason", text()),
-        ("components", texts()), ("agents", maybe_text()), ("checks", maybe_text()), ("start", ms("starts")),
-        ("end", ms("ends")), ("created_by", text()),
-    ]));
-    m.insert("Subscriber".into(), row(&[
-        ("id", int()), ("email", text()), ("lang", text()), ("components", texts()), ("confirmed", json!({ "type": "boolean" })),
-    ]));
+    m.insert(
+        "Window".into(),
+        row(&[
+            ("id", int()),
+            ("kind", json!({ "type": "string", "enum": ["maintenance", "silence"] })),
+            ("reason", text()),
+            ("components", texts()),
+            ("agents", maybe_text()),
+            ("checks", maybe_text()),
+            ("start", ms("starts")),
+            ("end", ms("ends")),
+            ("created_by", text()),
+        ]),
+    );
+    m.insert(
+        "Subscriber".into(),
+        row(&[
+            ("id", int()),
+            ("email", text()),
+            ("lang", text()),
+            ("components", texts()),
+            ("confirmed", json!({ "type": "boolean" })),
+        ]),
+    );
     let minutes = row(&[("count", int()), ("median_min", maybe_int()), ("mean_min", maybe_int())]);
     m.insert("YearlyReport".into(), row(&[
         ("year", int()),
@@ -278,7 +321,8 @@ fn schemas() -> Value {
             "agent": text, "check": string("empty for the host itself"), "active": { "type": "boolean" } } },
         "Agent": { "type": "object", "required": ["agent", "online"], "properties": {
             "agent": text, "online": { "type": "boolean" }, "epoch": { "type": "integer" },
-            "contiguous": { "type": "integer" }, "lost": { "type": "integer" } } },
+            "contiguous": { "type": "integer" }, "lost": { "type": "integer" },
+            "config_error": { "type": ["string", "null"], "description": "why the agent did not apply its config file on its last reload; null while it runs the file's config" } } },
         "CheckState": { "type": "object", "required": ["agent", "check", "status"], "properties": {
             "agent": text, "check": text, "status": { "type": "string", "enum": ["ok", "warning", "critical", "unknown"] },
             "summary": text, "seq": { "type": "integer" } } },
@@ -315,7 +359,9 @@ fn response(handler: Handler) -> (&'static str, Value) {
         Handler::Api(Endpoint::Users) => ("200", list_of("users", schema_ref("User"))),
         Handler::Api(Endpoint::Tokens) => ("200", list_of("tokens", schema_ref("Token"))),
         Handler::Api(Endpoint::Deviations) => ("200", list_of("deviations", schema_ref("Deviation"))),
-        Handler::Api(Endpoint::Customers | Endpoint::IncidentCustomers) => ("200", list_of("customers", schema_ref("Customer"))),
+        Handler::Api(Endpoint::Customers | Endpoint::IncidentCustomers) => {
+            ("200", list_of("customers", schema_ref("Customer")))
+        }
         Handler::Api(Endpoint::Windows) => ("200", list_of("windows", schema_ref("Window"))),
         Handler::Api(Endpoint::Subscribers) => ("200", list_of("subscribers", schema_ref("Subscriber"))),
         Handler::Api(Endpoint::Breaches) => ("200", list_of("breaches", schema_ref("Breach"))),

@@ -1274,6 +1274,9 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                     (a.contiguous) ", " (a.lost) " lost)"
                 }
             }
+            @if let Some(why) = &a.config_error {
+                p.err role="alert" { "Its config file was not applied on the last reload (it runs the config it had): " (text(why)) }
+            }
             table {
                 (columns(&["Check", "Status", "Summary"]))
                 tbody {

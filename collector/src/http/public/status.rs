@@ -187,7 +187,10 @@ impl Uptime {
 
     /// What to add to the store, emptied.
     pub fn take(&mut self) -> Vec<crate::model::ComponentDay> {
-        self.pending.drain().map(|((component, day), times)| crate::model::ComponentDay { component, day, times }).collect()
+        self.pending
+            .drain()
+            .map(|((component, day), times)| crate::model::ComponentDay { component, day, times })
+            .collect()
     }
 }
 
