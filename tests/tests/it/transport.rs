@@ -221,6 +221,63 @@ fn mosquitto_results_are_stored_acked_and_the_spool_empties() {
     assert!(!row.online && row.epoch == 1, "{row:?}");
 }
 
+/// `systemctl reload` is SIGHUP: a changed interval, an added and a removed check take effect
+/// without a restart (same epoch, seqs continuous); a broken file keeps the running checks
+/// and the heartbeat says why until a good file is loaded.
+#[test]
+fn sighup_reloads_the_checks_and_a_broken_file_is_reported_not_applied() {
+    let rig = Rig::new();
+    let broker = Mosquitto::start(rig.dir.path());
+    let (_collector, _http) = rig.start_collector(&broker.url());
+    let config = rig.agent_config("web-01", &broker.url(), "");
+    let agent = rig.start_agent("web-01", &config);
+    let count = |check: &str| rig.store(async |s| s.check_history("web-01", check, 100_000).await.unwrap().len());
+    eventually(Duration::from_secs(60), || (count("memory") >= 5, ()));
+
+    // memory removed, load every 400 ms, swap added.
+    let original = std::fs::read_to_string(&config).unwrap();
+    let next = original.replace("[[check]]\nname = \"memory\"\nplugin = \"memory\"\n", "").replace(
+        "plugin = \"load\"\n",
+        "plugin = \"load\"\ninterval = \"400ms\"\n[[check]]\nname = \"swap\"\nplugin = \"swap\"\n",
+    );
+    assert_ne!(next, original);
+    std::fs::write(&config, &next).unwrap();
+    agent.signal("HUP");
+    eventually(Duration::from_secs(30), || (count("swap") >= 3, ()));
+    // A memory run in flight at the reload may still land; after that, none.
+    std::thread::sleep(Duration::from_secs(1));
+    let memory = count("memory");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count("memory"), memory, "the removed check still runs\n{}", rig.dump_log());
+    assert!(rig.dump_log().contains("config reloaded"), "{}", rig.dump_log());
+
+    // A broken file: the checks go on, the heartbeat names the problem.
+    std::fs::write(&config, next.replace("[agent]", "[agent\nbroken")).unwrap();
+    agent.signal("HUP");
+    let heartbeat_error = || {
+        rig.store(async |s| s.agent_heartbeat("web-01").await.unwrap())
+            .and_then(|h| h.get("config_error").and_then(|e| e.as_str()).map(str::to_string))
+    };
+    let said = eventually(Duration::from_secs(30), || {
+        let e = heartbeat_error();
+        (e.is_some(), e)
+    });
+    assert!(said.as_deref().is_some_and(|e| e.contains("web-01.toml")), "{said:?}");
+    let swap = count("swap");
+    eventually(Duration::from_secs(30), || (count("swap") > swap + 2, ()));
+    assert_eq!(rig.agent_row("web-01").unwrap().config_error, said, "the agents list shows it too");
+
+    // Fixed again: the error clears.
+    std::fs::write(&config, &next).unwrap();
+    agent.signal("HUP");
+    eventually(Duration::from_secs(30), || (heartbeat_error().is_none(), ()));
+
+    assert!(agent.stop(Duration::from_secs(10)).success());
+    rig.assert_exactly_once("web-01");
+    let row = rig.agent_row("web-01").unwrap();
+    assert_eq!(row.epoch, 1, "a reload is not a reconnect");
+}
+
 #[test]
 fn a_broker_down_for_30_seconds_loses_nothing() {
     let rig = Rig::new();
