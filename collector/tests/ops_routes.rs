@@ -22,7 +22,7 @@ struct Rig {
     denials: Arc<collector::http::denials::Denials>,
     _dir: tempfile::TempDir,
     store: Store,
-    policy: Arc<collector::rules::policy::Policy>,
+    policy: collector::rules::live::LivePolicy,
     app: axum::Router,
 }
 
@@ -52,7 +52,7 @@ async fn rig() -> Rig {
     // Components as `up` seeds them: one per check of the agent web-1.
     let mut policy = collector::rules::policy::Policy::default();
     policy.seed_components("web-1", &["smtp".to_string(), "http".to_string()]);
-    let policy = Arc::new(policy);
+    let policy = collector::rules::live::LivePolicy::new(policy);
     let state = AppState::new(
         store.clone(),
         Arc::default(),
@@ -557,8 +557,9 @@ async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
     let (_, tech) = rig.token("tech1", &[Perm::Read, Perm::Triage], 86_400_000).await;
     let now = collector::now_ms();
     let at = |ms: i64| collector::rules::time::rfc3339(ms);
-    let muted =
-        |rig: &Rig| rig.policy.meta("web-1", Some("smtp"), protocol::Status::Critical, collector::now_ms()).muted;
+    let muted = |rig: &Rig| {
+        rig.policy.current().meta("web-1", Some("smtp"), protocol::Status::Critical, collector::now_ms()).muted
+    };
     assert_eq!(muted(&rig), None);
     for bad in [
         format!(
@@ -590,7 +591,10 @@ async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
     let made = json(rig.send("POST", "/api/v1/windows", &tech, Some(&body), false).await).await;
     let id = made["id"].as_i64().unwrap();
     assert!(muted(&rig).is_some_and(|(why, _)| why.contains("Relay upgrade")), "the component's checks are muted");
-    assert_eq!(rig.policy.maintenances().iter().map(|m| m.title.as_str()).collect::<Vec<_>>(), ["Relay upgrade"]);
+    assert_eq!(
+        rig.policy.current().maintenances().iter().map(|m| m.title.as_str()).collect::<Vec<_>>(),
+        ["Relay upgrade"]
+    );
     let path = format!("/api/v1/windows/{id}");
     assert_eq!(rig.send("DELETE", &path, &tech, None, false).await.status(), StatusCode::OK);
     assert_eq!(muted(&rig), None, "ended now");
@@ -606,9 +610,13 @@ async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
     assert_eq!(page.status(), StatusCode::OK);
     let html = json(page).await;
     assert!(html.as_str().unwrap().contains("added"), "{html}");
-    let silenced = rig.policy.meta("web-2", Some("http"), protocol::Status::Critical, collector::now_ms()).muted;
+    let silenced =
+        rig.policy.current().meta("web-2", Some("http"), protocol::Status::Critical, collector::now_ms()).muted;
     assert!(silenced.is_some_and(|(why, _)| why.contains("Noisy deploy")));
-    assert_eq!(rig.policy.meta("web-2", Some("smtp"), protocol::Status::Critical, collector::now_ms()).muted, None);
+    assert_eq!(
+        rig.policy.current().meta("web-2", Some("smtp"), protocol::Status::Critical, collector::now_ms()).muted,
+        None
+    );
     let actions: Vec<String> = rig.store.audit_records(0, 1000).await.unwrap().into_iter().map(|r| r.action).collect();
     assert!(actions.contains(&"window.add".to_string()) && actions.contains(&"window.cancel".to_string()));
 }

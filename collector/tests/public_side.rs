@@ -21,7 +21,7 @@ async fn public_documents_are_served_with_the_store_closed() {
     let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
     let mut policy = collector::rules::policy::Policy::default();
     policy.seed_components("web-1", &["http".to_string()]);
-    let policy = Arc::new(policy);
+    let policy = collector::rules::live::LivePolicy::new(policy);
     let shared = Shared::default();
     let refresh = Arc::new(tokio::sync::Notify::new());
     let (stop, stopped) = tokio::sync::watch::channel(false);

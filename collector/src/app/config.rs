@@ -48,6 +48,9 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The sections only a restart puts in force (the others are the policy, see [`SECTIONS`](crate::rules::policy::SECTIONS)).
+pub const RESTART_ONLY: &[&str] = &["mqtt", "store", "http"];
+
 /// The broker and storage sections (the policy's sections are read separately, see
 /// [`crate::rules::policy::PolicyModel`]; top-level keys are checked by hand).
 #[derive(Debug, Deserialize)]
@@ -103,6 +106,9 @@ pub struct CollectorConfig {
     /// HTTPS: the server's certificate and key, loaded.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub policy: Policy,
+    /// The file's `[mqtt]`, `[store]` and `[http]` as written: a reload compares them with the
+    /// running ones and says that a change there waits for a restart.
+    pub restart_only: toml::Table,
 }
 
 fn line_of(source: &str, span: Range<usize>) -> usize {
@@ -124,9 +130,7 @@ impl CollectorConfig {
         let toml_error = |e: toml::de::Error| e.to_string().trim_end().to_string();
         let table: toml::Table = toml::from_str(source).map_err(toml_error)?;
         for key in table.keys() {
-            if !["mqtt", "store", "http"].contains(&key.as_str())
-                && !crate::rules::policy::SECTIONS.contains(&key.as_str())
-            {
+            if !RESTART_ONLY.contains(&key.as_str()) && !crate::rules::policy::SECTIONS.contains(&key.as_str()) {
                 let line = source
                     .lines()
                     .position(|l| {
@@ -140,6 +144,8 @@ impl CollectorConfig {
                 ));
             }
         }
+        let restart_only: toml::Table =
+            table.into_iter().filter(|(key, _)| RESTART_ONLY.contains(&key.as_str())).collect();
         let model: FileModel = toml::from_str(source).map_err(toml_error)?;
         let policy_model: PolicyModel = toml::from_str(source).map_err(toml_error)?;
         let read = |path: &Path| {
@@ -176,6 +182,7 @@ impl CollectorConfig {
                 http,
                 tls,
                 policy,
+                restart_only,
             });
         };
         let signing_key = m.signing_key.as_ref().map_or(default_key, |p| base.join(p));
@@ -230,6 +237,7 @@ impl CollectorConfig {
             http,
             tls,
             policy,
+            restart_only,
         })
     }
 }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::health::counters::IngestStats;
 use crate::incident::{Action, Engine, Input, Ms};
+use crate::rules::live::LivePolicy;
 use crate::rules::plausible::Plausibility;
 use crate::rules::policy::Policy;
 use crate::store::{Batch, Decisions, Planned, Store, StoreError};
@@ -94,7 +95,9 @@ pub struct Ingest {
 #[derive(Debug)]
 pub struct Incidents {
     pub engine: Engine,
-    pub policy: Arc<Policy>,
+    pub policy: LivePolicy,
+    /// The generation of the policy the engine was last set up from.
+    generation: u64,
     /// Woken after a transaction that decided something (the escalation worker).
     pub wake: Arc<Notify>,
     /// Hand-resolved incidents are looked for from this time on.
@@ -103,18 +106,34 @@ pub struct Incidents {
 
 impl Incidents {
     /// Load the engine's persisted state.
-    pub async fn load(store: &Store, policy: Arc<Policy>, wake: Arc<Notify>) -> Result<Incidents, StoreError> {
-        let engine = load_engine(store, &policy).await?;
-        Ok(Incidents { engine, policy, wake, closed_since: crate::now_ms() })
+    pub async fn load(store: &Store, policy: LivePolicy, wake: Arc<Notify>) -> Result<Incidents, StoreError> {
+        let (generation, current) = policy.snapshot();
+        let engine = load_engine(store, &current).await?;
+        Ok(Incidents { engine, policy, generation, wake, closed_since: crate::now_ms() })
     }
+
+    /// The policy in force; after a reload, the engine is set up from the new one first
+    /// (its settings, and every check's thresholds looked up again).
+    fn follow_policy(&mut self) -> Arc<Policy> {
+        let (generation, policy) = self.policy.snapshot();
+        if generation != self.generation {
+            self.engine.reconfigure(policy.engine, thresholds_of(&policy));
+            self.generation = generation;
+        }
+        policy
+    }
+}
+
+/// The policy's thresholds, as the engine asks for them.
+fn thresholds_of(policy: &Arc<Policy>) -> crate::incident::engine::ThresholdsFn {
+    let rules = policy.clone();
+    Arc::new(move |agent, check| rules.thresholds(agent, check))
 }
 
 /// The engine as the store holds it; it has heard nothing since now.
 async fn load_engine(store: &Store, policy: &Arc<Policy>) -> Result<Engine, StoreError> {
     let (agents, checks) = store.load_engine().await?;
-    let rules = policy.clone();
-    let mut engine =
-        Engine::load(policy.engine, Arc::new(move |agent, check| rules.thresholds(agent, check)), agents, checks);
+    let mut engine = Engine::load(policy.engine, thresholds_of(policy), agents, checks);
     engine.listening_since(crate::now_ms());
     Ok(engine)
 }
@@ -280,6 +299,7 @@ impl Ingest {
 
     /// Feed a batch to the engine: lifecycle first, then results in seq order per agent.
     fn decide(&mut self, batch: &Batch, now: Ms) -> Decisions {
+        let policy = self.incidents.follow_policy();
         let engine = &mut self.incidents.engine;
         let mut actions = Vec::new();
         for s in &batch.states {
@@ -318,11 +338,10 @@ impl Ingest {
             };
             engine.apply(&input, now, &mut actions);
         }
-        self.plan(actions, now)
+        self.plan(&policy, actions, now)
     }
 
-    fn plan(&mut self, actions: Vec<Action>, now: Ms) -> Decisions {
-        let policy = &self.incidents.policy;
+    fn plan(&mut self, policy: &Policy, actions: Vec<Action>, now: Ms) -> Decisions {
         let plans = actions
             .into_iter()
             .map(|action| {
@@ -360,9 +379,10 @@ impl Ingest {
             }
             Err(error) => log_store_error(&error),
         }
+        let policy = self.incidents.follow_policy();
         let mut actions = Vec::new();
         self.incidents.engine.tick(now, &mut actions);
-        let decisions = self.plan(actions, now);
+        let decisions = self.plan(&policy, actions, now);
         if decisions.is_empty() {
             return;
         }
@@ -383,9 +403,11 @@ impl Ingest {
     async fn reload_engine(&mut self) {
         let mut delay = Duration::from_millis(100);
         loop {
-            match load_engine(&self.store, &self.incidents.policy).await {
+            let (generation, policy) = self.incidents.policy.snapshot();
+            match load_engine(&self.store, &policy).await {
                 Ok(engine) => {
                     self.incidents.engine = engine;
+                    self.incidents.generation = generation;
                     return;
                 }
                 Err(error) => {

@@ -1,5 +1,5 @@
 //! The running collector: the command line, its config file, the MQTT link and the embedded
-//! broker, ingest, the signing key, the workers (escalation, reminders, notifications, the
+//! broker, ingest, the signing key, the policy reload, the workers (escalation, reminders, notifications, the
 //! self-monitor) and the process's limits. Wires every other room together; nothing imports
 //! it.
 //!
@@ -13,5 +13,6 @@ pub mod ingest;
 pub mod limits;
 pub mod link;
 pub mod notify;
+pub mod reload;
 pub mod selfcheck;
 pub mod workers;

@@ -41,13 +41,36 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 #[derive(Clone)]
 pub struct Sender {
     store: Store,
-    smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox, Duration)>,
+    /// Replaced whole when the policy is reloaded.
+    smtp: Arc<std::sync::RwLock<Option<Arc<Mailer>>>>,
     tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender").field("smtp", &self.smtp.is_some()).finish()
+        f.debug_struct("Sender").field("smtp", &self.mailer().is_some()).finish()
+    }
+}
+
+/// The `[smtp]` side of a policy, ready to send.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer").field("from", &self.from.to_string()).finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    /// The policy's mailer (`None` without `[smtp]`), or why it cannot be built.
+    pub fn of(policy: &Policy) -> Result<Option<Mailer>, String> {
+        let Some(s) = &policy.smtp else { return Ok(None) };
+        let from: Mailbox = s.from.parse().map_err(|e| format!("`smtp.from` `{}`: {e}", s.from))?;
+        Ok(Some(Mailer { transport: smtp_transport(s)?, from, timeout: s.timeout }))
     }
 }
 
@@ -74,13 +97,7 @@ fn smtp_transport(s: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String
 
 impl Sender {
     pub fn new(store: Store, policy: &Policy) -> Result<Sender, String> {
-        let smtp = match &policy.smtp {
-            Some(s) => {
-                let from: Mailbox = s.from.parse().map_err(|e| format!("`smtp.from` `{}`: {e}", s.from))?;
-                Some((smtp_transport(s)?, from, s.timeout))
-            }
-            None => None,
-        };
+        let smtp = Mailer::of(policy)?.map(Arc::new);
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -88,7 +105,16 @@ impl Sender {
             .map_err(|e| format!("TLS: {e}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Sender { store, smtp, tls: Arc::new(tls) })
+        Ok(Sender { store, smtp: Arc::new(std::sync::RwLock::new(smtp)), tls: Arc::new(tls) })
+    }
+
+    /// Send with `mailer` from now on (a reloaded policy's `[smtp]`).
+    pub fn set_mailer(&self, mailer: Option<Mailer>) {
+        *self.smtp.write().unwrap_or_else(std::sync::PoisonError::into_inner) = mailer.map(Arc::new);
+    }
+
+    fn mailer(&self) -> Option<Arc<Mailer>> {
+        self.smtp.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Run until `stop`: claim due notifications, send them, record the outcome.
@@ -166,9 +192,10 @@ impl Sender {
     }
 
     async fn email(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
-        let Some((transport, from, timeout)) = &self.smtp else {
+        let Some(mailer) = self.mailer() else {
             return Err("no [smtp] configured".into());
         };
+        let Mailer { transport, from, timeout } = &*mailer;
         let message = message(from, to, subject, body)?;
         // lettre's timeout covers each command; bound the whole exchange too.
         match tokio::time::timeout(*timeout * 2, transport.send(message)).await {

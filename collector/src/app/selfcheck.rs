@@ -27,7 +27,8 @@ use tokio::sync::watch;
 use crate::app::notify::Sender;
 use crate::health::{Health, PROBE_EVERY_MS, Verdict, Writer};
 use crate::incident::Ms;
-use crate::rules::policy::{Meta, Policy, Severity, Urgency};
+use crate::rules::live::LivePolicy;
+use crate::rules::policy::{Meta, Severity, Urgency};
 use crate::store::Store;
 use crate::store::audit::Who;
 
@@ -37,12 +38,7 @@ pub const RECOVERED_AFTER_MS: Ms = 10_000;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn system() -> Who {
-    Who {
-        name: "system".into(),
-        role: "system".into(),
-        source: "collector".into(),
-        request_id: crate::store::audit::new_request_id(),
-    }
+    Who::system()
 }
 
 /// Where the monitor stands.
@@ -66,14 +62,14 @@ enum Episode {
 #[derive(Debug)]
 pub struct SelfCheck {
     store: Store,
-    policy: Arc<Policy>,
+    policy: LivePolicy,
     health: Arc<Health>,
     sender: Sender,
     episode: Episode,
 }
 
 impl SelfCheck {
-    pub fn new(store: Store, policy: Arc<Policy>, health: Arc<Health>, sender: Sender) -> SelfCheck {
+    pub fn new(store: Store, policy: LivePolicy, health: Arc<Health>, sender: Sender) -> SelfCheck {
         SelfCheck { store, policy, health, sender, episode: Episode::Well }
     }
 
@@ -106,8 +102,9 @@ impl SelfCheck {
                 };
             }
             self.step(&verdict, now).await;
-            if now >= next_export && !self.policy.audit_export.targets.is_empty() {
-                next_export = now + self.policy.audit_export.every_ms;
+            let export = self.policy.current().audit_export.clone();
+            if now >= next_export && !export.targets.is_empty() {
+                next_export = now + export.every_ms;
                 self.export_head(now).await;
             }
         }
@@ -127,8 +124,9 @@ impl SelfCheck {
             "Keep this line: `vakt-collector audit verify --head '{line}'` proves later that the audit trail still holds every record up to it.\n\n{line}\n"
         );
         let data = serde_json::json!({ "kind": "audit-head", "head": line, "at_ms": now });
-        for target in &self.policy.audit_export.targets {
-            for (who, delivery) in self.policy.deliveries(target, now) {
+        let policy = self.policy.current();
+        for target in &policy.audit_export.targets {
+            for (who, delivery) in policy.deliveries(target, now) {
                 let payload = crate::rules::escalation::payload(&delivery, subject, &body, data.clone());
                 match self.sender.deliver_now(&delivery, subject, &body, &payload).await {
                     Ok(()) => tracing::info!(to = %who, "audit head exported"),
@@ -151,7 +149,7 @@ impl SelfCheck {
     }
 
     async fn step(&mut self, verdict: &Verdict, now: Ms) {
-        let after = self.policy.self_monitor.degraded_after_ms;
+        let after = self.policy.current().self_monitor.degraded_after_ms;
         match (&mut self.episode, verdict.ready()) {
             (Episode::Well, true) => {}
             (Episode::Well, false) => self.episode = Episode::Failing { since: now },
@@ -213,7 +211,7 @@ impl SelfCheck {
                     "Raised by the collector's self-monitor: failing since {} ({}). Paged directly: {}.",
                     humantime::format_rfc3339_seconds(ms_time(*since)),
                     summary,
-                    self.policy.self_monitor_targets().join(", ")
+                    self.policy.current().self_monitor_targets().join(", ")
                 );
                 let _ = self.store.add_note(id, &note, &who, now).await;
                 let _ = self.store.set_degraded_incident(Some(id)).await;
@@ -252,7 +250,8 @@ impl SelfCheck {
     /// from: the next page is the recovery, or the next episode).
     async fn page(&self, subject: &str, body: &str) {
         let now = crate::now_ms();
-        let targets = self.policy.self_monitor_targets();
+        let policy = self.policy.current();
+        let targets = policy.self_monitor_targets();
         if targets.is_empty() {
             tracing::warn!(
                 "nobody to page about the collector's state: set [self_monitor] notify or a default escalation"
@@ -260,7 +259,7 @@ impl SelfCheck {
         }
         let data = serde_json::json!({ "kind": "collector", "subject": subject, "at_ms": now });
         for target in targets {
-            for (who, delivery) in self.policy.deliveries(&target, now) {
+            for (who, delivery) in policy.deliveries(&target, now) {
                 let payload = crate::rules::escalation::payload(&delivery, subject, body, data.clone());
                 match self.sender.deliver_now(&delivery, subject, body, &payload).await {
                     Ok(()) => tracing::info!(to = %who, delivery = %delivery.label(), "self-monitor page sent"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::rules::escalation::{decide, for_event, for_notice};
-use crate::rules::policy::Policy;
+use crate::rules::live::LivePolicy;
 use crate::rules::reminders::plan;
 use crate::store::Store;
 
@@ -16,13 +16,14 @@ use crate::store::Store;
 /// ingest wakes it after deciding something) and at least once a second.
 pub async fn escalation(
     store: Store,
-    policy: Arc<Policy>,
+    live: LivePolicy,
     wake: Arc<Notify>,
     sender: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let now = crate::now_ms();
+        let policy = live.current();
         let escalated = store.escalate_due(now, |inc| decide(inc, &policy, now)).await;
         let routed = store
             .route(
@@ -48,9 +49,10 @@ pub async fn escalation(
 }
 
 /// The reminder worker: plans every 5 s.
-pub async fn reminders(store: Store, policy: Arc<Policy>, sender: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn reminders(store: Store, live: LivePolicy, sender: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     loop {
         let now = crate::now_ms();
+        let policy = live.current();
         match store.reminder_snapshot().await {
             Ok(snapshot) => {
                 let due = plan(&snapshot, &policy, now);

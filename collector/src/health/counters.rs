@@ -1,5 +1,5 @@
 //! Counters that the working parts keep and `/metrics` exports: ingest's, and the embedded
-//! broker's. Plain atomics, written by `app`, read by `http`.
+//! broker's, and the policy reloads'. Plain atomics, written by `app`, read by `http`.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -50,4 +50,30 @@ pub struct BrokerStats {
     /// Accepts the system refused (descriptors, memory).
     pub accept_errors: AtomicU64,
     pub open: AtomicU64,
+}
+
+/// Policy reloads (SIGHUP), for `/metrics` and the dashboard.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub applied: AtomicU64,
+    pub refused: AtomicU64,
+    /// Why the last reload was refused, while the collector runs on the policy from before it.
+    refused_because: std::sync::Mutex<Option<String>>,
+}
+
+impl ReloadStats {
+    pub fn applied(&self) {
+        self.applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.refused_because.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    pub fn refused(&self, why: &str) {
+        self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.refused_because.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why.to_string());
+    }
+
+    /// Why the last reload was refused, unless a later one was applied.
+    pub fn refused_because(&self) -> Option<String> {
+        self.refused_because.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }

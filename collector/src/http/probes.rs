@@ -57,6 +57,20 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP vakt_http_connections Open HTTP connections.\n# TYPE vakt_http_connections gauge\nvakt_http_connections {}",
         state.serve_stats.open.load(Ordering::Relaxed)
     );
+    let reloads = &state.reload_stats;
+    let _ = writeln!(
+        out,
+        "# HELP vakt_policy_reloads_total Policy reloads (SIGHUP), by outcome.\n# TYPE vakt_policy_reloads_total counter\n\
+         vakt_policy_reloads_total{{outcome=\"applied\"}} {}\nvakt_policy_reloads_total{{outcome=\"refused\"}} {}",
+        reloads.applied.load(Ordering::Relaxed),
+        reloads.refused.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP vakt_policy_reload_refused Whether the last reload was refused (the collector runs on the policy before it).\n\
+         # TYPE vakt_policy_reload_refused gauge\nvakt_policy_reload_refused {}",
+        u8::from(reloads.refused_because().is_some())
+    );
     let verdict = state.health.verdict(crate::now_ms());
     let _ = writeln!(
         out,

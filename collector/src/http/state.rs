@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::health::counters::{BrokerStats, IngestStats};
+use crate::health::counters::{BrokerStats, IngestStats, ReloadStats};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -12,7 +12,7 @@ pub struct AppState {
     pub store: Store,
     pub stats: Arc<IngestStats>,
     pub status: crate::http::public::status::Shared,
-    pub policy: Arc<crate::rules::policy::Policy>,
+    pub policy: crate::rules::live::LivePolicy,
     /// Login attempts, and subscriptions per source (the public form sends mail).
     pub limiter: Arc<crate::auth::LoginLimiter>,
     /// Served over TLS: cookies get `Secure`.
@@ -25,6 +25,8 @@ pub struct AppState {
     pub serve_stats: Arc<crate::http::serve::ServeStats>,
     /// The embedded broker's refused logins (none without an embedded broker).
     pub broker_stats: Arc<BrokerStats>,
+    /// Policy reloads: how many, and why the last one was refused.
+    pub reload_stats: Arc<ReloadStats>,
     /// Password hashing, bounded (see [`crate::auth::hashing`]).
     pub hashing: Arc<crate::auth::hashing::Hashing>,
     /// Refused requests, counted and written to the audit trail in aggregate.
@@ -38,7 +40,7 @@ impl AppState {
         store: Store,
         stats: Arc<IngestStats>,
         status: crate::http::public::status::Shared,
-        policy: Arc<crate::rules::policy::Policy>,
+        policy: crate::rules::live::LivePolicy,
     ) -> Self {
         AppState {
             store,
@@ -51,6 +53,7 @@ impl AppState {
             health: Arc::new(crate::health::Health::new(crate::now_ms())),
             serve_stats: Arc::default(),
             broker_stats: Arc::default(),
+            reload_stats: Arc::default(),
             hashing: Arc::new(crate::auth::hashing::Hashing::for_this_host()),
             denials: Arc::default(),
             device_secret: Arc::new(rand::random()),

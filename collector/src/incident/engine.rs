@@ -259,6 +259,19 @@ impl Engine {
         }
     }
 
+    /// A new policy: new settings, and every check's thresholds looked up again at its next
+    /// result (counts in progress are kept; a check already past a new, lower threshold
+    /// turns hard at its next failing result).
+    pub fn reconfigure(&mut self, settings: Settings, thresholds: ThresholdsFn) {
+        self.settings = settings;
+        self.thresholds = thresholds;
+        for agent in self.agents.values_mut() {
+            for check in agent.checks.values_mut() {
+                check.thresholds = None;
+            }
+        }
+    }
+
     /// Rebuild from persisted state.
     pub fn load(
         settings: Settings,

@@ -57,6 +57,18 @@ fn a_problem_opens_after_the_failure_threshold_and_resolves_after_the_success_th
 }
 
 #[test]
+fn a_new_policy_applies_its_thresholds_to_checks_already_known() {
+    let mut e = engine();
+    assert!(result(&mut e, "a", "disk", 1, Status::Critical, 1000).is_empty(), "one failure of three is soft");
+    // The reload lowers the threshold to one failure: the next failure opens, where the old
+    // policy would have waited for a third.
+    e.reconfigure(Settings::default(), Arc::new(|_, _| Thresholds { failure: 1, success: 1, flap_detection: false }));
+    assert_eq!(opens(&result(&mut e, "a", "disk", 2, Status::Critical, 2000)), 1);
+    // And its success threshold: one ok resolves.
+    assert_eq!(resolves(&result(&mut e, "a", "disk", 3, Status::Ok, 3000)), 1);
+}
+
+#[test]
 fn an_ok_between_failures_restarts_the_count() {
     let mut e = engine();
     let mut all = Vec::new();

@@ -2,6 +2,7 @@
 //! IO, no clock reads, no async runtime (the tidy test holds this).
 //!
 //! - [`policy`]: `collector.toml`'s incident policy, its validation and its lookups.
+//! - [`live`]: the policy in force, swapped whole on reload.
 //! - [`components`]: a public component's status from its checks and incidents.
 //! - [`escalation`]: pages by policy step, repeats, lapsed acknowledgements, who hears what.
 //! - [`reminders`]: reminder planning, legal deadlines and their clocks.
@@ -16,6 +17,7 @@
 pub mod compliance;
 pub mod components;
 pub mod escalation;
+pub mod live;
 pub mod plausible;
 pub mod policy;
 pub mod reminders;

@@ -46,6 +46,11 @@ impl Who {
         Who { name: format!("cli:{user}"), role: "admin".into(), source: "cli".into(), request_id: new_request_id() }
     }
 
+    /// The collector itself (the self-monitor, a reload).
+    pub fn system() -> Who {
+        Who { name: "system".into(), role: "system".into(), source: "collector".into(), request_id: new_request_id() }
+    }
+
     /// For tests: a named actor with a role.
     pub fn test(name: &str, role: &str) -> Who {
         Who { name: name.into(), role: role.into(), source: "test".into(), request_id: new_request_id() }
@@ -433,6 +438,11 @@ impl Store {
 
     /// Record a request that was refused (not signed in, wrong role, bad CSRF token, …).
     pub async fn audit_denied(&self, who: &Who, entry: Entry<'_>, now: Ms) -> Result<i64, StoreError> {
+        self.audit_event(who, entry, now).await
+    }
+
+    /// Record something that changed no row (a refused request, a policy reload).
+    pub async fn audit_event(&self, who: &Who, entry: Entry<'_>, now: Ms) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.map_err(err("starting a transaction"))?;
         let (seq, hash) = append(&mut tx, &self.audit_key, who, entry, ("", ""), now).await?;
         tx.commit().await.map_err(err("committing"))?;

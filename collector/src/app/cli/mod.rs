@@ -14,9 +14,11 @@ use crate::actions::change::Change;
 use crate::app::config::CollectorConfig;
 use crate::app::ingest::{Incidents, Ingest};
 use crate::app::notify::Sender;
+use crate::app::reload::{self, Reload};
 use crate::app::{broker, link, workers};
 use crate::health::counters::IngestStats;
 use crate::http;
+use crate::rules::live::LivePolicy;
 use crate::rules::policy::Policy;
 use crate::store::Store;
 use crate::store::audit::{Who, new_request_id};
@@ -362,11 +364,18 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
              shared subscription, thresholds and incidents are per collector; run one collector where incidents matter"
         );
     }
-    let policy = Arc::new(config.policy);
-    policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
+    config.policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
+    let policy = LivePolicy::new(config.policy);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.device_secret = Arc::new(device_secret(&key));
-    let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
+    let (incidents, sender) = start_incidents(&store, policy.clone(), &state.health, &stop).await?;
+    let source = reload::Source {
+        path: Some(config_path.to_path_buf()),
+        for_up: false,
+        started: config.restart_only,
+        prepare: Box::new(|_| {}),
+    };
+    reload_on_sighup(source, policy, sender, &store, &state, &stop)?;
     let outlets = crate::app::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), outlets, config.ack_encoding, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
@@ -479,18 +488,12 @@ pub async fn up(
     tls_files: Option<(&Path, &Path)>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
-    let (policy, config_tls) = match policy_file {
+    let (policy, config_tls, restart_only) = match policy_file {
         Some(path) => {
-            let config = CollectorConfig::load(path)?;
-            if config.mqtt.is_some() {
-                return Err(CliError::Usage(format!(
-                    "{}: `up` runs its own broker; remove [mqtt] (or use `run --config`)",
-                    path.display()
-                )));
-            }
-            (config.policy, config.tls)
+            let config = crate::app::reload::load(path, true)?;
+            (config.policy, config.tls, config.restart_only)
         }
-        None => (Policy::default(), None),
+        None => (Policy::default(), None, toml::Table::new()),
     };
     let tls = match tls_files {
         Some((cert, key)) => Some(crate::http::tls::server_config(cert, key).map_err(CliError::Usage)?),
@@ -525,17 +528,27 @@ pub async fn up(
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
+    let seed = local.as_ref().map(local_agent::LocalAgent::checks);
+    let prepare = move |policy: &mut Policy| {
+        if let Some((agent_id, checks)) = &seed {
+            policy.seed_components(agent_id, checks);
+        }
+    };
     let mut policy = policy;
-    if let Some(local) = &local {
-        let (agent_id, checks) = local.checks();
-        policy.seed_components(&agent_id, &checks);
-    }
-    let policy = Arc::new(policy);
+    prepare(&mut policy);
     policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
+    let policy = LivePolicy::new(policy);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.broker_stats = broker_stats;
     state.device_secret = Arc::new(device_secret(&key));
-    let incidents = start_incidents(&store, policy, &state.health, &stop).await?;
+    let (incidents, sender) = start_incidents(&store, policy.clone(), &state.health, &stop).await?;
+    let source = reload::Source {
+        path: policy_file.map(Path::to_path_buf),
+        for_up: true,
+        started: restart_only,
+        prepare: Box::new(prepare),
+    };
+    reload_on_sighup(source, policy, sender, &store, &state, &stop)?;
     let outlets = crate::app::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
     let ingest = Ingest::new(store.clone(), topics.clone(), outlets, Encoding::Bincode, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
@@ -601,7 +614,7 @@ async fn first_admin(store: &Store, http_listen: SocketAddr) -> Result<(), CliEr
 fn start_http_state(
     store: &Store,
     stats: &Arc<IngestStats>,
-    policy: &Arc<Policy>,
+    policy: &LivePolicy,
     stop: &watch::Receiver<bool>,
 ) -> http::state::AppState {
     let state = http::state::AppState::new(
@@ -624,20 +637,41 @@ fn start_http_state(
 /// Load the engine and start the escalation worker, the sender and the self-monitor.
 async fn start_incidents(
     store: &Store,
-    policy: Arc<Policy>,
+    policy: LivePolicy,
     health: &Arc<crate::health::Health>,
     stop: &watch::Receiver<bool>,
-) -> Result<Incidents, CliError> {
+) -> Result<(Incidents, Sender), CliError> {
     let wake = Arc::new(Notify::new());
     let send_wake = Arc::new(Notify::new());
-    let sender = Sender::new(store.clone(), &policy).map_err(CliError::Usage)?;
+    let sender = Sender::new(store.clone(), &policy.current()).map_err(CliError::Usage)?;
     let selfcheck =
         crate::app::selfcheck::SelfCheck::new(store.clone(), policy.clone(), health.clone(), sender.clone());
     tokio::spawn(selfcheck.run(stop.clone()));
-    tokio::spawn(sender.run(send_wake.clone(), stop.clone()));
+    tokio::spawn(sender.clone().run(send_wake.clone(), stop.clone()));
     tokio::spawn(workers::escalation(store.clone(), policy.clone(), wake.clone(), send_wake.clone(), stop.clone()));
     tokio::spawn(workers::reminders(store.clone(), policy.clone(), send_wake, stop.clone()));
-    Ok(Incidents::load(store, policy, wake).await?)
+    Ok((Incidents::load(store, policy, wake).await?, sender))
+}
+
+/// Reload the policy from `source` on every SIGHUP until `stop`.
+fn reload_on_sighup(
+    source: reload::Source,
+    live: LivePolicy,
+    sender: Sender,
+    store: &Store,
+    state: &http::state::AppState,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), CliError> {
+    let reload = Reload {
+        source,
+        live,
+        sender,
+        store: store.clone(),
+        refresh: state.refresh.clone(),
+        stats: state.reload_stats.clone(),
+    };
+    reload.listen(stop.clone()).map_err(|e| CliError::Usage(format!("cannot listen for SIGHUP: {e}")))?;
+    Ok(())
 }
 
 /// `vakt-collector incident …`

@@ -41,7 +41,7 @@ pub(super) async fn change(State(state): State<AppState>, kind: Kind, req: Reque
         Err(r) => return ApiError::from(r).into_response(),
     };
     let created = matches!(change, Change::Open { .. } | Change::Action { .. });
-    match change.apply(&state.store, &state.policy, &caller.who, crate::now_ms()).await {
+    match change.apply(&state.store, &state.policy.current(), &caller.who, crate::now_ms()).await {
         Ok(applied) => {
             state.changed();
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -553,7 +553,8 @@ pub(super) async fn add_customer(
     for c in contacts {
         crate::rules::words::check_email(c).map_err(bad)?;
     }
-    let known: Vec<&str> = state.policy.components().iter().map(|c| c.name.as_str()).collect();
+    let policy = state.policy.current();
+    let known: Vec<&str> = policy.components().iter().map(|c| c.name.as_str()).collect();
     if let Some(unknown) = components.iter().find(|c| !known.contains(&c.as_str())) {
         return Err(bad(format!("no component `{unknown}` in the configuration")));
     }
@@ -588,7 +589,7 @@ pub(super) struct WindowBody {
 /// Reload the runtime windows into the policy and refresh the public snapshot.
 pub(super) async fn reload_windows(state: &AppState) -> Result<(), StoreError> {
     let windows = state.store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?;
-    state.policy.set_windows(&windows);
+    state.policy.current().set_windows(&windows);
     state.changed();
     Ok(())
 }
@@ -613,7 +614,8 @@ pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody)
     if end - start > 31 * 86_400_000 {
         return Err(bad("a window lasts at most 31 days".into()));
     }
-    let known: Vec<&str> = state.policy.components().iter().map(|c| c.name.as_str()).collect();
+    let policy = state.policy.current();
+    let known: Vec<&str> = policy.components().iter().map(|c| c.name.as_str()).collect();
     if let Some(unknown) = b.components.iter().find(|c| !known.contains(&c.as_str())) {
         return Err(bad(format!("no component `{unknown}`")));
     }

@@ -431,7 +431,7 @@ pub async fn change(State(state): State<AppState>, kind: Kind, req: Request) -> 
     };
     let change = Change::from_body(kind, id, body);
     let outcome = match change {
-        Ok(c) => c.apply(&state.store, &state.policy, &caller.who, crate::now_ms()).await,
+        Ok(c) => c.apply(&state.store, &state.policy.current(), &caller.who, crate::now_ms()).await,
         Err(r) => Err(r),
     };
     match outcome {
@@ -465,7 +465,14 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
     let agents = state.store.agents().await?;
     let unhealthy: Vec<_> = checks.iter().filter(|c| c.status != "ok").collect();
     let silent: Vec<_> = agents.iter().filter(|a| !a.online).collect();
+    let refused = state.reload_stats.refused_because();
     let body = html! {
+        @if let Some(why) = &refused {
+            p role="alert" class="warning" {
+                "The last reload of the configuration was refused; the collector runs on the policy from before it: "
+                (why)
+            }
+        }
         h2 { "Open incidents (" (incidents.len()) ")" }
         @if incidents.is_empty() {
             p { "No open incidents." }
@@ -611,7 +618,7 @@ async fn incident_page(
                 }
             }
         }
-        (customers_section(caller, &i, &affected, state.policy.public.direct_max))
+        (customers_section(caller, &i, &affected, state.policy.current().public.direct_max))
         (postmortem_section(caller, id, postmortem.as_ref()))
         (breach_section(caller, id, breach.as_ref()))
         @if !alerts.is_empty() {

@@ -11,7 +11,7 @@ use crate::http::public::status::{Gauges, HISTORY_MS, Rendered, Shared, Snapshot
 use crate::http::public::{page, statuspage};
 use crate::incident::Ms;
 use crate::model::{ComponentDay, DayTimes};
-use crate::rules::policy::Policy;
+use crate::rules::live::LivePolicy;
 use crate::rules::words::Lang;
 use crate::store::Store;
 
@@ -64,7 +64,7 @@ async fn read_gauges(store: &Store, now: Ms) -> Result<Gauges, crate::store::Sto
 /// `stop`.
 pub async fn run(
     store: Store,
-    policy: Arc<Policy>,
+    policy: LivePolicy,
     shared: Shared,
     refresh: Arc<tokio::sync::Notify>,
     mut stop: watch::Receiver<bool>,
@@ -97,7 +97,7 @@ pub async fn run(
                 let checks: Vec<(String, String, String)> =
                     states.into_iter().map(|c| (c.agent, c.check, c.status)).collect();
                 let previous = shared.read().map(|s| s.clone()).unwrap_or_default();
-                let mut next = build(&policy, &checks, &affected, &previous, now);
+                let mut next = build(&policy.current(), &checks, &affected, &previous, now);
                 next.incidents = public;
                 next.uptime = days.clone();
                 next.gauges = gauges.clone();

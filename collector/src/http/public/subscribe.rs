@@ -82,7 +82,7 @@ pub async fn submit(
     if let Some(unknown) = components.iter().find(|c| !snapshot.components.iter().any(|k| &k.name == *c)) {
         return (StatusCode::BAD_REQUEST, page(lang, "?", html! { p { "no component " (unknown) } })).into_response();
     }
-    if let Err(e) = state.store.subscribe(&email, lang.code(), &components, &state.policy.public, now).await {
+    if let Err(e) = state.store.subscribe(&email, lang.code(), &components, &state.policy.current().public, now).await {
         tracing::error!(error = %e, "cannot add a subscriber");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
