@@ -501,6 +501,36 @@ fn killing_the_collector_mid_escalation_neither_repeats_nor_drops_a_page_and_a_5
     drop(again);
 }
 
+/// A reload (SIGHUP) that lowers a rule's failure threshold applies to a check the engine
+/// already follows, with its failures so far: the next failure opens the incident, where the
+/// old policy would have waited for fifty.
+#[test]
+fn a_reloaded_rule_applies_to_checks_the_engine_already_follows() {
+    let rig = Rig::new();
+    let lenient = IMMEDIATE.replace("failure_threshold = 1", "failure_threshold = 50");
+    let config = rig.collector_config(&policy(&lenient).replace("HOOKS", &rig.hooks.url("")));
+    let collector = rig.start_collector(&config);
+    let mut agent = FakeAgent::connect(rig.broker.port, "web-1");
+    for _ in 0..3 {
+        agent.result("http", protocol::Status::Critical);
+    }
+    let stored = eventually(Duration::from_secs(20), || {
+        let n = rig.metric("vakt_ingest_results_stored_total");
+        (n == Some(3), n)
+    });
+    assert_eq!(stored, Some(3));
+    assert!(rig.incidents().is_empty(), "three failures of fifty opened an incident");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("failure_threshold = 50", "failure_threshold = 1")).unwrap();
+    collector.signal("HUP");
+    let applied = r#"vakt_policy_reloads_total{outcome="applied"}"#;
+    assert_eq!(eventually(Duration::from_secs(10), || (rig.metric(applied) == Some(1), rig.metric(applied))), Some(1));
+    agent.result("http", protocol::Status::Critical);
+    let incident = rig.wait_incident(Duration::from_secs(20));
+    assert_eq!(incident.severity.to_string(), "critical", "{incident:?}");
+    drop(collector);
+}
+
 #[test]
 fn an_smtp_server_that_hangs_or_is_down_delays_only_its_own_mail() {
     // A "server" that accepts connections and never says a word.

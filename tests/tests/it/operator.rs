@@ -9,17 +9,19 @@ use std::time::Duration;
 use e2e::{Proc, collector_binary, free_port, wait_for_port};
 
 fn up(data: &Path, log: &Path) -> (Proc, u16) {
+    up_with(data, None, log)
+}
+
+/// `vakt-collector up --no-agent` on free ports, with `policy` as `--config` when given.
+fn up_with(data: &Path, policy: Option<&Path>, log: &Path) -> (Proc, u16) {
     let (http, mqtt) = (free_port(), free_port());
-    let proc = Proc::spawn(
-        "vakt-collector up",
-        Command::new(collector_binary()).args(["up", "--no-agent", "--data-dir"]).arg(data).args([
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-            "--mqtt-listen",
-            &format!("127.0.0.1:{mqtt}"),
-        ]),
-        log,
-    );
+    let mut command = Command::new(collector_binary());
+    command.args(["up", "--no-agent", "--data-dir"]).arg(data);
+    if let Some(policy) = policy {
+        command.arg("--config").arg(policy);
+    }
+    command.args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")]);
+    let proc = Proc::spawn("vakt-collector up", &mut command, log);
     wait_for_port(http, Duration::from_secs(30));
     (proc, http)
 }
@@ -311,18 +313,7 @@ fn an_exported_audit_head_proves_a_cut_tail_that_the_host_alone_would_hide() {
     assert_eq!(seeded, data);
     let old_head = std::fs::read(data.join("vakt.db.audit-head")).unwrap();
     ok(&cli(&data, &["incident", "note", "1", "after the old head", "--as", "alice"]));
-    let (http, mqtt) = (free_port(), free_port());
-    let collector = Proc::spawn(
-        "vakt-collector up",
-        Command::new(collector_binary())
-            .args(["up", "--no-agent", "--data-dir"])
-            .arg(&data)
-            .arg("--config")
-            .arg(&policy)
-            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")]),
-        &dir.path().join("export.log"),
-    );
-    wait_for_port(http, Duration::from_secs(30));
+    let (collector, _) = up_with(&data, Some(&policy), &dir.path().join("export.log"));
     let exported = e2e::eventually(Duration::from_secs(30), || {
         let heads: Vec<String> =
             hooks.json("/vault").iter().filter_map(|v| v["head"].as_str().map(str::to_string)).collect();
@@ -341,4 +332,72 @@ fn an_exported_audit_head_proves_a_cut_tail_that_the_host_alone_would_hide() {
     let with_head = cli(&data, &["audit", "verify", "--head", &head]);
     assert!(!with_head.status.success(), "the exported head did not catch the cut");
     assert!(String::from_utf8_lossy(&with_head.stderr).contains("cut from the end"), "{with_head:?}");
+}
+
+/// `systemctl reload` of the collector: SIGHUP puts the edited policy in force without a
+/// restart (a component added shows on the public page); a broken file changes nothing, is
+/// counted and audited, and the collector keeps serving; a change to a restart-only section is
+/// applied with the rest and the log says it waits for a restart.
+#[test]
+fn sighup_reloads_the_policy_and_a_broken_file_keeps_the_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, policy) = (dir.path().join("data"), dir.path().join("collector.toml"));
+    let mail = "[[component]]\nname = \"mail\"\ntitle = \"E-mail\"\n";
+    let shop = "[[component]]\nname = \"shop\"\ntitle = \"Web shop\"\n";
+    std::fs::write(&policy, mail).unwrap();
+    let log = dir.path().join("collector.log");
+    let (collector, http) = up_with(&data, Some(&policy), &log);
+    let components = || {
+        let body = e2e::http_get(http, "/api/v2/components.json").1;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let mut names: Vec<String> = json["components"]
+            .as_array()
+            .map(|all| all.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let applied = r#"vakt_policy_reloads_total{outcome="applied"}"#;
+    let refused = r#"vakt_policy_reloads_total{outcome="refused"}"#;
+    assert_eq!(e2e::eventually(Duration::from_secs(10), || { (components() == ["E-mail"], components()) }), ["E-mail"]);
+
+    // An added component.
+    std::fs::write(&policy, format!("{mail}{shop}")).unwrap();
+    collector.signal("HUP");
+    let seen = e2e::eventually(Duration::from_secs(10), || (components().len() == 2, components()));
+    assert_eq!(seen, ["E-mail", "Web shop"]);
+    assert_eq!(e2e::metric(http, applied), 1);
+
+    // A broken file: nothing changes, the collector says why and keeps serving.
+    std::fs::write(&policy, format!("{mail}[[component]]\nname = 3\n")).unwrap();
+    collector.signal("HUP");
+    e2e::eventually(Duration::from_secs(10), || (e2e::metric(http, refused) == 1, ()));
+    assert_eq!(e2e::metric(http, refused), 1, "the broken file was not counted");
+    assert_eq!(e2e::metric(http, "vakt_policy_reload_refused"), 1);
+    assert_eq!(components(), ["E-mail", "Web shop"], "a broken file changed the policy");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("reload refused") && text.contains("line 5"), "{text}");
+
+    // Fixed, with a restart-only change: applied, and the log says what waits.
+    std::fs::write(&policy, format!("{shop}[http]\nlisten = \"127.0.0.1:1\"\n")).unwrap();
+    collector.signal("HUP");
+    let seen = e2e::eventually(Duration::from_secs(10), || (components() == ["Web shop"], components()));
+    assert_eq!(seen, ["Web shop"]);
+    assert_eq!(e2e::metric(http, applied), 2);
+    assert_eq!(e2e::metric(http, "vakt_policy_reload_refused"), 0, "a good reload clears the refusal");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("[http]") && text.contains("next restart"), "{text}");
+
+    let status = collector.stop(Duration::from_secs(20));
+    assert!(status.success(), "the collector did not survive its reloads: {status:?}");
+    // Every reload is in the audit trail, the refused one with its reason.
+    let export = ok(&cli(&data, &["audit", "export"]));
+    let reloads: Vec<serde_json::Value> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["action"] == "policy.reload")
+        .collect();
+    let outcomes: Vec<&str> = reloads.iter().filter_map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["ok", "refused", "ok"], "{export}");
+    assert!(reloads[1]["detail"].as_str().unwrap_or_default().contains("line 5"), "{:?}", reloads[1]);
 }
