@@ -46,10 +46,10 @@ pub enum Command {
         #[arg(long, default_value = "vakt-data")]
         data_dir: PathBuf,
         /// MQTT listener for agents.
-        #[arg(long, default_value = "127.0.0.1:1883")]
+        #[arg(long, env = "VAKT_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
         mqtt_listen: SocketAddr,
         /// HTTP listener.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "VAKT_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
         http_listen: SocketAddr,
         /// Do not run the local agent.
         #[arg(long)]
