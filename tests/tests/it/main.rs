@@ -14,6 +14,7 @@ mod incidents;
 mod languages;
 mod logins;
 mod operator;
+mod packages;
 mod tidy;
 mod transport;
 mod walls;
