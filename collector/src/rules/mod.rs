@@ -7,6 +7,7 @@
 //! - [`escalation`]: pages by policy step, repeats, lapsed acknowledgements, who hears what.
 //! - [`reminders`]: reminder planning, legal deadlines and their clocks.
 //! - [`plausible`]: numbers from the wire held to what an agent could have reached.
+//! - [`enrollment`]: what an enrollment token may be made with, and whether one may be redeemed.
 //! - [`compliance`]: regulatory report drafts and the yearly figures.
 //! - [`words`]: every word a customer, subscriber or the public page reads, in Swedish and
 //!   English, and the text rules of plain-text outputs (e-mail headers and bodies).
@@ -16,6 +17,7 @@
 
 pub mod compliance;
 pub mod components;
+pub mod enrollment;
 pub mod escalation;
 pub mod live;
 pub mod plausible;

@@ -146,6 +146,11 @@ pub enum ChainError {
 /// A change's outcome: whether it changed anything (recorded as `ok` or `unchanged`).
 pub trait Outcome {
     fn changed(&self) -> bool;
+
+    /// The record's outcome and detail: `ok` or `unchanged` by default.
+    fn recorded(&self) -> (&'static str, &'static str) {
+        (if self.changed() { "ok" } else { "unchanged" }, "")
+    }
 }
 
 impl Outcome for bool {
@@ -178,6 +183,9 @@ async fn digest(tx: &mut Transaction<'_, Sqlite>, object: &str) -> Result<String
         }
         "user" => "SELECT json_array(role, password, disabled_ms) FROM users WHERE name = ?",
         "token" => "SELECT json_array(user_name, scopes, expires_ms, revoked_ms) FROM tokens WHERE id = ?",
+        "enrollment" => {
+            "SELECT json_array(agents, max_uses, uses, expires_ms, revoked_ms) FROM enrollment_tokens WHERE id = ?"
+        }
         "action" => "SELECT json_array(text, owner, due_ms, done_ms, done_by) FROM postmortem_actions WHERE id = ?",
         _ => return Ok(String::new()),
     };
@@ -279,12 +287,12 @@ impl Audited<'_> {
         &mut self.tx
     }
 
-    /// Record the outcome (`ok` if `out` changed something, else `unchanged`) with the
+    /// Record the outcome (`ok` if `out` changed something, else `unchanged`, or its own) with the
     /// object's digest after, and commit the change and its record together.
     pub async fn done<T: Outcome>(mut self, out: T) -> Result<T, StoreError> {
         let after = digest(&mut self.tx, &self.object).await?;
-        let outcome = if out.changed() { "ok" } else { "unchanged" };
-        let entry = Entry { action: self.action, object: &self.object, outcome, detail: "" };
+        let (outcome, detail) = out.recorded();
+        let entry = Entry { action: self.action, object: &self.object, outcome, detail };
         let (seq, hash) = append(&mut self.tx, &self.key, self.who, entry, (&self.before, &after), self.now).await?;
         self.tx.commit().await.map_err(err("committing"))?;
         write_head(&self.head_file, &self.key, seq, &hash, self.now);

@@ -20,6 +20,7 @@ use sqlx::{Row, SqlitePool, Transaction};
 pub mod audit;
 pub mod customers;
 pub mod deviations;
+pub mod enrollment;
 pub mod incidents;
 pub mod outbox;
 pub mod reminders;
