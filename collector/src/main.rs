@@ -62,6 +62,12 @@ fn main() -> ExitCode {
                     Err(e) => Err(e),
                 }
             }
+            Command::Enroll { action, data_dir, config } => {
+                match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::app::cli::admin::enroll(action, &db).await,
+                    Err(e) => Err(e),
+                }
+            }
             Command::Audit { action, data_dir, config } => {
                 match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
                     Ok((db, _)) => collector::app::cli::admin::audit(action, &db).await,

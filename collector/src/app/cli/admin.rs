@@ -69,6 +69,26 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum EnrollCommand {
+    /// Create an enrollment token for new agents; it is printed once and stored only as a hash.
+    Create {
+        /// Lifetime, e.g. 24h (1m to 30d).
+        #[arg(long, default_value = "24h")]
+        expires: humantime::Duration,
+        /// How many agents it may enrol (default: any number until it expires).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// The agent ids it may enrol; `*` matches any run of characters, e.g. 'web-*'.
+        #[arg(long, default_value = "*")]
+        agents: String,
+    },
+    /// List enrollment tokens (never their secrets).
+    List,
+    /// Revoke an enrollment token by id: agents not yet enrolled with it cannot use it.
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the hash chain and check every record's mac; exit 1 naming the first record
     /// edited, deleted, moved or written without the audit key.
@@ -192,6 +212,56 @@ pub async fn token(command: TokenCommand, database: &Path) -> Result<(), CliErro
         }
     }
     Ok(())
+}
+
+/// `vakt-collector enroll …`
+pub async fn enroll(command: EnrollCommand, database: &Path) -> Result<(), CliError> {
+    use crate::rules::enrollment;
+    let store = Store::open(database).await?;
+    let now = crate::now_ms();
+    match command {
+        EnrollCommand::Create { expires, uses, agents } => {
+            let lifetime = i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
+            enrollment::check_new(&agents, uses, lifetime).map_err(CliError::Usage)?;
+            let secret = auth::new_secret();
+            let expires_ms = now.saturating_add(lifetime);
+            let id = store
+                .create_enrollment(&cli_admin(), &agents, uses, &auth::sha256_hex(&secret), now, expires_ms)
+                .await?;
+            let limit = uses.map_or_else(|| "any number of agents".to_string(), |n| format!("at most {n} agents"));
+            println!(
+                "enrollment token #{id} (shown once) for agents {agents:?}, {limit}, until {}:\n{}",
+                when(expires_ms),
+                enrollment::token_string(id, &secret)
+            );
+        }
+        EnrollCommand::List => {
+            for t in store.enrollments().await? {
+                let uses = t.max_uses.map_or_else(|| format!("{}", t.uses), |max| format!("{}/{max}", t.uses));
+                println!(
+                    "#{:<4} {:<24} uses {:<10} until {}  {:<8} by {}",
+                    t.id,
+                    t.agents,
+                    uses,
+                    when(t.expires_ms),
+                    t.state(now),
+                    t.created_by
+                );
+            }
+        }
+        EnrollCommand::Revoke { id } => {
+            if !store.revoke_enrollment(&cli_admin(), id, now).await? {
+                return Err(CliError::Usage(format!("no unrevoked enrollment token #{id}")));
+            }
+            println!("enrollment token #{id} revoked");
+        }
+    }
+    Ok(())
+}
+
+fn when(ms: crate::incident::engine::Ms) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// `vakt-collector audit …`

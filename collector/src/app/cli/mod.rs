@@ -102,6 +102,15 @@ pub enum Command {
         #[arg(long, global = true, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
     },
+    /// Enrollment tokens for new agents (expiring, limited in uses and agent ids, revocable).
+    Enroll {
+        #[command(subcommand)]
+        action: crate::app::cli::admin::EnrollCommand,
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
     /// The hash-chained audit trail: verify, export.
     Audit {
         #[command(subcommand)]
