@@ -401,3 +401,49 @@ fn sighup_reloads_the_policy_and_a_broken_file_keeps_the_running_one() {
     assert_eq!(outcomes, ["ok", "refused", "ok"], "{export}");
     assert!(reloads[1]["detail"].as_str().unwrap_or_default().contains("line 5"), "{:?}", reloads[1]);
 }
+
+/// `vakt-collector enroll`: a token is printed once, stored only as its hash, bounded in
+/// lifetime, uses and agent ids, listed with its state, revocable, and every change audited.
+#[test]
+fn enrollment_tokens_are_shown_once_stored_hashed_bounded_and_revocable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    e2e::with_store(&data.join("vakt.db"), async |_| ());
+    let created = ok(&cli(&data, &["enroll", "create", "--expires", "2h", "--uses", "3", "--agents", "web-*"]));
+    let token = created.lines().last().unwrap_or_default().trim().to_string();
+    assert!(token.starts_with("vakt-enroll_1_") && token.len() == "vakt-enroll_1_".len() + 64, "{created}");
+    assert!(created.contains("\"web-*\"") && created.contains("at most 3 agents"), "{created}");
+    let secret = token.rsplit('_').next().unwrap_or_default();
+    let db = std::fs::read(data.join("vakt.db")).unwrap();
+    let wal = std::fs::read(data.join("vakt.db-wal")).unwrap_or_default();
+    let held =
+        |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle) || wal.windows(needle.len()).any(|w| w == needle);
+    assert!(!held(secret.as_bytes()), "the secret is in the database");
+    let listed = ok(&cli(&data, &["enroll", "list"]));
+    assert!(
+        listed.contains("#1") && listed.contains("web-*") && listed.contains("0/3") && listed.contains("active"),
+        "{listed}"
+    );
+
+    for bad in [
+        &["enroll", "create", "--expires", "31d"][..],
+        &["enroll", "create", "--uses", "0"],
+        &["enroll", "create", "--agents", "web 01"],
+    ] {
+        let out = cli(&data, bad);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+    }
+    ok(&cli(&data, &["enroll", "revoke", "1"]));
+    assert!(ok(&cli(&data, &["enroll", "list"])).contains("revoked"));
+    assert!(!cli(&data, &["enroll", "revoke", "1"]).status.success(), "revoked twice");
+    let audit = ok(&cli(&data, &["audit", "export"]));
+    let actions: Vec<String> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["action"].as_str().is_some_and(|a| a.starts_with("enrollment.")))
+        .map(|r| format!("{} {}", r["action"].as_str().unwrap_or_default(), r["outcome"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(actions, ["enrollment.create ok", "enrollment.revoke ok", "enrollment.revoke unchanged"]);
+    assert!(!audit.contains(secret));
+}
