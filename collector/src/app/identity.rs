@@ -38,29 +38,14 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, KeyFileError> {
     let io = |source| KeyFileError::Io { path: path.to_path_buf(), source };
     let key = match std::fs::read(path) {
         Ok(bytes) => {
-            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(KeyFileError::Invalid {
-                    path: path.to_path_buf(),
-                    reason: format!("is readable by others (mode {:o}); `chmod 600` it", mode & 0o777),
-                });
-            }
+            check_private(path)?;
             SigningKey::from_pkcs8(&bytes)
                 .map_err(|e| KeyFileError::Invalid { path: path.to_path_buf(), reason: e.to_string() })?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate()
                 .map_err(|e| KeyFileError::Invalid { path: path.to_path_buf(), reason: e.to_string() })?;
-            let tmp = path.with_extension("key.tmp");
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io)?;
-            file.write_all(key.pkcs8()).and_then(|()| file.sync_all()).map_err(io)?;
-            std::fs::rename(&tmp, path).map_err(io)?;
+            write_private(path, key.pkcs8()).map_err(io)?;
             tracing::info!(path = %path.display(), public = %key.public(), "created the collector's signing key");
             key
         }
@@ -68,6 +53,29 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, KeyFileError> {
     };
     write_public(path, &key)?;
     Ok(key)
+}
+
+/// Write a secret file whole (mode 0600, synced, renamed into place), or not at all.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes).and_then(|()| file.sync_all())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A secret file that others may read is refused: whoever reads it can act as the collector.
+pub fn check_private(path: &Path) -> Result<(), KeyFileError> {
+    let mode = std::fs::metadata(path)
+        .map_err(|source| KeyFileError::Io { path: path.to_path_buf(), source })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("is readable by others (mode {:o}); `chmod 600` it", mode & 0o777),
+        });
+    }
+    Ok(())
 }
 
 /// Keep `collector.pub` in step with the key (it is only a convenience copy).
