@@ -40,6 +40,10 @@ fn installed_version(package: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Left while the test's packages are installed, so a later run knows that packages it finds
+/// are its own (from a run that was killed) and not an operator's.
+const MARKER: &str = "/var/tmp/vakt-package-test.installed";
+
 /// Purges the packages when the test ends, passed or not, and removes what the test added.
 struct Cleanup;
 
@@ -48,7 +52,24 @@ impl Drop for Cleanup {
         let _ = Command::new("dpkg").arg("--purge").args(PACKAGES).output();
         let _ = std::fs::remove_file(MQTT_PASSWORD);
         let _ = std::fs::remove_dir("/etc/vakt");
+        let _ = std::fs::remove_file(MARKER);
     }
+}
+
+/// Refuse to touch Vakt packages this test did not install: they may be a real installation.
+fn claim_the_host() -> Cleanup {
+    let present = |p: &&str| {
+        let status = installed_version(p);
+        !status.is_empty() && !status.contains("not-installed")
+    };
+    let installed: Vec<&str> = PACKAGES.into_iter().filter(present).collect();
+    assert!(
+        installed.is_empty() || Path::new(MARKER).exists(),
+        "{installed:?} installed on this host, not by this test: the package test installs and purges them; \
+         remove them first or leave the test out (--skip packages::)"
+    );
+    std::fs::write(MARKER, "the package test's vakt packages are installed\n").unwrap();
+    Cleanup
 }
 
 /// The `.deb` files of one build: (agent, collector).
@@ -170,7 +191,7 @@ fn packages_install_run_upgrade_with_a_spool_remove_and_purge() {
     let scratch = tempfile::tempdir().unwrap();
     let (previous, current) = builds(scratch.path());
     lintian_is_clean(&current);
-    let _cleanup = Cleanup;
+    let _cleanup = claim_the_host();
     let _ = Command::new("dpkg").arg("--purge").args(PACKAGES).output();
 
     // Install the previous build.
