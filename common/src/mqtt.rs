@@ -39,6 +39,10 @@ pub struct TlsSettings {
     /// Trust roots: the CA file's certificates, or the system's when no CA file is given.
     pub roots: Vec<CertificateDer<'static>>,
     pub client: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    /// Where the client certificate and key were read from: read again for every connection,
+    /// so a renewed certificate is presented without a restart (the one read last is used
+    /// while the files cannot be read).
+    pub client_files: Option<(PathBuf, PathBuf)>,
 }
 
 impl MqttSettings {
@@ -92,6 +96,19 @@ impl MqttSettings {
         }
         options
     }
+}
+
+/// A client certificate chain and its key from PEM files.
+fn load_client(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>), String> {
+    let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("reading client certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("client certificate file {} holds no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("client key {}: {e}", key.display()))?;
+    Ok((chain, Arc::new(key)))
 }
 
 /// What an `[mqtt]` config section says about where the broker is and how to log in, as
@@ -170,22 +187,12 @@ impl TlsSettings {
             }
             None => rustls_native_certs::load_native_certs().certs,
         };
+        let client_files = client.map(|(c, k)| (c.clone(), k.clone()));
         let client = match client {
-            Some((cert, key)) => {
-                let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
-                    .map_err(|e| format!("reading client certificate {}: {e}", cert.display()))?
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
-                if chain.is_empty() {
-                    return Err(format!("client certificate file {} holds no certificate", cert.display()));
-                }
-                let key =
-                    PrivateKeyDer::from_pem_file(key).map_err(|e| format!("client key {}: {e}", key.display()))?;
-                Some((chain, Arc::new(key)))
-            }
+            Some((cert, key)) => Some(load_client(cert, key)?),
             None => None,
         };
-        Ok(TlsSettings { roots, client })
+        Ok(TlsSettings { roots, client, client_files })
     }
 
     /// A rustls client config (ring) trusting these roots, with the client certificate if any.
@@ -197,7 +204,14 @@ impl TlsSettings {
             .with_safe_default_protocol_versions()
             .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"))
             .with_root_certificates(store);
-        match &self.client {
+        let fresh = self.client_files.as_ref().and_then(|(cert, key)| match load_client(cert, key) {
+            Ok(pair) => Some(pair),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the client certificate again; presenting the one read before");
+                None
+            }
+        });
+        match fresh.as_ref().or(self.client.as_ref()) {
             Some((chain, key)) => match builder.clone().with_client_auth_cert(chain.clone(), key.clone_key()) {
                 Ok(config) => config,
                 Err(error) => {
