@@ -1,54 +1,14 @@
-//! The collector's own certificate authority: it issues each enrolled agent a short-lived
-//! client certificate for its agent id, from a certificate signing request whose key never
-//! left the agent's host.
-//!
-//! The CA lives beside the database as `ca.key` (PKCS#8 ECDSA P-256, mode 0600) and `ca.pem`,
-//! made on first use. Agents pin it by the SHA-256 of its certificate (`fingerprint`), which
-//! `vakt-collector enroll create` prints next to the token. Certificates name the agent in
-//! the subject's common name (what Mosquitto's `use_identity_as_username` reads), are for
-//! client authentication only, and start five minutes in the past so a host whose clock is a
-//! little behind can use them at once.
+//! The collector's CA on disk: `ca.key` (PKCS#8 ECDSA P-256, mode 0600) and `ca.pem` beside the
+//! database, made on first use (`auth::ca` is the CA itself). Agents' certificates chain to it;
+//! a CA made again would not be the one brokers and agents trust, so one file without the
+//! other is refused.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use protocol::AgentId;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
-};
-use sha2::{Digest, Sha256};
+pub use crate::auth::ca::Ca;
 
-use crate::app::identity::{KeyFileError, check_private, write_private};
-
-/// The largest CSR read (a P-256 or Ed25519 request is under 1 KiB).
-pub const MAX_CSR_BYTES: usize = 16 * 1024;
-/// The longest certificate issued: agents renew well before.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-const BACKDATE: Duration = Duration::from_secs(5 * 60);
-
-/// The CA: its key and certificate.
-pub struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-    fingerprint: String,
-}
-
-impl std::fmt::Debug for Ca {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
-    }
-}
-
-/// A certificate issued to an agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issued {
-    pub pem: String,
-    /// Hex, as in the certificate.
-    pub serial: String,
-    pub not_after: SystemTime,
-}
+use crate::app::identity::{KeyFileError, check_private, create_private, create_public};
 
 /// The CA's files beside `database`: (`ca.key`, `ca.pem`).
 pub fn paths(database: &Path) -> (PathBuf, PathBuf) {
@@ -56,99 +16,104 @@ pub fn paths(database: &Path) -> (PathBuf, PathBuf) {
     (dir.join("ca.key"), dir.join("ca.pem"))
 }
 
-impl Ca {
-    /// Read the CA from `key` and `cert`, or make both when neither exists. One without the
-    /// other is refused: a CA made again would not be the one the agents pinned.
-    pub fn load_or_create(key: &Path, cert: &Path, now: SystemTime) -> Result<Ca, KeyFileError> {
-        let invalid = |path: &Path, reason: String| KeyFileError::Invalid { path: path.to_path_buf(), reason };
-        match (key.exists(), cert.exists()) {
-            (true, true) => {
-                check_private(key)?;
-                let key_pem = std::fs::read_to_string(key).map_err(io(key))?;
-                let pem = std::fs::read_to_string(cert).map_err(io(cert))?;
-                let pair = KeyPair::from_pem(&key_pem).map_err(|e| invalid(key, e.to_string()))?;
-                let issuer = Issuer::from_ca_cert_pem(&pem, pair).map_err(|e| invalid(cert, e.to_string()))?;
-                let fingerprint = fingerprint_of(&pem).map_err(|e| invalid(cert, e))?;
-                Ok(Ca { issuer, pem, fingerprint })
+/// Read the CA from `key` and `cert`, or make both when neither exists. Processes that start
+/// together on one directory end with one CA: the first to place `ca.key` writes `ca.pem`
+/// and the others wait for it.
+pub fn load_or_create(key: &Path, cert: &Path, now: SystemTime) -> Result<Ca, KeyFileError> {
+    let invalid = |path: &Path, reason: String| KeyFileError::Invalid { path: path.to_path_buf(), reason };
+    let read = || -> Result<Ca, KeyFileError> {
+        check_private(key)?;
+        let key_pem = std::fs::read_to_string(key).map_err(io(key))?;
+        let pem = std::fs::read_to_string(cert).map_err(io(cert))?;
+        Ca::from_pem(&key_pem, &pem).map_err(|e| invalid(cert, e))
+    };
+    match (key.exists(), cert.exists()) {
+        (true, true) => read(),
+        (false, false) => {
+            let (ca, key_pem) = Ca::generate(now).map_err(|e| invalid(key, e))?;
+            if !create_private(key, key_pem.as_bytes()).map_err(io(key))? {
+                return appears(cert).then(read).ok_or_else(|| missing(cert, key))?;
             }
-            (false, false) => {
-                let pair = KeyPair::generate().map_err(|e| invalid(key, e.to_string()))?;
-                let mut params = CertificateParams::default();
-                let mut name = DistinguishedName::new();
-                name.push(DnType::CommonName, "Vakt collector CA");
-                params.distinguished_name = name;
-                params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-                params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-                params.not_before = (now - BACKDATE).into();
-                params.not_after = (now + CA_LIFETIME).into();
-                params.serial_number = Some(random_serial());
-                let certificate = params.self_signed(&pair).map_err(|e| invalid(cert, e.to_string()))?;
-                write_private(key, pair.serialize_pem().as_bytes()).map_err(io(key))?;
-                let pem = certificate.pem();
-                std::fs::write(cert, &pem).map_err(io(cert))?;
-                let fingerprint = fingerprint_of(&pem).map_err(|e| invalid(cert, e))?;
-                tracing::info!(cert = %cert.display(), %fingerprint, "created the collector's CA for agent certificates");
-                Ok(Ca { issuer: Issuer::new(params, pair), pem, fingerprint })
-            }
-            (true, false) => Err(invalid(cert, format!("is missing while {} exists; restore it", key.display()))),
-            (false, true) => Err(invalid(key, format!("is missing while {} exists; restore it", cert.display()))),
+            create_public(cert, ca.pem().as_bytes()).map_err(io(cert))?;
+            tracing::info!(cert = %cert.display(), fingerprint = %ca.fingerprint(), "created the collector's CA for agent certificates");
+            Ok(ca)
         }
+        (true, false) => appears(cert).then(read).ok_or_else(|| missing(cert, key))?,
+        (false, true) => Err(missing(key, cert)),
     }
+}
 
-    /// The CA certificate (PEM), for brokers and agents.
-    pub fn pem(&self) -> &str {
-        &self.pem
-    }
-
-    /// SHA-256 of the CA certificate (DER), lowercase hex: what agents pin.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    /// Issue a client certificate for `agent` from `csr_pem`, valid from now for `lifetime`
-    /// (at most [`MAX_LIFETIME`]). Whatever the request asks for besides its key — names,
-    /// extensions, CA rights — is ignored: the certificate says only what this function puts in.
-    pub fn issue(&self, csr_pem: &str, agent: &AgentId, now: SystemTime, lifetime: Duration) -> Result<Issued, String> {
-        if csr_pem.len() > MAX_CSR_BYTES {
-            return Err(format!("the certificate request is over {MAX_CSR_BYTES} bytes"));
+/// Whether `path` exists now or within a few seconds (another process creating the CA).
+fn appears(path: &Path) -> bool {
+    // 250 looks 20 ms apart: about five seconds.
+    for _ in 0..250 {
+        if path.exists() {
+            return true;
         }
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|e| format!("the certificate request does not parse or its signature is wrong: {e}"))?;
-        let mut params = CertificateParams::default();
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, agent.as_str());
-        params.distinguished_name = name;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let not_after = now + lifetime.min(MAX_LIFETIME);
-        params.not_before = (now - BACKDATE).into();
-        params.not_after = not_after.into();
-        let serial = random_serial();
-        params.serial_number = Some(serial.clone());
-        let certificate = params.signed_by(&csr.public_key, &self.issuer).map_err(|e| format!("signing: {e}"))?;
-        Ok(Issued { pem: certificate.pem(), serial: hex::encode(serial.to_bytes()), not_after })
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    path.exists()
+}
+
+fn missing(absent: &Path, present: &Path) -> KeyFileError {
+    KeyFileError::Invalid {
+        path: absent.to_path_buf(),
+        reason: format!("is missing while {} exists; restore it", present.display()),
+    }
+}
+
+/// What `enroll create` tells the new host: the URL agents enrol at and the SHA-256 of the
+/// HTTPS certificate to pin, written by the running collector (`enroll-hint` beside the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollHint {
+    pub url: String,
+    pub fingerprint: String,
+}
+
+fn hint_path(database: &Path) -> PathBuf {
+    database.parent().unwrap_or(Path::new(".")).join("enroll-hint")
+}
+
+/// The URL agents reach HTTPS on `listen` at: `public_url` when it is https, else this
+/// host's name for a wildcard address, else the address.
+pub fn enroll_url(public_url: &str, listen: std::net::SocketAddr) -> String {
+    if let Some(rest) = public_url.strip_prefix("https://") {
+        return format!("https://{}", rest.trim_end_matches('/'));
+    }
+    if listen.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host = host.trim();
+        return format!("https://{}:{}", if host.is_empty() { "localhost" } else { host }, listen.port());
+    }
+    format!("https://{listen}")
+}
+
+/// Note the hint for `enroll create`, or remove an old one when the collector no longer
+/// serves HTTPS (best effort: a failure only leaves placeholders).
+pub fn note_enroll_hint(database: &Path, hint: Option<&EnrollHint>) {
+    let path = hint_path(database);
+    let done = match hint {
+        Some(hint) => std::fs::write(&path, format!("{}\n{}\n", hint.url, hint.fingerprint)),
+        None => std::fs::remove_file(&path)
+            .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+    };
+    if let Err(error) = done {
+        tracing::warn!(path = %path.display(), error = %error, "cannot note the enrollment URL for `enroll create`");
+    }
+}
+
+/// The hint the running collector noted, if any.
+pub fn read_enroll_hint(database: &Path) -> Option<EnrollHint> {
+    let text = std::fs::read_to_string(hint_path(database)).ok()?;
+    let mut lines = text.lines();
+    let (url, fingerprint) = (lines.next()?.trim(), lines.next()?.trim());
+    let plausible =
+        url.starts_with("https://") && fingerprint.len() == 64 && fingerprint.bytes().all(|b| b.is_ascii_hexdigit());
+    plausible.then(|| EnrollHint { url: url.to_string(), fingerprint: fingerprint.to_string() })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
     move |source| KeyFileError::Io { path: path.to_path_buf(), source }
-}
-
-/// 16 random bytes with the top bit clear (a positive serial, as RFC 5280 asks).
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[0] &= 0x7f;
-    SerialNumber::from_slice(&bytes)
-}
-
-fn fingerprint_of(pem: &str) -> Result<String, String> {
-    let mut reader = pem.as_bytes();
-    let der = rustls_pemfile::certs(&mut reader)
-        .next()
-        .ok_or("no certificate in the file")?
-        .map_err(|e| format!("reading the certificate: {e}"))?;
-    Ok(hex::encode(Sha256::digest(der.as_ref())))
 }
 
 #[cfg(test)]
@@ -159,63 +124,53 @@ mod tests {
 
     use super::*;
 
-    fn request(key: &KeyPair, name: &str) -> String {
-        let mut params = CertificateParams::new(vec![format!("{name}.example")]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.serialize_request(key).unwrap().pem().unwrap()
-    }
-
     #[test]
     fn the_ca_is_made_once_kept_private_and_refused_when_half_of_it_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let (key, cert) = paths(&dir.path().join("vakt.db"));
         let now = SystemTime::now();
-        let first = Ca::load_or_create(&key, &cert, now).unwrap();
-        let again = Ca::load_or_create(&key, &cert, now).unwrap();
+        let first = load_or_create(&key, &cert, now).unwrap();
+        let again = load_or_create(&key, &cert, now).unwrap();
         assert_eq!(first.fingerprint(), again.fingerprint());
-        assert_eq!(first.fingerprint().len(), 64);
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Ca::load_or_create(&key, &cert, now).unwrap_err().to_string().contains("readable by others"));
+        assert!(load_or_create(&key, &cert, now).unwrap_err().to_string().contains("readable by others"));
         std::fs::remove_file(&cert).unwrap();
-        assert!(Ca::load_or_create(&key, &cert, now).unwrap_err().to_string().contains("restore it"));
+        assert!(load_or_create(&key, &cert, now).unwrap_err().to_string().contains("restore it"));
     }
 
     #[test]
-    fn an_issued_certificate_names_the_agent_only_for_client_auth_and_chains_to_the_ca() {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, cert) = paths(&dir.path().join("vakt.db"));
-        let now = SystemTime::now();
-        let ca = Ca::load_or_create(&key, &cert, now).unwrap();
-        let agent_key = KeyPair::generate().unwrap();
-        let agent = AgentId::new("web-01").unwrap();
-        // The request asks for another name, a DNS name and CA rights: none of it is given.
-        let issued = ca.issue(&request(&agent_key, "db-01"), &agent, now, Duration::from_secs(3600)).unwrap();
-        let der = rustls_pemfile::certs(&mut issued.pem.as_bytes()).next().unwrap().unwrap();
-        let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-        let cn: Vec<&str> = parsed.subject().iter_common_name().filter_map(|c| c.as_str().ok()).collect();
-        assert_eq!(cn, ["web-01"]);
-        assert!(parsed.subject_alternative_name().unwrap().is_none(), "the request's names were copied");
-        assert!(!parsed.is_ca());
-        let eku = parsed.extended_key_usage().unwrap().unwrap().value;
-        assert!(eku.client_auth && !eku.server_auth);
-        assert_eq!(parsed.public_key().raw, rcgen::PublicKeyData::subject_public_key_info(&agent_key).as_slice());
-        let ca_der = rustls_pemfile::certs(&mut ca.pem().as_bytes()).next().unwrap().unwrap();
-        let (_, ca_parsed) = x509_parser::parse_x509_certificate(ca_der.as_ref()).unwrap();
-        assert!(parsed.verify_signature(Some(ca_parsed.public_key())).is_ok());
-        let lifetime = parsed.validity().not_after.timestamp() - parsed.validity().not_before.timestamp();
-        assert_eq!(lifetime, 3600 + 300);
-        assert_eq!(issued.serial.len(), 32);
+    fn processes_that_start_together_end_with_one_ca() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let (key, cert) = paths(&dir.path().join("vakt.db"));
+            let now = SystemTime::now();
+            let prints: Vec<String> = std::thread::scope(|s| {
+                let starts: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| load_or_create(&key, &cert, now).unwrap().fingerprint().to_string()))
+                    .collect();
+                starts.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert!(prints.iter().all(|p| *p == prints[0]), "{prints:?}");
+            assert_eq!(load_or_create(&key, &cert, now).unwrap().fingerprint(), prints[0]);
+        }
+    }
 
-        // Capped lifetime; a tampered or oversized request is refused.
-        let long = ca.issue(&request(&agent_key, "web-01"), &agent, now, Duration::from_secs(400 * 24 * 3600)).unwrap();
-        assert_eq!(long.not_after, now + MAX_LIFETIME);
-        let good = request(&agent_key, "web-01");
-        let body: String = good.lines().filter(|l| !l.starts_with("-----")).collect();
-        let flipped = body.replacen('A', "B", 1);
-        let tampered = format!("-----BEGIN CERTIFICATE REQUEST-----\n{flipped}\n-----END CERTIFICATE REQUEST-----\n");
-        assert!(ca.issue(&tampered, &agent, now, Duration::from_secs(60)).is_err());
-        assert!(ca.issue(&"A".repeat(MAX_CSR_BYTES + 1), &agent, now, Duration::from_secs(60)).is_err());
+    #[test]
+    fn the_enroll_hint_names_where_agents_enrol_and_what_they_pin() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(enroll_url("https://status.example.com/", at("0.0.0.0:8443")), "https://status.example.com");
+        assert_eq!(enroll_url("http://status.example.com", at("10.1.2.3:8443")), "https://10.1.2.3:8443");
+        assert!(enroll_url("", at("0.0.0.0:8443")).ends_with(":8443"));
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("vakt.db");
+        assert_eq!(read_enroll_hint(&db), None);
+        let hint = EnrollHint { url: "https://c.example:8443".into(), fingerprint: "ab".repeat(32) };
+        note_enroll_hint(&db, Some(&hint));
+        assert_eq!(read_enroll_hint(&db), Some(hint));
+        note_enroll_hint(&db, None);
+        assert_eq!(read_enroll_hint(&db), None, "a collector without HTTPS any more leaves no stale hint");
+        std::fs::write(dir.path().join("enroll-hint"), "https://x\nnot-a-fingerprint\n").unwrap();
+        assert_eq!(read_enroll_hint(&db), None, "a damaged hint gives placeholders, not a wrong pin");
     }
 }
