@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::incident::engine::Ms;
 
+pub mod broker_password;
+pub mod ca;
 pub mod hashing;
 
 /// A person's role. Each includes the ones before it.
@@ -417,9 +419,10 @@ impl LoginLimiter {
     }
 
     /// Admit one attempt counted by source only (at most [`SOURCE_FAILURES`] per window), for
-    /// forms that cost something to answer, like subscriptions that send mail. `scope` keeps
-    /// these counts apart from logins.
-    pub fn attempt_by_source(&self, scope: &str, source: IpAddr, now: Ms) -> Result<(), Blocked> {
+    /// forms that cost something to answer, like subscriptions that send mail, or whose
+    /// failures are guesses, like enrollment (which takes a success back with
+    /// [`LoginLimiter::succeeded`]). `scope` keeps these counts apart from logins.
+    pub fn attempt_by_source(&self, scope: &str, source: IpAddr, now: Ms) -> Result<Attempt, Blocked> {
         let buckets = self.buckets(&format!("{scope}:{}", source_key(source)));
         let mut sketch = self.sketch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Self::rotate(&mut sketch, now);
@@ -427,7 +430,7 @@ impl LoginLimiter {
             return Err(Blocked::Source { retry_after_ms: (sketch.started + 2 * LOGIN_WINDOW_MS - now).max(1_000) });
         }
         Self::add(&mut sketch, buckets);
-        Ok(())
+        Ok(Attempt { buckets: buckets.to_vec() })
     }
 
     /// The attempt succeeded: its counts are taken back.
