@@ -35,6 +35,15 @@ pub enum Refusal {
     Expired,
     UsedUp,
     AgentNotAllowed,
+    /// The id is reserved for Vakt's own services (`vakt-…`, such as the collector's broker
+    /// user, which a generated ACL gives the whole tree).
+    ReservedId,
+    /// Renewal: the agent never enrolled (or its certificate is unknown here).
+    NotEnrolled,
+    /// Renewal: the agent was revoked.
+    AgentRevoked,
+    /// Renewal: the certificate was retired (revoked, or issued before the agent enrolled again).
+    CertificateRetired,
 }
 
 impl Refusal {
@@ -46,6 +55,10 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::UsedUp => "used_up",
             Refusal::AgentNotAllowed => "agent_not_allowed",
+            Refusal::ReservedId => "reserved_id",
+            Refusal::NotEnrolled => "not_enrolled",
+            Refusal::AgentRevoked => "agent_revoked",
+            Refusal::CertificateRetired => "certificate_retired",
         }
     }
 }
@@ -62,10 +75,18 @@ pub fn redeem(grant: Option<&Grant>, agent: &str, now: Ms) -> Result<(), Refusal
     if grant.max_uses.is_some_and(|max| grant.uses >= max) {
         return Err(Refusal::UsedUp);
     }
+    if is_reserved(agent) {
+        return Err(Refusal::ReservedId);
+    }
     if !glob(&grant.agents, agent) {
         return Err(Refusal::AgentNotAllowed);
     }
     Ok(())
+}
+
+/// Ids no agent may enrol as: `vakt-…` names Vakt's own services (the collector's broker user).
+pub fn is_reserved(agent: &str) -> bool {
+    agent.to_ascii_lowercase().starts_with("vakt-")
 }
 
 /// Check what an operator asks a new token to be: its agents pattern, its number of uses and
@@ -114,6 +135,10 @@ mod tests {
         assert_eq!(redeem(Some(&grant()), "db-01", 10), Err(Refusal::AgentNotAllowed));
         assert_eq!(redeem(Some(&grant()), "xweb-01", 10), Err(Refusal::AgentNotAllowed));
         assert_eq!(redeem(None, "web-01", 10), Err(Refusal::Unknown));
+        let any = Grant { agents: "*".into(), ..grant() };
+        assert_eq!(redeem(Some(&any), "vakt-collector", 10), Err(Refusal::ReservedId));
+        assert_eq!(redeem(Some(&any), "VAKT-collector", 10), Err(Refusal::ReservedId));
+        assert_eq!(redeem(Some(&any), "vaktx", 10), Ok(()));
     }
 
     #[test]

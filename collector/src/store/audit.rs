@@ -186,6 +186,9 @@ async fn digest(tx: &mut Transaction<'_, Sqlite>, object: &str) -> Result<String
         "enrollment" => {
             "SELECT json_array(agents, max_uses, uses, expires_ms, revoked_ms) FROM enrollment_tokens WHERE id = ?"
         }
+        "agent" => {
+            "SELECT json_array(enrollment, enrolled_ms, serial, not_after_ms, revoked_ms) FROM enrolled_agents WHERE agent = ?"
+        }
         "action" => "SELECT json_array(text, owner, due_ms, done_ms, done_by) FROM postmortem_actions WHERE id = ?",
         _ => return Ok(String::new()),
     };
