@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::http::state::AppState;
 
 pub mod denials;
+pub mod enroll;
 pub mod error;
 pub mod html;
 pub mod ops;
@@ -52,6 +53,14 @@ pub fn app(state: AppState) -> Router {
             get(|| async {
                 ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], ops::ui::SCRIPT)
             }),
+        )
+        .route(
+            "/api/v1/enroll",
+            axum::routing::post(enroll::enroll).layer(axum::extract::DefaultBodyLimit::max(enroll::BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/enroll/renew",
+            axum::routing::post(enroll::renew).layer(axum::extract::DefaultBodyLimit::max(enroll::BODY_LIMIT)),
         )
         .merge(public::router())
         .merge(ops::router(state.clone()))

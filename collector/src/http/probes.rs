@@ -48,6 +48,21 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             "Embedded broker logins refused (wrong password or a reserved client id).",
             &state.broker_stats.refused_logins,
         ),
+        (
+            "vakt_broker_certificates_refused_total",
+            "Embedded broker TLS clients refused: no certificate from the collector's CA, or one retired or of a revoked agent.",
+            &state.broker_stats.refused_certificates,
+        ),
+        (
+            "vakt_broker_packets_refused_total",
+            "Agents disconnected by the embedded broker for a publish or subscribe beyond their own topics.",
+            &state.broker_stats.refused_packets,
+        ),
+        (
+            "vakt_broker_plaintext_refused_total",
+            "Plaintext MQTT clients from other hosts refused by the embedded broker's TLS listener.",
+            &state.broker_stats.refused_plaintext,
+        ),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));

@@ -31,6 +31,8 @@ pub struct AppState {
     pub hashing: Arc<crate::auth::hashing::Hashing>,
     /// Refused requests, counted and written to the audit trail in aggregate.
     pub denials: Arc<crate::http::denials::Denials>,
+    /// The CA and what enrolled agents are given (`None`: this collector does not enrol).
+    pub authority: Option<Arc<crate::auth::ca::Authority>>,
     /// Signs device cookies (a browser that logged in as a user before).
     pub device_secret: Arc<[u8; 32]>,
 }
@@ -56,6 +58,7 @@ impl AppState {
             reload_stats: Arc::default(),
             hashing: Arc::new(crate::auth::hashing::Hashing::for_this_host()),
             denials: Arc::default(),
+            authority: None,
             device_secret: Arc::new(rand::random()),
         }
     }

@@ -34,6 +34,18 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
+/// SHA-256 (lowercase hex) of the first certificate in a PEM file: what `vakt-agent enroll
+/// --ca-fingerprint` pins.
+pub fn fingerprint(cert: &Path) -> Result<String, String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let first = rustls_pemfile::certs(&mut bytes.as_slice())
+        .next()
+        .ok_or_else(|| format!("{}: no certificate in it", cert.display()))?
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    Ok(hex::encode(sha2::Sha256::digest(first.as_ref())))
+}
+
 /// Accepts TCP connections and hands out the ones whose TLS handshake completed.
 #[derive(Debug)]
 pub struct TlsListener {

@@ -89,6 +89,8 @@ pub enum Endpoint {
     UserSet,
     TokenCreate,
     TokenRevoke,
+    Enrollments,
+    AgentRevoke,
 }
 
 /// `?state=open|all` of the incident list.
@@ -195,13 +197,48 @@ pub(super) async fn dispatch(State(state): State<AppState>, endpoint: Endpoint, 
                 Json(doc).into_response()
             }
             Endpoint::Agents => {
-                let list: Vec<Value> = store
+                let enrolled = store.enrolled_agents().await?;
+                let mut list: Vec<Value> = store
                     .agents()
                     .await?
                     .iter()
-                    .map(|a| json!({"agent": a.agent, "online": a.online, "epoch": a.epoch, "contiguous": a.contiguous, "lost": a.lost, "config_error": a.config_error}))
+                    .map(|a| {
+                        let identity = enrolled.iter().find(|e| e.agent == a.agent);
+                        json!({"agent": a.agent, "online": a.online, "epoch": a.epoch, "contiguous": a.contiguous, "lost": a.lost, "config_error": a.config_error, "enrolled": identity})
+                    })
                     .collect();
+                // Enrolled agents that have not connected yet are agents too.
+                let connected: std::collections::HashSet<String> =
+                    list.iter().filter_map(|a| a["agent"].as_str().map(str::to_string)).collect();
+                for e in enrolled.iter().filter(|e| !connected.contains(&e.agent)) {
+                    list.push(json!({"agent": e.agent, "online": false, "epoch": 0, "contiguous": 0, "lost": 0, "config_error": null, "enrolled": e}));
+                }
                 Json(json!({ "agents": list })).into_response()
+            }
+            Endpoint::Enrollments => {
+                let now = crate::now_ms();
+                let list: Vec<Value> = store
+                    .enrollments()
+                    .await?
+                    .iter()
+                    .map(|t| {
+                        let mut v = json!(t);
+                        v["state"] = json!(t.state(now));
+                        v
+                    })
+                    .collect();
+                Json(json!({ "enrollments": list })).into_response()
+            }
+            Endpoint::AgentRevoke => {
+                let Some(agent) = super::path_name(&req) else {
+                    return Ok(ApiError::NotFound("no such agent".into()).into_response());
+                };
+                if store.revoke_agent(&caller.who, &agent, crate::now_ms()).await? {
+                    Json(json!({ "message": format!("agent {agent} revoked; its messages are refused within seconds") }))
+                        .into_response()
+                } else {
+                    ApiError::NotFound(format!("no enrolled, unrevoked agent {agent}")).into_response()
+                }
             }
             Endpoint::Checks => {
                 let list: Vec<Value> = store

@@ -183,6 +183,34 @@ fn row_schemas() -> Map<String, Value> {
             ("disabled", json!({ "type": "boolean" })),
         ]),
     );
+    m.insert(
+        "Enrollment".into(),
+        row(&[
+            ("id", int()),
+            ("agents", text()),
+            ("max_uses", json!({ "type": ["integer", "null"] })),
+            ("uses", int()),
+            ("created_by", text()),
+            ("created_ms", ms("made")),
+            ("expires_ms", ms("expires")),
+            ("revoked_ms", maybe_ms("revoked")),
+            ("state", json!({ "type": "string", "enum": ["active", "expired", "used up", "revoked"] })),
+        ]),
+    );
+    m.insert(
+        "EnrolledAgent".into(),
+        row(&[
+            ("agent", text()),
+            ("enrollment", int()),
+            ("enrolled_ms", ms("enrolled")),
+            ("renewed_ms", maybe_ms("renewed last")),
+            ("serial", text()),
+            ("not_after_ms", ms("certificate ends")),
+            ("revoked_ms", maybe_ms("revoked")),
+            ("revoked_by", json!({ "type": ["string", "null"] })),
+            ("version", json!({ "type": ["string", "null"] })),
+        ]),
+    );
     m.insert("Token".into(), row(&[
         ("id", int()), ("user", text()), ("name", text()),
         ("scopes", json!({ "type": "array", "items": { "type": "string", "enum": ["read", "triage", "intake", "admin"] } })),
@@ -322,7 +350,8 @@ fn schemas() -> Value {
         "Agent": { "type": "object", "required": ["agent", "online"], "properties": {
             "agent": text, "online": { "type": "boolean" }, "epoch": { "type": "integer" },
             "contiguous": { "type": "integer" }, "lost": { "type": "integer" },
-            "config_error": { "type": ["string", "null"], "description": "why the agent did not apply its config file on its last reload; null while it runs the file's config" } } },
+            "config_error": { "type": ["string", "null"], "description": "why the agent did not apply its config file on its last reload; null while it runs the file's config" },
+            "enrolled": { "oneOf": [{ "type": "null" }, schema_ref("EnrolledAgent")], "description": "the agent's identity when it enrolled with a token; null otherwise" } } },
         "CheckState": { "type": "object", "required": ["agent", "check", "status"], "properties": {
             "agent": text, "check": text, "status": { "type": "string", "enum": ["ok", "warning", "critical", "unknown"] },
             "summary": text, "seq": { "type": "integer" } } },
@@ -358,6 +387,7 @@ fn response(handler: Handler) -> (&'static str, Value) {
         Handler::Api(Endpoint::Audit) => ("200", list_of("records", schema_ref("AuditRecord"))),
         Handler::Api(Endpoint::Users) => ("200", list_of("users", schema_ref("User"))),
         Handler::Api(Endpoint::Tokens) => ("200", list_of("tokens", schema_ref("Token"))),
+        Handler::Api(Endpoint::Enrollments) => ("200", list_of("enrollments", schema_ref("Enrollment"))),
         Handler::Api(Endpoint::Deviations) => ("200", list_of("deviations", schema_ref("Deviation"))),
         Handler::Api(Endpoint::Customers | Endpoint::IncidentCustomers) => {
             ("200", list_of("customers", schema_ref("Customer")))
@@ -373,7 +403,7 @@ fn response(handler: Handler) -> (&'static str, Value) {
             json!({ "type": "object", "required": ["id", "token"], "properties": {
             "id": { "type": "integer" }, "token": { "type": "string", "description": "shown once; store it now" } } }),
         ),
-        Handler::Api(Endpoint::UserSet | Endpoint::WindowCancel | Endpoint::TokenRevoke) => {
+        Handler::Api(Endpoint::UserSet | Endpoint::WindowCancel | Endpoint::TokenRevoke | Endpoint::AgentRevoke) => {
             ("200", schema_ref("Message"))
         }
         // (Not in the document: only routes under /api/ are.)

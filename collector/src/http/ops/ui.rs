@@ -260,6 +260,7 @@ pub enum Page {
     UserAdd,
     TokenCreate,
     TokenRevoke,
+    AgentRevoke,
     Logout,
 }
 
@@ -337,6 +338,17 @@ pub async fn dispatch(State(state): State<AppState>, page_of: Page, req: Request
                 Ok(true) => return Redirect::to("/ops/users").into_response(),
                 Ok(false) => {
                     return (StatusCode::NOT_FOUND, html(page("No such token", Some(&caller), html! {})))
+                        .into_response();
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Page::AgentRevoke => {
+            let agent = super::path_name(&req).unwrap_or_default();
+            match state.store.revoke_agent(&caller.who, &agent, now).await {
+                Ok(true) => return Redirect::to("/ops/agents").into_response(),
+                Ok(false) => {
+                    return (StatusCode::NOT_FOUND, html(page("No such enrolled agent", Some(&caller), html! {})))
                         .into_response();
                 }
                 Err(e) => Err(e),
@@ -1272,7 +1284,61 @@ async fn windows_page(
 async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate::store::StoreError> {
     let agents = state.store.agents().await?;
     let checks = state.store.check_states().await?;
+    let enrolled = state.store.enrolled_agents().await?;
+    let admin = caller.may(Perm::Admin);
+    let tokens = if admin { state.store.enrollments().await? } else { Vec::new() };
+    let now = crate::now_ms();
     let body = html! {
+        @if !tokens.is_empty() {
+            h2 { "Enrollment tokens" }
+            p { "Made with " code { "vakt-collector enroll create" } "; the secret is shown once there and kept here only as a hash." }
+            table {
+                (columns(&["Token", "Agents", "Uses", "Until", "State", "By"]))
+                tbody {
+                    @for t in &tokens {
+                        tr {
+                            td { "#" (t.id) }
+                            td { (t.agents) }
+                            td { (t.uses) @if let Some(max) = t.max_uses { " of " (max) } }
+                            td { (rfc3339(t.expires_ms)) }
+                            td { (t.state(now)) }
+                            td { (t.created_by) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !enrolled.is_empty() {
+            h2 { "Enrolled agents" }
+            table {
+                (columns(&["Agent", "Enrolled", "Certificate until", "Version", "State", ""]))
+                tbody {
+                    @for e in &enrolled {
+                        tr {
+                            td { (e.agent) }
+                            td { (rfc3339(e.enrolled_ms)) " (token #" (e.enrollment) ")" }
+                            td { (rfc3339(e.not_after_ms)) }
+                            td { (e.version.as_deref().unwrap_or("-")) }
+                            td {
+                                @if let Some(at) = e.revoked_ms {
+                                    span.err { "revoked " (rfc3339(at)) " by " (e.revoked_by.as_deref().unwrap_or("?")) }
+                                } @else if e.not_after_ms <= now {
+                                    span.err { "certificate expired" }
+                                } @else { "active" }
+                            }
+                            td {
+                                @if admin && e.revoked_ms.is_none() {
+                                    form method="post" action={ "/ops/agents/" (super::urlencode(&e.agent)) "/revoke" } {
+                                        (hidden_csrf(caller))
+                                        button type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         @for a in &agents {
             h2 {
                 (a.agent) " "
