@@ -17,7 +17,9 @@
 //! `accept` at once and logs every failure, so when descriptors ran out it spun and wrote
 //! gigabytes of log; the front caps connections below the descriptor limit
 //! ([`max_connections`], a share per source address) and backs off when the system refuses a
-//! socket. Logins are still rumqttd's, on the credentials the client sends.
+//! socket. Logins are still rumqttd's, on the credentials the client sends — except on a TLS
+//! listener, where `broker_gate` identifies each agent by its certificate, holds it to its own
+//! topics, and logs it in with the gate's account.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use std::sync::atomic::Ordering;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
+use crate::app::broker_gate::{GATE_USER, Gate};
 use crate::health::counters::BrokerStats;
 
 /// The prefix of the collector's own client ids.
@@ -50,10 +53,18 @@ pub struct Accounts {
     pub agents: (String, String),
     /// The local agent's own account and its client id, which no other account may use.
     pub local: Option<(String, String, String)>,
+    /// The password of the TLS gate's account ([`broker_gate::GATE_USER`]), which it gives the
+    /// agents it identified by certificate (made fresh at each start, never written down).
+    pub gate: Option<String>,
 }
 
 /// Accept MQTT clients on `public` and relay each to rumqttd at `internal`, within the caps.
-async fn front(public: tokio::net::TcpListener, internal: SocketAddr, stats: Arc<BrokerStats>) {
+async fn front(
+    public: tokio::net::TcpListener,
+    internal: SocketAddr,
+    gate: Option<Arc<Gate>>,
+    stats: Arc<BrokerStats>,
+) {
     let total = max_connections();
     let per_source = (total / 2).max(4);
     let slots = Arc::new(tokio::sync::Semaphore::new(total));
@@ -89,14 +100,19 @@ async fn front(public: tokio::net::TcpListener, internal: SocketAddr, stats: Arc
             *n += 1;
         }
         stats.open.fetch_add(1, Ordering::Relaxed);
-        let (open, stats) = (open.clone(), stats.clone());
+        let (open, stats, gate) = (open.clone(), stats.clone(), gate.clone());
         tokio::spawn(async move {
             let _slot = slot;
             let _ = client.set_nodelay(true);
-            if let Ok(mut upstream) = tokio::net::TcpStream::connect(internal).await {
-                let _ = upstream.set_nodelay(true);
-                let mut client = client;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            match gate {
+                Some(gate) => gate.serve(client, peer, internal).await,
+                None => {
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(internal).await {
+                        let _ = upstream.set_nodelay(true);
+                        let mut client = client;
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                }
             }
             let mut open = open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(n) = open.get_mut(&ip) {
@@ -116,12 +132,13 @@ impl Accounts {
         let matches = |(u, p): (&str, &str)| u == user && crate::auth::constant_eq(p, password);
         let agents = matches((&self.agents.0, &self.agents.1));
         let local = self.local.as_ref().is_some_and(|(u, p, _)| matches((u, p)));
+        let gate = self.gate.as_ref().is_some_and(|p| matches((GATE_USER, p)));
         if client_id.starts_with(COLLECTOR_CLIENT_PREFIX) {
             return false;
         }
         match &self.local {
             Some((_, _, id)) if id == client_id => local,
-            _ => agents || local,
+            _ => agents || local || gate,
         }
     }
 }
@@ -133,12 +150,14 @@ pub fn max_connections() -> usize {
     usize::try_from(soft / 4).unwrap_or(usize::MAX).clamp(16, 10_000)
 }
 
-/// Start the broker for `accounts` behind a front on `listen`; returns the collector's
+/// Start the broker for `accounts` behind a front on `listen` (with `gate`, a TLS listener for
+/// agents with certificates); returns the collector's
 /// in-process links (the first to use, the others spares for when it fails: rumqttd makes
 /// links only before it starts).
 pub async fn start(
     listen: SocketAddr,
     accounts: Accounts,
+    gate: Option<Arc<Gate>>,
     stats: Arc<BrokerStats>,
 ) -> Result<Vec<(LinkTx, LinkRx)>, BrokerError> {
     let public =
@@ -151,7 +170,7 @@ pub async fn start(
         probe.local_addr().map_err(|source| BrokerError::Bind { addr: listen, source })?
     };
     let links = start_rumqttd(internal, accounts, stats.clone())?;
-    tokio::spawn(front(public, internal, stats));
+    tokio::spawn(front(public, internal, gate, stats));
     Ok(links)
 }
 
@@ -219,6 +238,7 @@ mod tests {
         let accounts = Accounts {
             agents: ("vakt-agent".into(), "shared".into()),
             local: Some(("vakt-local".into(), "local-secret".into(), "vakt-agent-host1".into())),
+            gate: Some("gate-secret".into()),
         };
         // (client id, user, password, allowed?)
         let table = [
@@ -230,6 +250,10 @@ mod tests {
             ("vakt-agent-host1", "vakt-local", "local-secret", true),
             ("vakt-agent-host1", "vakt-local", "shared", false),
             ("anything", "nobody", "", false),
+            ("vakt-agent-web-02", GATE_USER, "gate-secret", true),
+            ("vakt-agent-web-02", GATE_USER, "shared", false),
+            ("vakt-agent-host1", GATE_USER, "gate-secret", false),
+            ("vakt-collector", GATE_USER, "gate-secret", false),
         ];
         for (client, user, password, want) in table {
             assert_eq!(accounts.allows(client, user, password), want, "{client} as {user}/{password}");

@@ -6,10 +6,12 @@
 //! A payload is dropped (counted by reason, logged at most once a minute per source and
 //! reason) when it is too large, undecodable, of an unknown version, invalid, on a topic
 //! outside the tree, claims an agent id other than its topic's, or carries a seq or epoch the
-//! agent cannot have reached (`plausible`). Nothing a payload holds can stop ingest. Acks go
+//! agent cannot have reached (`plausible`), or comes from a revoked agent (the list is read from
+//! the store every few seconds; each refusal is also counted in `Denials`, which audits them in
+//! aggregate). Nothing a payload holds can stop ingest. Acks go
 //! out signed with the collector's key, so agents can tell them from anyone else's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -67,7 +69,13 @@ pub struct Outlets {
     pub stats: Arc<IngestStats>,
     pub health: Arc<crate::health::Health>,
     pub out: mpsc::Sender<Outbound>,
+    /// Refusals (messages from revoked agents) for the audit trail, in aggregate.
+    pub denials: Arc<crate::http::denials::Denials>,
 }
+
+/// How often the list of revoked agents is read again: a revocation holds within this (and
+/// well within the minute promised).
+const REVOKED_EVERY: Duration = Duration::from_secs(5);
 
 /// The ingest worker.
 #[derive(Debug)]
@@ -87,6 +95,10 @@ pub struct Ingest {
     /// Signs every ack.
     key: Arc<protocol::SigningKey>,
     plausible: Plausibility,
+    denials: Arc<crate::http::denials::Denials>,
+    /// Agents whose messages are refused, and when the list was read.
+    revoked: HashSet<String>,
+    revoked_read: Option<Instant>,
 }
 
 /// The state engine and what it needs: decisions are made here, on the ingest task, and
@@ -158,6 +170,9 @@ impl Ingest {
             stats: outlets.stats,
             health: outlets.health,
             out: outlets.out,
+            denials: outlets.denials,
+            revoked: HashSet::new(),
+            revoked_read: None,
             drops: DropLog::default(),
             ack_encoding,
             incidents,
@@ -170,6 +185,7 @@ impl Ingest {
     /// Run until `inbound` closes.
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         self.load_plausibility().await;
+        self.read_revoked().await;
         let mut messages = Vec::with_capacity(MAX_BATCH);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -363,7 +379,25 @@ impl Ingest {
     /// Once a second: stale checks, silent agents, incidents a person resolved; and how long
     /// a silence from the broker is normal (three heartbeats of the slowest agent that sent
     /// one in the last ten minutes).
+    /// Read the revoked agents again (kept as they were when the store does not answer).
+    async fn read_revoked(&mut self) {
+        match self.store.revoked_agents().await {
+            Ok(list) => {
+                let now: HashSet<String> = list.into_iter().collect();
+                for agent in now.difference(&self.revoked) {
+                    tracing::warn!(agent = %agent, "agent revoked: its messages are refused from now on");
+                }
+                self.revoked = now;
+            }
+            Err(error) => log_store_error(&error),
+        }
+        self.revoked_read = Some(Instant::now());
+    }
+
     async fn tick(&mut self) {
+        if self.revoked_read.is_none_or(|at| at.elapsed() >= REVOKED_EVERY) {
+            self.read_revoked().await;
+        }
         let now = crate::now_ms();
         self.heartbeats.retain(|_, (_, at)| now - *at < 600_000);
         let slowest = self.heartbeats.values().map(|(interval, _)| *interval).max().unwrap_or(0);
@@ -444,6 +478,12 @@ impl Ingest {
                 }
             };
             let topic_text = message.topic.as_str();
+            if let Some(agent) = topic.agent()
+                && self.revoked.contains(agent.as_str())
+            {
+                self.refuse_revoked(topic_text, agent, now);
+                continue;
+            }
             let outcome = match &topic {
                 Topic::Result(agent, check) => decode_for::<CheckResult>(&message.payload, agent)
                     .and_then(|r| {
@@ -482,6 +522,26 @@ impl Ingest {
             }
         }
         batch
+    }
+
+    /// A message from a revoked agent: dropped, counted, logged once a minute and audited in
+    /// aggregate.
+    fn refuse_revoked(&mut self, topic: &str, agent: &protocol::AgentId, now: Ms) {
+        self.reject(topic, "revoked_agent", &format_args!("agent `{agent}` is revoked"));
+        let who = crate::store::audit::Who {
+            name: format!("agent:{agent}"),
+            role: "agent".into(),
+            source: "mqtt".into(),
+            request_id: String::new(),
+        };
+        let object = format!("agent:{agent}");
+        let entry = crate::store::audit::Entry {
+            action: "ingest",
+            object: &object,
+            outcome: "refused",
+            detail: "revoked_agent",
+        };
+        self.denials.record(&who, entry, now);
     }
 
     fn reject(&mut self, source: &str, reason: &'static str, detail: &dyn std::fmt::Display) {

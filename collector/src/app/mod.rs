@@ -6,6 +6,7 @@
 //! May import: every room.
 
 pub mod broker;
+pub mod broker_gate;
 pub mod ca;
 pub mod cli;
 pub mod config;

@@ -49,6 +49,12 @@ pub struct BrokerStats {
     pub refused_connections: AtomicU64,
     /// Accepts the system refused (descriptors, memory).
     pub accept_errors: AtomicU64,
+    /// TLS clients refused: no certificate or not the CA's, not an agent's, retired or revoked.
+    pub refused_certificates: AtomicU64,
+    /// Agents disconnected for a packet beyond their rights (another agent's topic, a wildcard).
+    pub refused_packets: AtomicU64,
+    /// Plaintext clients from other hosts on a TLS listener.
+    pub refused_plaintext: AtomicU64,
     pub open: AtomicU64,
 }
 
