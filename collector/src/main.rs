@@ -45,9 +45,28 @@ fn main() -> ExitCode {
             let _ = stop_tx.send(true);
         });
         match cli.command {
-            Command::Up { data_dir, mqtt_listen, http_listen, no_agent, config, tls_cert, tls_key } => {
+            Command::Up {
+                data_dir,
+                mqtt_listen,
+                mqtt_tls,
+                mqtt_tls_names,
+                insecure_plaintext,
+                http_listen,
+                no_agent,
+                config,
+                tls_cert,
+                tls_key,
+            } => {
                 let tls = tls_cert.as_deref().zip(tls_key.as_deref());
-                cli::up(&data_dir, mqtt_listen, http_listen, !no_agent, config.as_deref(), tls, stop_rx).await
+                if insecure_plaintext && !mqtt_listen.ip().is_loopback() {
+                    tracing::warn!(listen = %mqtt_listen, "--insecure-plaintext: MQTT in plaintext beyond loopback; anyone on the network can read results, and anyone with the shared password can speak for any agent");
+                }
+                let mqtt = cli::MqttListener {
+                    addr: mqtt_listen,
+                    tls: collector::app::broker_gate::needs_tls(mqtt_listen, mqtt_tls, insecure_plaintext),
+                    names: mqtt_tls_names,
+                };
+                cli::up(&data_dir, mqtt, http_listen, !no_agent, config.as_deref(), tls, stop_rx).await
             }
             Command::Incident { action, data_dir, config } => cli::incident(action, &data_dir, config.as_deref()).await,
             Command::User { action, data_dir, config } => {
@@ -68,6 +87,12 @@ fn main() -> ExitCode {
                     Err(e) => Err(e),
                 }
             }
+            Command::Agents { action, data_dir, config } => {
+                match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
+                    Ok((db, _)) => collector::app::cli::admin::agents(action, &db).await,
+                    Err(e) => Err(e),
+                }
+            }
             Command::Audit { action, data_dir, config } => {
                 match collector::app::cli::admin::open_target(&data_dir, config.as_deref()) {
                     Ok((db, _)) => collector::app::cli::admin::audit(action, &db).await,
@@ -82,6 +107,13 @@ fn main() -> ExitCode {
             }
             Command::Run { config } => cli::run(&config, stop_rx).await,
             Command::Key { data_dir, config } => cli::key(&data_dir, config.as_deref()),
+            Command::Ca { action, data_dir, config } => {
+                collector::app::cli::admin::ca(action, &data_dir, config.as_deref())
+            }
+            Command::MosquittoAcl { collector_user, prefix } => {
+                collector::app::cli::admin::mosquitto_acl(&collector_user, &prefix)
+            }
+            Command::MosquittoPasswd { ids, out } => collector::app::cli::admin::mosquitto_passwd(&ids, &out),
             Command::Command { agent, what, data_dir, config, mqtt } => {
                 cli::command(&agent, what, &data_dir, config.as_deref(), mqtt).await
             }

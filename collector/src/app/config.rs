@@ -22,6 +22,7 @@
 //! listen = "127.0.0.1:8080"
 //! tls_cert = "/etc/vakt/https.pem"      # serve HTTPS (cookies get Secure); both or neither
 //! tls_key = "/etc/vakt/https.key"
+//! agent_certificate_lifetime = "7d"    # certificates issued by /api/v1/enroll (1m to 30d)
 //! ```
 
 use std::net::SocketAddr;
@@ -91,6 +92,19 @@ struct HttpSection {
     listen: Option<Spanned<String>>,
     tls_cert: Option<Spanned<PathBuf>>,
     tls_key: Option<Spanned<PathBuf>>,
+    agent_certificate_lifetime: Option<Spanned<String>>,
+}
+
+/// Agents' certificates live a week unless the config says otherwise; they renew at two thirds.
+pub const DEFAULT_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A certificate lifetime as written (`7d`, `12h`), within what the CA issues.
+pub fn parse_certificate_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?;
+    if !(crate::auth::ca::MIN_LIFETIME..=crate::auth::ca::MAX_LIFETIME).contains(&lifetime) {
+        return Err(format!("`{text}` is outside 1m..=30d"));
+    }
+    Ok(lifetime)
 }
 
 /// The validated config.
@@ -105,6 +119,10 @@ pub struct CollectorConfig {
     pub http: SocketAddr,
     /// HTTPS: the server's certificate and key, loaded.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The SHA-256 of the HTTPS certificate, for enrolling agents to pin.
+    pub tls_fingerprint: Option<String>,
+    /// How long the certificates issued to enrolling agents live.
+    pub agent_certificate_lifetime: Duration,
     pub policy: Policy,
     /// The file's `[mqtt]`, `[store]` and `[http]` as written: a reload compares them with the
     /// running ones and says that a change there waits for a restart.
@@ -163,15 +181,23 @@ impl CollectorConfig {
         };
         let database = base.join(model.store.path.unwrap_or_else(|| PathBuf::from("vakt.db")));
         let tls = match (&model.http.tls_cert, &model.http.tls_key) {
-            (Some(cert), Some(key)) => Some(
+            (Some(cert), Some(key)) => Some((
                 crate::http::tls::server_config(&base.join(cert.get_ref()), &base.join(key.get_ref()))
                     .map_err(|e| at(cert.span(), format!("`http.tls_cert`/`tls_key`: {e}")))?,
-            ),
+                crate::http::tls::fingerprint(&base.join(cert.get_ref()))
+                    .map_err(|e| at(cert.span(), format!("`http.tls_cert`: {e}")))?,
+            )),
             (Some(one), None) | (None, Some(one)) => {
                 return Err(at(one.span(), "`http.tls_cert` and `http.tls_key` go together".into()));
             }
             (None, None) => None,
         };
+        let agent_certificate_lifetime = match &model.http.agent_certificate_lifetime {
+            Some(text) => parse_certificate_lifetime(text.get_ref())
+                .map_err(|e| at(text.span(), format!("`http.agent_certificate_lifetime`: {e}")))?,
+            None => DEFAULT_CERTIFICATE_LIFETIME,
+        };
+        let (tls, tls_fingerprint) = tls.map_or((None, None), |(c, f)| (Some(c), Some(f)));
         let default_key = crate::app::identity::default_path(&database);
         let Some(m) = model.mqtt else {
             return Ok(CollectorConfig {
@@ -181,6 +207,8 @@ impl CollectorConfig {
                 signing_key: default_key,
                 http,
                 tls,
+                tls_fingerprint,
+                agent_certificate_lifetime,
                 policy,
                 restart_only,
             });
@@ -236,6 +264,8 @@ impl CollectorConfig {
             signing_key,
             http,
             tls,
+            tls_fingerprint,
+            agent_certificate_lifetime,
             policy,
             restart_only,
         })

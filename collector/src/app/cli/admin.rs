@@ -89,6 +89,31 @@ pub enum EnrollCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Print where the CA certificate is and its SHA-256 (what brokers' `cafile` names).
+    Show,
+    /// Issue a client certificate for one of Vakt's own services (`vakt-…`, e.g. the
+    /// collector's broker login): key and certificate written to DIR as NAME.key/NAME.pem.
+    Issue {
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Lifetime (at most 398d).
+        #[arg(long, default_value = "90d")]
+        lifetime: humantime::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Enrolled agents: enrolment time, certificate end, version, revocation.
+    List,
+    /// Revoke an enrolled agent: within seconds nothing it sends is stored, and its
+    /// certificates no longer renew. A new enrollment token enrols it again.
+    Revoke { agent: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the hash chain and check every record's mac; exit 1 naming the first record
     /// edited, deleted, moved or written without the audit key.
@@ -229,10 +254,21 @@ pub async fn enroll(command: EnrollCommand, database: &Path) -> Result<(), CliEr
                 .create_enrollment(&cli_admin(), &agents, uses, &auth::sha256_hex(&secret), now, expires_ms)
                 .await?;
             let limit = uses.map_or_else(|| "any number of agents".to_string(), |n| format!("at most {n} agents"));
+            let token = enrollment::token_string(id, &secret);
+            // The running collector notes where it serves HTTPS; before it has, the operator fills in.
+            let (url, pin, note) = match crate::app::ca::read_enroll_hint(database) {
+                Some(hint) => (hint.url, hint.fingerprint, ""),
+                None => (
+                    "https://THIS-COLLECTOR".to_string(),
+                    "SHA256-OF-ITS-HTTPS-CERTIFICATE".to_string(),
+                    "\n(the collector has not served HTTPS yet: fill in its URL and certificate's SHA-256)",
+                ),
+            };
             println!(
-                "enrollment token #{id} (shown once) for agents {agents:?}, {limit}, until {}:\n{}",
+                "enrollment token #{id} (shown once) for agents {agents:?}, {limit}, until {}:\n{token}\n\n\
+                 On the new host, as the agent's user:\n    \
+                 vakt-agent enroll {url} --token {token} --ca-fingerprint {pin}{note}",
                 when(expires_ms),
-                enrollment::token_string(id, &secret)
             );
         }
         EnrollCommand::List => {
@@ -254,6 +290,119 @@ pub async fn enroll(command: EnrollCommand, database: &Path) -> Result<(), CliEr
                 return Err(CliError::Usage(format!("no unrevoked enrollment token #{id}")));
             }
             println!("enrollment token #{id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `vakt-collector ca …` (the CA is made beside the store when there is none yet).
+pub fn ca(command: CaCommand, data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
+    let database = match config {
+        Some(path) => crate::app::config::CollectorConfig::load(path)?.database,
+        None => data_dir.join("vakt.db"),
+    };
+    let dir = database.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| CliError::DataDir { path: dir.to_path_buf(), source })?;
+    let (key, cert) = crate::app::ca::paths(&database);
+    let now = std::time::SystemTime::now();
+    let ca = crate::app::ca::load_or_create(&key, &cert, now)?;
+    match command {
+        CaCommand::Show => println!("{}\nsha256 {}", cert.display(), ca.fingerprint()),
+        CaCommand::Issue { name, out, lifetime } => {
+            if !crate::rules::enrollment::is_reserved(&name) {
+                return Err(CliError::Usage(format!(
+                    "`{name}`: service certificates are for `vakt-…` names; agents enrol with a token"
+                )));
+            }
+            let id = protocol::AgentId::new(&name).map_err(|e| CliError::Usage(format!("`{name}`: {e}")))?;
+            let pair = rcgen::KeyPair::generate().map_err(|e| CliError::Usage(e.to_string()))?;
+            let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+                .and_then(|p| p.serialize_request(&pair))
+                .and_then(|r| r.pem())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let issued = ca.issue_for_service(&csr, &id, now, lifetime.into()).map_err(CliError::Usage)?;
+            std::fs::create_dir_all(&out).map_err(|source| CliError::DataDir { path: out.clone(), source })?;
+            let io = |path: &Path| {
+                let path = path.to_path_buf();
+                move |source| CliError::DataDir { path, source }
+            };
+            let key_file = out.join(format!("{name}.key"));
+            crate::app::identity::write_private(&key_file, pair.serialize_pem().as_bytes()).map_err(io(&key_file))?;
+            let cert_file = out.join(format!("{name}.pem"));
+            std::fs::write(&cert_file, &issued.pem).map_err(io(&cert_file))?;
+            println!(
+                "{} and {} for `{name}`, until {} (CA: {})",
+                cert_file.display(),
+                key_file.display(),
+                humantime::format_rfc3339_seconds(issued.not_after),
+                cert.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `vakt-collector mosquitto-acl`
+pub fn mosquitto_acl(collector_user: &str, prefix: &str) -> Result<(), CliError> {
+    let topics = protocol::Topics::new(prefix).map_err(|e| CliError::Usage(format!("--prefix: {e}")))?;
+    if collector_user.is_empty() || collector_user.contains(char::is_whitespace) {
+        return Err(CliError::Usage("--collector-user must be one word".into()));
+    }
+    print!("{}", topics.mosquitto_acl(collector_user));
+    Ok(())
+}
+
+/// `vakt-collector mosquitto-passwd ID… --out DIR`
+pub fn mosquitto_passwd(ids: &[String], out: &Path) -> Result<(), CliError> {
+    for id in ids {
+        // The collector's own login is the one `vakt-…` name allowed; the others are reserved.
+        let valid = protocol::AgentId::new(id.as_str()).is_ok()
+            && (id == crate::app::broker::COLLECTOR_CLIENT_PREFIX || !crate::rules::enrollment::is_reserved(id));
+        if !valid {
+            return Err(CliError::Usage(format!("`{id}` is not an agent id (or is reserved for Vakt)")));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|source| CliError::DataDir { path: out.to_path_buf(), source })?;
+    let mut lines = String::new();
+    for id in ids {
+        let password = auth::new_secret();
+        let file = out.join(format!("{id}.password"));
+        crate::app::identity::write_private(&file, format!("{password}\n").as_bytes())
+            .map_err(|source| CliError::DataDir { path: file.clone(), source })?;
+        lines.push_str(&auth::broker_password::mosquitto_line(id, &password, &rand::random()));
+        lines.push('\n');
+    }
+    print!("{lines}");
+    Ok(())
+}
+
+/// `vakt-collector agents …`
+pub async fn agents(command: AgentsCommand, database: &Path) -> Result<(), CliError> {
+    let store = Store::open(database).await?;
+    let now = crate::now_ms();
+    match command {
+        AgentsCommand::List => {
+            for a in store.enrolled_agents().await? {
+                let state = match a.revoked_ms {
+                    Some(at) => format!("revoked {} by {}", when(at), a.revoked_by.as_deref().unwrap_or("?")),
+                    None if a.not_after_ms <= now => "certificate expired".into(),
+                    None => "active".into(),
+                };
+                println!(
+                    "{:<24} enrolled {} (token #{})  certificate until {}  version {:<8} {state}",
+                    a.agent,
+                    when(a.enrolled_ms),
+                    a.enrollment,
+                    when(a.not_after_ms),
+                    a.version.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        AgentsCommand::Revoke { agent } => {
+            if !store.revoke_agent(&cli_admin(), &agent, now).await? {
+                return Err(CliError::Usage(format!("no enrolled, unrevoked agent `{agent}`")));
+            }
+            println!("agent {agent} revoked: its messages are refused within seconds");
         }
     }
     Ok(())

@@ -45,9 +45,22 @@ pub enum Command {
         /// Where the database, the agents' MQTT password and the local agent's state live.
         #[arg(long, default_value = "vakt-data")]
         data_dir: PathBuf,
-        /// MQTT listener for agents.
+        /// MQTT listener for agents. Beyond loopback it is TLS, and agents on other hosts need a
+        /// client certificate from `vakt-agent enroll`; clients on this host may still use
+        /// plaintext and a password.
         #[arg(long, env = "VAKT_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
         mqtt_listen: SocketAddr,
+        /// TLS with client certificates on a loopback listener too.
+        #[arg(long)]
+        mqtt_tls: bool,
+        /// A name (host or IP address) agents use to reach the MQTT listener, for its TLS
+        /// certificate (this host's name, localhost and the listen address are always in it).
+        #[arg(long = "mqtt-tls-name", value_name = "NAME", env = "VAKT_MQTT_TLS_NAMES", value_delimiter = ',')]
+        mqtt_tls_names: Vec<String>,
+        /// Listen beyond loopback in plaintext, with the agents' shared password: anyone on the
+        /// network can read results and, with the password, speak for any agent.
+        #[arg(long, conflicts_with = "mqtt_tls")]
+        insecure_plaintext: bool,
         /// HTTP listener.
         #[arg(long, env = "VAKT_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
         http_listen: SocketAddr,
@@ -111,6 +124,15 @@ pub enum Command {
         #[arg(long, global = true, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
     },
+    /// Enrolled agents: list them (certificate, version) or revoke one.
+    Agents {
+        #[command(subcommand)]
+        action: crate::app::cli::admin::AgentsCommand,
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
     /// The hash-chained audit trail: verify, export.
     Audit {
         #[command(subcommand)]
@@ -119,6 +141,38 @@ pub enum Command {
         data_dir: PathBuf,
         #[arg(long, global = true, conflicts_with = "data_dir")]
         config: Option<PathBuf>,
+    },
+    /// The collector's CA (made here if there is none yet): show it, or issue a client
+    /// certificate for one of Vakt's own services, such as the collector's login to Mosquitto.
+    Ca {
+        #[command(subcommand)]
+        action: crate::app::cli::admin::CaCommand,
+        #[arg(long, default_value = "vakt-data", global = true)]
+        data_dir: PathBuf,
+        #[arg(long, global = true, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+    },
+    /// Print a Mosquitto `acl_file` that lets each agent publish only as itself (for a
+    /// listener with `require_certificate true` and `use_identity_as_username true`).
+    MosquittoAcl {
+        /// The collector's user name on the broker (its certificate's common name).
+        #[arg(long, default_value = "vakt-collector")]
+        collector_user: String,
+        /// The topic prefix.
+        #[arg(long, default_value = "vakt/v1")]
+        prefix: String,
+    },
+    /// Make a broker password for each agent (and the collector), for a Mosquitto listener
+    /// without client certificates: each password goes to `DIR/ID.password` (mode 0600, the
+    /// agent's `password_file`), and the lines for the broker's `password_file` (hashes only)
+    /// are printed. With the `mosquitto-acl` ACL each id publishes only as itself.
+    MosquittoPasswd {
+        /// Agent ids (and `vakt-collector` for the collector's own login).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Where the passwords are written.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print the collector's public key (creating the signing key if there is none yet):
     /// agents trust acks and commands signed with it (`collector_keys` in agent.toml).
@@ -347,6 +401,11 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     let config = CollectorConfig::load(config_path)?;
     let store = Store::open(&config.database).await?;
     let listener = http::bind(config.http).await.map_err(|source| CliError::Http { addr: config.http, source })?;
+    let hint = config.tls_fingerprint.as_ref().map(|fingerprint| crate::app::ca::EnrollHint {
+        url: crate::app::ca::enroll_url(&config.policy.public.url, config.http),
+        fingerprint: fingerprint.clone(),
+    });
+    crate::app::ca::note_enroll_hint(&config.database, hint.as_ref());
     if store.users().await?.is_empty() {
         tracing::warn!(
             "no operator accounts yet: create the first with `vakt-collector user add --admin NAME --config {}`",
@@ -377,6 +436,7 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
     let policy = LivePolicy::new(config.policy);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.device_secret = Arc::new(device_secret(&key));
+    state.authority = Some(authority(&config.database, &key, config.agent_certificate_lifetime)?);
     let (incidents, sender) = start_incidents(&store, policy.clone(), &state.health, &stop).await?;
     let source = reload::Source {
         path: Some(config_path.to_path_buf()),
@@ -385,7 +445,12 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
         prepare: Box::new(|_| {}),
     };
     reload_on_sighup(source, policy, sender, &store, &state, &stop)?;
-    let outlets = crate::app::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
+    let outlets = crate::app::ingest::Outlets {
+        stats: stats.clone(),
+        health: state.health.clone(),
+        out: out_tx,
+        denials: state.denials.clone(),
+    };
     let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), outlets, config.ack_encoding, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
     let web = tokio::spawn(http::serve(
@@ -487,29 +552,56 @@ pub fn key(data_dir: &Path, config: Option<&Path>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The embedded broker's listener for `up`.
+#[derive(Debug, Clone)]
+pub struct MqttListener {
+    pub addr: SocketAddr,
+    /// TLS with client certificates from the collector's CA (`broker_gate`).
+    pub tls: bool,
+    /// Names for the TLS certificate besides [`broker_gate::default_names`].
+    pub names: Vec<String>,
+}
+
+impl From<SocketAddr> for MqttListener {
+    /// Plaintext, as on loopback.
+    fn from(addr: SocketAddr) -> MqttListener {
+        MqttListener { addr, tls: false, names: Vec::new() }
+    }
+}
+
 /// `vakt-collector up`
 pub async fn up(
     data_dir: &Path,
-    mqtt_listen: SocketAddr,
+    mqtt: MqttListener,
     http_listen: SocketAddr,
     with_agent: bool,
     policy_file: Option<&Path>,
     tls_files: Option<(&Path, &Path)>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
-    let (policy, config_tls, restart_only) = match policy_file {
+    let (policy, config_tls, restart_only, lifetime) = match policy_file {
         Some(path) => {
             let config = crate::app::reload::load(path, true)?;
-            (config.policy, config.tls, config.restart_only)
+            let tls = config.tls.zip(config.tls_fingerprint);
+            (config.policy, tls, config.restart_only, config.agent_certificate_lifetime)
         }
-        None => (Policy::default(), None, toml::Table::new()),
+        None => (Policy::default(), None, toml::Table::new(), crate::app::config::DEFAULT_CERTIFICATE_LIFETIME),
     };
     let tls = match tls_files {
-        Some((cert, key)) => Some(crate::http::tls::server_config(cert, key).map_err(CliError::Usage)?),
+        Some((cert, key)) => Some((
+            crate::http::tls::server_config(cert, key).map_err(CliError::Usage)?,
+            crate::http::tls::fingerprint(cert).map_err(CliError::Usage)?,
+        )),
         None => config_tls,
     };
     let dir_error = |source| CliError::DataDir { path: data_dir.to_path_buf(), source };
     create_private_dir(data_dir).map_err(dir_error)?;
+    let hint = tls.as_ref().map(|(_, fingerprint)| crate::app::ca::EnrollHint {
+        url: crate::app::ca::enroll_url(&policy.public.url, http_listen),
+        fingerprint: fingerprint.clone(),
+    });
+    crate::app::ca::note_enroll_hint(&data_dir.join("vakt.db"), hint.as_ref());
+    let tls = tls.map(|(config, _)| config);
     let password = secret_file(&data_dir.join("mqtt-password")).map_err(dir_error)?;
     let local_password = secret_file(&data_dir.join("local-agent-password")).map_err(dir_error)?;
     let store = Store::open(&data_dir.join("vakt.db")).await?;
@@ -518,19 +610,10 @@ pub async fn up(
     // The local agent's config is read first: its client id is reserved for it on the broker,
     // and its checks seed the status page's components when the policy names none.
     let local = if with_agent {
-        Some(local_agent::LocalAgent::load(data_dir, mqtt_listen).map_err(CliError::AgentConfig)?)
+        Some(local_agent::LocalAgent::load(data_dir, mqtt.addr).map_err(CliError::AgentConfig)?)
     } else {
         None
     };
-    let accounts = broker::Accounts {
-        agents: (AGENT_USER.into(), password),
-        local: local
-            .as_ref()
-            .and_then(local_agent::LocalAgent::client_id)
-            .map(|client_id| (LOCAL_AGENT_USER.to_string(), local_password.clone(), client_id)),
-    };
-    let broker_stats = Arc::new(crate::health::counters::BrokerStats::default());
-    let links = broker::start(mqtt_listen, accounts, broker_stats.clone()).await?;
     first_admin(&store, http_listen).await?;
 
     let stats = Arc::new(IngestStats::default());
@@ -548,8 +631,37 @@ pub async fn up(
     policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
     let policy = LivePolicy::new(policy);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
-    state.broker_stats = broker_stats;
     state.device_secret = Arc::new(device_secret(&key));
+    let authority = authority(&data_dir.join("vakt.db"), &key, lifetime)?;
+    state.authority = Some(authority.clone());
+    let gate_login = mqtt.tls.then(|| hex::encode(rand::random::<[u8; 32]>()));
+    let accounts = broker::Accounts {
+        agents: (AGENT_USER.into(), password),
+        local: local
+            .as_ref()
+            .and_then(local_agent::LocalAgent::client_id)
+            .map(|client_id| (LOCAL_AGENT_USER.to_string(), local_password.clone(), client_id)),
+        gate: gate_login.clone(),
+    };
+    let gate = match gate_login {
+        Some(login) => {
+            let mut names = crate::app::broker_gate::default_names(mqtt.addr);
+            names.extend(mqtt.names.iter().filter(|n| !names.contains(n)).cloned().collect::<Vec<_>>());
+            let out = crate::app::broker_gate::Outlets {
+                store: store.clone(),
+                denials: state.denials.clone(),
+                stats: state.broker_stats.clone(),
+            };
+            let gate = crate::app::broker_gate::Gate::new(authority.clone(), names.clone(), topics.clone(), login, out)
+                .map_err(CliError::Usage)?;
+            let gate = Arc::new(gate);
+            tokio::spawn(gate.clone().keep_certificate_fresh());
+            tracing::info!(names = ?names, ca = %authority.ca.fingerprint(), "mqtt: TLS listener; agents on other hosts need a certificate from `vakt-agent enroll`");
+            Some(gate)
+        }
+        None => None,
+    };
+    let links = broker::start(mqtt.addr, accounts, gate, state.broker_stats.clone()).await?;
     let (incidents, sender) = start_incidents(&store, policy.clone(), &state.health, &stop).await?;
     let source = reload::Source {
         path: policy_file.map(Path::to_path_buf),
@@ -558,7 +670,12 @@ pub async fn up(
         prepare: Box::new(prepare),
     };
     reload_on_sighup(source, policy, sender, &store, &state, &stop)?;
-    let outlets = crate::app::ingest::Outlets { stats: stats.clone(), health: state.health.clone(), out: out_tx };
+    let outlets = crate::app::ingest::Outlets {
+        stats: stats.clone(),
+        health: state.health.clone(),
+        out: out_tx,
+        denials: state.denials.clone(),
+    };
     let ingest = Ingest::new(store.clone(), topics.clone(), outlets, Encoding::Bincode, incidents, key.clone());
     let ingest = tokio::spawn(ingest.run(in_rx));
     let context = link::LinkContext { inbound: in_tx, key: key.clone(), health: state.health.clone() };
@@ -568,7 +685,7 @@ pub async fn up(
 
     let agent = local.map(|local| tokio::spawn(local.run(stop.clone())));
     tracing::info!(
-        mqtt = %mqtt_listen,
+        mqtt = %format!("{}://{}", if mqtt.tls { "mqtts" } else { "mqtt" }, mqtt.addr),
         http = %format!("{scheme}://{http_listen}/"),
         data_dir = %data_dir.display(),
         "Vakt is up. Agents connect with username `{AGENT_USER}` and the password in {}, and trust the collector key in {}",
@@ -589,6 +706,17 @@ pub async fn up(
     // what is in hand (nothing is acked before it is committed, so nothing is lost either way).
     drop(ingest);
     Ok(())
+}
+
+/// The CA (made on first start) and what enrolling agents are given.
+fn authority(
+    database: &Path,
+    key: &protocol::SigningKey,
+    lifetime: std::time::Duration,
+) -> Result<Arc<crate::auth::ca::Authority>, CliError> {
+    let (ca_key, ca_cert) = crate::app::ca::paths(database);
+    let ca = crate::app::ca::load_or_create(&ca_key, &ca_cert, std::time::SystemTime::now())?;
+    Ok(Arc::new(crate::auth::ca::Authority { ca, lifetime, collector_key: key.public().to_string() }))
 }
 
 /// The device-cookie secret, from the collector's key: it outlives restarts, and collectors
