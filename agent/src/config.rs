@@ -206,6 +206,9 @@ struct MqttSection {
     collector_keys: Option<Spanned<Vec<Spanned<String>>>>,
     /// A file with one collector public key per line (`#` comments allowed).
     collector_key_file: Option<Spanned<PathBuf>>,
+    /// The directory `vakt-agent enroll` filled: client certificate and key (renewed while the
+    /// agent runs), and the collector's key.
+    identity: Option<Spanned<PathBuf>>,
 }
 
 /// `[spool]`
@@ -282,6 +285,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Publish to this broker; `None` prints results to stdout.
     pub mqtt: Option<common::mqtt::MqttSettings>,
+    /// The enrolled identity (`[mqtt] identity`), kept renewed while the agent runs.
+    pub identity: Option<crate::enroll::Identity>,
     pub spool: crate::spool::SpoolConfig,
 }
 
@@ -317,13 +322,41 @@ fn mqtt_settings(
     at: &dyn Fn(Range<usize>, String) -> String,
 ) -> Result<common::mqtt::MqttSettings, String> {
     use common::mqtt::{BrokerAccess, MqttSettings};
+    let enrolled = match &section.identity {
+        Some(dir) => {
+            if let Some(file) = section.client_cert.as_ref().or(section.client_key.as_ref()) {
+                return Err(at(
+                    file.span(),
+                    "`mqtt.identity` gives the client certificate: drop `client_cert` and `client_key`".into(),
+                ));
+            }
+            let identity = crate::enroll::Identity::new(base.join(dir.get_ref()));
+            let (named, _, _) = identity
+                .current()
+                .map_err(|e| at(dir.span(), format!("`mqtt.identity`: {e} (run `vakt-agent enroll` first)")))?;
+            if &named != agent {
+                return Err(at(
+                    dir.span(),
+                    format!("`mqtt.identity` is the identity of agent `{named}`; this agent is `{agent}`"),
+                ));
+            }
+            Some((
+                Spanned::new(dir.span(), identity.cert()),
+                Spanned::new(dir.span(), identity.key()),
+                Spanned::new(dir.span(), identity.ca()),
+            ))
+        }
+        None => None,
+    };
     let access = BrokerAccess {
         url: &section.url,
         password: section.password.as_ref(),
         password_file: section.password_file.as_ref(),
-        ca_file: section.ca_file.as_ref(),
-        client_cert: section.client_cert.as_ref(),
-        client_key: section.client_key.as_ref(),
+        // An enrolled agent trusts the collector's CA for the broker unless told otherwise: the
+        // embedded broker's certificate is issued by it.
+        ca_file: section.ca_file.as_ref().or(enrolled.as_ref().map(|(_, _, ca)| ca)),
+        client_cert: enrolled.as_ref().map(|(c, _, _)| c).or(section.client_cert.as_ref()),
+        client_key: enrolled.as_ref().map(|(_, k, _)| k).or(section.client_key.as_ref()),
     }
     .resolve(base, at)?;
     let topics = match &section.prefix {
@@ -396,6 +429,16 @@ fn collector_keys(
                     .map_err(|e| at(file.span(), format!("`mqtt.collector_key_file` {}: {e}", path.display())))?,
             );
         }
+    }
+    if let Some(dir) = &section.identity {
+        let path = crate::enroll::Identity::new(base.join(dir.get_ref())).collector_key();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| at(dir.span(), format!("`mqtt.identity`: reading {}: {e}", path.display())))?;
+        keys.push(
+            text.trim()
+                .parse::<protocol::PublicKey>()
+                .map_err(|e| at(dir.span(), format!("`mqtt.identity` {}: {e}", path.display())))?,
+        );
     }
     if keys.is_empty() {
         let span = section.collector_keys.as_ref().map_or_else(|| section.url.span(), Spanned::span);
@@ -551,6 +594,11 @@ impl AgentConfig {
         }
 
         let agent_id = model.agent.id.unwrap_or_else(default_agent_id);
+        let identity = model
+            .mqtt
+            .as_ref()
+            .and_then(|m| m.identity.as_ref())
+            .map(|d| crate::enroll::Identity::new(base.join(d.get_ref())));
         let mqtt = match model.mqtt {
             Some(section) => Some(mqtt_settings(section, &agent_id, base, &at)?),
             None => None,
@@ -581,6 +629,7 @@ impl AgentConfig {
             checks,
             state_dir,
             mqtt,
+            identity,
             spool,
         })
     }

@@ -13,11 +13,13 @@
 //! - [`scheduler`]: one task per check, jittered, bounded concurrency; [`quarantine`] is the
 //!   circuit breaker for plugins that keep faulting.
 //! - [`nagios`]: Nagios plugin output for `vakt-agent check`.
+//! - [`enroll`]: the agent's own key and certificate from the collector's CA, and renewal.
 //! - [`cli`]: the commands, callable in-process; `main.rs` only parses and dispatches.
 
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod enroll;
 pub mod grant;
 pub mod nagios;
 pub mod plugin;

@@ -73,6 +73,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Enroll(args) => match runtime.block_on(cli::enroll(args)) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "enrollment failed");
+                ExitCode::FAILURE
+            }
+        },
         Command::Componentize { input, output } => match cli::componentize(&input, &output) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

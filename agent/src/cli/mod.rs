@@ -58,6 +58,11 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Get this host's identity from the collector: make a key here (it never leaves the
+    /// host), send a certificate request with an enrollment token, keep the certificate, the
+    /// collector's CA and its signing key in DIR. With --renew, renew the certificate in DIR
+    /// with itself (the running agent does this on its own).
+    Enroll(EnrollArgs),
     /// Wrap a core WebAssembly module (C with wasi-libc, ...) into a check component.
     Componentize {
         /// The core module, with the `vakt:check` world embedded by wit-bindgen.
@@ -66,6 +71,53 @@ pub enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnrollArgs {
+    /// The collector's HTTPS address, e.g. https://collector.example:8443
+    #[arg(required_unless_present = "renew")]
+    pub url: Option<String>,
+    /// The enrollment token `vakt-collector enroll create` printed.
+    #[arg(long, env = "VAKT_ENROLL_TOKEN", required_unless_present = "renew", hide_env_values = true)]
+    pub token: Option<String>,
+    /// This agent's id [default: the host name].
+    #[arg(long, value_parser = parse_agent_id)]
+    pub id: Option<protocol::AgentId>,
+    /// Trust the collector's HTTPS only if its chain holds a certificate with this SHA-256.
+    #[arg(long)]
+    pub ca_fingerprint: Option<String>,
+    /// Trust the collector's HTTPS by these roots instead of the system's.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// The identity directory (`[mqtt] identity` in agent.toml).
+    #[arg(long, default_value = "/var/lib/vakt-agent/identity")]
+    pub dir: PathBuf,
+    /// Renew the certificate in DIR instead of enrolling.
+    #[arg(long, conflicts_with_all = ["url", "token", "id", "ca_fingerprint", "ca_file"])]
+    pub renew: bool,
+}
+
+/// `vakt-agent enroll`: prints what it did; the error says why not.
+pub async fn enroll(args: EnrollArgs) -> Result<String, String> {
+    let identity = crate::enroll::Identity::new(&args.dir);
+    let done = if args.renew {
+        crate::enroll::renew(&identity).await?
+    } else {
+        let (Some(url), Some(token)) = (&args.url, &args.token) else {
+            return Err("give the collector's URL and --token".into());
+        };
+        let agent = args.id.clone().unwrap_or_else(crate::config::default_agent_id);
+        let trust = crate::enroll::Trust { fingerprint: args.ca_fingerprint.clone(), ca_file: args.ca_file.clone() };
+        crate::enroll::enroll(url, token, &agent, trust, &identity).await?
+    };
+    Ok(format!(
+        "{} as `{}`; certificate until {}.\nIn agent.toml: [mqtt] identity = \"{}\" (with an mqtts:// url)",
+        if args.renew { "renewed" } else { "enrolled" },
+        done.agent,
+        humantime::format_rfc3339_seconds(done.not_after),
+        args.dir.display()
+    ))
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -93,6 +145,10 @@ pub struct CheckArgs {
     /// (median, p99, mean per run); the output and exit code are those of the last run.
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+}
+
+fn parse_agent_id(text: &str) -> Result<protocol::AgentId, String> {
+    protocol::AgentId::new(text).map_err(|e| e.to_string())
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -172,6 +172,9 @@ async fn run_with(
         };
         tokio::spawn(reload.serve(signals, stop_rx.clone()))
     });
+    // The certificate is renewed in place; each new connection reads the files again.
+    let renewer =
+        config.identity.clone().map(|identity| tokio::spawn(crate::enroll::keep_renewed(identity, stop_rx.clone())));
     let scheduler = tokio::spawn(scheduler::run(
         scheduled,
         config.concurrency,
@@ -187,6 +190,9 @@ async fn run_with(
         let published = publisher.run(results_rx, announce_rx).await;
         let _ = scheduler.await;
         if let Some(r) = reloader {
+            r.abort();
+        }
+        if let Some(r) = renewer {
             r.abort();
         }
         drop(lock);
