@@ -316,6 +316,14 @@ impl Mosquitto {
         broker
     }
 
+    /// Start on a free port with these extra lines in its config (a TLS listener's settings,
+    /// an ACL file).
+    pub fn start_with(dir: &Path, extra: &str) -> Mosquitto {
+        let mut broker = Mosquitto { port: free_port(), dir: dir.to_path_buf(), proc: None };
+        broker.launch(extra);
+        broker
+    }
+
     /// (Re)start on the same port.
     pub fn restart(&mut self) {
         self.launch("");

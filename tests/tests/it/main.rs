@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod customers;
 mod daemon;
+mod enrollment;
 mod faults;
 mod incidents;
 mod languages;

@@ -411,7 +411,7 @@ fn enrollment_tokens_are_shown_once_stored_hashed_bounded_and_revocable() {
     std::fs::create_dir_all(&data).unwrap();
     e2e::with_store(&data.join("vakt.db"), async |_| ());
     let created = ok(&cli(&data, &["enroll", "create", "--expires", "2h", "--uses", "3", "--agents", "web-*"]));
-    let token = created.lines().last().unwrap_or_default().trim().to_string();
+    let token = created.lines().find(|l| l.starts_with("vakt-enroll_")).unwrap_or_default().trim().to_string();
     assert!(token.starts_with("vakt-enroll_1_") && token.len() == "vakt-enroll_1_".len() + 64, "{created}");
     assert!(created.contains("\"web-*\"") && created.contains("at most 3 agents"), "{created}");
     let secret = token.rsplit('_').next().unwrap_or_default();
