@@ -1,5 +1,6 @@
 //! `cargo bench -p protocol`: encode and decode cost of one typical result (a disk check with
-//! three metrics), in both encodings.
+//! three metrics), in both encodings, and what an enrolled agent's seal adds: `seal` on the
+//! agent (at publish time) and `open` on the collector (before decoding).
 
 #![allow(clippy::unwrap_used)]
 
@@ -37,6 +38,7 @@ fn sample() -> CheckResult {
                 max: Some(100.0),
             })
             .collect(),
+        mac: String::new(),
     }
 }
 
@@ -50,4 +52,24 @@ fn encode_result(bencher: divan::Bencher<'_, '_>, encoding: Encoding) {
 fn decode_result(bencher: divan::Bencher<'_, '_>, encoding: Encoding) {
     let bytes = encode(&sample(), encoding);
     bencher.bench(|| decode::<CheckResult>(black_box(&bytes)).unwrap());
+}
+
+const TOPIC: &str = "vakt/v1/agents/web-01.example.com/results/disk-root";
+
+#[divan::bench(args = [Encoding::Bincode, Encoding::Json], name = "seal")]
+fn seal_result(bencher: divan::Bencher<'_, '_>, encoding: Encoding) {
+    let key = protocol::MessageKey::from_bytes([7; 32]);
+    let bytes = encode(&sample(), encoding);
+    bencher.with_inputs(|| bytes.clone()).bench_local_values(|mut payload| {
+        protocol::seal::seal(&mut payload, black_box(TOPIC), &key);
+        payload
+    });
+}
+
+#[divan::bench(args = [Encoding::Bincode, Encoding::Json], name = "open")]
+fn open_result(bencher: divan::Bencher<'_, '_>, encoding: Encoding) {
+    let key = protocol::MessageKey::from_bytes([7; 32]);
+    let mut bytes = encode(&sample(), encoding);
+    protocol::seal::seal(&mut bytes, TOPIC, &key);
+    bencher.bench(|| protocol::seal::open(black_box(&bytes), TOPIC, &key).unwrap());
 }

@@ -122,8 +122,19 @@ pub fn decode<M: WireMessage>(payload: &[u8]) -> Result<M, DecodeError> {
             if version != WIRE_VERSION {
                 return Err(DecodeError::UnknownVersion(version.into()));
             }
-            let (message, used) = bincode::decode_from_slice::<M, _>(&payload[1..], BINCODE)
-                .map_err(|e| DecodeError::Binary(e.to_string()))?;
+            let (message, used) = match bincode::decode_from_slice::<M, _>(&payload[1..], BINCODE) {
+                Ok(decoded) => decoded,
+                // Agents before the seal (`mac`, the last field of agent messages) end one byte
+                // early: their payloads, spooled across an upgrade, read as unsealed.
+                Err(bincode::error::DecodeError::UnexpectedEnd { additional: 1 }) => {
+                    let mut padded = payload[1..].to_vec();
+                    padded.push(0);
+                    let (message, used) = bincode::decode_from_slice::<M, _>(&padded, BINCODE)
+                        .map_err(|e| DecodeError::Binary(e.to_string()))?;
+                    (message, used - 1)
+                }
+                Err(e) => return Err(DecodeError::Binary(e.to_string())),
+            };
             if used + 1 != payload.len() {
                 return Err(DecodeError::Binary(format!("{} trailing bytes", payload.len() - used - 1)));
             }
@@ -181,6 +192,18 @@ fn counter(field: &str, value: u64) -> Result<(), String> {
     if value > MAX_COUNTER { Err(format!("`{field}` is {value}, more than {MAX_COUNTER}")) } else { Ok(()) }
 }
 
+/// A seal is empty or 64 lower-case hex digits (checked against the agent's key by the
+/// collector, see [`crate::seal`]).
+fn seal(mac: &str) -> Result<(), String> {
+    if mac.is_empty()
+        || (mac.len() == crate::seal::MAC_HEX && mac.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        Ok(())
+    } else {
+        Err("`mac` is not 64 lower-case hex digits".into())
+    }
+}
+
 /// A signature is empty or 128 hex digits (checked against the keys by the receiver).
 fn signature(sig: &str) -> Result<(), String> {
     if sig.is_empty() || (sig.len() == 128 && sig.bytes().all(|b| b.is_ascii_hexdigit())) {
@@ -219,7 +242,7 @@ impl Validate for CheckResult {
                 return Err(format!("metric `{}` has a value that is not a finite number", m.name));
             }
         }
-        Ok(())
+        seal(&self.mac)
     }
 }
 
@@ -240,7 +263,7 @@ impl Validate for StateMessage {
                 return Err("more than 10000 checks".into());
             }
         }
-        Ok(())
+        seal(&self.mac)
     }
 }
 
@@ -263,7 +286,7 @@ impl Validate for Heartbeat {
         if let Some(error) = &self.config_error {
             short("config_error", error, MAX_CONFIG_ERROR)?;
         }
-        Ok(())
+        seal(&self.mac)
     }
 }
 
@@ -322,6 +345,7 @@ mod tests {
                 min: Some(0.0),
                 max: Some(100.0),
             }],
+            mac: String::new(),
         }
     }
 
@@ -335,6 +359,16 @@ mod tests {
         assert!(bin.len() < json.len() / 2, "binary {} vs json {}", bin.len(), json.len());
         assert_eq!(decode::<CheckResult>(&json).unwrap(), r);
         assert_eq!(decode::<CheckResult>(&bin).unwrap(), r);
+    }
+
+    #[test]
+    fn a_binary_payload_from_before_the_seal_field_reads_as_unsealed() {
+        let r = result(7);
+        let mut old = encode(&r, Encoding::Bincode);
+        assert_eq!(old.pop(), Some(0), "the empty seal is the last byte");
+        assert_eq!(decode::<CheckResult>(&old).unwrap(), r);
+        old.truncate(old.len() - 1);
+        assert!(matches!(decode::<CheckResult>(&old), Err(DecodeError::Binary(_))), "two bytes short");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`message`]: birth/death, heartbeat, ack, command and collector state.
 //! - [`codec`]: bincode and JSON, always decoded with a size limit and validated.
 //! - [`signature`]: the collector's Ed25519 signature on what it sends to agents.
+//! - [`seal`]: an enrolled agent's HMAC on what it publishes.
 //! - [`trust`]: what an agent accepts from the broker (signed, plausible, fresh, once).
 //! - [`text`]: the one sanitiser for plugin-controlled text, and the output caps.
 
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod ids;
 pub mod message;
 pub mod result;
+pub mod seal;
 pub mod signature;
 pub mod text;
 pub mod topic;
@@ -30,5 +32,6 @@ pub use message::{
     Ack, Birth, CheckInfo, CollectorState, Command, CommandKind, Heartbeat, HostFacts, SpoolStats, StateMessage,
 };
 pub use result::{CheckResult, Metric, Status, WIRE_VERSION};
+pub use seal::{MessageKey, SealError};
 pub use signature::{PublicKey, SignatureError, Signed, SigningKey, Verifier};
 pub use topic::{Topic, TopicError, Topics};

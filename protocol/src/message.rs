@@ -72,6 +72,10 @@ pub struct StateMessage {
     /// What a birth tells about the agent; absent in a death.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth: Option<Birth>,
+    /// The agent's seal (HMAC-SHA256, 64 hex digits, see [`crate::seal`]); empty when the
+    /// agent has no message key. Always the last field: sealing rewrites the payload's end.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
 }
 
 /// What an agent announces when it connects.
@@ -155,6 +159,10 @@ pub struct Heartbeat {
     /// it had before); absent while the running config is the file's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
+    /// The agent's seal (HMAC-SHA256, 64 hex digits, see [`crate::seal`]); empty when the
+    /// agent has no message key. Always the last field: sealing rewrites the payload's end.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
 }
 
 /// The agent's spool, as reported in heartbeats.

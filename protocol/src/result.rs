@@ -126,6 +126,10 @@ pub struct CheckResult {
     /// Measurements.
     #[serde(default)]
     pub metrics: Vec<Metric>,
+    /// The agent's seal (HMAC-SHA256, 64 hex digits, see [`crate::seal`]); empty when the
+    /// agent has no message key. Always the last field: sealing rewrites the payload's end.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
 }
 
 /// The current wire format version.
@@ -159,6 +163,7 @@ mod tests {
                 min: Some(0.0),
                 max: Some(100.0),
             }],
+            mac: String::new(),
         }
     }
 

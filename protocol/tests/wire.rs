@@ -67,6 +67,7 @@ prop_compose! {
             v: 1, agent: AgentId::new(agent).unwrap(), epoch, seq, ts: UNIX_EPOCH + Duration::from_millis(ms),
             check: CheckName::new(check).unwrap(), plugin: "p".into(), status, summary, details,
             duration_ms: duration, metrics,
+            mac: String::new(),
         }
     }
 }
@@ -134,6 +135,7 @@ fn a_birth_of_ten_thousand_checks_decodes() {
             heartbeat_ms: 30_000,
             encoding: Encoding::Bincode,
         }),
+        mac: String::new(),
     };
     let bin = encode(&state, Encoding::Bincode);
     assert!(bin.len() < protocol::codec::MAX_PAYLOAD, "{} bytes", bin.len());
