@@ -340,11 +340,15 @@ fn mqtt_settings(
                     format!("`mqtt.identity` is the identity of agent `{named}`; this agent is `{agent}`"),
                 ));
             }
-            Some((
-                Spanned::new(dir.span(), identity.cert()),
-                Spanned::new(dir.span(), identity.key()),
-                Spanned::new(dir.span(), identity.ca()),
-            ))
+            // On a plaintext broker the identity still gives the collector's key and the
+            // message key; the certificate is for TLS.
+            section.url.get_ref().starts_with("mqtts://").then(|| {
+                (
+                    Spanned::new(dir.span(), identity.cert()),
+                    Spanned::new(dir.span(), identity.key()),
+                    Spanned::new(dir.span(), identity.ca()),
+                )
+            })
         }
         None => None,
     };
@@ -383,6 +387,8 @@ fn mqtt_settings(
     };
     let reconnect_min = section.reconnect_min.map_or(Duration::from_secs(1), |d| d.0).max(Duration::from_millis(50));
     let collector_keys = collector_keys(&section, base, at)?;
+    let message_key_file =
+        section.identity.as_ref().map(|d| crate::enroll::Identity::new(base.join(d.get_ref())).message_key());
     Ok(MqttSettings {
         host: access.host,
         port: access.port,
@@ -399,6 +405,7 @@ fn mqtt_settings(
         reconnect_min,
         reconnect_max: section.reconnect_max.map_or(Duration::from_secs(60), |d| d.0).max(reconnect_min),
         collector_keys,
+        message_key_file,
     })
 }
 

@@ -10,6 +10,7 @@
 //! | `agent.pem` | the client certificate for the agent id (short-lived) |
 //! | `ca.pem` | the collector's CA (brokers that check client certificates trust it) |
 //! | `collector.pub` | the collector's signing key: acks and commands are trusted by it |
+//! | `message.key` | the agent's message key (mode 0600): everything it publishes is sealed with it |
 //! | `enrollment.json` | where to renew: the collector's URL and how its HTTPS was trusted |
 //!
 //! `[mqtt] identity = DIR` in agent.toml uses them; the running agent renews the certificate
@@ -62,6 +63,9 @@ impl Identity {
     pub fn collector_key(&self) -> PathBuf {
         self.dir.join("collector.pub")
     }
+    pub fn message_key(&self) -> PathBuf {
+        self.dir.join("message.key")
+    }
     fn state(&self) -> PathBuf {
         self.dir.join("enrollment.json")
     }
@@ -102,6 +106,8 @@ struct Answer {
     certificate: String,
     ca: String,
     collector_key: String,
+    /// 64 hex digits: the key this agent seals its messages with (`protocol::seal`).
+    message_key: String,
 }
 
 /// What an enrollment or a renewal gave.
@@ -207,6 +213,9 @@ fn keep(identity: &Identity, answer: &Answer, agent: &AgentId) -> Result<Enrolle
     }
     answer.collector_key.parse::<protocol::PublicKey>().map_err(|e| format!("the collector's key: {e}"))?;
     CertificateDer::from_pem_slice(answer.ca.as_bytes()).map_err(|e| format!("the collector's CA: {e}"))?;
+    let message_key =
+        answer.message_key.parse::<protocol::MessageKey>().map_err(|e| format!("the agent's message key: {e}"))?;
+    write_private(&identity.message_key(), format!("{}\n", message_key.to_hex()).as_bytes())?;
     write_file(&identity.ca(), answer.ca.as_bytes())?;
     write_file(&identity.collector_key(), format!("{}\n", answer.collector_key).as_bytes())?;
     write_file(&identity.cert(), answer.certificate.as_bytes())?;

@@ -113,6 +113,7 @@ impl CheckRun {
             details: self.report.details,
             duration_ms: (self.report.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
             metrics: self.report.metrics,
+            mac: String::new(),
         }
     }
 }

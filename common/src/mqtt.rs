@@ -31,6 +31,10 @@ pub struct MqttSettings {
     pub reconnect_max: Duration,
     /// The collectors whose signed acks, commands and online state this agent accepts.
     pub collector_keys: protocol::Verifier,
+    /// An enrolled agent's message key (`message.key` in its identity): everything it
+    /// publishes is sealed with it (`protocol::seal`). Read again at every connection and
+    /// heartbeat, so a key renewed or enrolled anew is used without a restart.
+    pub message_key_file: Option<PathBuf>,
 }
 
 /// TLS material, already read and parsed when the config was loaded.

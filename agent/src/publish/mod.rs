@@ -109,6 +109,8 @@ pub struct Publisher {
     gate: protocol::trust::Gate,
     /// The epoch in use could not be written to disk yet.
     epoch_unsaved: bool,
+    /// The message key everything is sealed with (an enrolled agent's).
+    seal: Option<protocol::MessageKey>,
 }
 
 enum Ended {
@@ -182,6 +184,7 @@ impl Publisher {
             throttled: Throttled::default(),
             gate,
             epoch_unsaved: false,
+            seal: None,
         })
     }
 
@@ -198,6 +201,7 @@ impl Publisher {
         loop {
             self.epoch += 1;
             self.save_epoch();
+            self.refresh_seal();
             let (client, eventloop) = AsyncClient::new(self.connect_options(), 64);
             match self.connection(client, eventloop, &mut results, &mut announce).await? {
                 Ended::Stopped => return Ok(()),
@@ -226,13 +230,11 @@ impl Publisher {
             ts: SystemTime::now(),
             online: false,
             birth: None,
+            mac: String::new(),
         };
-        let will = LastWill::new(
-            self.settings.topics.state(&self.agent),
-            encode(&death, self.settings.encoding),
-            QoS::AtLeastOnce,
-            true,
-        );
+        let topic = self.settings.topics.state(&self.agent);
+        let payload = self.sealed(&topic, encode(&death, self.settings.encoding));
+        let will = LastWill::new(topic, payload, QoS::AtLeastOnce, true);
         self.settings.options(will)
     }
 
@@ -495,7 +497,8 @@ impl Publisher {
             }
             for record in records {
                 let topic = self.settings.topics.result(&self.agent, &record.check);
-                if client.try_publish(topic, QoS::AtLeastOnce, false, record.payload).is_err() {
+                let payload = self.sealed(&topic, record.payload);
+                if client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
                     return sent_upto;
                 }
                 sent_upto = record.seq;
@@ -568,10 +571,11 @@ impl Publisher {
             ts: SystemTime::now(),
             online: birth.is_some(),
             birth,
+            mac: String::new(),
         };
-        let payload = encode(&state, self.settings.encoding);
-        if let Err(error) = client.try_publish(self.settings.topics.state(&self.agent), QoS::AtLeastOnce, true, payload)
-        {
+        let topic = self.settings.topics.state(&self.agent);
+        let payload = self.sealed(&topic, encode(&state, self.settings.encoding));
+        if let Err(error) = client.try_publish(topic, QoS::AtLeastOnce, true, payload) {
             tracing::warn!(error = %error, online = state.online, "could not queue the agent's state");
         }
     }
@@ -592,9 +596,44 @@ impl Publisher {
             cpu_s,
             refused: self.counters.refused,
             config_error: self.config_error.clone(),
+            mac: String::new(),
         };
-        let payload = encode(&heartbeat, self.settings.encoding);
-        let _ = client.try_publish(self.settings.topics.heartbeat(&self.agent), QoS::AtLeastOnce, false, payload);
+        self.refresh_seal();
+        let topic = self.settings.topics.heartbeat(&self.agent);
+        let payload = self.sealed(&topic, encode(&heartbeat, self.settings.encoding));
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, false, payload);
+    }
+
+    /// Read the message key again (an enrolled agent's; the one read before is kept while the
+    /// file cannot be read).
+    fn refresh_seal(&mut self) {
+        let Some(path) = &self.settings.message_key_file else { return };
+        let read = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| text.parse::<protocol::MessageKey>().map_err(|e| e.to_string()));
+        match read {
+            Ok(key) => self.seal = Some(key),
+            Err(error) => {
+                if let Some(suppressed) = self.throttled.should_log("message-key") {
+                    tracing::warn!(
+                        path = %path.display(),
+                        error = %error,
+                        suppressed,
+                        sealing = self.seal.is_some(),
+                        "cannot read the message key; a collector refuses an enrolled agent's unsealed messages \
+                         (enrol again, or let the next renewal write it)"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `payload` sealed for `topic` when the agent has a message key.
+    fn sealed(&self, topic: &str, mut payload: Vec<u8>) -> Vec<u8> {
+        if let Some(key) = &self.seal {
+            protocol::seal::seal(&mut payload, topic, key);
+        }
+        payload
     }
 }
 
