@@ -11,7 +11,10 @@ CREATE TABLE enrolled_agents (
     serial       TEXT NOT NULL,
     not_after_ms INTEGER NOT NULL,
     revoked_ms   INTEGER,
-    revoked_by   TEXT
+    revoked_by   TEXT,
+    -- Random, new with every enrolment: the agent's message key is derived from the
+    -- collector's key, the agent id and this (the key itself is stored nowhere here).
+    key_salt     TEXT NOT NULL
 );
 
 -- Every certificate issued; a renewal must present one that is not retired.

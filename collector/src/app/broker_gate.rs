@@ -379,7 +379,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
         let (ca, _) = Ca::generate(SystemTime::now()).unwrap();
-        let authority = Arc::new(Authority { ca, lifetime: Duration::from_secs(3600), collector_key: String::new() });
+        let authority = Arc::new(Authority {
+            ca,
+            lifetime: Duration::from_secs(3600),
+            collector_key: String::new(),
+            message_root: [7; 32],
+        });
         let out = Outlets { store, denials: Arc::default(), stats: Arc::default() };
         let gate =
             Gate::new(authority, vec!["localhost".into()], Topics::default(), "gate-secret".into(), out).unwrap();

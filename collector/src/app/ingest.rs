@@ -6,12 +6,13 @@
 //! A payload is dropped (counted by reason, logged at most once a minute per source and
 //! reason) when it is too large, undecodable, of an unknown version, invalid, on a topic
 //! outside the tree, claims an agent id other than its topic's, or carries a seq or epoch the
-//! agent cannot have reached (`plausible`), or comes from a revoked agent (the list is read from
-//! the store every few seconds; each refusal is also counted in `Denials`, which audits them in
-//! aggregate). Nothing a payload holds can stop ingest. Acks go
+//! agent cannot have reached (`plausible`), or comes from a revoked agent, or is an enrolled
+//! agent's message without that agent's seal or a heartbeat older than its last (`rules::seals`;
+//! the list of enrolled agents is read from the store every few seconds; each of these
+//! refusals is also counted in `Denials`, which audits them in aggregate). Nothing a payload holds can stop ingest. Acks go
 //! out signed with the collector's key, so agents can tell them from anyone else's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -26,6 +27,7 @@ use crate::incident::{Action, Engine, Input, Ms};
 use crate::rules::live::LivePolicy;
 use crate::rules::plausible::Plausibility;
 use crate::rules::policy::Policy;
+use crate::rules::seals::{Refusal, Seals};
 use crate::store::{Batch, Decisions, Planned, Store, StoreError};
 
 /// One message received on a subscription.
@@ -69,13 +71,14 @@ pub struct Outlets {
     pub stats: Arc<IngestStats>,
     pub health: Arc<crate::health::Health>,
     pub out: mpsc::Sender<Outbound>,
-    /// Refusals (messages from revoked agents) for the audit trail, in aggregate.
+    /// Refusals (revoked agents, missing or wrong seals, replays) for the audit trail, in
+    /// aggregate.
     pub denials: Arc<crate::http::denials::Denials>,
 }
 
-/// How often the list of revoked agents is read again: a revocation holds within this (and
-/// well within the minute promised).
-const REVOKED_EVERY: Duration = Duration::from_secs(5);
+/// How often the list of enrolled agents is read again: a revocation or a new enrolment holds
+/// within this (and well within the minute promised).
+const ENROLLED_EVERY: Duration = Duration::from_secs(5);
 
 /// The ingest worker.
 #[derive(Debug)]
@@ -96,9 +99,11 @@ pub struct Ingest {
     key: Arc<protocol::SigningKey>,
     plausible: Plausibility,
     denials: Arc<crate::http::denials::Denials>,
-    /// Agents whose messages are refused, and when the list was read.
-    revoked: HashSet<String>,
-    revoked_read: Option<Instant>,
+    /// Enrolled agents' keys and revocations, and when the list was read.
+    seals: Seals,
+    seals_read: Option<Instant>,
+    /// What enrolled agents' keys are derived from.
+    message_root: [u8; 32],
 }
 
 /// The state engine and what it needs: decisions are made here, on the ingest task, and
@@ -171,8 +176,9 @@ impl Ingest {
             health: outlets.health,
             out: outlets.out,
             denials: outlets.denials,
-            revoked: HashSet::new(),
-            revoked_read: None,
+            seals: Seals::default(),
+            seals_read: None,
+            message_root: crate::auth::message_root(&key),
             drops: DropLog::default(),
             ack_encoding,
             incidents,
@@ -185,7 +191,7 @@ impl Ingest {
     /// Run until `inbound` closes.
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         self.load_plausibility().await;
-        self.read_revoked().await;
+        self.read_seals().await;
         let mut messages = Vec::with_capacity(MAX_BATCH);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -379,24 +385,24 @@ impl Ingest {
     /// Once a second: stale checks, silent agents, incidents a person resolved; and how long
     /// a silence from the broker is normal (three heartbeats of the slowest agent that sent
     /// one in the last ten minutes).
-    /// Read the revoked agents again (kept as they were when the store does not answer).
-    async fn read_revoked(&mut self) {
-        match self.store.revoked_agents().await {
+    /// Read the enrolled agents again (kept as they were when the store does not answer).
+    async fn read_seals(&mut self) {
+        match self.store.agent_seals().await {
             Ok(list) => {
-                let now: HashSet<String> = list.into_iter().collect();
-                for agent in now.difference(&self.revoked) {
+                let root = self.message_root;
+                let derive = |agent: &str, salt: &str| crate::auth::message_key(&root, agent, salt);
+                for agent in self.seals.update(list, derive) {
                     tracing::warn!(agent = %agent, "agent revoked: its messages are refused from now on");
                 }
-                self.revoked = now;
             }
             Err(error) => log_store_error(&error),
         }
-        self.revoked_read = Some(Instant::now());
+        self.seals_read = Some(Instant::now());
     }
 
     async fn tick(&mut self) {
-        if self.revoked_read.is_none_or(|at| at.elapsed() >= REVOKED_EVERY) {
-            self.read_revoked().await;
+        if self.seals_read.is_none_or(|at| at.elapsed() >= ENROLLED_EVERY) {
+            self.read_seals().await;
         }
         let now = crate::now_ms();
         self.heartbeats.retain(|_, (_, at)| now - *at < 600_000);
@@ -478,10 +484,10 @@ impl Ingest {
                 }
             };
             let topic_text = message.topic.as_str();
-            if let Some(agent) = topic.agent()
-                && self.revoked.contains(agent.as_str())
-            {
-                self.refuse_revoked(topic_text, agent, now);
+            if let Err(refusal) = self.seals.admit(&topic, topic_text, &message.payload) {
+                if let Some(agent) = topic.agent() {
+                    self.refuse(topic_text, agent, refusal, now);
+                }
                 continue;
             }
             let outcome = match &topic {
@@ -507,9 +513,15 @@ impl Ingest {
                 Topic::Heartbeat(agent) => decode_for::<Heartbeat>(&message.payload, agent).map(|h| {
                     // `held_from` is at most `seq + 1` (checked when decoding), so a plausible
                     // seq bounds what a heartbeat can write off as lost.
-                    if self.plausible(topic_text, &h.agent, h.epoch, h.seq, now) {
-                        self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
-                        batch.heartbeats.push(h);
+                    if !self.plausible(topic_text, &h.agent, h.epoch, h.seq, now) {
+                        return;
+                    }
+                    match self.seals.heartbeat(h.agent.as_str(), h.epoch, h.uptime_s) {
+                        Ok(()) => {
+                            self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+                            batch.heartbeats.push(h);
+                        }
+                        Err(refusal) => self.refuse(topic_text, &h.agent, refusal, now),
                     }
                 }),
                 // Our own acks and commands come back to us on the wildcard: not agent data.
@@ -524,10 +536,16 @@ impl Ingest {
         batch
     }
 
-    /// A message from a revoked agent: dropped, counted, logged once a minute and audited in
-    /// aggregate.
-    fn refuse_revoked(&mut self, topic: &str, agent: &protocol::AgentId, now: Ms) {
-        self.reject(topic, "revoked_agent", &format_args!("agent `{agent}` is revoked"));
+    /// A message that may not speak for its agent: dropped, counted, logged once a minute and
+    /// audited in aggregate.
+    fn refuse(&mut self, topic: &str, agent: &protocol::AgentId, refusal: Refusal, now: Ms) {
+        let detail = match refusal {
+            Refusal::Revoked => format!("agent `{agent}` is revoked"),
+            Refusal::Unsealed => format!("agent `{agent}` is enrolled and seals what it sends; this is not sealed"),
+            Refusal::BadSeal => format!("the seal is not agent `{agent}`'s"),
+            Refusal::Replayed => format!("a heartbeat of `{agent}` no later than one already received"),
+        };
+        self.reject(topic, refusal.as_str(), &detail);
         let who = crate::store::audit::Who {
             name: format!("agent:{agent}"),
             role: "agent".into(),
@@ -539,7 +557,7 @@ impl Ingest {
             action: "ingest",
             object: &object,
             outcome: "refused",
-            detail: "revoked_agent",
+            detail: refusal.as_str(),
         };
         self.denials.record(&who, entry, now);
     }

@@ -60,6 +60,8 @@ pub struct Authority {
     pub lifetime: Duration,
     /// The collector's signing key (public), which the agent needs to trust acks.
     pub collector_key: String,
+    /// What enrolled agents' message keys are derived from ([`crate::auth::message_root`]).
+    pub message_root: [u8; 32],
 }
 
 /// What a certificate presented for renewal says, once it is known to be ours and current.

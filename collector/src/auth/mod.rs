@@ -447,7 +447,20 @@ impl LoginLimiter {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104), for device cookies and the audit trail's key.
+/// The root of every enrolled agent's message key, from the collector's signing key: nothing
+/// new to keep secret, back up or copy to a second collector, and collectors sharing a key
+/// derive the same agent keys.
+pub fn message_root(key: &protocol::SigningKey) -> [u8; 32] {
+    hmac_sha256(key.pkcs8(), b"vakt agent message keys")
+}
+
+/// The message key of `agent` for its enrolment with `salt` (see `protocol::seal`): a new
+/// enrolment is a new key, a renewal keeps it.
+pub fn message_key(root: &[u8; 32], agent: &str, salt: &str) -> protocol::MessageKey {
+    protocol::MessageKey::from_bytes(hmac_sha256(root, format!("{agent}\n{salt}").as_bytes()))
+}
+
+/// HMAC-SHA256 (RFC 2104), for device cookies, agents' message keys and the audit trail's key.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {

@@ -65,7 +65,9 @@ impl Refuse<'_> {
     }
 }
 
-fn answer(authority: &Authority, agent: &AgentId, issued: &Issued, now: SystemTime) -> Response {
+/// The agent's certificate, what it needs to trust, and its message key (derived from the
+/// enrolment's `salt`; sent only here, over the pinned HTTPS connection).
+fn answer(authority: &Authority, agent: &AgentId, issued: &Issued, salt: &str, now: SystemTime) -> Response {
     let left = issued.not_after.duration_since(now).unwrap_or_default();
     let renew_after = now + left * 2 / 3;
     Json(json!({
@@ -74,6 +76,7 @@ fn answer(authority: &Authority, agent: &AgentId, issued: &Issued, now: SystemTi
         "serial": issued.serial,
         "ca": authority.ca.pem(),
         "collector_key": authority.collector_key,
+        "message_key": crate::auth::message_key(&authority.message_root, agent.as_str(), salt).to_hex(),
         "not_after": crate::rules::time::rfc3339(ms(issued.not_after)),
         "renew_after": crate::rules::time::rfc3339(ms(renew_after)),
     }))
@@ -135,10 +138,10 @@ pub async fn enroll(
     let cert = NewCertificate { serial: &issued.serial, not_after_ms: ms(issued.not_after) };
     let secret_hash = crate::auth::sha256_hex(secret);
     match state.store.redeem_enrollment(&refuse.who, (token_id, &secret_hash), agent.as_str(), &cert, now).await {
-        Ok(Ok(())) => {
+        Ok(Ok(salt)) => {
             state.limiter.succeeded(attempt);
             tracing::info!(agent = %agent, token = token_id, source = %addr.ip(), not_after = %crate::rules::time::rfc3339(cert.not_after_ms), "agent enrolled");
-            answer(&authority, &agent, &issued, SystemTime::now())
+            answer(&authority, &agent, &issued, &salt, SystemTime::now())
         }
         Ok(Err(refusal)) => {
             let message = match refusal {
@@ -179,10 +182,10 @@ pub async fn renew(State(state): State<AppState>, ConnectInfo(addr): ConnectInfo
     refuse.who.name = format!("agent:{agent}");
     let cert = NewCertificate { serial: &issued.serial, not_after_ms: ms(issued.not_after) };
     match state.store.renew_certificate(&refuse.who, agent.as_str(), &presented.serial, &cert, now).await {
-        Ok(Ok(())) => {
+        Ok(Ok(salt)) => {
             state.limiter.succeeded(attempt);
             tracing::info!(agent = %agent, not_after = %crate::rules::time::rfc3339(cert.not_after_ms), "agent certificate renewed");
-            answer(&authority, &agent, &issued, SystemTime::now())
+            answer(&authority, &agent, &issued, &salt, SystemTime::now())
         }
         Ok(Err(refusal)) => refuse.with(
             StatusCode::UNAUTHORIZED,

@@ -8,6 +8,7 @@
 //! - [`reminders`]: reminder planning, legal deadlines and their clocks.
 //! - [`plausible`]: numbers from the wire held to what an agent could have reached.
 //! - [`enrollment`]: what an enrollment token may be made with, and whether one may be redeemed.
+//! - [`seals`]: who may speak for an enrolled agent (its seal, its revocation, fresh heartbeats).
 //! - [`compliance`]: regulatory report drafts and the yearly figures.
 //! - [`words`]: every word a customer, subscriber or the public page reads, in Swedish and
 //!   English, and the text rules of plain-text outputs (e-mail headers and bodies).
@@ -23,5 +24,6 @@ pub mod live;
 pub mod plausible;
 pub mod policy;
 pub mod reminders;
+pub mod seals;
 pub mod time;
 pub mod words;

@@ -11,6 +11,7 @@ use super::{Store, StoreError, err};
 use crate::auth::constant_eq;
 use crate::incident::engine::Ms;
 use crate::rules::enrollment::{Grant, Refusal};
+use crate::rules::seals::Enrolled;
 
 /// A token (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -40,15 +41,16 @@ impl EnrollmentRow {
     }
 }
 
-/// A redemption is recorded `ok`, or `refused` with the reason.
-impl Outcome for Result<(), Refusal> {
+/// A redemption or renewal (which give the key salt) is recorded `ok`, or `refused` with the
+/// reason.
+impl Outcome for Result<String, Refusal> {
     fn changed(&self) -> bool {
         self.is_ok()
     }
 
     fn recorded(&self) -> (&'static str, &'static str) {
         match self {
-            Ok(()) => ("ok", ""),
+            Ok(_) => ("ok", ""),
             Err(refusal) => ("refused", refusal.as_str()),
         }
     }
@@ -131,7 +133,8 @@ impl Store {
     /// Use token `id` for `agent` and record the certificate issued for it, in one
     /// transaction: check the token (the secret's hash compared in constant time), count the
     /// use, enrol the agent (clearing a revocation, retiring every certificate issued before)
-    /// and audit it. A refusal rolls back and is returned, not an error.
+    /// and audit it. A refusal rolls back and is returned, not an error. Gives the new
+    /// enrolment's key salt (the agent's message key is derived from it).
     pub async fn redeem_enrollment(
         &self,
         who: &Who,
@@ -139,7 +142,7 @@ impl Store {
         agent: &str,
         cert: &NewCertificate<'_>,
         now: Ms,
-    ) -> Result<Result<(), Refusal>, StoreError> {
+    ) -> Result<Result<String, Refusal>, StoreError> {
         let (id, secret_hash) = token;
         // A wrong token is found out without the write lock: guesses cannot queue up behind it.
         let known: Option<String> = sqlx::query_scalar("SELECT secret_hash FROM enrollment_tokens WHERE id = ?")
@@ -180,26 +183,30 @@ impl Store {
             .execute(&mut **tx)
             .await
             .map_err(err("retiring an agent's certificates"))?;
+        let salt = hex::encode(rand::random::<[u8; 16]>());
         sqlx::query(
-            "INSERT INTO enrolled_agents (agent, enrollment, enrolled_ms, renewed_ms, serial, not_after_ms, revoked_ms, revoked_by)
-             VALUES (?, ?, ?, NULL, ?, ?, NULL, NULL)
+            "INSERT INTO enrolled_agents (agent, enrollment, enrolled_ms, renewed_ms, serial, not_after_ms, revoked_ms, revoked_by, key_salt)
+             VALUES (?, ?, ?, NULL, ?, ?, NULL, NULL, ?)
              ON CONFLICT (agent) DO UPDATE SET enrollment = excluded.enrollment, enrolled_ms = excluded.enrolled_ms,
-               renewed_ms = NULL, serial = excluded.serial, not_after_ms = excluded.not_after_ms, revoked_ms = NULL, revoked_by = NULL",
+               renewed_ms = NULL, serial = excluded.serial, not_after_ms = excluded.not_after_ms, revoked_ms = NULL, revoked_by = NULL,
+               key_salt = excluded.key_salt",
         )
         .bind(agent)
         .bind(id)
         .bind(now)
         .bind(cert.serial)
         .bind(cert.not_after_ms)
+        .bind(&salt)
         .execute(&mut **tx)
         .await
         .map_err(err("enrolling an agent"))?;
         insert_certificate(tx, agent, cert, now).await?;
-        audit.done(Ok(())).await
+        audit.done(Ok(salt)).await
     }
 
     /// Record a renewal: `old_serial` (the certificate presented, already checked to be ours
     /// and current) must be one of `agent`'s unretired certificates and the agent not revoked.
+    /// Gives the enrolment's key salt (unchanged by renewals).
     pub async fn renew_certificate(
         &self,
         who: &Who,
@@ -207,14 +214,16 @@ impl Store {
         old_serial: &str,
         cert: &NewCertificate<'_>,
         now: Ms,
-    ) -> Result<Result<(), Refusal>, StoreError> {
+    ) -> Result<Result<String, Refusal>, StoreError> {
         let mut audit = self.audit_begin(who, "agent.renew", format!("agent:{agent}"), now).await?;
         let tx = audit.tx();
-        let enrolled: Option<Option<Ms>> = sqlx::query_scalar("SELECT revoked_ms FROM enrolled_agents WHERE agent = ?")
-            .bind(agent)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(err("reading an enrolled agent"))?;
+        let row: Option<(Option<Ms>, String)> =
+            sqlx::query_as("SELECT revoked_ms, key_salt FROM enrolled_agents WHERE agent = ?")
+                .bind(agent)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(err("reading an enrolled agent"))?;
+        let enrolled = row.as_ref().map(|(revoked, _)| *revoked);
         let presented: Option<Option<Ms>> =
             sqlx::query_scalar("SELECT retired_ms FROM agent_certificates WHERE serial = ? AND agent = ?")
                 .bind(old_serial)
@@ -234,7 +243,7 @@ impl Store {
             .await
             .map_err(err("renewing an agent's certificate"))?;
         insert_certificate(tx, agent, cert, now).await?;
-        audit.done(Ok(())).await
+        audit.done(Ok(row.map(|(_, salt)| salt).unwrap_or_default())).await
     }
 
     /// Revoke an enrolled agent: nothing it sends is stored from the next refresh of the
@@ -309,12 +318,18 @@ impl Store {
         Ok(standing(enrolled, presented).map_or(Ok(()), Err))
     }
 
-    /// The ids of revoked agents (what ingest refuses).
-    pub async fn revoked_agents(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT agent FROM enrolled_agents WHERE revoked_ms IS NOT NULL")
-            .fetch_all(self.pool())
-            .await
-            .map_err(err("listing revoked agents"))
+    /// Every enrolled agent's key salt and whether it is revoked: what ingest needs to refuse
+    /// revoked agents and check the others' seals.
+    pub async fn agent_seals(&self) -> Result<Vec<Enrolled>, StoreError> {
+        let rows: Vec<(String, String, Option<Ms>)> =
+            sqlx::query_as("SELECT agent, key_salt, revoked_ms FROM enrolled_agents")
+                .fetch_all(self.pool())
+                .await
+                .map_err(err("listing enrolled agents' seals"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(agent, salt, revoked)| Enrolled { agent, salt, revoked: revoked.is_some() })
+            .collect())
     }
 }
 
@@ -392,7 +407,7 @@ mod tests {
         let redeem = |id: i64, hash: String, name: &'static str, serial: &'static str, now: Ms| {
             let store = store.clone();
             let agent = agent.clone();
-            async move { store.redeem_enrollment(&agent, (id, &hash), name, &cert(serial), now).await.unwrap() }
+            async move { store.redeem_enrollment(&agent, (id, &hash), name, &cert(serial), now).await.unwrap().map(|_| ()) }
         };
 
         assert_eq!(redeem(id, hash.clone(), "web-01", "a1", 2_000).await, Ok(()));
@@ -432,11 +447,19 @@ mod tests {
         let hash = crate::auth::sha256_hex("secret");
         let id = store.create_enrollment(&admin, "*", None, &hash, 1_000, 100_000).await.unwrap();
         let system = Who::system();
-        assert_eq!(store.redeem_enrollment(&system, (id, &hash), "web-01", &cert("s1"), 2_000).await.unwrap(), Ok(()));
+        let salt = store.redeem_enrollment(&system, (id, &hash), "web-01", &cert("s1"), 2_000).await.unwrap().unwrap();
+        assert_eq!(salt.len(), 32, "{salt}");
 
-        assert_eq!(store.renew_certificate(&system, "web-01", "s1", &cert("s2"), 3_000).await.unwrap(), Ok(()));
+        // Renewals keep the salt, so the agent's message key stays what it was.
+        assert_eq!(
+            store.renew_certificate(&system, "web-01", "s1", &cert("s2"), 3_000).await.unwrap(),
+            Ok(salt.clone())
+        );
         // The older certificate still renews (an agent that lost the newer one's file).
-        assert_eq!(store.renew_certificate(&system, "web-01", "s1", &cert("s3"), 3_100).await.unwrap(), Ok(()));
+        assert_eq!(
+            store.renew_certificate(&system, "web-01", "s1", &cert("s3"), 3_100).await.unwrap(),
+            Ok(salt.clone())
+        );
         assert_eq!(
             store.renew_certificate(&system, "web-02", "s1", &cert("x"), 3_100).await.unwrap(),
             Err(Refusal::NotEnrolled)
@@ -454,7 +477,8 @@ mod tests {
         assert!(store.revoke_agent(&admin, "web-01", 4_000).await.unwrap());
         assert!(!store.revoke_agent(&admin, "web-01", 4_000).await.unwrap());
         assert!(!store.revoke_agent(&admin, "nobody", 4_000).await.unwrap());
-        assert_eq!(store.revoked_agents().await.unwrap(), ["web-01"]);
+        let seal = Enrolled { agent: "web-01".into(), salt: salt.clone(), revoked: true };
+        assert_eq!(store.agent_seals().await.unwrap(), [seal]);
         assert_eq!(store.certificate_standing("web-01", "s3").await.unwrap(), Err(Refusal::AgentRevoked));
         assert_eq!(
             store.renew_certificate(&system, "web-01", "s3", &cert("s4"), 4_100).await.unwrap(),
@@ -462,15 +486,18 @@ mod tests {
         );
 
         // Enrolled again: no longer revoked, and the certificates from before are worthless.
-        assert_eq!(store.redeem_enrollment(&system, (id, &hash), "web-01", &cert("n1"), 5_000).await.unwrap(), Ok(()));
-        assert!(store.revoked_agents().await.unwrap().is_empty());
+        // Enrolled again: a new salt, so a message key taken from the old host is worth nothing.
+        let again = store.redeem_enrollment(&system, (id, &hash), "web-01", &cert("n1"), 5_000).await.unwrap().unwrap();
+        assert_ne!(again, salt);
+        let seal = Enrolled { agent: "web-01".into(), salt: again.clone(), revoked: false };
+        assert_eq!(store.agent_seals().await.unwrap(), [seal]);
         assert_eq!(store.certificate_standing("web-01", "s3").await.unwrap(), Err(Refusal::CertificateRetired));
         assert_eq!(store.certificate_standing("web-01", "n1").await.unwrap(), Ok(()));
         assert_eq!(
             store.renew_certificate(&system, "web-01", "s3", &cert("s5"), 5_100).await.unwrap(),
             Err(Refusal::CertificateRetired)
         );
-        assert_eq!(store.renew_certificate(&system, "web-01", "n1", &cert("n2"), 5_100).await.unwrap(), Ok(()));
+        assert_eq!(store.renew_certificate(&system, "web-01", "n1", &cert("n2"), 5_100).await.unwrap(), Ok(again));
         let actions: Vec<String> = store.audit_records(0, 100).await.unwrap().into_iter().map(|r| r.action).collect();
         assert_eq!(actions.iter().filter(|a| *a == "agent.renew").count(), 3);
         assert_eq!(

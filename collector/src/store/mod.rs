@@ -651,6 +651,7 @@ mod tests {
             details: None,
             duration_ms: 0.5,
             metrics: vec![],
+            mac: String::new(),
         }
     }
 
@@ -669,6 +670,7 @@ mod tests {
                 heartbeat_ms: 1000,
                 encoding: protocol::Encoding::Json,
             }),
+            mac: String::new(),
         }
     }
 
@@ -721,6 +723,7 @@ mod tests {
             cpu_s: 0.1,
             refused: 0,
             config_error: None,
+            mac: String::new(),
         };
         let written = store
             .write(&Batch { heartbeats: vec![heartbeat], ..Batch::default() }, SystemTime::now(), &Decisions::default())

@@ -716,7 +716,12 @@ fn authority(
 ) -> Result<Arc<crate::auth::ca::Authority>, CliError> {
     let (ca_key, ca_cert) = crate::app::ca::paths(database);
     let ca = crate::app::ca::load_or_create(&ca_key, &ca_cert, std::time::SystemTime::now())?;
-    Ok(Arc::new(crate::auth::ca::Authority { ca, lifetime, collector_key: key.public().to_string() }))
+    Ok(Arc::new(crate::auth::ca::Authority {
+        ca,
+        lifetime,
+        collector_key: key.public().to_string(),
+        message_root: crate::auth::message_root(key),
+    }))
 }
 
 /// The device-cookie secret, from the collector's key: it outlives restarts, and collectors
