@@ -592,6 +592,8 @@ pub struct FakeAgent {
     pub id: protocol::AgentId,
     pub epoch: u64,
     pub seq: u64,
+    /// Seal everything sent with this key (an enrolled agent's, or someone else's).
+    pub seal: Option<protocol::MessageKey>,
 }
 
 impl std::fmt::Debug for FakeAgent {
@@ -619,10 +621,19 @@ impl FakeAgent {
             id: protocol::AgentId::new(id).expect("agent id"),
             epoch: 1,
             seq: 0,
+            seal: None,
         }
     }
 
-    fn send(&self, topic: String, payload: Vec<u8>, retain: bool) {
+    fn send(&self, topic: String, mut payload: Vec<u8>, retain: bool) {
+        if let Some(key) = &self.seal {
+            protocol::seal::seal(&mut payload, &topic, key);
+        }
+        self.send_raw(topic, payload, retain);
+    }
+
+    /// Publish these bytes as they are (a replay of something captured).
+    pub fn send_raw(&self, topic: String, payload: Vec<u8>, retain: bool) {
         self.client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload).expect("publish");
     }
 
@@ -661,6 +672,7 @@ impl FakeAgent {
             ts: std::time::SystemTime::now(),
             online: true,
             birth: Some(birth),
+            mac: String::new(),
         };
         self.send(self.topics.state(&self.id), protocol::encode(&state, protocol::Encoding::Bincode), true);
     }
@@ -686,6 +698,7 @@ impl FakeAgent {
             details: None,
             duration_ms: 0.1,
             metrics: vec![],
+            mac: String::new(),
         };
         self.publish(&result);
         result
@@ -704,6 +717,11 @@ impl FakeAgent {
             false,
         );
     }
+}
+
+/// The message key `vakt-agent enroll` kept in the identity directory `dir`.
+pub fn message_key(dir: &Path) -> protocol::MessageKey {
+    std::fs::read_to_string(dir.join("message.key")).expect("message.key").parse().expect("a message key")
 }
 
 /// A CA, a server certificate for `localhost` and two client certificates, as PEM files in

@@ -40,6 +40,17 @@ fn start_collector(dir: &Path, broker: &Mosquitto, http: u16) -> Proc {
     proc
 }
 
+/// The test's own PKI in `dir` (server.pem for the collector's HTTPS), an anonymous Mosquitto,
+/// and `vakt-collector run` on it with its store and CA in `dir/data`.
+fn collector_on_mosquitto(dir: &Path) -> (Mosquitto, u16, Proc) {
+    e2e::pki(dir);
+    std::fs::create_dir(dir.join("data")).unwrap();
+    let broker = Mosquitto::start(dir);
+    let http = free_port();
+    let proc = start_collector(dir, &broker, http);
+    (broker, http, proc)
+}
+
 /// `vakt-agent run` with `config`, logging into `log`.
 fn run_agent(config: &Path, log: &Path) -> Proc {
     Proc::spawn(
@@ -72,6 +83,11 @@ fn refused(out: &Output) -> String {
 }
 
 /// SHA-256 of the first certificate in a PEM file, as `--ca-fingerprint` takes it.
+/// The token `enroll create` printed.
+fn token_in(created: &str) -> String {
+    created.lines().find(|l| l.starts_with("vakt-enroll_")).unwrap().trim().to_string()
+}
+
 fn fingerprint(pem: &Path) -> String {
     let script = "import hashlib, ssl, sys\nprint(hashlib.sha256(ssl.PEM_cert_to_DER_cert(open(sys.argv[1]).read())).hexdigest())";
     let out = Command::new("python3").args(["-c", script]).arg(pem).output().unwrap();
@@ -86,15 +102,8 @@ fn audit(dir: &Path) -> Vec<serde_json::Value> {
 fn an_agent_enrols_renews_across_a_restart_and_by_itself_and_is_refused_once_revoked() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    // The test's own PKI (server.pem for the collector's HTTPS); the store and the collector's
-    // CA live in data/.
-    e2e::pki(dir);
-    std::fs::create_dir(dir.join("data")).unwrap();
-    let broker = Mosquitto::start(dir);
-    let http = free_port();
-    let mut proc = start_collector(dir, &broker, http);
-    let created = ok(&collector(dir, &["enroll", "create", "--agents", "web-*", "--uses", "2"]));
-    let token = created.lines().find(|l| l.starts_with("vakt-enroll_")).unwrap().trim().to_string();
+    let (broker, http, mut proc) = collector_on_mosquitto(dir);
+    let token = token_in(&ok(&collector(dir, &["enroll", "create", "--agents", "web-*", "--uses", "2"])));
     let url = format!("https://localhost:{http}");
     let pin = fingerprint(&dir.join("server.pem"));
     assert_eq!(pin.len(), 64);
@@ -194,6 +203,8 @@ fn an_agent_enrols_renews_across_a_restart_and_by_itself_and_is_refused_once_rev
     // Results from web-01 are stored until it is revoked; afterwards they are refused,
     // counted and audited, and its certificate no longer renews.
     let mut fake = FakeAgent::connect(broker.port, "web-01");
+    // An enrolled agent seals what it sends (the key came with its certificate).
+    fake.seal = Some(e2e::message_key(&ident));
     fake.birth(&[("load", 30_000)], 30_000);
     let sent = fake.result("load", protocol::Status::Ok);
     fake.publish(&sent);
@@ -275,8 +286,7 @@ fn an_agent_enrols_renews_across_a_restart_and_by_itself_and_is_refused_once_rev
 
     // Guessing tokens: five failures from a source, then 429 for the rest of the window, even
     // with a good token; the trail holds a handful of rows, not one per guess.
-    let fresh = ok(&collector(dir, &["enroll", "create", "--agents", "web-*"]));
-    let good = fresh.lines().find(|l| l.starts_with("vakt-enroll_")).unwrap().trim().to_string();
+    let good = token_in(&ok(&collector(dir, &["enroll", "create", "--agents", "web-*"])));
     let bad = format!("{}{}", &good[..good.len() - 1], if good.ends_with('0') { '1' } else { '0' });
     let mut answers = Vec::new();
     for _ in 0..12 {
@@ -392,8 +402,7 @@ fn through_mosquitto_an_enrolled_agent_publishes_and_reads_only_as_itself() {
     let _collector = run_collector(dir, &log);
 
     // Two agents enrol; web-01 runs for real.
-    let created = ok(&collector(dir, &["enroll", "create", "--agents", "web-*"]));
-    let token = created.lines().find(|l| l.starts_with("vakt-enroll_")).unwrap().trim().to_string();
+    let token = token_in(&ok(&collector(dir, &["enroll", "create", "--agents", "web-*"])));
     let pin = fingerprint(&dir.join("server.pem"));
     let url = format!("https://localhost:{http}");
     enroll_two(&url, &token, &pin, dir);
@@ -541,7 +550,7 @@ fn through_the_embedded_brokers_tls_listener_an_agent_speaks_and_reads_only_as_i
     let cli =
         |args: &[&str]| Command::new(collector_binary()).args(args).arg("--data-dir").arg(&data).output().unwrap();
     let created = ok(&cli(&["enroll", "create", "--agents", "web-*"]));
-    let token = created.lines().find(|l| l.starts_with("vakt-enroll_")).unwrap().trim().to_string();
+    let token = token_in(&created);
     let pin = fingerprint(&dir.join("server.pem"));
     // The command to run on the new host is complete: the running collector noted its URL and
     // its certificate's fingerprint.
@@ -763,4 +772,106 @@ fn through_mosquitto_with_per_agent_passwords_an_agent_publishes_and_reads_only_
         (n > dropped, n)
     });
     assert!(reached > dropped, "web-02's publish on its own topic never reached the collector");
+}
+
+/// A dropped-payload counter by reason, over HTTPS.
+fn dropped_for(port: u16, reason: &str) -> u64 {
+    metric(port, &format!("vakt_ingest_dropped_total{{reason=\"{reason}\"}}"))
+}
+
+#[test]
+fn through_a_broker_that_lets_anyone_publish_anywhere_only_an_agents_own_seal_speaks_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // One anonymous Mosquitto without an ACL: every client may publish on every topic.
+    let (broker, http, _collector) = collector_on_mosquitto(dir);
+    let log = dir.join("processes.log");
+    let token = token_in(&ok(&collector(dir, &["enroll", "create", "--agents", "web-*"])));
+    let pin = fingerprint(&dir.join("server.pem"));
+    enroll_two(&format!("https://localhost:{http}"), &token, &pin, dir);
+    let ident = |id: &str| dir.join(format!("identity-{id}"));
+    let key = std::fs::metadata(ident("web-01").join("message.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600, "the message key is readable by others");
+    let mqtt = format!("url = \"{}\"\nheartbeat = \"2s\"\n{WEB01}", broker.url());
+    let _agent = run_web01_until_stored(dir, &mqtt, http, &log);
+
+    // A real sealed heartbeat of web-01's, as anyone on this broker can read it.
+    let port = broker.port.to_string();
+    let heard = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port, "-t", "vakt/v1/agents/web-01/heartbeat", "-C", "1", "-N", "-W", "20"])
+        .output()
+        .unwrap();
+    assert!(heard.status.success() && heard.stdout.len() > 65, "no heartbeat of web-01 heard");
+    let captured = heard.stdout;
+    assert_eq!(captured[captured.len() - 65], 64, "web-01's heartbeat is not sealed");
+
+    let mut mallory = FakeAgent::connect(broker.port, "web-01");
+    mallory.epoch = 1_000;
+    mallory.seq = 1_000;
+    let before = [dropped_for(http, "unsealed"), dropped_for(http, "bad_seal"), dropped_for(http, "replayed")];
+    // Unsealed, as any client of the broker could send it: a result, a death.
+    mallory.result("forged", protocol::Status::Critical);
+    let death = protocol::StateMessage {
+        v: protocol::WIRE_VERSION,
+        agent: mallory.id.clone(),
+        epoch: 1_000,
+        seq: 1_000,
+        ts: std::time::SystemTime::now(),
+        online: false,
+        birth: None,
+        mac: String::new(),
+    };
+    mallory.send_message(mallory.topics().state(&mallory.id), &death);
+    // Sealed with web-02's key (enrolled, but not web-01): the same result and death.
+    mallory.seal = Some(e2e::message_key(&ident("web-02")));
+    mallory.result("forged", protocol::Status::Critical);
+    mallory.send_message(mallory.topics().state(&mallory.id), &death);
+    // web-01's own heartbeat, replayed: a dead agent cannot be kept looking alive.
+    let topic = mallory.topics().heartbeat(&mallory.id);
+    mallory.send_raw(topic, captured, false);
+    // web-02's key on web-02's own topic is web-02 speaking: taken.
+    let mut web02 = FakeAgent::connect(broker.port, "web-02");
+    web02.seal = Some(e2e::message_key(&ident("web-02")));
+    web02.birth(&[("load", 30_000)], 30_000);
+    web02.result("load", protocol::Status::Ok);
+
+    let after = eventually(Duration::from_secs(20), || {
+        let now = [dropped_for(http, "unsealed"), dropped_for(http, "bad_seal"), dropped_for(http, "replayed")];
+        (now[0] >= before[0] + 2 && now[1] >= before[1] + 2 && now[2] > before[2], now)
+    });
+    assert!(
+        after[0] >= before[0] + 2 && after[1] >= before[1] + 2 && after[2] > before[2],
+        "unsealed, bad_seal, replayed: {before:?} -> {after:?}"
+    );
+    let db = dir.join("data/vakt.db");
+    let stored02 = eventually(Duration::from_secs(20), || {
+        let rows = e2e::with_store(&db, async |s| s.check_history("web-02", "load", 10).await.unwrap());
+        (!rows.is_empty(), rows.len())
+    });
+    assert_eq!(stored02, 1, "web-02's own sealed result was not stored");
+    let forged = e2e::with_store(&db, async |s| s.check_history("web-01", "forged", 10).await.unwrap());
+    assert!(forged.is_empty(), "a forged result was stored for web-01: {forged:?}");
+    let web01 = e2e::with_store(&db, async |s| s.agent("web-01").await.unwrap()).unwrap();
+    assert!(web01.online && web01.epoch < 1_000, "a forged death was applied: {web01:?}");
+    // web-01's own stream goes on.
+    let stored = metric(http, "vakt_ingest_results_stored_total");
+    let more = eventually(Duration::from_secs(30), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n > stored + 1, n)
+    });
+    assert!(more > stored + 1, "web-01's own results stopped");
+    // Each kind of refusal is in the audit trail, under the agent it claimed to be.
+    let records = eventually(Duration::from_secs(20), || {
+        let records = audit(dir);
+        let reasons: Vec<String> = records
+            .iter()
+            .filter(|r| r["action"] == "ingest" && r["object"] == "agent:web-01" && r["outcome"] == "refused")
+            .map(|r| r["detail"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let all = ["unsealed", "bad_seal", "replayed"].iter().all(|k| reasons.iter().any(|d| d.contains(k)));
+        (all, reasons)
+    });
+    for kind in ["unsealed", "bad_seal", "replayed"] {
+        assert!(records.iter().any(|d| d.contains(kind)), "no audit row for {kind}: {records:?}");
+    }
 }

@@ -168,6 +168,7 @@ fn heartbeat(agent: &str, epoch: u64, seq: u64, held_from: u64) -> protocol::Hea
         cpu_s: 0.0,
         refused: 0,
         config_error: None,
+        mac: String::new(),
     }
 }
 
@@ -186,6 +187,7 @@ fn state(agent: &str, epoch: u64, online: bool) -> protocol::StateMessage {
             heartbeat_ms: 1000,
             encoding: protocol::Encoding::Bincode,
         }),
+        mac: String::new(),
     }
 }
 
