@@ -161,6 +161,7 @@ flap_detection = false
                 details: None,
                 duration_ms: 0.2,
                 metrics: vec![],
+                mac: String::new(),
             };
             let payload = protocol::encode(&result, Encoding::Bincode);
             let start = Instant::now();

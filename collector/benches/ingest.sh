@@ -3,6 +3,9 @@
 #   1. raw: N simulated agents publish M results each; a subscriber counts and discards.
 #   2. acked: the same load with `vakt-collector run` storing into SQLite and acking; the
 #      simulated agents wait for the ack of their last result.
+#   3. what an enrolled agent's seal costs per result, in the same run: the HMAC check the
+#      collector makes before decoding (`protocol::seal::open`) and the agent's `seal`, next to
+#      the collector's CPU per stored result from step 2.
 # Prints both rates and their ratio. Usage: collector/benches/ingest.sh [AGENTS] [RESULTS_EACH]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,7 +41,27 @@ echo "$acked"
 stored="$(curl -s "http://127.0.0.1:$http/metrics" | awk '/^vakt_ingest_results_stored_total/ {print $2}')"
 echo "collector stored $stored results"
 ticks="$(awk '{print $14 + $15}' "/proc/$collector_pid/stat")"
-python3 -c "print(f'collector CPU: {$ticks/100:.2f} s for $stored results = {$ticks*10000/$stored:.1f} us/result')"
+per="$(python3 -c "print(f'{$ticks*10000/$stored:.2f}')")"
+echo "collector CPU: $(python3 -c "print(f'{$ticks/100:.2f}')") s for $stored results = $per us/result"
 r="$(echo "$raw" | sed -n 's/.*= \([0-9]*\) msg\/s.*/\1/p')"
 a="$(echo "$acked" | sed -n 's/.*= \([0-9]*\) results\/s.*/\1/p')"
 python3 -c "print(f'ratio: stored-and-acked / raw broker = {$a/$r:.2f}')"
+
+# The seal's cost on one typical result (divan medians), next to the collector's CPU per result.
+cargo bench --quiet -p protocol --bench codec -- seal open 2>/dev/null | python3 -c '
+import re, sys
+per = float(sys.argv[1])
+scale = {"ns": 0.001, "µs": 1.0, "us": 1.0, "ms": 1000.0}
+group = None
+for line in sys.stdin:
+    cells = [c.strip() for c in line.split("│")]
+    head = re.match(r"[├╰]─ (\w+)$", cells[0])
+    if head:
+        group = head.group(1)
+        continue
+    arg = re.match(r"[├╰]─ (\w+)", cells[1]) if len(cells) > 3 and cells[0] == "" else None
+    if group and arg:
+        value, unit = cells[3].split()
+        us = float(value) * scale[unit]
+        print(f"seal {group:4} {arg.group(1):7}: {us:.2f} us/result = {us / per * 100:.1f}% of the collector CPU per stored result")
+' "$per"

@@ -53,6 +53,7 @@ fn result(agent: &AgentId, seq: u64) -> Vec<u8> {
                 max: Some(100.0),
             })
             .collect(),
+        mac: String::new(),
     };
     protocol::encode(&r, Encoding::Bincode)
 }
