@@ -1,6 +1,8 @@
 //! `cargo bench -p protocol`: encode and decode cost of one typical result (a disk check with
 //! three metrics), in both encodings, and what an enrolled agent's seal adds: `seal` on the
-//! agent (at publish time) and `open` on the collector (before decoding).
+//! agent (at publish time) and `open` on the collector (before decoding), next to what an
+//! Ed25519 signature of the same payload would cost instead (`ed25519_sign`, `ed25519_verify`,
+//! ring, as the collector's signatures on acks).
 
 #![allow(clippy::unwrap_used)]
 
@@ -72,4 +74,21 @@ fn open_result(bencher: divan::Bencher<'_, '_>, encoding: Encoding) {
     let mut bytes = encode(&sample(), encoding);
     protocol::seal::seal(&mut bytes, TOPIC, &key);
     bencher.bench(|| protocol::seal::open(black_box(&bytes), TOPIC, &key).unwrap());
+}
+
+#[divan::bench]
+fn ed25519_sign(bencher: divan::Bencher<'_, '_>) {
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+    let bytes = encode(&sample(), Encoding::Bincode);
+    bencher.bench(|| key.sign(black_box(&bytes)));
+}
+
+#[divan::bench]
+fn ed25519_verify(bencher: divan::Bencher<'_, '_>) {
+    use ring::signature::KeyPair;
+    let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+    let bytes = encode(&sample(), Encoding::Bincode);
+    let signature = key.sign(&bytes);
+    let public = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key.public_key().as_ref().to_vec());
+    bencher.bench(|| public.verify(black_box(&bytes), signature.as_ref()).unwrap());
 }
