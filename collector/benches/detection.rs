@@ -120,7 +120,16 @@ flap_detection = false
         let data = dir.path().join("data");
         let up_data = data.clone();
         tokio::spawn(async move {
-            collector::app::cli::up(&up_data, mqtt.into(), http, false, Some(&policy), None, stop_rx).await
+            collector::app::cli::up(
+                &up_data,
+                mqtt.into(),
+                http,
+                false,
+                Some(&policy),
+                collector::app::cli::Https::Plain,
+                stop_rx,
+            )
+            .await
         });
         // Wait for the broker and the password file.
         let password = loop {

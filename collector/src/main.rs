@@ -52,21 +52,26 @@ fn main() -> ExitCode {
                 mqtt_tls_names,
                 insecure_plaintext,
                 http_listen,
+                https,
                 no_agent,
                 config,
                 tls_cert,
                 tls_key,
             } => {
-                let tls = tls_cert.as_deref().zip(tls_key.as_deref());
                 if insecure_plaintext && !mqtt_listen.ip().is_loopback() {
                     tracing::warn!(listen = %mqtt_listen, "--insecure-plaintext: MQTT in plaintext beyond loopback; anyone on the network can read results, and anyone with the shared password can speak for any agent");
+                }
+                let files = tls_cert.zip(tls_key);
+                let https = cli::Https::choose(files, http_listen, https, insecure_plaintext, mqtt_tls_names.clone());
+                if https == cli::Https::Plain && !http_listen.ip().is_loopback() {
+                    tracing::warn!(listen = %http_listen, "--insecure-plaintext: HTTP in plaintext beyond loopback; passwords, session cookies and enrollment tokens cross the network readable");
                 }
                 let mqtt = cli::MqttListener {
                     addr: mqtt_listen,
                     tls: collector::app::broker_gate::needs_tls(mqtt_listen, mqtt_tls, insecure_plaintext),
                     names: mqtt_tls_names,
                 };
-                cli::up(&data_dir, mqtt, http_listen, !no_agent, config.as_deref(), tls, stop_rx).await
+                cli::up(&data_dir, mqtt, http_listen, !no_agent, config.as_deref(), https, stop_rx).await
             }
             Command::Incident { action, data_dir, config } => cli::incident(action, &data_dir, config.as_deref()).await,
             Command::User { action, data_dir, config } => {

@@ -42,8 +42,8 @@ use crate::store::audit::{Entry, Who};
 /// The gate's own account on rumqttd: clients it let through log in with it.
 pub const GATE_USER: &str = "vakt-gate";
 /// How long the server certificate lives; it is issued again every [`REISSUE`].
-const SERVER_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-const REISSUE: Duration = Duration::from_secs(24 * 3600);
+pub const SERVER_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const REISSUE: Duration = Duration::from_secs(24 * 3600);
 /// How long a client has for the TLS handshake and then for its CONNECT.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// How often a connected agent's certificate is checked again.
@@ -321,15 +321,9 @@ async fn relay_plain(mut client: TcpStream, internal: SocketAddr) {
 /// A TLS acceptor with a fresh server certificate for `names` that requires client
 /// certificates from `ca`.
 fn acceptor(ca: &Ca, names: &[String]) -> Result<TlsAcceptor, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::CertificateDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (cert_pem, key_pem) = ca.issue_server(names, SystemTime::now(), SERVER_LIFETIME)?;
-    let chain = vec![
-        CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?,
-        CertificateDer::from(ca.der().to_vec()),
-    ];
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let (chain, key) = ca.issue_server_chain(names, SystemTime::now(), SERVER_LIFETIME)?;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(ca.der().to_vec())).map_err(|e| format!("the CA: {e}"))?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())

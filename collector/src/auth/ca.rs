@@ -14,6 +14,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber,
 };
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
 /// The largest CSR read (a P-256 or Ed25519 request is under 1 KiB).
@@ -133,6 +134,24 @@ impl Ca {
         params.serial_number = Some(random_serial());
         let certificate = params.signed_by(&pair, &self.issuer).map_err(|e| format!("signing: {e}"))?;
         Ok((certificate.pem(), pair.serialize_pem()))
+    }
+
+    /// [`Ca::issue_server`] as what a TLS server presents: the chain (the certificate, then the
+    /// CA's, so a client can pin the CA's fingerprint across re-issues) and the key.
+    pub fn issue_server_chain(
+        &self,
+        names: &[String],
+        now: SystemTime,
+        lifetime: Duration,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+        use rustls::pki_types::pem::PemObject;
+        let (cert_pem, key_pem) = self.issue_server(names, now, lifetime)?;
+        let chain = vec![
+            CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?,
+            CertificateDer::from(self.der().to_vec()),
+        ];
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
+        Ok((chain, key))
     }
 
     /// Who a client certificate that a TLS handshake already checked against this CA names:

@@ -34,6 +34,49 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
+/// A server certificate that is replaced while the listener serves (one the collector's CA
+/// issues, again every day): each handshake takes the one current then.
+#[derive(Debug)]
+pub struct Replaceable(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+type Chain = (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>);
+
+fn certified((chain, key): Chain) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("the key: {e}"))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, signer)))
+}
+
+impl Replaceable {
+    pub fn new(first: Chain) -> Result<Arc<Replaceable>, String> {
+        Ok(Arc::new(Replaceable(std::sync::RwLock::new(certified(first)?))))
+    }
+
+    /// Present this chain from the next handshake on.
+    pub fn replace(&self, next: Chain) -> Result<(), String> {
+        let next = certified(next)?;
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    /// A server config presenting the current chain.
+    pub fn config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, String> {
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_no_client_auth()
+                .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Replaceable {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+}
+
 /// SHA-256 (lowercase hex) of the first certificate in a PEM file: what `vakt-agent enroll
 /// --ca-fingerprint` pins.
 pub fn fingerprint(cert: &Path) -> Result<String, String> {

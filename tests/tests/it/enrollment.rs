@@ -527,21 +527,19 @@ fn gate_client(tool: &str, port: u16, ca: &Path, cert: Option<&Path>, args: &[&s
 fn through_the_embedded_brokers_tls_listener_an_agent_speaks_and_reads_only_as_itself() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    // Another CA's client certificate (agent.pem), to be refused.
     e2e::pki(dir);
     let data = dir.join("data");
     let (http, mqtt) = (free_port(), free_port());
     let log = dir.join("processes.log");
-    // --mqtt-tls on loopback: what a listener beyond loopback is by default.
+    // --mqtt-tls and --https on loopback: what listeners beyond loopback are by default, with
+    // certificates from the collector's own CA (no certificate files given).
     let _up = Proc::spawn(
         "vakt-collector up",
         Command::new(collector_binary())
-            .args(["up", "--no-agent", "--mqtt-tls", "--data-dir"])
+            .args(["up", "--no-agent", "--mqtt-tls", "--https", "--data-dir"])
             .arg(&data)
             .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")])
-            .arg("--tls-cert")
-            .arg(dir.join("server.pem"))
-            .arg("--tls-key")
-            .arg(dir.join("server.key"))
             .env("VAKT_LOG", "info"),
         &log,
     );
@@ -551,9 +549,18 @@ fn through_the_embedded_brokers_tls_listener_an_agent_speaks_and_reads_only_as_i
         |args: &[&str]| Command::new(collector_binary()).args(args).arg("--data-dir").arg(&data).output().unwrap();
     let created = ok(&cli(&["enroll", "create", "--agents", "web-*"]));
     let token = token_in(&created);
-    let pin = fingerprint(&dir.join("server.pem"));
+    // The HTTPS chain ends in the collector's CA: agents pin that, and it outlives the daily
+    // re-issue of the server certificate.
+    let pin = fingerprint(&data.join("ca.pem"));
+    let served = Command::new("curl")
+        .args(["-s", "-m", "10", "--cacert"])
+        .arg(data.join("ca.pem"))
+        .arg(format!("https://localhost:{http}/healthz"))
+        .output()
+        .unwrap();
+    assert!(served.status.success(), "HTTPS from the collector's CA: {}", String::from_utf8_lossy(&served.stderr));
     // The command to run on the new host is complete: the running collector noted its URL and
-    // its certificate's fingerprint.
+    // the fingerprint to pin.
     let command = format!("vakt-agent enroll https://127.0.0.1:{http} --token {token} --ca-fingerprint {pin}");
     assert!(created.lines().any(|l| l.trim() == command), "{created}");
     let ident = |id: &str| dir.join(format!("identity-{id}"));

@@ -53,17 +53,23 @@ pub enum Command {
         /// TLS with client certificates on a loopback listener too.
         #[arg(long)]
         mqtt_tls: bool,
-        /// A name (host or IP address) agents use to reach the MQTT listener, for its TLS
-        /// certificate (this host's name, localhost and the listen address are always in it).
+        /// A name (host or IP address) agents use to reach this collector, for the TLS
+        /// certificates of the MQTT listener and of HTTPS from the collector's CA (this host's
+        /// name, localhost and the listen address are always in them).
         #[arg(long = "mqtt-tls-name", value_name = "NAME", env = "VAKT_MQTT_TLS_NAMES", value_delimiter = ',')]
         mqtt_tls_names: Vec<String>,
-        /// Listen beyond loopback in plaintext, with the agents' shared password: anyone on the
-        /// network can read results and, with the password, speak for any agent.
-        #[arg(long, conflicts_with = "mqtt_tls")]
+        /// Listen beyond loopback in plaintext (MQTT with the agents' shared password, HTTP
+        /// without TLS): anyone on the network can read results, passwords and tokens and, with
+        /// the MQTT password, speak for any agent.
+        #[arg(long, conflicts_with_all = ["mqtt_tls", "https"])]
         insecure_plaintext: bool,
-        /// HTTP listener.
+        /// HTTP listener. Beyond loopback it is HTTPS: with --tls-cert, or with a certificate
+        /// from the collector's own CA (what enrolling agents pin).
         #[arg(long, env = "VAKT_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
         http_listen: SocketAddr,
+        /// HTTPS with a certificate from the collector's CA on a loopback listener too.
+        #[arg(long)]
+        https: bool,
         /// Do not run the local agent.
         #[arg(long)]
         no_agent: bool,
@@ -72,10 +78,10 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key).
-        #[arg(long, requires = "tls_key")]
+        #[arg(long, env = "VAKT_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
         /// The certificate's PEM private key.
-        #[arg(long, requires = "tls_cert")]
+        #[arg(long, env = "VAKT_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
     /// Collect from an external broker, as configured in FILE.
@@ -569,6 +575,38 @@ impl From<SocketAddr> for MqttListener {
     }
 }
 
+/// How `up` serves its web side (UI, API, status page, enrollment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Https {
+    /// Plain HTTP: on loopback, or beyond it with `--insecure-plaintext`.
+    Plain,
+    /// A certificate chain and key from PEM files (`--tls-cert`, `--tls-key`).
+    Files(PathBuf, PathBuf),
+    /// A certificate from the collector's own CA for these names besides
+    /// [`crate::app::broker_gate::default_names`], issued again every day. Enrolling agents pin
+    /// the CA, which is in the chain; browsers do not know it (give files for a public page).
+    OwnCa(Vec<String>),
+}
+
+impl Https {
+    /// What `up` serves: files when given; else its own CA's certificate beyond loopback
+    /// (passwords and enrollment tokens cross this listener) or when `asked`, unless plaintext
+    /// is insisted on.
+    pub fn choose(
+        files: Option<(PathBuf, PathBuf)>,
+        listen: SocketAddr,
+        asked: bool,
+        insecure: bool,
+        names: Vec<String>,
+    ) -> Https {
+        match files {
+            Some((cert, key)) => Https::Files(cert, key),
+            None if crate::app::broker_gate::needs_tls(listen, asked, insecure) => Https::OwnCa(names),
+            None => Https::Plain,
+        }
+    }
+}
+
 /// `vakt-collector up`
 pub async fn up(
     data_dir: &Path,
@@ -576,7 +614,7 @@ pub async fn up(
     http_listen: SocketAddr,
     with_agent: bool,
     policy_file: Option<&Path>,
-    tls_files: Option<(&Path, &Path)>,
+    https: Https,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
     let (policy, config_tls, restart_only, lifetime) = match policy_file {
@@ -587,15 +625,19 @@ pub async fn up(
         }
         None => (Policy::default(), None, toml::Table::new(), crate::app::config::DEFAULT_CERTIFICATE_LIFETIME),
     };
-    let tls = match tls_files {
-        Some((cert, key)) => Some((
-            crate::http::tls::server_config(cert, key).map_err(CliError::Usage)?,
-            crate::http::tls::fingerprint(cert).map_err(CliError::Usage)?,
-        )),
-        None => config_tls,
-    };
     let dir_error = |source| CliError::DataDir { path: data_dir.to_path_buf(), source };
     create_private_dir(data_dir).map_err(dir_error)?;
+    let key = Arc::new(crate::app::identity::load_or_create(&data_dir.join("collector.key"))?);
+    let authority = authority(&data_dir.join("vakt.db"), &key, lifetime)?;
+    let tls = match https {
+        Https::Files(cert, key) => Some((
+            crate::http::tls::server_config(&cert, &key).map_err(CliError::Usage)?,
+            crate::http::tls::fingerprint(&cert).map_err(CliError::Usage)?,
+        )),
+        _ if config_tls.is_some() => config_tls,
+        Https::OwnCa(names) => Some(own_https(&authority, http_listen, names)?),
+        Https::Plain => None,
+    };
     let hint = tls.as_ref().map(|(_, fingerprint)| crate::app::ca::EnrollHint {
         url: crate::app::ca::enroll_url(&policy.public.url, http_listen),
         fingerprint: fingerprint.clone(),
@@ -605,7 +647,6 @@ pub async fn up(
     let password = secret_file(&data_dir.join("mqtt-password")).map_err(dir_error)?;
     let local_password = secret_file(&data_dir.join("local-agent-password")).map_err(dir_error)?;
     let store = Store::open(&data_dir.join("vakt.db")).await?;
-    let key = Arc::new(crate::app::identity::load_or_create(&data_dir.join("collector.key"))?);
     let listener = http::bind(http_listen).await.map_err(|source| CliError::Http { addr: http_listen, source })?;
     // The local agent's config is read first: its client id is reserved for it on the broker,
     // and its checks seed the status page's components when the policy names none.
@@ -614,7 +655,7 @@ pub async fn up(
     } else {
         None
     };
-    first_admin(&store, http_listen).await?;
+    first_admin(&store, &format!("{}://{http_listen}", if tls.is_some() { "https" } else { "http" })).await?;
 
     let stats = Arc::new(IngestStats::default());
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
@@ -632,7 +673,6 @@ pub async fn up(
     let policy = LivePolicy::new(policy);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.device_secret = Arc::new(device_secret(&key));
-    let authority = authority(&data_dir.join("vakt.db"), &key, lifetime)?;
     state.authority = Some(authority.clone());
     let gate_login = mqtt.tls.then(|| hex::encode(rand::random::<[u8; 32]>()));
     let accounts = broker::Accounts {
@@ -708,6 +748,34 @@ pub async fn up(
     Ok(())
 }
 
+/// HTTPS with a certificate from the collector's CA for this host's names and `names`, issued
+/// again every day; and the fingerprint agents pin (the CA's).
+fn own_https(
+    authority: &Arc<crate::auth::ca::Authority>,
+    listen: SocketAddr,
+    names: Vec<String>,
+) -> Result<(Arc<rustls::ServerConfig>, String), CliError> {
+    use crate::app::broker_gate::{REISSUE, SERVER_LIFETIME};
+    let mut all = crate::app::broker_gate::default_names(listen);
+    all.extend(names.into_iter().filter(|n| !all.contains(n)).collect::<Vec<_>>());
+    let issue =
+        |names: &[String]| authority.ca.issue_server_chain(names, std::time::SystemTime::now(), SERVER_LIFETIME);
+    let current = crate::http::tls::Replaceable::new(issue(&all).map_err(CliError::Usage)?).map_err(CliError::Usage)?;
+    let config = current.config().map_err(CliError::Usage)?;
+    tracing::info!(names = ?all, ca = %authority.ca.fingerprint(), "https: a certificate from the collector's CA (agents pin the CA; give --tls-cert for browsers on a public page)");
+    let renewing = authority.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REISSUE).await;
+            let next = renewing.ca.issue_server_chain(&all, std::time::SystemTime::now(), SERVER_LIFETIME);
+            if let Err(error) = next.and_then(|chain| current.replace(chain)) {
+                tracing::error!(error = %error, "https: cannot issue the certificate again; the current one serves until it ends");
+            }
+        }
+    });
+    Ok((config, authority.ca.fingerprint().to_string()))
+}
+
 /// The CA (made on first start) and what enrolling agents are given.
 fn authority(
     database: &Path,
@@ -731,7 +799,7 @@ fn device_secret(key: &protocol::SigningKey) -> [u8; 32] {
 }
 
 /// On a store without users, create `admin` with a generated password and print it once.
-async fn first_admin(store: &Store, http_listen: SocketAddr) -> Result<(), CliError> {
+async fn first_admin(store: &Store, base: &str) -> Result<(), CliError> {
     if !store.users().await?.is_empty() {
         return Ok(());
     }
@@ -745,7 +813,7 @@ async fn first_admin(store: &Store, http_listen: SocketAddr) -> Result<(), CliEr
     )
     .await?;
     println!(
-        "\nFirst admin created. Sign in at http://{http_listen}/login as `admin` with this password (shown once):\n\n    {password}\n\n\
+        "\nFirst admin created. Sign in at {base}/login as `admin` with this password (shown once):\n\n    {password}\n\n\
          Add more people with `vakt-collector user add NAME --role technician`.\n"
     );
     Ok(())
@@ -936,4 +1004,27 @@ fn secret_file(path: &Path) -> std::io::Result<String> {
     file.write_all(format!("{password}\n").as_bytes())?;
     file.sync_all()?;
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn https_is_the_files_given_else_the_own_cas_beyond_loopback_unless_plaintext_is_insisted_on() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let names = vec!["collector.example.com".to_string()];
+        let choose = |files: bool, listen: &str, asked: bool, insecure: bool| {
+            let files = files.then(|| (PathBuf::from("c.pem"), PathBuf::from("k.pem")));
+            Https::choose(files, at(listen), asked, insecure, names.clone())
+        };
+        assert_eq!(choose(true, "0.0.0.0:8443", false, false), Https::Files("c.pem".into(), "k.pem".into()));
+        assert_eq!(choose(false, "0.0.0.0:8443", false, false), Https::OwnCa(names.clone()));
+        assert_eq!(choose(false, "10.0.0.5:8443", false, false), Https::OwnCa(names.clone()));
+        assert_eq!(choose(false, "127.0.0.1:8080", false, false), Https::Plain);
+        assert_eq!(choose(false, "127.0.0.1:8080", true, false), Https::OwnCa(names.clone()));
+        assert_eq!(choose(false, "0.0.0.0:8080", false, true), Https::Plain);
+    }
 }
