@@ -55,13 +55,17 @@ scale = {"ns": 0.001, "µs": 1.0, "us": 1.0, "ms": 1000.0}
 group = None
 for line in sys.stdin:
     cells = [c.strip() for c in line.split("│")]
-    head = re.match(r"[├╰]─ (\w+)$", cells[0])
-    if head:
+    if cells and cells[0] == "":
+        cells = cells[1:]
+    if len(cells) < 3:
+        continue
+    head = re.match(r"[├╰]─ (\w+)(\s+\S)?", cells[0])
+    if head and not head.group(2):
         group = head.group(1)
         continue
-    arg = re.match(r"[├╰]─ (\w+)", cells[1]) if len(cells) > 3 and cells[0] == "" else None
-    if group and arg:
-        value, unit = cells[3].split()
+    if group and head:
+        arg = head
+        value, unit = cells[2].split()
         us = float(value) * scale[unit]
         print(f"seal {group:4} {arg.group(1):7}: {us:.2f} us/result = {us / per * 100:.1f}% of the collector CPU per stored result")
 ' "$per"
