@@ -16,11 +16,13 @@
 //!        epoch, reached broker or not), base = highest epoch seen + EPOCH_SLACK (16)
 //! ```
 //!
-//! When an accepted message raises the highest value seen, the base moves to
-//! `min(ceiling(now), highest + slack)` and the clock restarts: the bound tightens to what the
-//! agent really sent and never rises faster than the rate. So a sender that keeps claiming
-//! the ceiling gains `rate` per second and no more; the slack does not compound from one
-//! message to the next. A message that raises nothing (a replayed backlog) moves nothing.
+//! When an accepted message raises the highest value seen and `highest + slack` is below the
+//! ceiling, the base moves there and the clock restarts: the bound tightens to what the agent
+//! really sent. Otherwise the ceiling goes on rising from where it was (counted in
+//! milliseconds), so it never rises faster than the rate: a sender that keeps claiming the
+//! ceiling gains `rate` per second and no more, and the slack does not compound from one
+//! message to the next; an agent that sends many times a second keeps what accrued between its
+//! messages. A message that raises nothing (a replayed backlog) moves nothing.
 //!
 //! An agent seen for the first time gets the codec's absolute ceiling only
 //! (`protocol::codec::MAX_COUNTER`). A refused message changes nothing and is counted by
@@ -75,17 +77,25 @@ impl Counter {
     }
 
     fn ceiling(&self, rate: u64, now: Ms) -> u64 {
-        let seconds = u64::try_from((now - self.at).max(0) / 1000).unwrap_or(0);
-        self.base.saturating_add(rate.saturating_mul(seconds))
+        let ms = u64::try_from((now - self.at).max(0)).unwrap_or(0);
+        self.base.saturating_add(rate.saturating_mul(ms) / 1000)
     }
 
+    /// A higher value was accepted. The bound tightens to `value + slack` when that is below
+    /// the ceiling, and the clock restarts from there; otherwise the ceiling goes on rising from
+    /// where it was. (Restarting the clock at every message, as before, lost what had accrued
+    /// since the last one: an agent sending more often than once a second never gained
+    /// anything and was refused once it had used its slack.)
     fn saw(&mut self, value: u64, rate: u64, slack: u64, now: Ms) {
         if value <= self.highest {
             return;
         }
         self.highest = value;
-        self.base = self.ceiling(rate, now).min(value.saturating_add(slack));
-        self.at = now.max(self.at);
+        let tight = value.saturating_add(slack);
+        if tight <= self.ceiling(rate, now) {
+            self.base = tight;
+            self.at = now.max(self.at);
+        }
     }
 }
 
@@ -228,6 +238,18 @@ mod tests {
         assert!(p.seq("a", 1_000 + SEQ_SLACK + 360_001, 3_600_000).is_err());
         // Old seqs (a replayed backlog) are always plausible.
         assert!(p.seq("a", 5, 0).is_ok());
+    }
+
+    #[test]
+    fn an_agent_sending_several_results_a_second_for_long_is_never_refused() {
+        // 50 results a second, one every 20 ms, for ten minutes: far under the default rate, but
+        // more often than once a second, so the bound must keep rising between messages.
+        let mut p = Plausibility::default();
+        for i in 1..=30_000u64 {
+            let now = Ms::try_from(i * 20).unwrap();
+            assert!(p.seq("a", i, now).is_ok(), "result {i} refused at {now} ms");
+            p.saw("a", 1, i, now);
+        }
     }
 
     #[test]
