@@ -58,6 +58,34 @@ fn result(agent: &AgentId, seq: u64) -> Vec<u8> {
     protocol::encode(&r, Encoding::Bincode)
 }
 
+/// A birth announcing one check every millisecond: the collector then allows the agent a
+/// burst of results as fast as this generator sends them (`rules::plausible`), where an
+/// agent it knows nothing about may not claim more than 100 new seqs a second.
+fn birth(agent: &AgentId) -> Vec<u8> {
+    let state = protocol::StateMessage {
+        v: WIRE_VERSION,
+        agent: agent.clone(),
+        epoch: 1,
+        seq: 0,
+        ts: SystemTime::now(),
+        online: true,
+        birth: Some(protocol::Birth {
+            version: "loadgen".into(),
+            host: protocol::HostFacts::default(),
+            checks: vec![protocol::CheckInfo {
+                check: CheckName::new("disk-root").unwrap(),
+                plugin: "disk".into(),
+                sha256: String::new(),
+                interval_ms: 1,
+            }],
+            heartbeat_ms: 30_000,
+            encoding: Encoding::Bincode,
+        }),
+        mac: String::new(),
+    };
+    protocol::encode(&state, Encoding::Bincode)
+}
+
 fn options(id: &str, port: u16) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20).set_inflight(100);
@@ -142,6 +170,9 @@ async fn main() {
                     }
                 })
             };
+            if acked {
+                client.publish(topics.state(&agent), QoS::AtLeastOnce, false, birth(&agent)).await.unwrap();
+            }
             let topic = topics.result(&agent, &CheckName::new("disk-root").unwrap());
             for seq in 1..=per_agent {
                 if seq % 100 == 0 {
