@@ -340,6 +340,37 @@ fn metric(port: u16, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A copy of the certificate in `identity` (its key, its serial, its name) signed by the
+/// collector's CA in `data`, but ended yesterday: in `out`, as agent.pem and agent.key.
+fn expired_copy(data: &Path, identity: &Path, out: &Path) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SerialNumber};
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap();
+    let ca =
+        Issuer::from_ca_cert_pem(&read(data.join("ca.pem")), KeyPair::from_pem(&read(data.join("ca.key"))).unwrap())
+            .unwrap();
+    let key_pem = read(identity.join("agent.key"));
+    let key = KeyPair::from_pem(&key_pem).unwrap();
+    let shown = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(identity.join("agent.pem"))
+        .output()
+        .unwrap();
+    let hex = String::from_utf8_lossy(&shown.stdout).trim().trim_start_matches("serial=").to_string();
+    let serial: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let (agent, _, _) = agent::enroll::certificate_facts(&read(identity.join("agent.pem"))).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, agent.as_str());
+    params.serial_number = Some(SerialNumber::from(serial));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - Duration::from_secs(2 * 86_400)).into();
+    params.not_after = (now - Duration::from_secs(86_400)).into();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(out.join("agent.pem"), cert.pem()).unwrap();
+    std::fs::write(out.join("agent.key"), key_pem).unwrap();
+}
+
 /// `mosquitto_pub`/`mosquitto_sub` over TLS with a client certificate.
 fn tls_client(tool: &str, port: u16, dir: &Path, who: &str, args: &[&str]) -> Output {
     Command::new(tool)
@@ -639,6 +670,23 @@ fn through_the_embedded_brokers_tls_listener_an_agent_speaks_and_reads_only_as_i
             (n >= certificates + 2, n)
         }) >= certificates + 2
     );
+
+    // Expired: a certificate of the collector's CA that is web-02's own in all but its dates
+    // (its key, its serial) is refused at the handshake, and the audit trail says why.
+    let expired = dir.join("expired");
+    expired_copy(&data, &web02, &expired);
+    let before = metric(http, "vakt_broker_certificates_refused_total");
+    let _ = gate_client("mosquitto_pub", mqtt, &ca, Some(&expired), &["-t", "vakt/v1/agents/web-02/state", "-m", "x"]);
+    let refused = eventually(Duration::from_secs(10), || {
+        let n = metric(http, "vakt_broker_certificates_refused_total");
+        (n > before, n)
+    });
+    assert!(refused > before, "an expired certificate was not refused");
+    let said = eventually(Duration::from_secs(10), || {
+        let trail = ok(&cli(&["audit", "export"]));
+        (trail.lines().any(|l| l.contains("broker.connect") && l.contains("certificate expired")), trail)
+    });
+    assert!(said.lines().any(|l| l.contains("broker.connect") && l.contains("certificate expired")), "{said}");
 
     // Revoked: web-02's certificate no longer gets in at all.
     ok(&cli(&["agents", "revoke", "web-02"]));
