@@ -178,6 +178,8 @@ struct AgentSection {
     concurrency: Option<Spanned<u32>>,
     /// Use the pooling instance allocator (default true).
     pooling: Option<bool>,
+    /// What executes plugins: `auto` (default), `cranelift` or `pulley`.
+    backend: Option<Spanned<String>>,
     /// Where the epoch and the spool live.
     state_dir: Option<PathBuf>,
 }
@@ -277,6 +279,7 @@ pub struct AgentConfig {
     pub cache_dir: Option<PathBuf>,
     pub concurrency: u32,
     pub pooling: bool,
+    pub backend: crate::plugin::Backend,
     pub quarantine: QuarantinePolicy,
     pub probes: crate::probe::ProbeSettings,
     pub ehlo_name: Option<String>,
@@ -576,6 +579,15 @@ impl AgentConfig {
             Some(c) => *c.get_ref(),
             None => u32::try_from(checks.len()).unwrap_or(64).clamp(4, 64),
         };
+        let backend = match &model.agent.backend {
+            None => crate::plugin::Backend::Auto,
+            Some(text) => {
+                let backend: crate::plugin::Backend =
+                    text.get_ref().parse().map_err(|e: String| at(text.span(), format!("`agent.backend`: {e}")))?;
+                backend.resolve().map_err(|e| at(text.span(), format!("`agent.backend = \"{backend}\"`: {e}")))?;
+                backend
+            }
+        };
 
         let mut probes = crate::probe::ProbeSettings::default();
         for server in model.probes.nameservers.unwrap_or_default() {
@@ -630,6 +642,7 @@ impl AgentConfig {
             cache_dir: model.agent.cache_dir.map(|d| base.join(d)),
             concurrency,
             pooling: model.agent.pooling.unwrap_or(true),
+            backend,
             quarantine,
             probes,
             ehlo_name: model.probes.ehlo_name,
@@ -654,11 +667,12 @@ impl AgentConfig {
         // to define equality.
         let differ = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         let mut out = Vec::new();
-        let pairs: [(&'static str, &dyn std::fmt::Debug, &dyn std::fmt::Debug); 10] = [
+        let pairs: [(&'static str, &dyn std::fmt::Debug, &dyn std::fmt::Debug); 11] = [
             ("agent id", &self.agent_id, &next.agent_id),
             ("cache_dir", &self.cache_dir, &next.cache_dir),
             ("concurrency", &self.concurrency, &next.concurrency),
             ("pooling", &self.pooling, &next.pooling),
+            ("backend", &self.backend, &next.backend),
             ("[quarantine]", &self.quarantine, &next.quarantine),
             ("[probes]", &self.probes, &next.probes),
             ("ehlo_name", &self.ehlo_name, &next.ehlo_name),
@@ -702,6 +716,25 @@ mod tests {
         assert_eq!(check.interval, Duration::from_secs(60));
         assert_eq!(check.limits, RunLimits::default());
         assert_eq!(config.concurrency, 4);
+    }
+
+    #[test]
+    fn the_plugin_backend_is_one_this_build_has() {
+        let parse = |backend: &str| {
+            AgentConfig::parse(
+                &format!("[agent]\nbackend = \"{backend}\"\n[[check]]\nname = \"root\"\nplugin = \"disk\"\n"),
+                Path::new("/etc/vakt"),
+            )
+        };
+        assert_eq!(parse("auto").unwrap().backend, crate::plugin::Backend::Auto);
+        let jit = parse("jit").unwrap_err();
+        assert!(jit.contains("`jit` is not a plugin backend") && jit.contains("line 2"), "{jit}");
+        // This host's CPU has Cranelift; Pulley is there only with the `pulley` feature.
+        assert_eq!(parse("cranelift").unwrap().backend, crate::plugin::Backend::Cranelift);
+        match parse("pulley") {
+            Ok(config) => assert!(cfg!(feature = "pulley") && config.backend == crate::plugin::Backend::Pulley),
+            Err(why) => assert!(!cfg!(feature = "pulley") && why.contains("--features pulley"), "{why}"),
+        }
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         // A single run does not need the pool (it only reserves address space); repeated runs
         // use it, as the daemon does, so their timings are the daemon's.
         pooling: args.repeat > 1,
+        backend: args.backend,
         // With --repeat every run must pay for fresh facts, as a scheduled run does.
         facts_max_age: Duration::ZERO,
         ..RuntimeConfig::default()
@@ -95,7 +96,8 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         times.push(timed.elapsed());
     }
     let report = report.unwrap_or_else(|| RunReport::unknown("no run".into(), Duration::ZERO, None, 0));
-    output(report, (args.repeat > 1).then(|| timing(&times)))
+    let how = format!("{}, {}", runtime.backend(), runtime.allocator());
+    output(report, (args.repeat > 1).then(|| format!("{} ({how})", timing(&times))))
 }
 
 /// `N runs: median …, p99 …, mean …` (per run, microseconds).

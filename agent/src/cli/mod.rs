@@ -145,6 +145,10 @@ pub struct CheckArgs {
     /// (median, p99, mean per run); the output and exit code are those of the last run.
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+    /// What executes the plugin: auto (Cranelift where the CPU has it, else Pulley),
+    /// cranelift or pulley.
+    #[arg(long, default_value = "auto")]
+    pub backend: crate::plugin::Backend,
 }
 
 fn parse_agent_id(text: &str) -> Result<protocol::AgentId, String> {

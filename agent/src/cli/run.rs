@@ -126,11 +126,12 @@ async fn run_with(
         max_memory: config.max_memory(),
         cache_dir: Some(cache.or(config.cache_dir.clone()).unwrap_or_else(default_cache_dir)),
         pooling: config.pooling,
+        backend: config.backend,
         probes: config.probes.clone(),
         ehlo_name: config.ehlo_name.clone().unwrap_or_else(|| RuntimeConfig::default().ehlo_name),
         ..RuntimeConfig::default()
     })?;
-    tracing::info!(agent = %config.agent_id, checks = config.checks.len(), allocator = %runtime.allocator(), "agent starting");
+    tracing::info!(agent = %config.agent_id, checks = config.checks.len(), allocator = %runtime.allocator(), backend = %runtime.backend(), "agent starting");
     let (scheduled, infos) = schedule(&config, &runtime);
     let (results_tx, mut results_rx) = mpsc::channel(256);
     let (run_now_tx, _) = broadcast::channel(16);

@@ -1,10 +1,12 @@
-//! The process-wide wasmtime `Engine`: Cranelift, epoch interruption driven by a dedicated
-//! ticker thread, and the pooling allocator sized to the check concurrency.
+//! The process-wide wasmtime `Engine`: Cranelift (or the Pulley interpreter where Cranelift
+//! has no backend, as on 32-bit ARM), epoch interruption driven by a dedicated ticker thread,
+//! and the pooling allocator sized to the check concurrency.
 //!
 //! Pooling reserves address space for every slot up front (each memory slot is a 4 GiB
 //! reservation plus guard pages). Small or constrained hosts (`ulimit -v`, 39-bit address
 //! spaces on some ARM boards) cannot always reserve it, so engine creation falls back to
-//! on-demand allocation and says so; instantiation then costs ~2-3x more but works.
+//! on-demand allocation and says so; instantiation then costs ~2-3x more but works. 32-bit
+//! hosts (armv7) allocate on demand from the start.
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,15 +37,83 @@ impl fmt::Display for Allocator {
     }
 }
 
-fn base_config() -> Config {
+/// What executes plugin code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Cranelift where this CPU has a backend (x86_64, aarch64), Pulley elsewhere (armv7).
+    #[default]
+    Auto,
+    /// Cranelift's native code.
+    Cranelift,
+    /// Wasmtime's Pulley interpreter: portable and slower; needs the agent's `pulley` feature
+    /// on CPUs that have Cranelift (the ARM packages have it).
+    Pulley,
+}
+
+/// Whether Cranelift generates code for the CPU this agent was built for.
+const HAS_CRANELIFT: bool =
+    cfg!(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "s390x", target_arch = "riscv64"));
+
+/// Whether this build can interpret Pulley bytecode: wasmtime builds the interpreter in by
+/// itself where Cranelift has no backend.
+const HAS_PULLEY: bool = cfg!(feature = "pulley") || !HAS_CRANELIFT;
+
+impl Backend {
+    /// The backend that runs plugins here, or why the one asked for is not in this build.
+    pub fn resolve(self) -> Result<Backend, String> {
+        match self {
+            Backend::Auto if HAS_CRANELIFT => Ok(Backend::Cranelift),
+            Backend::Auto => Ok(Backend::Pulley),
+            Backend::Cranelift if HAS_CRANELIFT => Ok(Backend::Cranelift),
+            Backend::Cranelift => {
+                Err(format!("Cranelift has no code generator for {}; use `pulley`", std::env::consts::ARCH))
+            }
+            Backend::Pulley if HAS_PULLEY => Ok(Backend::Pulley),
+            Backend::Pulley => Err("this agent was built without the Pulley interpreter \
+                 (build it with `--features pulley`; the ARM packages have it)"
+                .into()),
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Backend, String> {
+        match text {
+            "auto" => Ok(Backend::Auto),
+            "cranelift" => Ok(Backend::Cranelift),
+            "pulley" => Ok(Backend::Pulley),
+            other => Err(format!("`{other}` is not a plugin backend: auto, cranelift or pulley")),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Auto => "auto",
+            Backend::Cranelift => "cranelift",
+            Backend::Pulley => "pulley",
+        })
+    }
+}
+
+/// Pulley for this host's pointer width (little-endian: every ARM Linux target Vakt builds).
+const PULLEY_TARGET: &str = if cfg!(target_pointer_width = "64") { "pulley64" } else { "pulley32" };
+
+fn base_config(backend: Backend) -> wasmtime::Result<Config> {
     let mut config = Config::new();
+    if backend == Backend::Pulley {
+        config.target(PULLEY_TARGET)?;
+    }
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     // Guest function names in traps help plugin authors; full DWARF parsing is not worth its
     // compile time.
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
-    config
+    Ok(config)
 }
 
 fn pooling(slots: u32, max_memory: u64) -> PoolingAllocationConfig {
@@ -74,15 +144,20 @@ fn pooling(slots: u32, max_memory: u64) -> PoolingAllocationConfig {
 
 /// Build the engine and its ticker. `concurrency` is the number of checks that may run at
 /// once; one more slot is kept for loading plugins (which instantiates them once to read their
-/// info). `max_memory` is the largest memory cap any check has.
+/// info). `max_memory` is the largest memory cap any check has. `backend` is resolved.
 pub(crate) fn build(
     concurrency: u32,
     max_memory: u64,
     want_pooling: bool,
+    backend: Backend,
 ) -> wasmtime::Result<(Engine, Allocator, EpochTicker)> {
-    if want_pooling {
+    // A pool reserves every slot's memories up front: on a 32-bit host (armv7) that is more
+    // address space than a process has (13 slots of 4 memories of 32 MiB are 1.6 GiB of 3).
+    if want_pooling && cfg!(target_pointer_width = "32") {
+        tracing::info!("32-bit host: on-demand instance allocation (a pool does not fit the address space)");
+    } else if want_pooling {
         let slots = concurrency.max(1) + 1;
-        let mut config = base_config();
+        let mut config = base_config(backend)?;
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(slots, max_memory)));
         match Engine::new(&config) {
             Ok(engine) => {
@@ -94,7 +169,7 @@ pub(crate) fn build(
             }
         }
     }
-    let engine = Engine::new(&base_config())?;
+    let engine = Engine::new(&base_config(backend)?)?;
     let ticker = EpochTicker::start(&engine)?;
     Ok((engine, Allocator::OnDemand, ticker))
 }

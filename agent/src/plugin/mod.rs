@@ -29,7 +29,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 pub use cache::{CacheError, CacheUse};
-pub use engine::Allocator;
+pub use engine::{Allocator, Backend};
 pub use limits::RunLimits;
 
 use crate::grant::{Capability, GrantSet};
@@ -49,6 +49,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling allocator (falls back to on-demand when it cannot be reserved).
     pub pooling: bool,
+    /// What executes plugin code.
+    pub backend: Backend,
     /// Resolver and trust store for network probes.
     pub probes: ProbeSettings,
     /// The name SMTP probes send with EHLO; the host name by default.
@@ -65,6 +67,7 @@ impl Default for RuntimeConfig {
             max_memory: RunLimits::default().memory,
             cache_dir: None,
             pooling: true,
+            backend: Backend::Auto,
             probes: ProbeSettings::default(),
             ehlo_name: sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into()),
             facts_max_age: facts::FRESH_FOR,
@@ -77,6 +80,8 @@ impl Default for RuntimeConfig {
 pub enum RuntimeError {
     #[error("creating the WebAssembly engine")]
     Engine(#[source] wasmtime::Error),
+    #[error("plugin backend `{asked}`: {why}")]
+    Backend { asked: Backend, why: String },
     #[error("linking the host interfaces")]
     Link(#[source] wasmtime::Error),
 }
@@ -179,6 +184,7 @@ struct RuntimeInner {
     cache: Option<cache::CompileCache>,
     services: Arc<HostServices>,
     allocator: Allocator,
+    backend: Backend,
     max_memory: u64,
     ticker: engine::EpochTicker,
 }
@@ -198,8 +204,9 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Create the engine, the linker with WASI (nothing granted) and the Vakt host interfaces.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let (engine, allocator, ticker) =
-            engine::build(config.concurrency, config.max_memory, config.pooling).map_err(RuntimeError::Engine)?;
+        let backend = config.backend.resolve().map_err(|why| RuntimeError::Backend { asked: config.backend, why })?;
+        let (engine, allocator, ticker) = engine::build(config.concurrency, config.max_memory, config.pooling, backend)
+            .map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Link)?;
         Check::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(RuntimeError::Link)?;
@@ -222,6 +229,7 @@ impl Runtime {
                 cache,
                 services,
                 allocator,
+                backend,
                 max_memory: config.max_memory,
                 ticker,
             }),
@@ -231,6 +239,11 @@ impl Runtime {
     /// Which instance allocator is in use.
     pub fn allocator(&self) -> Allocator {
         self.inner.allocator
+    }
+
+    /// What executes plugin code (resolved: never `Auto`).
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
     }
 }
 
