@@ -33,10 +33,17 @@ fn main() -> anyhow::Result<()> {
 
     ensure_target()?;
 
-    // OUT_DIR is <target>/<profile>/build/agent-<hash>/out; the plugins get <target>/wasm-plugins,
-    // shared by every profile so a release build does not rebuild them.
-    let target_dir =
-        out_dir.ancestors().nth(4).map(|t| t.join("wasm-plugins")).unwrap_or_else(|| out_dir.join("wasm-plugins"));
+    // OUT_DIR is <target>/<profile>/build/agent-<hash>/out, or <target>/<triple>/<profile>/…
+    // when cross-compiling; the plugins get <target>/wasm-plugins, shared by every profile and
+    // every target (WebAssembly is the same for all), so a release or an ARM build does not
+    // rebuild them.
+    let triple = env::var("TARGET").unwrap_or_default();
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|t| if t.file_name().is_some_and(|n| n == triple.as_str()) { t.parent().unwrap_or(t) } else { t })
+        .map(|t| t.join("wasm-plugins"))
+        .unwrap_or_else(|| out_dir.join("wasm-plugins"));
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
