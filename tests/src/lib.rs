@@ -366,6 +366,24 @@ impl Mosquitto {
     }
 }
 
+/// `vakt-collector up --no-agent --mqtt-tls --https` with its data in `data`, on 127.0.0.1
+/// `http` and `mqtt`, once both listen: what listeners beyond loopback are by default, with
+/// certificates from the collector's own CA (no certificate files given).
+pub fn collector_up_tls(data: &Path, http: u16, mqtt: u16, log: &Path) -> Proc {
+    let proc = Proc::spawn(
+        "vakt-collector up",
+        Command::new(collector_binary())
+            .args(["up", "--no-agent", "--mqtt-tls", "--https", "--data-dir"])
+            .arg(data)
+            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")])
+            .env("VAKT_LOG", "info"),
+        log,
+    );
+    wait_for_port(http, Duration::from_secs(30));
+    wait_for_port(mqtt, Duration::from_secs(30));
+    proc
+}
+
 /// Wait until something accepts TCP connections on 127.0.0.1:`port`.
 pub fn wait_for_port(port: u16, limit: Duration) {
     let deadline = std::time::SystemTime::now() + limit;

@@ -563,19 +563,7 @@ fn through_the_embedded_brokers_tls_listener_an_agent_speaks_and_reads_only_as_i
     let data = dir.join("data");
     let (http, mqtt) = (free_port(), free_port());
     let log = dir.join("processes.log");
-    // --mqtt-tls and --https on loopback: what listeners beyond loopback are by default, with
-    // certificates from the collector's own CA (no certificate files given).
-    let _up = Proc::spawn(
-        "vakt-collector up",
-        Command::new(collector_binary())
-            .args(["up", "--no-agent", "--mqtt-tls", "--https", "--data-dir"])
-            .arg(&data)
-            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--mqtt-listen", &format!("127.0.0.1:{mqtt}")])
-            .env("VAKT_LOG", "info"),
-        &log,
-    );
-    e2e::wait_for_port(http, Duration::from_secs(30));
-    e2e::wait_for_port(mqtt, Duration::from_secs(30));
+    let _up = e2e::collector_up_tls(&data, http, mqtt, &log);
     let cli =
         |args: &[&str]| Command::new(collector_binary()).args(args).arg("--data-dir").arg(&data).output().unwrap();
     let created = ok(&cli(&["enroll", "create", "--agents", "web-*"]));

@@ -5,6 +5,7 @@
 // These tests drive real processes against the wall clock; tokio's pausable clock does not apply.
 #![allow(clippy::disallowed_types)]
 
+mod arm;
 mod browser;
 mod cli;
 mod customers;
