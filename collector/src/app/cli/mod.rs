@@ -51,7 +51,7 @@ pub enum Command {
         #[arg(long, env = "VAKT_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
         mqtt_listen: SocketAddr,
         /// TLS with client certificates on a loopback listener too.
-        #[arg(long)]
+        #[arg(long, env = "VAKT_MQTT_TLS")]
         mqtt_tls: bool,
         /// A name (host or IP address) agents use to reach this collector, for the TLS
         /// certificates of the MQTT listener and of HTTPS from the collector's CA (this host's
@@ -68,7 +68,7 @@ pub enum Command {
         #[arg(long, env = "VAKT_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
         http_listen: SocketAddr,
         /// HTTPS with a certificate from the collector's CA on a loopback listener too.
-        #[arg(long)]
+        #[arg(long, env = "VAKT_HTTPS")]
         https: bool,
         /// Do not run the local agent.
         #[arg(long)]
