@@ -307,6 +307,56 @@ fn packages_install_run_upgrade_with_a_spool_remove_and_purge() {
     agent.stop(Duration::from_secs(20));
     collector.stop(Duration::from_secs(20));
 
+    // The installation guide's way: TLS listeners with certificates from the collector's own
+    // CA, a token made as the collector's user, the agent enrolled as its own user (its key made
+    // here, in its state directory), then publishing under its own certificate.
+    std::fs::write(
+        "/etc/default/vakt-collector",
+        format!(
+            "# edited by the operator\nVAKT_HTTP_LISTEN=127.0.0.1:{http}\nVAKT_MQTT_LISTEN=127.0.0.1:{mqtt}\n\
+             VAKT_HTTPS=true\nVAKT_MQTT_TLS=true\n"
+        ),
+    )
+    .unwrap();
+    let collector = Proc::spawn("vakt-collector (TLS)", &mut service("vakt-collector"), &log);
+    wait_for_port(http, Duration::from_secs(30));
+    wait_for_port(mqtt, Duration::from_secs(30));
+    let created = as_service_user(
+        "vakt-collector",
+        &["/usr/bin/vakt-collector", "enroll", "create", "--agents", "deb-*", "--data-dir", COLLECTOR_STATE],
+    );
+    let created = String::from_utf8(run(&mut { created }).stdout).unwrap();
+    let line =
+        created.lines().map(str::trim).find(|l| l.starts_with("vakt-agent enroll https://")).unwrap_or_else(|| {
+            panic!("no enroll command printed: {created}");
+        });
+    let mut enroll = vec!["/usr/bin/vakt-agent"];
+    enroll.extend(line.split_whitespace().skip(1));
+    enroll.extend(["--id", "deb-01"]);
+    run(&mut as_service_user("vakt-agent", &enroll));
+    let identity = Path::new(AGENT_STATE).join("identity");
+    assert_eq!(std::fs::metadata(identity.join("agent.key")).unwrap().mode() & 0o777, 0o600);
+    let enrolled = edited.split("\n[mqtt]\n").next().unwrap().to_string()
+        + &format!("\n[mqtt]\nurl = \"mqtts://localhost:{mqtt}\"\nidentity = \"{}\"\n", identity.display());
+    std::fs::write("/etc/vakt/agent.toml", &enrolled).unwrap();
+    let before = seqs.len();
+    let agent = Proc::spawn("vakt-agent (enrolled)", &mut service("vakt-agent"), &agent_log);
+    let more = e2e::eventually(Duration::from_secs(60), || {
+        let n = e2e::with_store(&db, async |s| s.seqs("deb-01").await.unwrap()).len();
+        (n >= before + 3, n)
+    });
+    assert!(more >= before + 3, "nothing stored under the agent's own certificate:\n{}", {
+        std::fs::read_to_string(&agent_log).unwrap_or_default()
+    });
+    let listed = as_service_user(
+        "vakt-collector",
+        &["/usr/bin/vakt-collector", "agents", "list", "--data-dir", COLLECTOR_STATE],
+    );
+    let listed = String::from_utf8(run(&mut { listed }).stdout).unwrap();
+    assert!(listed.contains("deb-01"), "{listed}");
+    agent.stop(Duration::from_secs(20));
+    collector.stop(Duration::from_secs(20));
+
     // Remove: the programs go, the configuration and the data stay.
     run(Command::new("dpkg").args(["--remove"]).args(PACKAGES));
     for package in PACKAGES {
