@@ -177,12 +177,7 @@ impl Store {
             .execute(&mut **tx)
             .await
             .map_err(err("counting an enrollment"))?;
-        sqlx::query("UPDATE agent_certificates SET retired_ms = ? WHERE agent = ? AND retired_ms IS NULL")
-            .bind(now)
-            .bind(agent)
-            .execute(&mut **tx)
-            .await
-            .map_err(err("retiring an agent's certificates"))?;
+        retire_certificates(tx, agent, now).await?;
         let salt = hex::encode(rand::random::<[u8; 16]>());
         sqlx::query(
             "INSERT INTO enrolled_agents (agent, enrollment, enrolled_ms, renewed_ms, serial, not_after_ms, revoked_ms, revoked_by, key_salt)
@@ -262,12 +257,7 @@ impl Store {
         .await
         .map_err(err("revoking an agent"))?
         .rows_affected();
-        sqlx::query("UPDATE agent_certificates SET retired_ms = ? WHERE agent = ? AND retired_ms IS NULL")
-            .bind(now)
-            .bind(agent)
-            .execute(&mut **tx)
-            .await
-            .map_err(err("retiring an agent's certificates"))?;
+        retire_certificates(tx, agent, now).await?;
         audit.done(done > 0).await
     }
 
@@ -383,6 +373,21 @@ async fn insert_certificate(
         .execute(&mut **tx)
         .await
         .map_err(err("recording a certificate"))?;
+    Ok(())
+}
+
+/// A new enrolment or a revocation ends every certificate `agent` has been issued.
+async fn retire_certificates(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    agent: &str,
+    now: Ms,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE agent_certificates SET retired_ms = ? WHERE agent = ? AND retired_ms IS NULL")
+        .bind(now)
+        .bind(agent)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("retiring an agent's certificates"))?;
     Ok(())
 }
 
