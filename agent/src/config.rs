@@ -546,12 +546,14 @@ impl AgentConfig {
                 ));
             }
             let interval = section.interval.as_ref().map_or(default_interval, |i| i.get_ref().0);
-            let timeout = section.timeout.as_ref().map_or(base_limits.timeout, |t| t.get_ref().0);
-            if timeout > interval {
-                let span =
-                    section.timeout.as_ref().or(section.interval.as_ref()).map_or(section.name.span(), |s| s.span());
+            // An inherited timeout (the built-in 10 s or `[defaults]`) ends at the interval, so a
+            // check every second needs no timeout of its own; one the check sets may not exceed it.
+            let timeout = section.timeout.as_ref().map_or(base_limits.timeout.min(interval), |t| t.get_ref().0);
+            if let Some(explicit) = section.timeout.as_ref()
+                && timeout > interval
+            {
                 return Err(at(
-                    span,
+                    explicit.span(),
                     format!(
                         "check `{name}`: timeout {} is longer than the interval {}",
                         humantime::format_duration(timeout),
@@ -716,6 +718,28 @@ mod tests {
         assert_eq!(check.interval, Duration::from_secs(60));
         assert_eq!(check.limits, RunLimits::default());
         assert_eq!(config.concurrency, 4);
+    }
+
+    #[test]
+    fn an_inherited_timeout_ends_at_the_interval_and_a_checks_own_may_not_exceed_it() {
+        let parse = |check: &str| {
+            AgentConfig::parse(
+                &format!("[defaults]\nmemory = \"16MiB\"\n[[check]]\nname = \"root\"\nplugin = \"disk\"\n{check}"),
+                Path::new("/etc/vakt"),
+            )
+        };
+        let every_second = parse("interval = \"1s\"\n").unwrap();
+        assert_eq!(every_second.checks[0].limits.timeout, Duration::from_secs(1));
+        let slow = parse("interval = \"5m\"\n").unwrap();
+        assert_eq!(slow.checks[0].limits.timeout, RunLimits::default().timeout);
+        let own = parse("interval = \"1s\"\ntimeout = \"2s\"\n").unwrap_err();
+        assert!(own.contains("timeout 2s is longer than the interval 1s") && own.contains("line 7"), "{own}");
+        let defaults = AgentConfig::parse(
+            "[defaults]\ninterval = \"2s\"\ntimeout = \"30s\"\n[[check]]\nname = \"root\"\nplugin = \"disk\"\n",
+            Path::new("/etc/vakt"),
+        )
+        .unwrap();
+        assert_eq!(defaults.checks[0].limits.timeout, Duration::from_secs(2));
     }
 
     #[test]
