@@ -159,7 +159,7 @@ impl Prober {
                 list.join(", ")
             )));
         }
-        let mut last_error = None;
+        let mut failed = Vec::new();
         for addr in allowed {
             let started = Instant::now();
             match TcpStream::connect(addr).await {
@@ -167,11 +167,26 @@ impl Prober {
                     let _ = stream.set_nodelay(true);
                     return Ok(Connected { stream, addr, connect: started.elapsed() });
                 }
-                Err(error) => last_error = Some(format!("{addr}: {}", describe_io(&error))),
+                Err(error) => failed.push((addr, describe_io(&error))),
             }
         }
-        Err(ProbeError::Failed(last_error.unwrap_or_else(|| "no address to connect to".into())))
+        Err(ProbeError::Failed(connect_failure(host, &failed)))
     }
+}
+
+/// Why no address answered, said once: the plugin names its target, so an address literal
+/// is not repeated, and a name's addresses follow the reason (`connection refused (10.0.0.5:5432)`).
+fn connect_failure(host: &str, failed: &[(SocketAddr, String)]) -> String {
+    let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok();
+    let Some((_, first)) = failed.first() else { return "no address to connect to".into() };
+    if failed.iter().all(|(_, why)| why == first) {
+        if literal {
+            return first.clone();
+        }
+        let addrs: Vec<String> = failed.iter().map(|(a, _)| a.to_string()).collect();
+        return format!("{first} ({})", addrs.join(", "));
+    }
+    failed.iter().map(|(a, why)| format!("{a}: {why}")).collect::<Vec<_>>().join("; ")
 }
 
 /// IO errors as an operator reads them: `connection refused`, not `Connection refused (os error 111)`.
@@ -195,4 +210,26 @@ pub(crate) async fn within<T>(
     probe: impl Future<Output = Result<T, ProbeError>>,
 ) -> Result<T, ProbeError> {
     tokio::time::timeout(limit, probe).await.unwrap_or(Err(ProbeError::Timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_failure;
+
+    #[test]
+    fn a_connect_failure_names_each_address_once() {
+        let refused = |a: &str| (a.parse().unwrap(), "connection refused".to_string());
+        assert_eq!(connect_failure("127.0.0.1", &[refused("127.0.0.1:1")]), "connection refused");
+        assert_eq!(connect_failure("[::1]", &[refused("[::1]:1")]), "connection refused");
+        assert_eq!(
+            connect_failure("db.example", &[refused("10.0.0.5:5432"), refused("[fd00::5]:5432")]),
+            "connection refused (10.0.0.5:5432, [fd00::5]:5432)"
+        );
+        let mixed = [refused("10.0.0.5:5432"), ("10.0.0.6:5432".parse().unwrap(), "timed out".to_string())];
+        assert_eq!(
+            connect_failure("db.example", &mixed),
+            "10.0.0.5:5432: connection refused; 10.0.0.6:5432: timed out"
+        );
+        assert_eq!(connect_failure("db.example", &[]), "no address to connect to");
+    }
 }
