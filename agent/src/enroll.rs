@@ -165,9 +165,8 @@ pub async fn keep_renewed(identity: Identity, mut stop: tokio::sync::watch::Rece
     loop {
         let wait = match identity.current() {
             Ok((_, not_before, not_after)) => {
-                let life = not_after.duration_since(not_before).unwrap_or_default();
-                let due = not_before + life * 2 / 3;
-                due.duration_since(SystemTime::now()).unwrap_or_default()
+                let received = std::fs::metadata(identity.cert()).and_then(|m| m.modified()).ok();
+                renewal_due(not_before, not_after, received).duration_since(SystemTime::now()).unwrap_or_default()
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the agent certificate; renewal waits");
@@ -195,6 +194,15 @@ pub async fn keep_renewed(identity: Identity, mut stop: tokio::sync::watch::Rece
             }
         }
     }
+}
+
+/// When to renew: two thirds into the life this host has had of the certificate, from when it
+/// was written here (the collector backdates a certificate a few minutes against clock skew;
+/// counting that as life would make a short-lived certificate due the moment it arrives, and
+/// the agent renew in a loop).
+fn renewal_due(not_before: SystemTime, not_after: SystemTime, received: Option<SystemTime>) -> SystemTime {
+    let start = received.map_or(not_before, |r| r.max(not_before)).min(not_after);
+    start + not_after.duration_since(start).unwrap_or_default() * 2 / 3
 }
 
 /// Keep an answer's certificate, CA and collector key; the certificate must be for `agent`
@@ -442,6 +450,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_backdated_short_certificate_is_due_two_thirds_into_the_life_held_here() {
+        let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let not_before = issued - Duration::from_secs(300);
+        let not_after = issued + Duration::from_secs(60);
+        // Written at issue: due 40 s later, not 1 min in the past (which renewed in a loop).
+        assert_eq!(renewal_due(not_before, not_after, Some(issued)), issued + Duration::from_secs(40));
+        // No write time: two thirds of the whole validity.
+        assert_eq!(renewal_due(not_before, not_after, None), not_before + Duration::from_secs(240));
+        // A file older than the certificate (a copied identity) or past its end changes nothing odd.
+        assert_eq!(
+            renewal_due(not_before, not_after, Some(not_before - Duration::from_secs(9))),
+            not_before + Duration::from_secs(240)
+        );
+        assert_eq!(renewal_due(not_before, not_after, Some(not_after + Duration::from_secs(9))), not_after);
+        let week = Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(renewal_due(not_before, issued + week, Some(issued)), issued + week * 2 / 3);
+    }
 
     #[test]
     fn urls_are_https_with_an_optional_path() {
