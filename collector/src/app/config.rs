@@ -13,6 +13,7 @@
 //! prefix = "vakt/v1"
 //! share_group = "collectors"             # subscribe as $share/collectors/… (several collectors)
 //! ack_encoding = "bincode"               # or "json"
+//! enrolled_only = false                  # true: refuse agents that never enrolled (no seal key)
 //! signing_key = "/var/lib/vakt/collector.key" # default: collector.key beside the database
 //!
 //! [store]
@@ -78,6 +79,7 @@ struct MqttSection {
     share_group: Option<Spanned<String>>,
     ack_encoding: Option<Encoding>,
     signing_key: Option<PathBuf>,
+    enrolled_only: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +115,8 @@ pub struct CollectorConfig {
     /// `None` only in a policy file for `up` (which runs its own broker).
     pub mqtt: Option<ExternalSettings>,
     pub ack_encoding: Encoding,
+    /// Refuse messages of agents that never enrolled (they have no seal key).
+    pub enrolled_only: bool,
     pub database: PathBuf,
     /// The key acks, commands and the collector's state are signed with (created if missing).
     pub signing_key: PathBuf,
@@ -203,6 +207,7 @@ impl CollectorConfig {
             return Ok(CollectorConfig {
                 mqtt: None,
                 ack_encoding: Encoding::default(),
+                enrolled_only: false,
                 database,
                 signing_key: default_key,
                 http,
@@ -260,6 +265,7 @@ impl CollectorConfig {
         Ok(CollectorConfig {
             mqtt: Some(ExternalSettings { options, topics, share_group, collector_name: client_id }),
             ack_encoding: m.ack_encoding.unwrap_or_default(),
+            enrolled_only: m.enrolled_only.unwrap_or(false),
             database,
             signing_key,
             http,

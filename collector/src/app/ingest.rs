@@ -188,6 +188,12 @@ impl Ingest {
         }
     }
 
+    /// Refuse agents that never enrolled (`[mqtt] enrolled_only`).
+    pub fn enrolled_only(mut self, yes: bool) -> Ingest {
+        self.seals = Seals::enrolled_only(yes);
+        self
+    }
+
     /// Run until `inbound` closes.
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
         self.load_plausibility().await;
@@ -544,6 +550,7 @@ impl Ingest {
             Refusal::Unsealed => format!("agent `{agent}` is enrolled and seals what it sends; this is not sealed"),
             Refusal::BadSeal => format!("the seal is not agent `{agent}`'s"),
             Refusal::Replayed => format!("a heartbeat of `{agent}` no later than one already received"),
+            Refusal::NotEnrolled => format!("agent `{agent}` never enrolled, and only enrolled agents may speak"),
         };
         self.reject(topic, refusal.as_str(), &detail);
         let who = crate::store::audit::Who {

@@ -3,9 +3,11 @@
 //!
 //! Brokers that enforce per-agent topics (the embedded broker's TLS gate, Mosquitto with the
 //! generated ACL) stop a forged message before it reaches the collector; this stops it on a
-//! broker that cannot (one account for every agent, no ACL). Agents that never enrolled are
-//! not checked here: they have no key, and what they send is as trustworthy as the broker
-//! account that carried it (`up`'s local agent; fleets that have not enrolled yet).
+//! broker that cannot (one account for every agent, no ACL). Agents that never enrolled have
+//! no key: by default what they send is as trustworthy as the broker account that carried it
+//! (`up`'s local agent; fleets that have not enrolled yet); with `enrolled_only` (`[mqtt]
+//! enrolled_only = true`, for a fleet that has enrolled) they are refused too, so nobody with
+//! the broker's password can invent an agent or speak for one that has no key.
 //!
 //! A seal proves who made a message, not that it is new. Replays of an agent's own sealed
 //! messages are harmless for results (stored once by seq) and states (applied by epoch, a
@@ -32,6 +34,8 @@ pub enum Refusal {
     BadSeal,
     /// An enrolled agent's heartbeat no later than one already accepted.
     Replayed,
+    /// An agent that never enrolled, where only enrolled agents may speak.
+    NotEnrolled,
 }
 
 impl Refusal {
@@ -42,6 +46,7 @@ impl Refusal {
             Refusal::Unsealed => "unsealed",
             Refusal::BadSeal => "bad_seal",
             Refusal::Replayed => "replayed",
+            Refusal::NotEnrolled => "not_enrolled",
         }
     }
 }
@@ -61,9 +66,16 @@ pub struct Seals {
     /// Agent → (salt, key): a key is derived again only when its salt changed.
     keys: HashMap<String, (String, MessageKey)>,
     clocks: HashMap<String, (u64, f64)>,
+    /// Refuse agents that never enrolled.
+    enrolled_only: bool,
 }
 
 impl Seals {
+    /// Seals that refuse every agent without a key (revoked ones included) when `yes`.
+    pub fn enrolled_only(yes: bool) -> Seals {
+        Seals { enrolled_only: yes, ..Seals::default() }
+    }
+
     /// Take the store's list whole; `derive(agent, salt)` makes a key. Gives the agents newly
     /// revoked, to say so once.
     pub fn update(&mut self, list: Vec<Enrolled>, derive: impl Fn(&str, &str) -> MessageKey) -> Vec<String> {
@@ -100,6 +112,7 @@ impl Seals {
             return Err(Refusal::Revoked);
         }
         match self.keys.get(agent) {
+            None if self.enrolled_only => Err(Refusal::NotEnrolled),
             None => Ok(()),
             Some((_, key)) => protocol::seal::open(payload, topic_text, key).map_err(|e| match e {
                 protocol::SealError::Unsealed => Refusal::Unsealed,
@@ -177,6 +190,35 @@ mod tests {
         let text = topics.heartbeat(&n);
         assert_eq!(seals.admit(&topics.parse(&text).unwrap(), &text, &heartbeat_payload("n")), Ok(()));
         let text = topics.ack(&a);
+        assert_eq!(seals.admit(&topics.parse(&text).unwrap(), &text, b"anything"), Ok(()));
+    }
+
+    #[test]
+    fn where_only_enrolled_agents_may_speak_an_agent_without_a_key_is_refused() {
+        let topics = Topics::default();
+        let mut seals = Seals::enrolled_only(true);
+        seals.update(vec![enrolled("a", "s1", false), enrolled("r", "s2", true)], key_of);
+        let a = AgentId::new("a").unwrap();
+        let text = topics.heartbeat(&a);
+        let mut own = heartbeat_payload("a");
+        protocol::seal::seal(&mut own, &text, &key_of("a", "s1"));
+        assert_eq!(seals.admit(&topics.parse(&text).unwrap(), &text, &own), Ok(()));
+        let n = AgentId::new("n").unwrap();
+        for text in
+            [topics.heartbeat(&n), topics.state(&n), topics.result(&n, &protocol::CheckName::new("load").unwrap())]
+        {
+            let topic = topics.parse(&text).unwrap();
+            assert_eq!(seals.admit(&topic, &text, &heartbeat_payload("n")), Err(Refusal::NotEnrolled), "{text}");
+            // A seal made with some key is no better: there is no key of `n` to check it by.
+            let mut sealed = heartbeat_payload("n");
+            protocol::seal::seal(&mut sealed, &text, &key_of("n", "guess"));
+            assert_eq!(seals.admit(&topic, &text, &sealed), Err(Refusal::NotEnrolled));
+        }
+        let r = AgentId::new("r").unwrap();
+        let text = topics.state(&r);
+        assert_eq!(seals.admit(&topics.parse(&text).unwrap(), &text, &own), Err(Refusal::Revoked));
+        // The collector's own messages on the tree are still not the seals' business.
+        let text = topics.ack(&n);
         assert_eq!(seals.admit(&topics.parse(&text).unwrap(), &text, b"anything"), Ok(()));
     }
 

@@ -457,7 +457,8 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
         out: out_tx,
         denials: state.denials.clone(),
     };
-    let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), outlets, config.ack_encoding, incidents, key.clone());
+    let ingest = Ingest::new(store.clone(), mqtt.topics.clone(), outlets, config.ack_encoding, incidents, key.clone())
+        .enrolled_only(config.enrolled_only);
     let ingest = tokio::spawn(ingest.run(in_rx));
     let web = tokio::spawn(http::serve(
         listener,
