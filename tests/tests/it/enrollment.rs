@@ -11,11 +11,16 @@ use std::time::Duration;
 use e2e::{FakeAgent, Mosquitto, Proc, agent_binary, collector_binary, eventually, free_port};
 
 fn start_collector(dir: &Path, broker: &Mosquitto, http: u16) -> Proc {
+    start_collector_with(dir, broker, http, "")
+}
+
+/// [`start_collector`] with more `[mqtt]` lines.
+fn start_collector_with(dir: &Path, broker: &Mosquitto, http: u16, mqtt: &str) -> Proc {
     let config = dir.join("collector.toml");
     std::fs::write(
         &config,
         format!(
-            "[mqtt]\nurl = \"{}\"\nclient_id = \"collector-under-test\"\n[store]\npath = \"data/vakt.db\"\n\
+            "[mqtt]\nurl = \"{}\"\nclient_id = \"collector-under-test\"\n{mqtt}[store]\npath = \"data/vakt.db\"\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n\
              agent_certificate_lifetime = \"1m\"\n",
             broker.url()
@@ -193,8 +198,11 @@ fn an_agent_enrols_renews_across_a_restart_and_by_itself_and_is_refused_once_rev
         let now = std::fs::read_to_string(ident.join("agent.pem")).unwrap_or_default();
         (now != second && !now.is_empty(), now)
     });
+    // Once, not in a loop: the certificate is backdated 5 minutes, which is not life to count.
+    std::thread::sleep(Duration::from_secs(3));
     let log = std::fs::read_to_string(dir.join("processes.log")).unwrap();
-    assert!(log.contains("renewed the agent certificate"), "{log}");
+    let renewals = log.matches("agent::enroll: renewed the agent certificate").count();
+    assert_eq!(renewals, 1, "{log}");
     assert_ne!(third, first);
     drop(running);
     let listed = ok(&collector(dir, &["agents", "list"]));
@@ -332,8 +340,13 @@ fn an_agent_enrols_renews_across_a_restart_and_by_itself_and_is_refused_once_rev
 
 /// A counter from /metrics over HTTPS (the test's own CA, so `-k`; 0 when absent).
 fn metric(port: u16, name: &str) -> u64 {
+    metric_on("127.0.0.1", port, name)
+}
+
+/// A counter of the collector serving HTTPS on `host`:`port`.
+fn metric_on(host: &str, port: u16, name: &str) -> u64 {
     let out =
-        Command::new("curl").args(["-sk", "-m", "10", &format!("https://127.0.0.1:{port}/metrics")]).output().unwrap();
+        Command::new("curl").args(["-sk", "-m", "10", &format!("https://{host}:{port}/metrics")]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
@@ -827,7 +840,7 @@ fn through_a_broker_that_lets_anyone_publish_anywhere_only_an_agents_own_seal_sp
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // One anonymous Mosquitto without an ACL: every client may publish on every topic.
-    let (broker, http, _collector) = collector_on_mosquitto(dir);
+    let (broker, http, first) = collector_on_mosquitto(dir);
     let log = dir.join("processes.log");
     let token = token_in(&ok(&collector(dir, &["enroll", "create", "--agents", "web-*"])));
     let pin = fingerprint(&dir.join("server.pem"));
@@ -917,4 +930,206 @@ fn through_a_broker_that_lets_anyone_publish_anywhere_only_an_agents_own_seal_sp
     for kind in ["unsealed", "bad_seal", "replayed"] {
         assert!(records.iter().any(|d| d.contains(kind)), "no audit row for {kind}: {records:?}");
     }
+
+    // Once the fleet has enrolled, the broker's account alone speaks for nobody: with
+    // `enrolled_only` an agent that never enrolled is refused, enrolled ones are still heard.
+    first.stop(Duration::from_secs(20));
+    let _second = start_collector_with(dir, &broker, http, "enrolled_only = true\n");
+    // Subscribed once web-01's results are stored again (what is published before that is not
+    // delivered to it).
+    eventually(Duration::from_secs(30), || (metric(http, "vakt_ingest_results_stored_total") >= 1, ()));
+    let mut ghost = FakeAgent::connect(broker.port, "ghost-01");
+    ghost.birth(&[("load", 30_000)], 30_000);
+    ghost.result("load", protocol::Status::Critical);
+    web02.result("load", protocol::Status::Ok);
+    let refused = eventually(Duration::from_secs(20), || {
+        let n = dropped_for(http, "not_enrolled");
+        (n >= 2, n)
+    });
+    assert!(
+        refused >= 2,
+        "the never-enrolled agent's birth and result were not refused: {refused}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let stored02 = eventually(Duration::from_secs(20), || {
+        let rows = e2e::with_store(&db, async |s| s.check_history("web-02", "load", 10).await.unwrap());
+        (rows.len() >= 2, rows.len())
+    });
+    assert_eq!(stored02, 2, "web-02 (enrolled) was not heard with enrolled_only");
+    assert!(e2e::with_store(&db, async |s| s.agent("ghost-01").await.unwrap()).is_none(), "ghost-01 was stored");
+    let ghosts = eventually(Duration::from_secs(20), || {
+        let n = audit(dir)
+            .iter()
+            .filter(|r| r["action"] == "ingest" && r["object"] == "agent:ghost-01" && r["outcome"] == "refused")
+            .filter(|r| r["detail"].as_str().unwrap_or_default().contains("not_enrolled"))
+            .count();
+        (n > 0, n)
+    });
+    assert!(ghosts > 0, "the refusal of ghost-01 is not in the audit trail");
+}
+
+/// A network namespace joined to this one by a veth pair: this host is 10.213.N.1, the
+/// namespace 10.213.N.2, so a client there is a client from another host. Deleted on drop.
+struct Netns {
+    name: String,
+    link: String,
+    host: String,
+}
+
+impl Netns {
+    fn create(n: u8) -> Netns {
+        let id = std::process::id() % 100_000;
+        let netns =
+            Netns { name: format!("vakt-t{id}-{n}"), link: format!("vh{id}-{n}"), host: format!("10.213.{n}.1") };
+        let peer = format!("vp{id}-{n}");
+        let inside = format!("10.213.{n}.2/30");
+        let here = format!("{}/30", netns.host);
+        let steps: [&[&str]; 7] = [
+            &["netns", "add", &netns.name],
+            &["link", "add", &netns.link, "type", "veth", "peer", "name", &peer],
+            &["link", "set", &peer, "netns", &netns.name],
+            &["addr", "add", &here, "dev", &netns.link],
+            &["link", "set", &netns.link, "up"],
+            &["-n", &netns.name, "addr", "add", &inside, "dev", &peer],
+            &["-n", &netns.name, "link", "set", &peer, "up"],
+        ];
+        for args in steps {
+            ok(&Command::new("ip").args(args).output().expect("ip (iproute2)"));
+        }
+        netns
+    }
+
+    /// `program` run inside the namespace.
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
+    }
+}
+
+#[test]
+fn beyond_loopback_up_speaks_only_tls_to_other_hosts_and_a_host_enrols_through_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let netns = Netns::create(1);
+    let (http, mqtt) = (free_port(), free_port());
+    let data = dir.join("data");
+    let log = dir.join("processes.log");
+    // No TLS flag: listening beyond loopback is what turns TLS and HTTPS on.
+    let _up = Proc::spawn(
+        "vakt-collector up",
+        Command::new(collector_binary())
+            .args(["up", "--no-agent", "--data-dir"])
+            .arg(&data)
+            .args([
+                "--http-listen",
+                &format!("{}:{http}", netns.host),
+                "--mqtt-listen",
+                &format!("{}:{mqtt}", netns.host),
+            ])
+            .env("VAKT_LOG", "info"),
+        &log,
+    );
+    let https = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sk", "-m", "10", &format!("https://{}:{http}{path}", netns.host)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let up = eventually(Duration::from_secs(30), || {
+        let body = https("/healthz");
+        (!body.is_empty(), body)
+    });
+    assert!(
+        !up.is_empty(),
+        "no HTTPS on {}:{http}:\n{}",
+        netns.host,
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{}:{http}/healthz", netns.host),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200", "plain HTTP served beyond loopback");
+
+    // Another host, in plaintext with the agents' password: refused, counted.
+    let password = std::fs::read_to_string(data.join("mqtt-password")).unwrap();
+    let refused_before = metric_on(&netns.host, http, "vakt_broker_plaintext_refused_total");
+    let sent = netns
+        .command(Path::new("/usr/bin/mosquitto_pub"))
+        .args(["-h", &netns.host, "-p", &mqtt.to_string(), "-u", "vakt-agent", "-P", password.trim()])
+        .args(["-i", "vakt-agent-ns-01", "-q", "1", "-t", "vakt/v1/agents/ns-01/results/load", "-m", "{}"])
+        .output()
+        .unwrap();
+    assert!(!sent.status.success(), "a plaintext publish from another host was taken");
+    let counted = eventually(Duration::from_secs(10), || {
+        let n = metric_on(&netns.host, http, "vakt_broker_plaintext_refused_total");
+        (n > refused_before, n)
+    });
+    assert!(counted > refused_before, "the plaintext client was not counted");
+
+    // The same host enrols (the command `enroll create` printed, run there) and publishes
+    // under its own certificate.
+    let created = ok(&Command::new(collector_binary())
+        .args(["enroll", "create", "--agents", "ns-*", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap());
+    let line = created.lines().map(str::trim).find(|l| l.starts_with("vakt-agent enroll ")).unwrap().to_string();
+    assert!(line.contains(&format!("https://{}:{http}", netns.host)), "{line}");
+    let identity = dir.join("identity-ns-01");
+    let enrolled = netns
+        .command(agent_binary())
+        .arg("enroll")
+        .args(line.split_whitespace().skip(2))
+        .args(["--id", "ns-01", "--dir"])
+        .arg(&identity)
+        .env("VAKT_LOG", "warn")
+        .output()
+        .unwrap();
+    ok(&enrolled);
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nid = \"ns-01\"\nstate_dir = \"agent-state\"\n[mqtt]\nurl = \"mqtts://{}:{mqtt}\"\n\
+             identity = \"identity-ns-01\"\n[[check]]\nname = \"load\"\nplugin = \"load\"\ninterval = \"2s\"\n",
+            netns.host
+        ),
+    )
+    .unwrap();
+    let _agent = Proc::spawn(
+        "vakt-agent (other host)",
+        netns
+            .command(agent_binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("VAKT_CACHE_DIR", e2e::shared_cache())
+            .env("VAKT_LOG", "info"),
+        &log,
+    );
+    let db = data.join("vakt.db");
+    let seqs = eventually(Duration::from_secs(60), || {
+        let seqs = e2e::with_store(&db, async |s| s.seqs("ns-01").await.unwrap());
+        (seqs.len() >= 3, seqs)
+    });
+    assert!(seqs.len() >= 3, "ns-01 stored {seqs:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(metric_on(&netns.host, http, "vakt_broker_certificates_refused_total"), 0);
 }
