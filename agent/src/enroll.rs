@@ -165,7 +165,11 @@ pub async fn keep_renewed(identity: Identity, mut stop: tokio::sync::watch::Rece
     loop {
         let wait = match identity.current() {
             Ok((_, not_before, not_after)) => {
-                let received = std::fs::metadata(identity.cert()).and_then(|m| m.modified()).ok();
+                // A write time ahead of the clock (the clock was set back) counts as now.
+                let received = std::fs::metadata(identity.cert())
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(|at| at.min(SystemTime::now()));
                 renewal_due(not_before, not_after, received).duration_since(SystemTime::now()).unwrap_or_default()
             }
             Err(e) => {
