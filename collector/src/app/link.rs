@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use protocol::{CollectorState, Encoding, SigningKey, Topics, WIRE_VERSION, encode};
 use rand::RngExt;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
@@ -189,9 +190,11 @@ pub async fn embedded(
             tracing::error!(error = %error, link = n, "could not subscribe on the embedded broker; trying the next link");
             continue;
         }
-        // The online state is retained: agents that connect later hear it too.
+        // The online state is retained: agents and subscribers that come later hear it too
+        // (`LinkTx::publish` cannot retain; the packet can).
         let state = collector_state("vakt-collector", true, &context.key);
-        if let Err(error) = tx.try_publish(topics.collector_state(), state) {
+        let publish = rumqttd::protocol::Publish::new(Bytes::from(topics.collector_state()), Bytes::from(state), true);
+        if let Err(error) = tx.send(rumqttd::protocol::Packet::Publish(publish, None)).await {
             tracing::warn!(error = %error, "could not announce the collector on the embedded broker");
         }
         context.health.link_up();
