@@ -12,7 +12,7 @@
 //! client_id = "vakt-collector-1"         # default "vakt-collector"
 //! prefix = "vakt/v1"
 //! share_group = "collectors"             # subscribe as $share/collectors/… (several collectors)
-//! ack_encoding = "bincode"               # or "json"
+//! ack_encoding = "bincode"               # or "json": for agents not heard since start
 //! enrolled_only = false                  # true: refuse agents that never enrolled (no seal key)
 //! signing_key = "/var/lib/vakt/collector.key" # default: collector.key beside the database
 //!

@@ -91,9 +91,11 @@ pub struct Ingest {
     heartbeats: HashMap<String, (u64, Ms)>,
     out: mpsc::Sender<Outbound>,
     drops: DropLog,
-    /// How acks are encoded (the collector answers in the agents' default, bincode, unless
-    /// configured otherwise; agents decode both).
+    /// How acks are encoded for an agent not heard from since the start (agents decode both).
     ack_encoding: Encoding,
+    /// Each agent is acked in the encoding it speaks (what its last message was), so that a
+    /// subscriber reading a JSON agent's topics sees only JSON.
+    encodings: HashMap<String, Encoding>,
     incidents: Incidents,
     /// Signs every ack.
     key: Arc<protocol::SigningKey>,
@@ -155,6 +157,8 @@ async fn load_engine(store: &Store, policy: &Arc<Policy>) -> Result<Engine, Stor
     Ok(engine)
 }
 
+/// Agents whose ack encoding is remembered (each entry is an id and a byte).
+const MAX_AGENTS: usize = 100_000;
 /// Most messages in one transaction.
 const MAX_BATCH: usize = 4096;
 /// How long a small batch waits for company.
@@ -185,6 +189,7 @@ impl Ingest {
             key,
             plausible: Plausibility::default(),
             heartbeats: HashMap::new(),
+            encodings: HashMap::new(),
         }
     }
 
@@ -312,9 +317,10 @@ impl Ingest {
                 continue;
             }
             let topic = self.topics.ack(&agent);
+            let encoding = self.encodings.get(agent.as_str()).copied().unwrap_or(self.ack_encoding);
             let mut ack = Ack { v: WIRE_VERSION, agent, upto, ts: SystemTime::now(), sig: String::new() };
             self.key.sign(&mut ack);
-            let message = Outbound { topic, payload: protocol::encode(&ack, self.ack_encoding) };
+            let message = Outbound { topic, payload: protocol::encode(&ack, encoding) };
             match self.out.try_send(message) {
                 Ok(()) => {
                     self.stats.acks.fetch_add(1, Ordering::Relaxed);
@@ -534,12 +540,30 @@ impl Ingest {
                 Topic::Ack(_) | Topic::Commands(_) | Topic::CollectorState => Ok(()),
             };
             match outcome {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Topic::State(agent) | Topic::Heartbeat(agent) | Topic::Result(agent, _) = &topic {
+                        self.speaks(agent, &message.payload);
+                    }
+                }
                 Err(Rejected::Decode(error)) => self.reject(&message.topic, error.kind(), &error),
                 Err(Rejected::Mismatch(detail)) => self.reject(&message.topic, "agent_mismatch", &detail),
             }
         }
         batch
+    }
+
+    /// Note the encoding of an admitted message of `agent` (JSON begins with `{`). Bounded: past
+    /// `MAX_AGENTS` known agents a new one is acked in the default encoding.
+    fn speaks(&mut self, agent: &protocol::AgentId, payload: &[u8]) {
+        let encoding = if payload.first() == Some(&b'{') { Encoding::Json } else { Encoding::Bincode };
+        let room = self.encodings.len() < MAX_AGENTS;
+        match self.encodings.get_mut(agent.as_str()) {
+            Some(known) => *known = encoding,
+            None if room => {
+                self.encodings.insert(agent.to_string(), encoding);
+            }
+            None => {}
+        }
     }
 
     /// A message that may not speak for its agent: dropped, counted, logged once a minute and

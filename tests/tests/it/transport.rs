@@ -479,6 +479,68 @@ fn hostile_payloads_are_dropped_and_counted_and_ingest_goes_on() {
     rig.assert_exactly_once("after-01");
 }
 
+/// The README's `mosquitto_sub -t 'vakt/v1/#'` under `up`, with an agent speaking JSON: every
+/// message on the tree is JSON (the collector acks each agent in the encoding it speaks), and
+/// the collector's state is retained, so a late subscriber hears it at once.
+#[test]
+fn under_up_a_json_agents_tree_is_all_json_and_the_collector_state_is_retained() {
+    let rig = Rig::new();
+    let (mqtt, http) = (free_port(), free_port());
+    let data = rig.path("data");
+    let _collector = Proc::spawn(
+        "collector-up",
+        Command::new(collector_binary()).args(["up", "--no-agent", "--data-dir"]).arg(&data).args([
+            "--mqtt-listen",
+            &format!("127.0.0.1:{mqtt}"),
+            "--http-listen",
+            &format!("127.0.0.1:{http}"),
+        ]),
+        &rig.log(),
+    );
+    wait_for_port(mqtt, Duration::from_secs(30));
+    let password = std::fs::read_to_string(data.join("mqtt-password")).unwrap();
+    let trust = format!(
+        "username = \"vakt-agent\"\npassword = \"{}\"\ncollector_key_file = \"{}\"\nencoding = \"json\"",
+        password.trim(),
+        data.join("collector.pub").display()
+    );
+    let _agent = rig.start_agent("json-02", &rig.agent_config("json-02", &format!("mqtt://127.0.0.1:{mqtt}"), &trust));
+    let stored = eventually(Duration::from_secs(60), || {
+        let n = metric(http, "vakt_ingest_results_stored_total");
+        (n >= 5, n)
+    });
+    assert!(stored >= 5, "{}", rig.dump_log());
+    // Subscribed late, as a third party.
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &mqtt.to_string(), "-u", "vakt-agent", "-P", password.trim()])
+        .args(["-i", "third-party-reader", "-t", "vakt/v1/#", "-v", "-W", "5"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut topics = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let (topic, payload) = line.split_once(' ').unwrap_or((line, ""));
+        let value: serde_json::Value =
+            serde_json::from_str(payload).unwrap_or_else(|e| panic!("not JSON on {topic}: {e}: {payload:?}"));
+        assert!(value.is_object(), "{line}");
+        topics.insert(topic.rsplit_once("/results/").map_or(topic.to_string(), |(a, _)| format!("{a}/results/…")));
+    }
+    for expected in [
+        "vakt/v1/collector/state",
+        "vakt/v1/agents/json-02/state",
+        "vakt/v1/agents/json-02/results/…",
+        "vakt/v1/agents/json-02/heartbeat",
+        "vakt/v1/agents/json-02/ack",
+    ] {
+        assert!(topics.contains(expected), "nothing on {expected}: {topics:?}\n{text}");
+    }
+    // Published once, when the collector attached to its broker, long before this subscriber:
+    // heard only because it is retained.
+    let state = text.lines().find_map(|l| l.strip_prefix("vakt/v1/collector/state ")).unwrap_or_default();
+    let state: serde_json::Value = serde_json::from_str(state).unwrap();
+    assert_eq!(state["online"], true, "{state}");
+}
+
 #[test]
 fn json_encoding_is_what_mosquitto_sub_receives() {
     let rig = Rig::new();
