@@ -151,14 +151,11 @@ plugin = "memory"
 
 use e2e::metric;
 
-#[test]
-fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
-    let rig = Rig::new();
-    let (mqtt, http) = (free_port(), free_port());
-    let data = rig.path("data");
-    let _collector = Proc::spawn(
+/// `vakt-collector up --no-agent` with its data in `data`, once its broker listens on `mqtt`.
+fn up_without_agent(rig: &Rig, data: &std::path::Path, mqtt: u16, http: u16) -> Proc {
+    let collector = Proc::spawn(
         "collector-up",
-        Command::new(collector_binary()).args(["up", "--no-agent", "--data-dir"]).arg(&data).args([
+        Command::new(collector_binary()).args(["up", "--no-agent", "--data-dir"]).arg(data).args([
             "--mqtt-listen",
             &format!("127.0.0.1:{mqtt}"),
             "--http-listen",
@@ -167,6 +164,15 @@ fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
         &rig.log(),
     );
     wait_for_port(mqtt, Duration::from_secs(30));
+    collector
+}
+
+#[test]
+fn embedded_broker_results_are_stored_acked_and_the_spool_empties() {
+    let rig = Rig::new();
+    let (mqtt, http) = (free_port(), free_port());
+    let data = rig.path("data");
+    let _collector = up_without_agent(&rig, &data, mqtt, http);
     let password = std::fs::read_to_string(data.join("mqtt-password")).unwrap();
     let config = rig.agent_config(
         "edge-01",
@@ -487,17 +493,7 @@ fn under_up_a_json_agents_tree_is_all_json_and_the_collector_state_is_retained()
     let rig = Rig::new();
     let (mqtt, http) = (free_port(), free_port());
     let data = rig.path("data");
-    let _collector = Proc::spawn(
-        "collector-up",
-        Command::new(collector_binary()).args(["up", "--no-agent", "--data-dir"]).arg(&data).args([
-            "--mqtt-listen",
-            &format!("127.0.0.1:{mqtt}"),
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-        ]),
-        &rig.log(),
-    );
-    wait_for_port(mqtt, Duration::from_secs(30));
+    let _collector = up_without_agent(&rig, &data, mqtt, http);
     let password = std::fs::read_to_string(data.join("mqtt-password")).unwrap();
     let trust = format!(
         "username = \"vakt-agent\"\npassword = \"{}\"\ncollector_key_file = \"{}\"\nencoding = \"json\"",
