@@ -51,7 +51,7 @@ async fn rig() -> Rig {
         .unwrap();
     // Components as `up` seeds them: one per check of the agent web-1.
     let mut policy = collector::rules::policy::Policy::default();
-    policy.seed_components("web-1", &["smtp".to_string(), "http".to_string()]);
+    policy.seed_components("web-1", &[("smtp".into(), "smtp".into()), ("http".into(), "http".into())]);
     let policy = collector::rules::live::LivePolicy::new(policy);
     let state = AppState::new(
         store.clone(),

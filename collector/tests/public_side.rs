@@ -20,7 +20,7 @@ async fn public_documents_are_served_with_the_store_closed() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("vakt.db")).await.unwrap();
     let mut policy = collector::rules::policy::Policy::default();
-    policy.seed_components("web-1", &["http".to_string()]);
+    policy.seed_components("web-1", &[("http".into(), "Website".into())]);
     let policy = collector::rules::live::LivePolicy::new(policy);
     let shared = Shared::default();
     let refresh = Arc::new(tokio::sync::Notify::new());
@@ -53,9 +53,12 @@ async fn public_documents_are_served_with_the_store_closed() {
         "/api/v2/incidents.json",
         "/api/v2/incidents/unresolved.json",
         "/api/v2/scheduled-maintenances.json",
+        "/api/v2/scheduled-maintenances/upcoming.json",
+        "/api/v2/scheduled-maintenances/active.json",
         "/history.atom",
         "/history.rss",
         "/badge/http.svg",
+        "/favicon.ico",
         "/subscribe",
     ];
     for path in paths {

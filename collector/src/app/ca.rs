@@ -80,12 +80,17 @@ pub fn enroll_url(public_url: &str, listen: std::net::SocketAddr) -> String {
     if let Some(rest) = public_url.strip_prefix("https://") {
         return format!("https://{}", rest.trim_end_matches('/'));
     }
+    listen_url("https", listen)
+}
+
+/// `scheme://` this host's name and port for a wildcard address, else the address.
+pub fn listen_url(scheme: &str, listen: std::net::SocketAddr) -> String {
     if listen.ip().is_unspecified() {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let host = host.trim();
-        return format!("https://{}:{}", if host.is_empty() { "localhost" } else { host }, listen.port());
+        return format!("{scheme}://{}:{}", if host.is_empty() { "localhost" } else { host }, listen.port());
     }
-    format!("https://{listen}")
+    format!("{scheme}://{listen}")
 }
 
 /// Note the hint for `enroll create`, or remove an old one when the collector no longer

@@ -143,8 +143,16 @@ impl CollectorConfig {
         let source =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        CollectorConfig::parse(&source, base)
-            .map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })
+        let mut config = CollectorConfig::parse(&source, base)
+            .map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        // Its maintenance windows were announced when the file was written.
+        let written = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or_else(crate::now_ms, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        config.policy.announced_at(written);
+        Ok(config)
     }
 
     /// Validate config text; relative paths are taken from `base`.

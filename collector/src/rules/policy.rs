@@ -201,8 +201,9 @@ struct SelfMonitorModel {
 #[serde(deny_unknown_fields)]
 struct PublicModel {
     url: Option<Spanned<String>>,
-    organisation: Option<String>,
+    organisation: Option<Spanned<String>>,
     direct_max: Option<Spanned<i64>>,
+    favicon: Option<Spanned<std::path::PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -400,6 +401,9 @@ pub struct Maintenance {
     pub components: Vec<String>,
     pub start: Ms,
     pub end: Ms,
+    /// When it was announced: made in the UI or API, or the config file that holds it written
+    /// (its start until [`Policy::announced_at`] says when).
+    pub announced: Ms,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -479,6 +483,16 @@ struct Rule {
     team: Option<String>,
     components: Vec<String>,
     runbook: Option<String>,
+}
+
+/// The fallback rules of the resource gauges, one per name.
+#[derive(Debug, Clone)]
+struct ResourceRules(Vec<Rule>);
+
+impl Default for ResourceRules {
+    fn default() -> Self {
+        ResourceRules(RESOURCE_CHECKS.iter().map(|c| resource_rule(c)).collect())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -579,6 +593,8 @@ pub struct Policy {
     component_list: Vec<Component>,
     maintenances: Vec<Maintenance>,
     rules: Vec<Rule>,
+    /// What [`RESOURCE_CHECKS`] get when no rule matches them.
+    resource_rules: ResourceRules,
     mutes: Vec<Mute>,
     /// Windows made at runtime (from the store), as mutes and public maintenances.
     runtime: Arc<std::sync::RwLock<(Vec<Mute>, Vec<Maintenance>)>>,
@@ -597,6 +613,8 @@ pub struct Window {
     pub start: Ms,
     pub end: Ms,
     pub created_by: String,
+    /// When it was made.
+    pub created: Ms,
 }
 
 /// The public side's settings (`[public]`).
@@ -609,11 +627,90 @@ pub struct Public {
     /// An incident affecting at most this many customers is communicated directly by
     /// e-mail; more, and it goes on the status page.
     pub direct_max: usize,
+    /// `url` came from the config file (else it is where the collector listens).
+    pub url_configured: bool,
+    /// The organisation's own icon for every page (`[public] favicon`, PNG or ICO), if given.
+    pub favicon: Option<Favicon>,
+}
+
+/// An icon file for the public pages: its media type and bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Favicon {
+    pub media_type: &'static str,
+    pub bytes: std::sync::Arc<[u8]>,
+}
+
+/// The largest favicon file taken.
+pub const FAVICON_MAX: usize = 64 * 1024;
+
+impl Favicon {
+    /// The icon in `bytes`, recognised by its first bytes: PNG or ICO; else why not. Not SVG:
+    /// served from the page's own origin, an SVG opened by itself runs its scripts there.
+    pub fn sniff(bytes: Vec<u8>) -> Result<Favicon, String> {
+        if bytes.len() > FAVICON_MAX {
+            return Err(format!("is {} bytes; at most {FAVICON_MAX}", bytes.len()));
+        }
+        let media_type = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            "image/png"
+        } else if bytes.starts_with(&[0, 0, 1, 0]) && bytes.len() > 6 {
+            "image/x-icon"
+        } else {
+            return Err("is not a PNG or ICO image".into());
+        };
+        Ok(Favicon { media_type, bytes: bytes.into() })
+    }
 }
 
 impl Default for Public {
     fn default() -> Self {
-        Public { url: "http://127.0.0.1:8080".into(), organisation: "Vakt".into(), direct_max: 3 }
+        Public {
+            url: "http://127.0.0.1:8080".into(),
+            organisation: "Vakt".into(),
+            direct_max: 3,
+            url_configured: false,
+            favicon: None,
+        }
+    }
+}
+
+/// Whether `url` is an absolute http(s) address fit to be put in a link: a scheme, a host of
+/// letters, digits, dots, dashes (or a bracketed IPv6 address), an optional port and path, and
+/// none of the characters that would end an attribute, a tag or a header.
+pub fn plausible_public_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
+        return false;
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host_ok, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((v6, tail)) = bracketed.split_once(']') else { return false };
+        let port = match tail {
+            "" => None,
+            _ => match tail.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return false,
+            },
+        };
+        (v6.parse::<std::net::Ipv6Addr>().is_ok(), port)
+    } else {
+        let (host, port) = authority.split_once(':').map_or((authority, None), |(h, p)| (h, Some(p)));
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && !host.starts_with(['.', '-']);
+        (ok, port)
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    let path_ok = path.bytes().all(|b| b.is_ascii_graphic() && !b"\"<>\\^`{|}#?".contains(&b));
+    host_ok && port_ok && path_ok
+}
+
+impl Public {
+    /// Without `[public] url`, the page is where the collector serves it (`url`, no trailing
+    /// slash).
+    pub fn default_url(&mut self, url: &str) {
+        if !self.url_configured {
+            self.url = url.trim_end_matches('/').to_string();
+        }
     }
 }
 
@@ -630,6 +727,22 @@ impl Default for Rule {
             components: Vec::new(),
             runbook: None,
         }
+    }
+}
+
+/// The host's resource gauges by the names the standard agent config gives them. A busy
+/// processor or a full page cache is not an outage: unless a `[[rule]]` says otherwise, their
+/// incidents notify instead of paging, and open only after five non-ok results in a row
+/// (2.5 minutes at the 30 s interval of `up`'s agent), not on one busy sample.
+pub const RESOURCE_CHECKS: [&str; 4] = ["cpu", "load", "memory", "swap"];
+
+/// The rule [`RESOURCE_CHECKS`] fall back to when no configured rule matches them.
+fn resource_rule(check: &str) -> Rule {
+    Rule {
+        checks: check.to_string(),
+        urgency: Some(Urgency::Notify),
+        thresholds: Thresholds { failure: 5, ..Thresholds::default() },
+        ..Rule::default()
     }
 }
 
@@ -1124,20 +1237,43 @@ impl Policy {
             }
             if !components.is_empty() {
                 let id = policy.maintenances.len() + 1;
-                policy.maintenances.push(Maintenance { id, title: m.reason.clone(), components, start, end });
+                policy.maintenances.push(Maintenance {
+                    id,
+                    title: m.reason.clone(),
+                    components,
+                    start,
+                    end,
+                    announced: start,
+                });
             }
         }
         // The public side: links in e-mails, who signs them, direct communication.
         let p = &model.public;
         if let Some(url) = &p.url {
             let u = url.get_ref().trim_end_matches('/');
-            if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains(char::is_whitespace) {
-                return Err(at(url.span(), format!("`public.url` `{u}` must be an http:// or https:// address")));
+            if !plausible_public_url(u) {
+                return Err(at(
+                    url.span(),
+                    format!(
+                        "`public.url` `{u}` must be an http:// or https:// address (scheme, host, optional port and path)"
+                    ),
+                ));
             }
             policy.public.url = u.to_string();
+            policy.public.url_configured = true;
         }
         if let Some(o) = &p.organisation {
-            policy.public.organisation.clone_from(o);
+            let name = o.get_ref().trim();
+            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+                return Err(at(o.span(), "`public.organisation` is a name of 1 to 100 characters on one line".into()));
+            }
+            policy.public.organisation = name.to_string();
+        }
+        if let Some(f) = &p.favicon {
+            let bytes = read(f.get_ref()).map_err(|e| at(f.span(), format!("`public.favicon` {e}")))?;
+            let icon = Favicon::sniff(bytes)
+                .map_err(|e| at(f.span(), format!("`public.favicon` {}: {e}", f.get_ref().display())))?;
+            policy.public.favicon = Some(icon);
         }
         if let Some(n) = &p.direct_max {
             if !(0..=1000).contains(n.get_ref()) {
@@ -1163,7 +1299,8 @@ impl Policy {
     }
 
     fn rule(&self, agent: &str, check: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| glob(&r.agents, agent) && glob(&r.checks, check))
+        let matches = |r: &&Rule| glob(&r.agents, agent) && glob(&r.checks, check);
+        self.rules.iter().find(matches).or_else(|| self.resource_rules.0.iter().find(matches))
     }
 
     /// A check's thresholds.
@@ -1246,10 +1383,25 @@ impl Policy {
             if w.kind == "maintenance" && !components.is_empty() {
                 // Ids after the configured ones, stable per stored window.
                 let id = 1_000_000 + usize::try_from(w.id).unwrap_or(0);
-                maintenances.push(Maintenance { id, title: w.reason.clone(), components, start: w.start, end: w.end });
+                maintenances.push(Maintenance {
+                    id,
+                    title: w.reason.clone(),
+                    components,
+                    start: w.start,
+                    end: w.end,
+                    announced: w.created,
+                });
             }
         }
         *self.runtime.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (mutes, maintenances);
+    }
+
+    /// The config's maintenance windows were announced when its file was written (`written`),
+    /// or at their start if that is earlier.
+    pub fn announced_at(&mut self, written: Ms) {
+        for m in &mut self.maintenances {
+            m.announced = m.start.min(written);
+        }
     }
 
     /// The status page's components, in the config's order.
@@ -1257,17 +1409,18 @@ impl Policy {
         &self.component_list
     }
 
-    /// When the configuration names no components: one per check of `agent`, grouped under
-    /// the agent, so the status page of `up` shows something before anyone configures it.
-    pub fn seed_components(&mut self, agent: &str, checks: &[String]) {
+    /// When the configuration names no components: one per service check of `agent` (check
+    /// name, title), grouped under the agent, so the status page of `up` shows the services of
+    /// its host before anyone configures it.
+    pub fn seed_components(&mut self, agent: &str, services: &[(String, String)]) {
         if !self.component_list.is_empty() {
             return;
         }
-        for check in checks {
+        for (check, title) in services {
             self.components.insert(check.clone(), None);
             self.component_list.push(Component {
                 name: check.clone(),
-                title: check.clone(),
+                title: title.clone(),
                 group: Some(agent.to_string()),
                 description: None,
                 agents: Some(agent.to_string()),

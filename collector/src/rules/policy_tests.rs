@@ -182,3 +182,89 @@ fn errors_name_the_line_and_the_key() {
         assert!(error.contains(expected), "{text:?}\n  got: {error}\n  want: {expected}");
     }
 }
+
+#[test]
+fn a_busy_processor_notifies_after_five_samples_unless_a_rule_says_otherwise() {
+    let p = policy("").unwrap();
+    for check in RESOURCE_CHECKS {
+        let meta = p.meta("web-1", Some(check), Status::Critical, 0);
+        assert_eq!((meta.severity, meta.urgency), (Severity::Critical, Urgency::Notify), "{check}");
+        assert_eq!(p.thresholds("web-1", check).failure, 5, "{check}");
+    }
+    // Other checks keep the engine's defaults: a critical one pages after three.
+    let meta = p.meta("web-1", Some("disk-root"), Status::Critical, 0);
+    assert_eq!(meta.urgency, Urgency::Page);
+    assert_eq!(p.thresholds("web-1", "cpu-temperature").failure, 3, "only the names themselves");
+    // A configured rule wins over the fallback.
+    let p = policy("[[rule]]\nchecks = \"cpu\"\nurgency = \"page\"\nfailure_threshold = 2\n").unwrap();
+    assert_eq!(p.meta("web-1", Some("cpu"), Status::Critical, 0).urgency, Urgency::Page);
+    assert_eq!(p.thresholds("web-1", "cpu").failure, 2);
+    assert_eq!(p.thresholds("web-1", "load").failure, 5, "the others keep their fallback");
+}
+
+#[test]
+fn the_public_url_must_be_a_link_that_cannot_break_out_of_its_place() {
+    for good in [
+        "https://status.example.se",
+        "http://127.0.0.1:8080",
+        "https://[::1]:8443/status",
+        "https://status.example.se/vakt/page-1",
+    ] {
+        assert!(plausible_public_url(good), "{good}");
+    }
+    for bad in [
+        "status.example.se",
+        "ftp://status.example.se",
+        "https://",
+        "https://status example.se",
+        "https://status.example.se/\"><script>",
+        "https://status.example.se/a b",
+        "https://exa_mple.se",
+        "https://status.example.se:0",
+        "https://status.example.se:99999",
+        "https://[::1",
+        "https://[nonsense]:80",
+        "https://status.example.se/?q=1",
+        "https://-bad.example.se",
+        "https://status.example.se\r\nSet-Cookie: x",
+    ] {
+        assert!(!plausible_public_url(bad), "{bad:?}");
+    }
+    let err = policy("[public]\nurl = \"https://status.example.se/\\\"><b>\"\n").unwrap_err();
+    assert!(err.starts_with("line 2:") && err.contains("public.url"), "{err}");
+    let p = policy("[public]\nurl = \"https://status.example.se/\"\norganisation = \" Example AB \"\n").unwrap();
+    assert_eq!((p.public.url.as_str(), p.public.organisation.as_str()), ("https://status.example.se", "Example AB"));
+    assert!(p.public.url_configured);
+    let err = policy("[public]\norganisation = \"two\\nlines\"\n").unwrap_err();
+    assert!(err.contains("public.organisation"), "{err}");
+}
+
+#[test]
+fn without_a_configured_url_the_page_is_where_the_collector_listens() {
+    let mut p = policy("").unwrap();
+    p.public.default_url("https://collector.example.se:8443/");
+    assert_eq!(p.public.url, "https://collector.example.se:8443");
+    let mut p = policy("[public]\nurl = \"https://status.example.se\"\n").unwrap();
+    p.public.default_url("http://127.0.0.1:8080");
+    assert_eq!(p.public.url, "https://status.example.se", "the configured one stays");
+}
+
+#[test]
+fn a_favicon_is_a_small_png_or_ico_and_nothing_else() {
+    assert_eq!(Favicon::sniff(b"\x89PNG\r\n\x1a\n....".to_vec()).unwrap().media_type, "image/png");
+    assert_eq!(Favicon::sniff(vec![0, 0, 1, 0, 1, 0, 32]).unwrap().media_type, "image/x-icon");
+    // An SVG could carry script, run in the page's origin when opened by itself.
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>".to_vec();
+    assert!(Favicon::sniff(svg).unwrap_err().contains("not a PNG or ICO"));
+    assert!(Favicon::sniff(vec![0, 0, 1, 0].into_iter().chain(vec![0; FAVICON_MAX]).collect()).is_err());
+    let read = |path: &std::path::Path| -> Result<Vec<u8>, String> {
+        if path.ends_with("logo.png") { Ok(b"\x89PNG\r\n\x1a\nIHDR".to_vec()) } else { Err("no such file".into()) }
+    };
+    let text = "[public]\nfavicon = \"logo.png\"\n";
+    let model: PolicyModel = toml::from_str(text).unwrap();
+    assert_eq!(Policy::build(model, text, &read).unwrap().public.favicon.unwrap().media_type, "image/png");
+    let text = "[public]\nfavicon = \"gone.png\"\n";
+    let model: PolicyModel = toml::from_str(text).unwrap();
+    let err = Policy::build(model, text, &read).unwrap_err();
+    assert!(err.starts_with("line 2:") && err.contains("public.favicon"), "{err}");
+}

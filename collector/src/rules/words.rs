@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn messages_speak_the_customers_language_and_carry_the_links() {
         let public =
-            Public { url: "https://status.example.se".into(), organisation: "Exempel AB".into(), direct_max: 3 };
+            Public { url: "https://status.example.se".into(), organisation: "Exempel AB".into(), ..Public::default() };
         let (subject, body) = customer_update("sv", "E-post försenad", "identified", "Ett relä avvisar post.", &public);
         assert_eq!(subject, "[Exempel AB] Orsaken är identifierad: E-post försenad");
         assert!(body.starts_with("Hej,") && body.contains("Ett relä avvisar post.") && body.ends_with("Exempel AB\n"));

@@ -52,7 +52,7 @@ impl Store {
     /// Windows that end after `since`, by start.
     pub async fn windows(&self, since: Ms) -> Result<Vec<Window>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, kind, reason, components, agents, checks, start_ms, end_ms, created_by FROM windows
+            "SELECT id, kind, reason, components, agents, checks, start_ms, end_ms, created_by, created_ms FROM windows
              WHERE end_ms > ? ORDER BY start_ms, id",
         )
         .bind(since)
@@ -71,6 +71,7 @@ impl Store {
                 start: r.get(6),
                 end: r.get(7),
                 created_by: r.get(8),
+                created: r.get(9),
             })
             .collect())
     }

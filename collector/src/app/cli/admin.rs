@@ -143,7 +143,12 @@ pub fn open_target(
             let c = crate::app::config::CollectorConfig::load(path)?;
             (c.database, c.policy)
         }
-        None => (data_dir.join("vakt.db"), crate::rules::policy::Policy::default()),
+        // Beside a running `up`: the policy it runs with (its --config, its local agent's
+        // components), not the bare default.
+        None => match crate::app::cli::up_note::UpNote::read(data_dir) {
+            Some(note) => (data_dir.join("vakt.db"), note.policy(data_dir)?),
+            None => (data_dir.join("vakt.db"), crate::rules::policy::Policy::default()),
+        },
     };
     if !database.exists() {
         return Err(CliError::Usage(format!("no store at {}", database.display())));

@@ -18,16 +18,17 @@ pub struct LocalAgent {
 }
 
 impl LocalAgent {
-    /// Read (or write, on first start) `DATA_DIR/agent.toml` for a broker at `mqtt`.
+    /// Read (or write, on first start) `DATA_DIR/agent.toml` for a broker at `mqtt`; the
+    /// collector's own web listener is `http`.
     #[cfg(feature = "local-agent")]
-    pub fn load(data_dir: &Path, mqtt: SocketAddr) -> Result<LocalAgent, String> {
-        Ok(LocalAgent { config: config(data_dir, mqtt)? })
+    pub fn load(data_dir: &Path, mqtt: SocketAddr, http: SocketAddr) -> Result<LocalAgent, String> {
+        Ok(LocalAgent { config: config(data_dir, mqtt, http)? })
     }
 
     /// Without the feature there is no agent to run: say how to do without one.
     #[cfg(not(feature = "local-agent"))]
-    pub fn load(data_dir: &Path, mqtt: SocketAddr) -> Result<LocalAgent, String> {
-        let _ = (data_dir, mqtt);
+    pub fn load(data_dir: &Path, mqtt: SocketAddr, http: SocketAddr) -> Result<LocalAgent, String> {
+        let _ = (data_dir, mqtt, http);
         Err("this vakt-collector is built without the local agent (cargo feature `local-agent`): \
              start `up --no-agent` and run vakt-agent beside it"
             .into())
@@ -44,15 +45,44 @@ impl LocalAgent {
         None
     }
 
-    /// Its agent id and the names of its checks (they seed the status page's components).
+    /// Its agent id and its checks of services, with their titles: they seed the status page's
+    /// components. Resource gauges (cpu, load, memory, swap, disks) stay off the public page.
     #[cfg(feature = "local-agent")]
-    pub fn checks(&self) -> (String, Vec<String>) {
-        (self.config.agent_id.to_string(), self.config.checks.iter().map(|c| c.name.to_string()).collect())
+    pub fn services(&self) -> (String, Vec<(String, String)>) {
+        let services = self
+            .config
+            .checks
+            .iter()
+            .filter(|c| SERVICE_PLUGINS.contains(&c.plugin.label().as_str()))
+            .map(|c| {
+                let name = c.name.to_string();
+                let title = super::listening::title(&name).map_or_else(|| name.clone(), str::to_string);
+                (name, title)
+            })
+            .collect();
+        (self.config.agent_id.to_string(), services)
     }
 
     #[cfg(not(feature = "local-agent"))]
-    pub fn checks(&self) -> (String, Vec<String>) {
+    pub fn services(&self) -> (String, Vec<(String, String)>) {
         (String::new(), Vec::new())
+    }
+
+    /// The local agent of an earlier `up` in `data_dir`, read without writing anything (none
+    /// when there is no `agent.toml`, or this build has no agent).
+    #[cfg(feature = "local-agent")]
+    pub fn read(data_dir: &Path) -> Option<LocalAgent> {
+        let path = data_dir.join("agent.toml");
+        path.exists()
+            .then(|| agent::config::AgentConfig::load(&path).ok())
+            .flatten()
+            .map(|config| LocalAgent { config })
+    }
+
+    #[cfg(not(feature = "local-agent"))]
+    pub fn read(data_dir: &Path) -> Option<LocalAgent> {
+        let _ = data_dir;
+        None
     }
 
     /// Run it until `stop`; the error says why it stopped early.
@@ -92,12 +122,29 @@ fn upgrade(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The local agent's config: `DIR/agent.toml`, written with the standard host checks on
-/// first start so an operator can edit it.
+/// Plugins that say whether a service works (their checks may be components of the status
+/// page); the others measure how busy or full the host is.
+pub const SERVICE_PLUGINS: &[&str] = &["tcp", "http", "dns", "smtp", "tls-cert"];
+
+/// The local agent's config: `DIR/agent.toml`, written on first start so an operator can edit
+/// it: the host's resources, and a `tcp` check of each well-known service listening here.
 #[cfg(feature = "local-agent")]
-fn config(data_dir: &Path, mqtt: SocketAddr) -> Result<agent::config::AgentConfig, String> {
+fn config(data_dir: &Path, mqtt: SocketAddr, http: SocketAddr) -> Result<agent::config::AgentConfig, String> {
     let path = data_dir.join("agent.toml");
     if !path.exists() {
+        let mut services = String::new();
+        for s in super::listening::on_this_host(&[mqtt.port(), http.port()]) {
+            services.push_str(&format!(
+                "\n[[check]]\nname = \"{}\"\nplugin = \"tcp\"\nconfig = {{ host = \"{}\", port = {} }}\ngrants = [\"{}\"]\n",
+                s.name,
+                s.host,
+                s.port,
+                s.grant()
+            ));
+        }
+        if services.is_empty() {
+            services.push_str("\n# (none found listening on a well-known port at first start)\n");
+        }
         let text = format!(
             r#"# The agent `vakt-collector up` runs on this host. Edit and restart to change it.
 [agent]
@@ -109,10 +156,16 @@ username = "{LOCAL_AGENT_USER}"
 password_file = "local-agent-password"
 collector_key_file = "collector.pub"
 heartbeat = "10s"
+# JSON, so that third parties (mosquitto_sub | jq, Telegraf, Node-RED) read every message.
+encoding = "json"
 
 [defaults]
 interval = "30s"
 
+# Services listening on this host at first start. Each check of a service (plugins tcp, http,
+# dns, smtp, tls-cert) is a component of the status page until collector.toml names its own.
+{services}
+# The host's resources: on the operator pages (/ops/agents), not on the public status page.
 [[check]]
 name = "cpu"
 plugin = "cpu"

@@ -24,7 +24,9 @@ use crate::store::Store;
 use crate::store::audit::{Who, new_request_id};
 
 pub mod admin;
+pub mod listening;
 pub mod local_agent;
+pub mod up_note;
 
 /// Vakt collector.
 #[derive(Debug, Parser)]
@@ -438,8 +440,12 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
              shared subscription, thresholds and incidents are per collector; run one collector where incidents matter"
         );
     }
-    config.policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
-    let policy = LivePolicy::new(config.policy);
+    let served_at = crate::app::ca::listen_url(if config.tls.is_some() { "https" } else { "http" }, config.http);
+    let prepare = move |policy: &mut Policy| policy.public.default_url(&served_at);
+    let mut policy = config.policy;
+    prepare(&mut policy);
+    policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);
+    let policy = LivePolicy::new(policy);
     let mut state = start_http_state(&store, &stats, &policy, &stop);
     state.device_secret = Arc::new(device_secret(&key));
     state.authority = Some(authority(&config.database, &key, config.agent_certificate_lifetime)?);
@@ -448,7 +454,7 @@ pub async fn run(config_path: &Path, stop: watch::Receiver<bool>) -> Result<(), 
         path: Some(config_path.to_path_buf()),
         for_up: false,
         started: config.restart_only,
-        prepare: Box::new(|_| {}),
+        prepare: Box::new(prepare),
     };
     reload_on_sighup(source, policy, sender, &store, &state, &stop)?;
     let outlets = crate::app::ingest::Outlets {
@@ -645,6 +651,14 @@ pub async fn up(
     });
     crate::app::ca::note_enroll_hint(&data_dir.join("vakt.db"), hint.as_ref());
     let tls = tls.map(|(config, _)| config);
+    // Before anything listens: a command run beside `up` once it answers sees its policy.
+    let served_at = crate::app::ca::listen_url(if tls.is_some() { "https" } else { "http" }, http_listen);
+    up_note::UpNote {
+        config: policy_file.map(Path::to_path_buf),
+        local_agent: with_agent,
+        served_at: served_at.clone(),
+    }
+    .write(data_dir);
     let password = secret_file(&data_dir.join("mqtt-password")).map_err(dir_error)?;
     let local_password = secret_file(&data_dir.join("local-agent-password")).map_err(dir_error)?;
     let store = Store::open(&data_dir.join("vakt.db")).await?;
@@ -652,7 +666,7 @@ pub async fn up(
     // The local agent's config is read first: its client id is reserved for it on the broker,
     // and its checks seed the status page's components when the policy names none.
     let local = if with_agent {
-        Some(local_agent::LocalAgent::load(data_dir, mqtt.addr).map_err(CliError::AgentConfig)?)
+        Some(local_agent::LocalAgent::load(data_dir, mqtt.addr, http_listen).map_err(CliError::AgentConfig)?)
     } else {
         None
     };
@@ -662,12 +676,8 @@ pub async fn up(
     let (in_tx, in_rx) = mpsc::channel(QUEUE);
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
     let topics = Topics::default();
-    let seed = local.as_ref().map(local_agent::LocalAgent::checks);
-    let prepare = move |policy: &mut Policy| {
-        if let Some((agent_id, checks)) = &seed {
-            policy.seed_components(agent_id, checks);
-        }
-    };
+    let services = local.as_ref().map(local_agent::LocalAgent::services);
+    let prepare = move |policy: &mut Policy| up_note::prepare(policy, &served_at, services.as_ref());
     let mut policy = policy;
     prepare(&mut policy);
     policy.set_windows(&store.windows(crate::now_ms() - crate::http::public::status::HISTORY_MS).await?);

@@ -7,16 +7,27 @@ use maud::{Markup, PreEscaped, html};
 
 const PROLOG: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 
-/// A feed: its own identity, a link for people, and its entries, newest first.
+/// A feed: its own identity, a link for people, and its entries, newest first. Links are
+/// absolute: readers fetch a feed without the page it came from.
 #[derive(Debug, Clone, Default)]
 pub struct Feed {
     pub title: String,
     /// A stable URI naming the feed (Atom `id`).
     pub id: String,
+    /// The page the feed is about.
     pub link: String,
+    /// Where the Atom and the RSS document themselves are (`rel="self"`).
+    pub atom_self: String,
+    pub rss_self: String,
+    /// Who publishes it (Atom `author`).
+    pub author: String,
+    /// Its language (`en`, `sv`).
+    pub lang: String,
     pub description: String,
-    /// RFC 3339.
+    /// RFC 3339 (Atom).
     pub updated: String,
+    /// RFC 2822 (RSS `lastBuildDate`).
+    pub built: String,
     pub entries: Vec<Entry>,
 }
 
@@ -51,19 +62,20 @@ fn document(body: Markup) -> String {
 /// The feed as Atom (RFC 4287).
 pub fn atom(feed: &Feed) -> String {
     document(html! {
-        feed xmlns="http://www.w3.org/2005/Atom" {
+        feed xmlns="http://www.w3.org/2005/Atom" xml:lang=(feed.lang) {
             title { (xml_chars(&feed.title)) }
             id { (xml_chars(&feed.id)) }
-            link href=(xml_chars(&feed.link)) {}
+            link rel="alternate" type="text/html" href=(xml_chars(&feed.link)) {}
+            link rel="self" type="application/atom+xml" href=(xml_chars(&feed.atom_self)) {}
             updated { (feed.updated) }
-            author { name { "Vakt" } }
+            author { name { (xml_chars(&feed.author)) } }
             @for e in &feed.entries {
                 (PreEscaped("\n"))
                 entry {
                     id { (xml_chars(&e.id)) }
                     title { (xml_chars(&e.title)) }
                     updated { (e.updated) }
-                    link href=(xml_chars(&e.link)) {}
+                    link rel="alternate" type="text/html" href=(xml_chars(&e.link)) {}
                     content type="text" { (xml_chars(&e.body)) }
                 }
             }
@@ -74,11 +86,14 @@ pub fn atom(feed: &Feed) -> String {
 /// The feed as RSS 2.0.
 pub fn rss(feed: &Feed) -> String {
     document(html! {
-        rss version="2.0" {
+        rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" {
             channel {
                 title { (xml_chars(&feed.title)) }
                 link { (xml_chars(&feed.link)) }
                 description { (xml_chars(&feed.description)) }
+                language { (feed.lang) }
+                lastBuildDate { (feed.built) }
+                atom:link href=(xml_chars(&feed.rss_self)) rel="self" type="application/rss+xml" {}
                 @for e in &feed.entries {
                     (PreEscaped("\n"))
                     item {

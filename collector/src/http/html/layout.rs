@@ -48,6 +48,7 @@ fn document(lang: &str, title: Markup, style: &'static str, script: Option<&'sta
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
+                link rel="icon" href="/favicon.ico";
                 style { (PreEscaped(style)) }
                 @if let Some(src) = script {
                     script src=(src) defer {}

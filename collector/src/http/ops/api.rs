@@ -673,8 +673,9 @@ pub(super) async fn add_window(state: &AppState, caller: &Caller, b: WindowBody)
         start,
         end,
         created_by: caller.who.name.clone(),
+        created: crate::now_ms(),
     };
-    let id = state.store.add_window(&caller.who, &window, crate::now_ms()).await?;
+    let id = state.store.add_window(&caller.who, &window, window.created).await?;
     reload_windows(state).await?;
     Ok(id)
 }

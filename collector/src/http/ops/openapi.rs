@@ -271,6 +271,7 @@ fn row_schemas() -> Map<String, Value> {
             ("start", ms("starts")),
             ("end", ms("ends")),
             ("created_by", text()),
+            ("created", ms("made")),
         ]),
     );
     m.insert(

@@ -21,21 +21,15 @@ pub mod subscribe;
 
 /// The public side's routes: the page, its feeds, badges, Statuspage JSON and subscriptions.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(status_page))
-        .route("/status", get(status_page))
-        .route("/api/v2/summary.json", get(|s: State<AppState>| statuspage(s, |r| r.summary.clone())))
-        .route("/api/v2/status.json", get(|s: State<AppState>| statuspage(s, |r| r.status.clone())))
-        .route("/api/v2/components.json", get(|s: State<AppState>| statuspage(s, |r| r.components.clone())))
-        .route("/api/v2/incidents.json", get(|s: State<AppState>| statuspage(s, |r| r.incidents.clone())))
-        .route(
-            "/api/v2/scheduled-maintenances.json",
-            get(|s: State<AppState>| statuspage(s, |r| r.maintenances.clone())),
-        )
-        .route("/api/v2/incidents/unresolved.json", get(|s: State<AppState>| statuspage(s, |r| r.unresolved.clone())))
+    let mut router = Router::new().route("/", get(status_page)).route("/status", get(status_page));
+    for (path, _) in statuspage::DOCUMENTS {
+        router = router.route(path, get(move |s: State<AppState>| statuspage(s, path)));
+    }
+    router
         .route("/history.atom", get(|s: State<AppState>| feed(s, |r| r.atom.clone(), "application/atom+xml")))
         .route("/history.rss", get(|s: State<AppState>| feed(s, |r| r.rss.clone(), "application/rss+xml")))
         .route("/badge/{file}", get(badge))
+        .route("/favicon.ico", get(favicon))
         .route("/subscribe", get(subscribe::form).post(subscribe::submit))
         .route("/subscribe/confirm", get(subscribe::confirm_form).post(subscribe::confirm))
         .route("/unsubscribe", get(subscribe::unsubscribe_form).post(subscribe::unsubscribe))
@@ -94,11 +88,10 @@ async fn badge(State(state): State<AppState>, axum::extract::Path(file): axum::e
 }
 
 /// A Statuspage-shaped document from the current snapshot (no store access per request).
-async fn statuspage(State(state): State<AppState>, pick: fn(&status::Rendered) -> bytes::Bytes) -> Response {
-    let body = pick(&rendered(&state));
-    if body.is_empty() {
+async fn statuspage(State(state): State<AppState>, path: &'static str) -> Response {
+    let Some(body) = rendered(&state).statuspage.get(path).cloned() else {
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "starting\n").into_response();
-    }
+    };
     (
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -108,4 +101,19 @@ async fn statuspage(State(state): State<AppState>, pick: fn(&status::Rendered) -
         body,
     )
         .into_response()
+}
+
+/// Vakt's own icon (a white V on blue), for pages of organisations that set none.
+const FAVICON_ICO: &[u8] = include_bytes!("../../../assets/favicon.ico");
+
+/// `/favicon.ico`: the organisation's icon (`[public] favicon`, PNG or ICO) or Vakt's.
+async fn favicon(State(state): State<AppState>) -> Response {
+    let own = state.status.read().ok().and_then(|s| s.public.favicon.clone());
+    let cache = (header::CACHE_CONTROL, "max-age=3600");
+    match own {
+        Some(icon) => {
+            ([(header::CONTENT_TYPE, icon.media_type), cache], bytes::Bytes::from(icon.bytes.to_vec())).into_response()
+        }
+        None => ([(header::CONTENT_TYPE, "image/x-icon"), cache], FAVICON_ICO).into_response(),
+    }
 }

@@ -181,35 +181,45 @@ pub fn badge_svg(component: &ComponentState) -> String {
     out
 }
 
-/// The feed of public updates, one entry per update, newest incident first.
+/// RFC 2822, as RSS dates are written.
+fn rfc2822(ms: Ms) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+        .unwrap_or_default()
+}
+
+/// The feed of public updates, one entry per update, newest incident first; every link
+/// absolute under `[public] url`.
 fn feed_of(snapshot: &Snapshot) -> Feed {
-    let rfc2822 = |ms: Ms| {
-        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
-            .unwrap_or_default()
-    };
+    let base = &snapshot.public.url;
     let mut newest = 0;
     let mut entries = Vec::new();
     for i in &snapshot.incidents {
         for PublicUpdate { id: uid, status, body, at_ms: ts } in i.updates.iter().rev() {
             newest = newest.max(*ts);
             entries.push(Entry {
-                id: format!("urn:vakt:incident:{}:update:{uid}", i.id),
+                id: format!("{base}/#incident-{}-update-{uid}", i.id),
                 title: format!("{} ({status})", i.title),
-                link: format!("/status#incident-{}", i.id),
+                link: format!("{base}/#incident-{}", i.id),
                 updated: rfc3339(*ts),
                 published: rfc2822(*ts),
                 body: body.clone(),
             });
         }
     }
+    let updated = if newest > 0 { newest } else { snapshot.generated_ms };
     Feed {
-        title: "Vakt status".into(),
-        id: "urn:vakt:status".into(),
-        link: "/status".into(),
-        description: "Incidents and their updates".into(),
-        updated: rfc3339(if newest > 0 { newest } else { snapshot.generated_ms }),
+        title: format!("{} status", snapshot.public.organisation),
+        id: format!("{base}/history.atom"),
+        link: format!("{base}/"),
+        atom_self: format!("{base}/history.atom"),
+        rss_self: format!("{base}/history.rss"),
+        author: snapshot.public.organisation.clone(),
+        lang: "en".into(),
+        description: format!("Incidents of {} and their updates", snapshot.public.organisation),
+        updated: rfc3339(updated),
+        built: rfc2822(updated),
         entries,
     }
 }
@@ -252,6 +262,11 @@ mod page_tests {
     fn the_page_says_the_status_in_words_and_escapes_names() {
         let snapshot = Snapshot {
             generated_ms: 1_795_766_400_000,
+            public: crate::rules::policy::Public {
+                url: "https://status.example.se".into(),
+                organisation: "Example AB".into(),
+                ..crate::rules::policy::Public::default()
+            },
             components: vec![ComponentState {
                 name: "shop".into(),
                 title: "Shop <&>".into(),
@@ -312,6 +327,70 @@ mod page_tests {
         );
         let rss = rss(&snapshot);
         assert!(rss.contains("<pubDate>") && rss.matches("<item>").count() == 2, "{rss}");
+    }
+
+    /// What the W3C feed validator reported about the feeds, rule by rule: every link a full
+    /// URL ("link must be a full and valid URL"), each feed naming itself with `atom:link
+    /// rel="self"` ("Missing atom:link with rel="self""), dates in each format's own form,
+    /// and what each format requires of a feed and an entry.
+    #[test]
+    fn the_feeds_follow_the_rules_the_w3c_validator_reported() {
+        let snapshot = Snapshot {
+            generated_ms: 1_795_766_400_000,
+            public: crate::rules::policy::Public {
+                url: "https://status.example.se/vakt".into(),
+                organisation: "Example AB".into(),
+                ..crate::rules::policy::Public::default()
+            },
+            incidents: vec![PublicIncident {
+                id: 4,
+                title: "Mail delayed".into(),
+                severity: "major".into(),
+                created_ms: 1_795_766_000_000,
+                updates: vec![PublicUpdate {
+                    id: 9,
+                    status: "investigating".into(),
+                    body: "Looking".into(),
+                    at_ms: 1_795_766_000_000,
+                }],
+                components: vec![],
+            }],
+            ..Snapshot::default()
+        };
+        let atom = atom(&snapshot);
+        for needed in [
+            r#"<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en">"#,
+            "<title>Example AB status</title>",
+            "<id>https://status.example.se/vakt/history.atom</id>",
+            r#"<link rel="alternate" type="text/html" href="https://status.example.se/vakt/"></link>"#,
+            r#"<link rel="self" type="application/atom+xml" href="https://status.example.se/vakt/history.atom"></link>"#,
+            "<updated>2026-11-27T07:53:20Z</updated>",
+            "<author><name>Example AB</name></author>",
+            "<entry><id>https://status.example.se/vakt/#incident-4-update-9</id>",
+            r#"<link rel="alternate" type="text/html" href="https://status.example.se/vakt/#incident-4"></link>"#,
+        ] {
+            assert!(atom.contains(needed), "{needed} in {atom}");
+        }
+        let rss = rss(&snapshot);
+        for needed in [
+            r#"<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">"#,
+            "<link>https://status.example.se/vakt/</link>",
+            "<language>en</language>",
+            "<lastBuildDate>Fri, 27 Nov 2026 07:53:20 +0000</lastBuildDate>",
+            r#"<atom:link href="https://status.example.se/vakt/history.rss" rel="self" type="application/rss+xml"></atom:link>"#,
+            "<item><title>Mail delayed (investigating)</title><link>https://status.example.se/vakt/#incident-4</link>",
+            "<pubDate>Fri, 27 Nov 2026 07:53:20 +0000</pubDate>",
+        ] {
+            assert!(rss.contains(needed), "{needed} in {rss}");
+        }
+        // No link anywhere that is not absolute.
+        for doc in [&atom, &rss] {
+            for (at, _) in doc.match_indices("href=\"").chain(doc.match_indices("<link>")) {
+                let rest = &doc[at..];
+                let value = rest.split_once(['"', '>']).map_or("", |(_, v)| v);
+                assert!(value.starts_with("https://status.example.se/vakt/"), "{rest:.80}");
+            }
+        }
     }
 
     #[test]

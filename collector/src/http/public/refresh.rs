@@ -19,12 +19,7 @@ use crate::store::Store;
 fn render(s: &Snapshot) -> Rendered {
     let json = |v: serde_json::Value| bytes::Bytes::from(v.to_string());
     Rendered {
-        summary: json(statuspage::summary_json(s)),
-        status: json(statuspage::status_json(s)),
-        components: json(statuspage::components_doc(s)),
-        incidents: json(statuspage::incidents_doc(s)),
-        unresolved: json(statuspage::unresolved_doc(s)),
-        maintenances: json(statuspage::maintenances_doc(s)),
+        statuspage: statuspage::DOCUMENTS.iter().map(|(path, make)| (*path, json(make(s)))).collect(),
         page_en: bytes::Bytes::from(page::page_html(s, Lang::En)),
         page_sv: bytes::Bytes::from(page::page_html(s, Lang::Sv)),
         atom: bytes::Bytes::from(page::atom(s)),

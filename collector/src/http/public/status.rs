@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use crate::incident::Ms;
 use crate::model::{AffectedComponent, DayTimes, PublicIncident};
 use crate::rules::components::{ComponentStatus, component_status};
-use crate::rules::policy::{Maintenance, Policy, Severity};
+use crate::rules::policy::{Maintenance, Policy, Public, Severity};
 
 /// One component in the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct ComponentState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub generated_ms: Ms,
+    /// Where the page is reached and whose it is (`[public]`).
+    pub public: Public,
     pub components: Vec<ComponentState>,
     /// Published incidents: open ones, and those updated in the last 90 days; newest first.
     pub incidents: Vec<PublicIncident>,
@@ -52,15 +54,25 @@ pub struct Gauges {
     pub notifications: Vec<(String, i64)>,
 }
 
+impl Snapshot {
+    /// The start of the first UTC day whose uptime is on record for `component`.
+    pub fn tracked_since(&self, component: &str) -> Option<Ms> {
+        self.uptime.get(component)?.iter().filter_map(|(day, _)| day_start(day)).min()
+    }
+}
+
+/// The start (UTC) of a day `YYYY-MM-DD`.
+pub fn day_start(day: &str) -> Option<Ms> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
 /// The public documents of one snapshot, rendered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rendered {
-    pub summary: bytes::Bytes,
-    pub status: bytes::Bytes,
-    pub components: bytes::Bytes,
-    pub incidents: bytes::Bytes,
-    pub unresolved: bytes::Bytes,
-    pub maintenances: bytes::Bytes,
+    /// The Statuspage documents by path (`statuspage::DOCUMENTS`).
+    pub statuspage: std::collections::HashMap<&'static str, bytes::Bytes>,
     pub page_en: bytes::Bytes,
     pub page_sv: bytes::Bytes,
     pub atom: bytes::Bytes,
@@ -129,6 +141,7 @@ pub fn build(
     let maintenances = policy.maintenances().iter().filter(|m| m.end > now - HISTORY_MS).cloned().collect();
     Snapshot {
         generated_ms: now,
+        public: policy.public.clone(),
         components,
         incidents: Vec::new(),
         maintenances,
