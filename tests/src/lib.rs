@@ -384,6 +384,87 @@ pub fn collector_up_tls(data: &Path, http: u16, mqtt: u16, log: &Path) -> Proc {
     proc
 }
 
+/// `vakt-collector up --no-agent` in a directory of its own, on free loopback ports, with
+/// `policy` as its `--config` when given, once its web side answers. Killed when dropped.
+#[derive(Debug)]
+pub struct Up {
+    pub dir: tempfile::TempDir,
+    pub http: u16,
+    pub mqtt: u16,
+    pub proc: Proc,
+}
+
+impl Up {
+    pub fn start(policy: Option<&str>) -> Up {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (http, mqtt) = (free_port(), free_port());
+        let mut command = Command::new(collector_binary());
+        command.args(["up", "--no-agent", "--data-dir"]).arg(dir.path().join("data")).args([
+            "--http-listen",
+            &format!("127.0.0.1:{http}"),
+            "--mqtt-listen",
+            &format!("127.0.0.1:{mqtt}"),
+        ]);
+        if let Some(policy) = policy {
+            let file = dir.path().join("policy.toml");
+            std::fs::write(&file, policy).expect("writing the policy");
+            command.arg("--config").arg(file);
+        }
+        let proc = Proc::spawn("vakt-collector up", command.env("VAKT_LOG", "info"), &dir.path().join("collector.log"));
+        wait_for_port(http, Duration::from_secs(30));
+        Up { dir, http, mqtt, proc }
+    }
+
+    /// Its data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `http://127.0.0.1:PORT{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// `vakt-collector ARGS --data-dir DATA` with `stdin` piped in; its stdout. Panics unless
+    /// it succeeds.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write;
+        let mut child = Command::new(collector_binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running vakt-collector");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            writeln!(input, "{text}").expect("writing stdin");
+        }
+        drop(input);
+        let out = child.wait_with_output().expect("waiting for vakt-collector");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The collector's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("collector.log")).unwrap_or_default()
+    }
+}
+
+/// Where `.ci/run` installs the npm packages the tests run (`VAKT_NPM`, else
+/// `~/.cache/vakt/npm`): a directory with `node_modules`.
+pub fn npm_dir() -> PathBuf {
+    std::env::var_os("VAKT_NPM").map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+        cache.join("vakt/npm")
+    })
+}
+
 /// Wait until something accepts TCP connections on 127.0.0.1:`port`.
 pub fn wait_for_port(port: u16, limit: Duration) {
     let deadline = std::time::SystemTime::now() + limit;

@@ -8,6 +8,7 @@
 mod arm;
 mod browser;
 mod cli;
+mod contracts;
 mod customers;
 mod daemon;
 mod enrollment;
