@@ -20,6 +20,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -462,16 +463,39 @@ fn collector_keys(
     Ok(protocol::Verifier::new(keys))
 }
 
-/// The default cache directory: `$XDG_CACHE_HOME/vakt/plugins`, `~/.cache/vakt/plugins`, or
-/// `/var/cache/vakt/plugins` for a user without a home.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("vakt/plugins");
+/// A place the compiled plugins may go, when none is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheCandidate {
+    pub path: PathBuf,
+    /// Created when missing (else used only when it exists).
+    pub create: bool,
+}
+
+/// The package's cache directory (`/var/cache/vakt-agent`, the unit's `VAKT_CACHE_DIR`).
+pub const PACKAGE_CACHE_DIR: &str = "/var/cache/vakt-agent";
+
+/// Where compiled plugins may go without `--cache-dir`, `VAKT_CACHE_DIR` or `cache_dir`, best
+/// first: `$XDG_CACHE_HOME/vakt/plugins`; the package's directory when this user owns it (so
+/// `sudo -u vakt-agent vakt-agent check` shares the daemon's); `~/.cache/vakt/plugins` when
+/// the home directory exists; else `/var/tmp/vakt-plugins-UID`, for service users without a
+/// home (Nagios' `nagios`), in a sticky directory where nobody else can replace it.
+pub fn cache_candidates(xdg_cache_home: Option<&OsStr>, home: Option<&OsStr>, uid: u32) -> Vec<CacheCandidate> {
+    let mut out = Vec::new();
+    if let Some(dir) = xdg_cache_home.filter(|d| !d.is_empty()) {
+        out.push(CacheCandidate { path: PathBuf::from(dir).join("vakt/plugins"), create: true });
     }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(home) => PathBuf::from(home).join(".cache/vakt/plugins"),
-        None => PathBuf::from("/var/cache/vakt/plugins"),
+    out.push(CacheCandidate { path: PathBuf::from(PACKAGE_CACHE_DIR), create: false });
+    if let Some(home) = home.filter(|d| !d.is_empty()).map(PathBuf::from).filter(|h| h.is_dir()) {
+        out.push(CacheCandidate { path: home.join(".cache/vakt/plugins"), create: true });
     }
+    out.push(CacheCandidate { path: PathBuf::from(format!("/var/tmp/vakt-plugins-{uid}")), create: true });
+    out
+}
+
+/// [`cache_candidates`] for this process.
+pub fn default_cache_candidates() -> Vec<CacheCandidate> {
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(u32::MAX);
+    cache_candidates(std::env::var_os("XDG_CACHE_HOME").as_deref(), std::env::var_os("HOME").as_deref(), uid)
 }
 
 impl AgentConfig {
@@ -697,6 +721,27 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compiled_plugins_go_to_xdg_the_package_home_then_var_tmp() {
+        let home = tempfile::tempdir().unwrap();
+        let paths = |c: Vec<CacheCandidate>| c.into_iter().map(|c| (c.path, c.create)).collect::<Vec<_>>();
+        assert_eq!(
+            paths(cache_candidates(Some(OsStr::new("/x")), Some(home.path().as_os_str()), 1000)),
+            [
+                (PathBuf::from("/x/vakt/plugins"), true),
+                (PathBuf::from("/var/cache/vakt-agent"), false),
+                (home.path().join(".cache/vakt/plugins"), true),
+                (PathBuf::from("/var/tmp/vakt-plugins-1000"), true),
+            ]
+        );
+        // Nagios' user: no XDG, a home that does not exist.
+        assert_eq!(
+            paths(cache_candidates(None, Some(OsStr::new("/nonexistent")), 112)),
+            [(PathBuf::from("/var/cache/vakt-agent"), false), (PathBuf::from("/var/tmp/vakt-plugins-112"), true)]
+        );
+        assert_eq!(cache_candidates(Some(OsStr::new("")), None, 7).len(), 2, "empty variables count as unset");
+    }
 
     #[test]
     fn byte_sizes_parse() {

@@ -64,7 +64,7 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
     let config = RuntimeConfig {
         concurrency: 1,
         max_memory: args.memory.0,
-        cache_dir: Some(cache_dir(cache)),
+        cache_dir: cache_dir(cache),
         // A single run does not need the pool (it only reserves address space); repeated runs
         // use it, as the daemon does, so their timings are the daemon's.
         pooling: args.repeat > 1,

@@ -17,7 +17,6 @@ pub use plugins::plugins;
 pub use run::run;
 
 use crate::check::PluginRef;
-use crate::config::default_cache_dir;
 use crate::plugin::PluginSource;
 
 /// Sandboxed WebAssembly check plugins for servers.
@@ -27,7 +26,8 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Directory for compiled plugins [default: ~/.cache/vakt/plugins]
+    /// Directory for compiled plugins [default: $XDG_CACHE_HOME/vakt/plugins, /var/cache/vakt-agent
+    /// when it is this user's, ~/.cache/vakt/plugins, /var/tmp/vakt-plugins-UID]
     #[arg(long, global = true, env = "VAKT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -162,9 +162,18 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The cache directory from the flag or the default.
-fn cache_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(default_cache_dir)
+/// The cache directory: the one given (a failure to use it is then reported), else the first
+/// usable default place ([`crate::config::cache_candidates`]), else none: compiled in memory,
+/// said once at info level, so a service user without a home gets no warning on every run.
+fn cache_dir(given: Option<PathBuf>) -> Option<PathBuf> {
+    if given.is_some() {
+        return given;
+    }
+    let chosen = crate::plugin::cache::choose_dir(&crate::config::default_cache_candidates());
+    if chosen.is_none() {
+        tracing::info!("no usable directory for compiled plugins; compiling them in memory");
+    }
+    chosen
 }
 
 /// Bytes of a plugin named on the command line or in a config.

@@ -9,7 +9,7 @@ use crate::standard;
 /// The listing, or why the plugins could not be read.
 pub async fn plugins(format: Format, cache: Option<std::path::PathBuf>) -> Result<String, String> {
     let config =
-        RuntimeConfig { concurrency: 1, cache_dir: Some(cache_dir(cache)), pooling: false, ..RuntimeConfig::default() };
+        RuntimeConfig { concurrency: 1, cache_dir: cache_dir(cache), pooling: false, ..RuntimeConfig::default() };
     let runtime = Runtime::new(config).map_err(|e| common::report(&e))?;
     let mut text = String::new();
     let mut list = Vec::new();

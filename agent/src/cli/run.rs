@@ -11,7 +11,7 @@ use protocol::{CheckInfo, Encoding};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::plugin_source;
-use crate::config::{AgentConfig, default_cache_dir};
+use crate::config::AgentConfig;
 use crate::plugin::{Runtime, RuntimeConfig};
 use crate::publish::{self, Announcement, Publisher};
 use crate::scheduler::{self, PluginLoad, ScheduledCheck};
@@ -124,7 +124,7 @@ async fn run_with(
     let runtime = Runtime::new(RuntimeConfig {
         concurrency: config.concurrency,
         max_memory: config.max_memory(),
-        cache_dir: Some(cache.or(config.cache_dir.clone()).unwrap_or_else(default_cache_dir)),
+        cache_dir: super::cache_dir(cache.or(config.cache_dir.clone())),
         pooling: config.pooling,
         backend: config.backend,
         probes: config.probes.clone(),

@@ -67,29 +67,61 @@ pub enum CacheUse {
     Bypass,
 }
 
-impl CompileCache {
-    /// Open (creating when needed) the cache at `dir` for `engine`.
-    pub(crate) fn open(dir: &Path, engine: &Engine) -> Result<CompileCache, CacheError> {
+/// Make `dir` fit to hold compiled code: created (with its missing parents, 0700) when
+/// `create`, a directory that belongs to this process's user, closed to everyone else.
+pub(crate) fn prepare_dir(dir: &Path, create: bool) -> Result<(), CacheError> {
+    if create {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|source| CacheError::Create { path: dir.to_path_buf(), source })?;
-        let metadata = fs::metadata(dir).map_err(|source| CacheError::Create { path: dir.to_path_buf(), source })?;
-        // Whoever creates a file here is us: compare its owner with the directory's.
-        let probe = dir.join(format!(".owner-{}", std::process::id()));
-        let me = fs::File::create(&probe)
-            .and_then(|f| f.metadata())
-            .map(|m| m.uid())
-            .map_err(|source| CacheError::Create { path: dir.to_path_buf(), source })?;
-        let _ = fs::remove_file(&probe);
-        if metadata.uid() != me {
-            return Err(CacheError::Owner { path: dir.to_path_buf(), owner: metadata.uid(), me });
+    }
+    let metadata = fs::metadata(dir).map_err(|source| CacheError::Create { path: dir.to_path_buf(), source })?;
+    if !metadata.is_dir() {
+        let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+        return Err(CacheError::Create { path: dir.to_path_buf(), source });
+    }
+    // Whoever creates a file here is us: compare its owner with the directory's.
+    let probe = dir.join(format!(".owner-{}", std::process::id()));
+    let me = fs::File::create(&probe)
+        .and_then(|f| f.metadata())
+        .map(|m| m.uid())
+        .map_err(|source| CacheError::Create { path: dir.to_path_buf(), source })?;
+    let _ = fs::remove_file(&probe);
+    if metadata.uid() != me {
+        return Err(CacheError::Owner { path: dir.to_path_buf(), owner: metadata.uid(), me });
+    }
+    if metadata.mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|source| CacheError::Permissions { path: dir.to_path_buf(), source })?;
+    }
+    Ok(())
+}
+
+/// Where compiled plugins go when no directory is given: the first of `candidates` that
+/// [`prepare_dir`] accepts, or none (plugins are then compiled in memory on every start).
+pub(crate) fn choose_dir(candidates: &[crate::config::CacheCandidate]) -> Option<PathBuf> {
+    candidates.iter().find_map(|c| {
+        // A link there could be pointed elsewhere after the check (in /var/tmp, by anyone).
+        if fs::symlink_metadata(&c.path).is_ok_and(|m| m.file_type().is_symlink()) {
+            tracing::debug!(path = %c.path.display(), "plugin cache: a symbolic link, not used");
+            return None;
         }
-        if metadata.mode() & 0o077 != 0 {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|source| CacheError::Permissions { path: dir.to_path_buf(), source })?;
+        match prepare_dir(&c.path, c.create) {
+            Ok(()) => Some(c.path.clone()),
+            Err(error) => {
+                tracing::debug!(error = %common::report(&error), "plugin cache: trying the next place");
+                None
+            }
         }
+    })
+}
+
+impl CompileCache {
+    /// Open (creating when needed) the cache at `dir` for `engine`.
+    pub(crate) fn open(dir: &Path, engine: &Engine) -> Result<CompileCache, CacheError> {
+        prepare_dir(dir, true)?;
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);

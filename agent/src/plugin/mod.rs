@@ -7,7 +7,7 @@
 //! much — ends as a [`RunReport`] with status `unknown` and the reason, never as a crash.
 
 mod bindings;
-mod cache;
+pub(crate) mod cache;
 mod capability;
 mod convert;
 mod engine;
