@@ -4,6 +4,10 @@
 //! by commas (`load1,load5,load15`); defaults `2,1.5,1.2` and `4,3,2.5`. `per-cpu` (default
 //! `true`) divides the averages by the number of logical cores before comparing, like
 //! `check_load -r`, so one config fits hosts of every size.
+//!
+//! Perfdata as `check_load` writes it, so graphs keep their meaning when a check moves here:
+//! `load1`, `load5`, `load15` are always the host's totals; with `per-cpu` the per-core values
+//! are `scaled_load1` … `scaled_load15` and carry the thresholds (the totals carry none).
 
 use vakt_plugin_sdk::host::system::{self, LoadAvg};
 use vakt_plugin_sdk::{
@@ -44,19 +48,31 @@ fn triple(key: &str, text: &str) -> Result<[Threshold; 3], CheckError> {
 }
 
 fn evaluate(warning: &[Threshold; 3], critical: &[Threshold; 3], per_cpu: bool, load: &LoadAvg) -> Outcome {
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let totals = [load.one, load.five, load.fifteen].map(round);
     let divisor = if per_cpu { f64::from(load.logical_cores.max(1)) } else { 1.0 };
-    let values = [load.one / divisor, load.five / divisor, load.fifteen / divisor];
+    let compared = [load.one / divisor, load.five / divisor, load.fifteen / divisor].map(round);
     let mut status = Status::Ok;
     let mut metrics = Vec::new();
     for (i, name) in ["load1", "load5", "load15"].into_iter().enumerate() {
-        let value = (values[i] * 100.0).round() / 100.0;
         let t = Thresholds { warning: Some(warning[i]), critical: Some(critical[i]) };
-        status = worst(status, t.evaluate(value));
-        metrics.push(Metric::new(name, value).thresholds(&t).min(0.0));
+        status = worst(status, t.evaluate(compared[i]));
+        if per_cpu {
+            metrics.push(Metric::new(name, totals[i]).min(0.0));
+            metrics.push(Metric::new(format!("scaled_{name}"), compared[i]).thresholds(&t).min(0.0));
+        } else {
+            metrics.push(Metric::new(name, totals[i]).thresholds(&t).min(0.0));
+        }
     }
-    let scope = if per_cpu { format!(" per core ({} cores)", load.logical_cores) } else { String::new() };
-    let mut outcome =
-        Outcome::new(status, format!("load average{scope}: {:.2}, {:.2}, {:.2}", values[0], values[1], values[2]));
+    let summary = if per_cpu {
+        format!(
+            "load average per core ({} cores): {:.2}, {:.2}, {:.2} - total: {:.2}, {:.2}, {:.2}",
+            load.logical_cores, compared[0], compared[1], compared[2], totals[0], totals[1], totals[2]
+        )
+    } else {
+        format!("load average: {:.2}, {:.2}, {:.2}", totals[0], totals[1], totals[2])
+    };
+    let mut outcome = Outcome::new(status, summary);
     outcome.metrics = metrics;
     outcome
 }
@@ -94,7 +110,38 @@ mod tests {
         let c = triple("c", "2").unwrap();
         let out = evaluate(&w, &c, true, &load(6.0, 2.0, 1.0));
         assert_eq!(out.status, Status::Warning);
-        assert_eq!(out.metrics[0].value, 1.5);
-        assert!(out.summary.starts_with("load average per core (4 cores): 1.50"), "{}", out.summary);
+        assert!(
+            out.summary.starts_with("load average per core (4 cores): 1.50, 0.50, 0.25 - total: 6.00"),
+            "{}",
+            out.summary
+        );
+    }
+
+    /// The names and meanings of `check_load`'s perfdata (monitoring-plugins 2.3): totals as
+    /// `loadN`, per-core values as `scaled_loadN` with the thresholds under `-r`.
+    #[test]
+    fn perfdata_means_what_check_load_means() {
+        let w = triple("w", "1").unwrap();
+        let c = triple("c", "2").unwrap();
+        let per_core = evaluate(&w, &c, true, &load(6.0, 2.0, 1.0));
+        let names: Vec<(&str, f64, bool)> =
+            per_core.metrics.iter().map(|m| (m.name.as_str(), m.value, m.warn.is_some())).collect();
+        assert_eq!(
+            names,
+            [
+                ("load1", 6.0, false),
+                ("scaled_load1", 1.5, true),
+                ("load5", 2.0, false),
+                ("scaled_load5", 0.5, true),
+                ("load15", 1.0, false),
+                ("scaled_load15", 0.25, true),
+            ]
+        );
+        let total = evaluate(&w, &c, false, &load(6.0, 2.0, 1.0));
+        let names: Vec<(&str, f64, bool)> =
+            total.metrics.iter().map(|m| (m.name.as_str(), m.value, m.warn.is_some())).collect();
+        assert_eq!(names, [("load1", 6.0, true), ("load5", 2.0, true), ("load15", 1.0, true)]);
+        assert_eq!(total.status, Status::Critical);
+        assert_eq!(total.summary, "load average: 6.00, 2.00, 1.00");
     }
 }
