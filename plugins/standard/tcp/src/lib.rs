@@ -38,16 +38,17 @@ fn evaluate(
     thresholds: &Thresholds,
     reply: Result<Connection, HostError>,
 ) -> Result<Outcome, CheckError> {
+    // An IPv6 address in brackets, so its port stays readable.
+    let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     match reply {
         Ok(conn) => {
             let ms = (conn.connect_ms * 100.0).round() / 100.0;
-            Ok(Outcome::new(
-                thresholds.evaluate(ms),
-                format!("{host}:{port} accepted the connection in {ms:.1} ms ({})", conn.address),
-            )
-            .metric(Metric::new("time", ms).unit("ms").thresholds(thresholds).min(0.0)))
+            // The address a name resolved to, once; an address asked for is not repeated.
+            let via = if conn.address == target { String::new() } else { format!(" ({})", conn.address) };
+            Ok(Outcome::new(thresholds.evaluate(ms), format!("{target} accepted the connection in {ms:.1} ms{via}"))
+                .metric(Metric::new("time", ms).unit("ms").thresholds(thresholds).min(0.0)))
         }
-        Err(error) => unreachable(&format!("{host}:{port}"), error),
+        Err(error) => unreachable(&target, error),
     }
 }
 
@@ -75,5 +76,18 @@ mod tests {
         let out = evaluate("db", 5432, &t, Ok(conn)).unwrap();
         assert_eq!(out.status, Status::Warning);
         assert_eq!(out.metrics[0].warn, Some(100.0));
+        assert_eq!(out.summary, "db:5432 accepted the connection in 150.0 ms (10.0.0.1:5432)");
+    }
+
+    #[test]
+    fn an_address_asked_for_is_named_once() {
+        let t = Thresholds::default();
+        let v4 = Connection { address: "127.0.0.1:22".into(), connect_ms: 0.2 };
+        assert_eq!(
+            evaluate("127.0.0.1", 22, &t, Ok(v4)).unwrap().summary,
+            "127.0.0.1:22 accepted the connection in 0.2 ms"
+        );
+        let v6 = Connection { address: "[::1]:22".into(), connect_ms: 0.2 };
+        assert_eq!(evaluate("::1", 22, &t, Ok(v6)).unwrap().summary, "[::1]:22 accepted the connection in 0.2 ms");
     }
 }
