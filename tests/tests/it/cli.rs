@@ -174,3 +174,90 @@ fn a_plugin_cannot_write_a_line_of_the_agents_log() {
         assert!(!line.contains('\r'), "a carriage return in the log: {line:?}");
     }
 }
+
+/// Perfdata as (label, value) pairs of a Nagios line, in order.
+fn perfdata(line: &str) -> Vec<(String, f64)> {
+    let data = line.split_once('|').map(|(_, d)| d).unwrap_or_default();
+    data.split_whitespace()
+        .filter_map(|item| {
+            let (label, rest) = item.split_once('=')?;
+            let value: String =
+                rest.split(';').next()?.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            Some((label.trim_matches('\'').to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A check moved from `check_load -r` to Vakt keeps its graphs: the same labels, in the same
+/// order, meaning the same (totals as `loadN`, per core as `scaled_loadN`).
+#[test]
+fn the_load_check_writes_the_perfdata_check_load_writes() {
+    let check_load = "/usr/lib/nagios/plugins/check_load";
+    let theirs = output_within(
+        std::process::Command::new(check_load).args(["-r", "-w", "2,1.5,1.2", "-c", "4,3,2.5"]),
+        Duration::from_secs(30),
+    );
+    assert!(theirs.status.code().is_some(), "{check_load} (monitoring-plugins-basic) did not run");
+    let cache = tempfile::tempdir().unwrap();
+    let ours = output_within(agent(cache.path()).args(["check", "load"]), Duration::from_secs(60));
+    let (theirs, ours) = (perfdata(&first_line(&theirs.stdout)), perfdata(&first_line(&ours.stdout)));
+    let labels = |p: &[(String, f64)]| p.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>();
+    assert_eq!(labels(&ours), labels(&theirs), "ours {ours:?}, check_load's {theirs:?}");
+    assert_eq!(labels(&ours), ["load1", "scaled_load1", "load5", "scaled_load5", "load15", "scaled_load15"]);
+    let cores = std::thread::available_parallelism().unwrap().get() as f64;
+    for (i, ((label, mine), (_, reference))) in ours.iter().zip(&theirs).enumerate() {
+        // Read a moment apart: the 15-minute average moves by hundredths, the 1-minute by more.
+        assert!((mine - reference).abs() <= 0.5, "{label}: {mine} against check_load's {reference}");
+        if i % 2 == 1 {
+            let total = ours[i - 1].1;
+            assert!((mine - total / cores).abs() <= 0.011, "{label} {mine} is the total {total} per core");
+        }
+    }
+}
+
+/// `vakt-agent check` run by a service user without a home (Nagios' `nagios`; here `nobody`,
+/// whose home is /nonexistent) keeps its compiled plugins in /var/tmp/vakt-plugins-UID and
+/// says nothing on stderr: no warning on every run.
+#[test]
+fn a_service_user_without_a_home_gets_a_cache_and_no_warning() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    assert_eq!(me, 0, "this test switches to the user nobody: run it as root, as CI does");
+    // The binary where nobody can read it (the build's target dir may be under /root).
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = bin.path().join("vakt-agent");
+    std::fs::copy(e2e::agent_binary(), &agent).unwrap();
+    let cache = std::path::Path::new("/var/tmp/vakt-plugins-65534");
+    let _ = std::fs::remove_dir_all(cache);
+    let run = || {
+        output_within(
+            std::process::Command::new("runuser")
+                .args(["-u", "nobody", "--", "env", "-i", "PATH=/usr/bin:/bin", "HOME=/nonexistent"])
+                .arg(&agent)
+                .args(["check", "load"]),
+            Duration::from_secs(60),
+        )
+    };
+    let first = run();
+    assert!(first_line(&first.stdout).starts_with("LOAD "), "{}", String::from_utf8_lossy(&first.stdout));
+    assert_eq!(String::from_utf8_lossy(&first.stderr), "", "nothing on stderr");
+    let dir = std::fs::metadata(cache).expect("the cache was made");
+    assert_eq!((dir.uid(), dir.mode() & 0o777), (65534, 0o700));
+    let compiled: Vec<_> = std::fs::read_dir(cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    let written = std::fs::metadata(&compiled[0]).unwrap().modified().unwrap();
+    let second = run();
+    assert_eq!(String::from_utf8_lossy(&second.stderr), "");
+    assert!(first_line(&second.stdout).starts_with("LOAD "));
+    assert_eq!(std::fs::metadata(&compiled[0]).unwrap().modified().unwrap(), written, "loaded, not compiled again");
+    // A directory someone else made there is not used (nor is a link): compiled in memory, and
+    // still nothing on stderr.
+    std::fs::remove_dir_all(cache).unwrap();
+    std::os::unix::fs::symlink("/tmp", cache).unwrap();
+    let third = run();
+    assert_eq!(String::from_utf8_lossy(&third.stderr), "");
+    assert!(first_line(&third.stdout).starts_with("LOAD "));
+    assert!(std::fs::symlink_metadata(cache).unwrap().file_type().is_symlink(), "the link was left alone");
+    std::fs::remove_file(cache).unwrap();
+}
