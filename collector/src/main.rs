@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
-            .with_filter(filter.and(limit.clone()));
+            .with_filter(filter.and(limit.clone()).and(collector::app::broker::RoutineBrokerLines));
         tracing_subscriber::registry().with(layer).init();
     }
     limit.report();

@@ -260,3 +260,101 @@ mod tests {
         }
     }
 }
+
+/// A log filter for what rumqttd 0.20 calls an error but is routine on every clean
+/// disconnect (and so on every clean stop of `up`, whose local agent says goodbye):
+/// `router-drop`, written when the router closes the link of a client that sent DISCONNECT,
+/// and `no-connection id N is already gone`, when the closed socket's own disconnect follows
+/// (rumqttd's comment: "double Disconnect packets"). Every other rumqttd line passes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoutineBrokerLines;
+
+impl<S> tracing_subscriber::layer::Filter<S> for RoutineBrokerLines {
+    fn enabled(&self, _: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        let target = event.metadata().target();
+        if !target.starts_with("rumqttd::") {
+            return true;
+        }
+        let message = message(event);
+        let routine = (target.starts_with("rumqttd::server") && message == "router-drop")
+            || (target.starts_with("rumqttd::router")
+                && message.starts_with("no-connection id ")
+                && message.ends_with(" is already gone"));
+        !routine
+    }
+}
+
+/// An event's message.
+fn message(event: &tracing::Event<'_>) -> String {
+    struct Message(String);
+    impl tracing::field::Visit for Message {
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            if field.name() == "message" {
+                self.0 = value.to_string();
+            }
+        }
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+    let mut found = Message(String::new());
+    event.record(&mut found);
+    found.0
+}
+
+#[cfg(test)]
+mod routine_tests {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::RoutineBrokerLines;
+
+    /// What gets through the filter, written to a buffer.
+    fn logged(emit: impl FnOnce()) -> String {
+        use tracing_subscriber::Layer;
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = {
+            let buffer = buffer.clone();
+            move || Writer(buffer.clone())
+        };
+        let layer =
+            tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter(RoutineBrokerLines);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+        let bytes = buffer.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_clean_disconnect_is_not_an_error_and_everything_else_passes() {
+        let out = logged(|| {
+            tracing::error!(target: "rumqttd::server::broker", error = "Recv(Disconnected)", "router-drop");
+            tracing::error!(target: "rumqttd::server::broker", error = "Io(..)", "disconnected");
+            tracing::error!(target: "rumqttd::router::routing", "no-connection id {} is already gone", 4);
+            tracing::error!(target: "rumqttd::router::routing", "no-connection id {} is lost", 4);
+            tracing::error!(target: "collector::app", "router-drop");
+            tracing::info!(target: "rumqttd::server::broker", "connection");
+        });
+        assert!(!out.contains("Recv(Disconnected)"), "{out}");
+        assert!(!out.contains("already gone"), "{out}");
+        assert!(out.contains("disconnected") && out.contains("collector::app") && out.contains("is lost"), "{out}");
+        assert_eq!(out.lines().count(), 4, "{out}");
+    }
+}
