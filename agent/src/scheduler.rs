@@ -264,6 +264,7 @@ async fn check_loop(
     };
     let mut last_fault = String::new();
     let mut run_now_open = true;
+    let stopping = shutdown.clone();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -277,7 +278,10 @@ async fn check_loop(
             },
             _ = shutdown.wait_for(|stop| *stop) => return,
             _ = retired.changed() => {
-                tracing::info!(check = %name, "check retired by a reload");
+                // Stopping drops every check too: only a reload retires one.
+                if !*stopping.borrow() {
+                    tracing::info!(check = %name, "check retired by a reload");
+                }
                 return;
             }
         }
