@@ -843,3 +843,54 @@ pub fn pki(dir: &Path) {
         std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("write");
     }
 }
+
+/// A network namespace joined to this one by a veth pair: this host is 10.213.N.1, the
+/// namespace 10.213.N.2, so a client there is a client from another host; its own loopback is
+/// up and free, so a program there may listen on the default ports. Deleted on drop. (Root
+/// only, as CI runs; `n` is unique per test.)
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+    pub link: String,
+    pub host: String,
+}
+
+impl Netns {
+    pub fn create(n: u8) -> Netns {
+        let id = std::process::id() % 100_000;
+        let netns =
+            Netns { name: format!("vakt-t{id}-{n}"), link: format!("vh{id}-{n}"), host: format!("10.213.{n}.1") };
+        let peer = format!("vp{id}-{n}");
+        let inside = format!("10.213.{n}.2/30");
+        let here = format!("{}/30", netns.host);
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", &netns.name],
+            &["link", "add", &netns.link, "type", "veth", "peer", "name", &peer],
+            &["link", "set", &peer, "netns", &netns.name],
+            &["addr", "add", &here, "dev", &netns.link],
+            &["link", "set", &netns.link, "up"],
+            &["-n", &netns.name, "addr", "add", &inside, "dev", &peer],
+            &["-n", &netns.name, "link", "set", &peer, "up"],
+            &["-n", &netns.name, "link", "set", "lo", "up"],
+        ];
+        for args in steps {
+            let out = Command::new("ip").args(args).output().expect("ip (iproute2)");
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        netns
+    }
+
+    /// `program` run inside the namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use e2e::{FakeAgent, Mosquitto, Proc, agent_binary, collector_binary, eventually, free_port};
+use e2e::{FakeAgent, Mosquitto, Netns, Proc, agent_binary, collector_binary, eventually, free_port};
 
 fn start_collector(dir: &Path, broker: &Mosquitto, http: u16) -> Proc {
     start_collector_with(dir, broker, http, "")
@@ -966,52 +966,6 @@ fn through_a_broker_that_lets_anyone_publish_anywhere_only_an_agents_own_seal_sp
         (n > 0, n)
     });
     assert!(ghosts > 0, "the refusal of ghost-01 is not in the audit trail");
-}
-
-/// A network namespace joined to this one by a veth pair: this host is 10.213.N.1, the
-/// namespace 10.213.N.2, so a client there is a client from another host. Deleted on drop.
-struct Netns {
-    name: String,
-    link: String,
-    host: String,
-}
-
-impl Netns {
-    fn create(n: u8) -> Netns {
-        let id = std::process::id() % 100_000;
-        let netns =
-            Netns { name: format!("vakt-t{id}-{n}"), link: format!("vh{id}-{n}"), host: format!("10.213.{n}.1") };
-        let peer = format!("vp{id}-{n}");
-        let inside = format!("10.213.{n}.2/30");
-        let here = format!("{}/30", netns.host);
-        let steps: [&[&str]; 7] = [
-            &["netns", "add", &netns.name],
-            &["link", "add", &netns.link, "type", "veth", "peer", "name", &peer],
-            &["link", "set", &peer, "netns", &netns.name],
-            &["addr", "add", &here, "dev", &netns.link],
-            &["link", "set", &netns.link, "up"],
-            &["-n", &netns.name, "addr", "add", &inside, "dev", &peer],
-            &["-n", &netns.name, "link", "set", &peer, "up"],
-        ];
-        for args in steps {
-            ok(&Command::new("ip").args(args).output().expect("ip (iproute2)"));
-        }
-        netns
-    }
-
-    /// `program` run inside the namespace.
-    fn command(&self, program: &Path) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name]).arg(program);
-        command
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
-    }
 }
 
 #[test]

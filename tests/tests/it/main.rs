@@ -18,6 +18,7 @@ mod languages;
 mod logins;
 mod operator;
 mod packages;
+mod readme;
 mod tidy;
 mod transport;
 mod walls;
