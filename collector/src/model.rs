@@ -206,6 +206,27 @@ pub struct IncidentRow {
     pub public: bool,
     /// How it is communicated: direct (customers e-mailed) or public (status page).
     pub communication: Option<String>,
+    /// What the status page says of it: its last public update's status, if any.
+    pub public_status: Option<String>,
+}
+
+impl IncidentRow {
+    /// How the status page and the incident disagree, in words, if they do: a public
+    /// "resolved" while the incident is open here, or an incident resolved here that the
+    /// page still shows as current.
+    pub fn disagreement(&self) -> Option<String> {
+        let public = self.public_status.as_deref()?;
+        match (public == "resolved", self.state == IncidentState::Resolved) {
+            (true, false) => Some(format!(
+                "The status page says this incident is resolved, but here it is still {}. Resolve it, or publish an update that says it is not.",
+                self.state
+            )),
+            (false, true) => Some(format!(
+                "Resolved here, but the status page still shows it as {public}. Publish a resolved update."
+            )),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +266,7 @@ impl IncidentRow {
             aware_at_ms: None,
             public: false,
             communication: None,
+            public_status: None,
         }
     }
 }

@@ -621,6 +621,60 @@ async fn maintenance_windows_made_at_runtime_mute_and_show_until_ended() {
     assert!(actions.contains(&"window.add".to_string()) && actions.contains(&"window.cancel".to_string()));
 }
 
+/// The page at `path` as the session sees it.
+async fn page(rig: &Rig, session: &Cred, path: &str) -> String {
+    json(rig.send("GET", path, session, None, false).await).await.as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_public_resolved_resolves_the_incident_or_the_pages_say_they_disagree() {
+    let rig = rig().await;
+    let session = rig.session("tech1", Role::Technician).await;
+    // Unticked: published, the incident stays open, and both pages say so plainly.
+    let r = rig.send("POST", "/ops/incidents/1/updates", &session, Some("status=resolved&text=Fixed"), true).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let incident = rig.store.incident(1).await.unwrap().unwrap();
+    assert_eq!((incident.state.as_str(), incident.public_status.as_deref()), ("triggered", Some("resolved")));
+    let html = page(&rig, &session, "/ops/incidents/1").await;
+    assert!(html.contains("The status page says this incident is resolved, but here it is still triggered"), "{html}");
+    let dashboard = page(&rig, &session, "/ops").await;
+    assert!(dashboard.contains("(disagrees)"), "{dashboard}");
+    // Ticked (as the form is by default): the incident is resolved with it, and they agree.
+    let form = "status=resolved&text=Fixed+for+good&resolve=true";
+    let r = rig.send("POST", "/ops/incidents/1/updates", &session, Some(form), true).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()[header::LOCATION].to_str().unwrap().to_string();
+    assert!(location.contains("resolved"), "{location}");
+    let incident = rig.store.incident(1).await.unwrap().unwrap();
+    assert_eq!(incident.state.as_str(), "resolved");
+    assert_eq!(incident.disagreement(), None);
+    assert!(!page(&rig, &session, "/ops/incidents/1").await.contains("id=\"disagreement\""));
+    // Reopened and then resolved here only: the page still shows it as current, and says so.
+    let (_, tech) = rig.token("tech1", &[Perm::Read, Perm::Triage], 86_400_000).await;
+    assert_eq!(rig.send("POST", "/api/v1/incidents/1/reopen", &tech, None, false).await.status(), StatusCode::OK);
+    let body = r#"{"status": "identified", "text": "It is back"}"#;
+    assert_eq!(
+        rig.send("POST", "/api/v1/incidents/1/updates", &tech, Some(body), false).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(rig.send("POST", "/api/v1/incidents/1/resolve", &tech, None, false).await.status(), StatusCode::OK);
+    let dashboard = page(&rig, &session, "/ops").await;
+    assert!(dashboard.contains("Resolved here, still current on the status page (1)"), "{dashboard}");
+    assert!(
+        page(&rig, &session, "/ops/incidents/1")
+            .await
+            .contains("Resolved here, but the status page still shows it as identified")
+    );
+    // The API takes the same choice.
+    assert_eq!(rig.send("POST", "/api/v1/incidents/1/reopen", &tech, None, false).await.status(), StatusCode::OK);
+    let body = r#"{"status": "resolved", "text": "Done", "resolve": true}"#;
+    assert_eq!(
+        rig.send("POST", "/api/v1/incidents/1/updates", &tech, Some(body), false).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(rig.store.incident(1).await.unwrap().unwrap().state.as_str(), "resolved");
+}
+
 #[tokio::test]
 async fn a_support_system_opens_incidents_with_an_intake_token_and_nothing_else() {
     let rig = rig().await;

@@ -70,6 +70,9 @@ pub enum Change {
         id: i64,
         status: String,
         text: String,
+        /// With a `resolved` update: resolve the incident too, so the status page and the
+        /// incident agree.
+        resolve: bool,
     },
     Classify {
         id: i64,
@@ -163,6 +166,8 @@ pub struct Body {
     pub included: Option<bool>,
     /// Communicate on the status page even when few customers are affected.
     pub public: Option<bool>,
+    /// With a `resolved` public update: resolve the incident too.
+    pub resolve: Option<bool>,
     pub title: Option<String>,
     #[serde(default)]
     pub components: Vec<String>,
@@ -241,7 +246,8 @@ impl Change {
             Kind::Assign => Change::Assign { id, assignee: need(body.assignee, "assignee")? },
             Kind::Notes => Change::Note { id, text: need(body.text, "text")? },
             Kind::Updates => {
-                Change::Update { id, status: need(body.status, "status")?, text: need(body.text, "text")? }
+                let (status, text) = (need(body.status, "status")?, need(body.text, "text")?);
+                Change::Update { id, status, text, resolve: body.resolve.unwrap_or(false) }
             }
             Kind::Classify => Change::Classify {
                 id,
@@ -439,11 +445,18 @@ impl Change {
                 format!("note added to #{id}"),
                 format!("no incident #{id}"),
             ),
-            Change::Update { id, status, text } => done(
-                store.publish_update(id, &status, &text, &policy.public, who, now).await?,
-                format!("#{id}: public update ({status}) published"),
-                format!("no incident #{id}"),
-            ),
+            Change::Update { id, status, text, resolve } => {
+                let published = done(
+                    store.publish_update(id, &status, &text, &policy.public, who, now).await?,
+                    format!("#{id}: public update ({status}) published"),
+                    format!("no incident #{id}"),
+                )?;
+                // Its own audited change; an incident resolved already stays as it is.
+                if resolve && status == "resolved" && store.resolve(id, who, now).await? {
+                    return Ok(Applied { message: format!("{}; #{id} resolved", published.message), ..published });
+                }
+                Ok(published)
+            }
             Change::Classify { id, classification, aware_at } => done(
                 store.classify(id, &classification, aware_at.unwrap_or(now), who, now).await?,
                 format!("#{id} classified {classification}"),

@@ -1,6 +1,7 @@
 //! Words sent to customers and subscribers, in Swedish and English (pure). Customers hear
 //! about an incident directly while few are affected; subscribers follow the status page.
 
+use crate::incident::Ms;
 use crate::rules::policy::Public;
 
 /// The languages of the public page.
@@ -49,10 +50,52 @@ impl Lang {
         self == Lang::Sv
     }
 
+    /// A moment as a reader of this language writes it, in UTC, short enough not to wrap on a
+    /// phone: "27 Nov, 17:00 UTC" ("27 nov 17:00 UTC"), with the year when it is not `now`'s.
+    pub fn when(self, ms: Ms, now: Ms) -> String {
+        let Some(t) = moment(ms) else { return String::new() };
+        let day = self.day(ms, now);
+        let clock = format!("{:02}:{:02} UTC", t.hour(), t.minute());
+        if self == Lang::Sv { format!("{day} {clock}") } else { format!("{day}, {clock}") }
+    }
+
+    /// A day: "1 Dec" ("1 dec"), with the year when it is not `now`'s.
+    pub fn day(self, ms: Ms, now: Ms) -> String {
+        let Some(t) = moment(ms) else { return String::new() };
+        let month = MONTHS[usize::from(u8::from(t.month())) - 1];
+        let month = if self == Lang::Sv { month.1 } else { month.0 };
+        if moment(now).is_some_and(|n| n.year() == t.year()) {
+            format!("{} {month}", t.day())
+        } else {
+            format!("{} {month} {}", t.day(), t.year())
+        }
+    }
+
     /// The public page's word for `key` in this language ("" for an unknown key).
     pub fn word(self, key: &str) -> &'static str {
         PAGE_WORDS.iter().find(|(k, _, _)| *k == key).map_or("", |(_, en, sv)| if self == Lang::Sv { sv } else { en })
     }
+}
+
+/// Month abbreviations: (English, Swedish).
+const MONTHS: [(&str, &str); 12] = [
+    ("Jan", "jan"),
+    ("Feb", "feb"),
+    ("Mar", "mar"),
+    ("Apr", "apr"),
+    ("May", "maj"),
+    ("Jun", "jun"),
+    ("Jul", "jul"),
+    ("Aug", "aug"),
+    ("Sep", "sep"),
+    ("Oct", "okt"),
+    ("Nov", "nov"),
+    ("Dec", "dec"),
+];
+
+/// A time in ms as a date and time in UTC.
+fn moment(ms: Ms) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()
 }
 
 /// The public page's words: (key, English, Swedish). Component statuses and public update
@@ -74,6 +117,7 @@ const PAGE_WORDS: &[(&str, &str, &str)] = &[
     ("major_outage", "Major outage", "Större avbrott"),
     ("under_maintenance", "Under maintenance", "Underhåll"),
     ("uptime", "uptime over the last 90 days", "tillgänglighet de senaste 90 dagarna"),
+    ("uptime_since", "uptime since", "tillgänglighet sedan"),
     ("no_data", "no data", "inga data"),
     ("no_history", "no data over the last 90 days yet", "inga data för de senaste 90 dagarna än"),
     ("days_ago", "90 days ago", "För 90 dagar sedan"),
@@ -89,6 +133,8 @@ const PAGE_WORDS: &[(&str, &str, &str)] = &[
     ("scheduled", "Scheduled", "Planerat"),
     ("in_progress", "In progress", "Pågår"),
     ("subscribe", "Subscribe", "Prenumerera"),
+    ("subscribe_long", "Subscribe to updates", "Prenumerera på uppdateringar"),
+    ("nothing_yet", "No services are on this page yet.", "Inga tjänster visas här än."),
 ];
 
 /// Text that must stay on one line (an e-mail header, a title inside a plain-text body, a
@@ -246,6 +292,19 @@ pub fn check_email(address: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_written_as_each_reader_writes_them() {
+        let at = 1_795_798_800_000; // 2026-11-27T17:00:00Z
+        let same_year = 1_796_000_000_000;
+        assert_eq!(Lang::En.when(at, same_year), "27 Nov, 17:00 UTC");
+        assert_eq!(Lang::Sv.when(at, same_year), "27 nov 17:00 UTC");
+        let next_year = at + 400 * 86_400_000;
+        assert_eq!(Lang::En.when(at, next_year), "27 Nov 2026, 17:00 UTC");
+        assert_eq!(Lang::Sv.day(at, next_year), "27 nov 2026");
+        assert_eq!(Lang::En.day(1_796_083_200_000, same_year), "1 Dec", "2026-12-01");
+        assert_eq!(Lang::Sv.when(1_767_225_599_000, 1_767_225_599_000), "31 dec 23:59 UTC");
+    }
 
     #[test]
     fn the_language_comes_from_the_query_then_accept_language() {

@@ -21,7 +21,8 @@ pub struct Planned {
 
 pub(crate) const INCIDENT_COLUMNS: &str = "id, key, title, summary, state, severity, urgency, source, agent, check_name, runbook, \
      escalation, team, created_ms, acked_ms, acked_by, ack_until_ms, resolved_ms, resolved_by, suppressed_by, flapping, \
-     muted, muted_until_ms, esc_round, esc_loop, esc_step, next_action_ms, assignee, classification, aware_at_ms, public, communication";
+     muted, muted_until_ms, esc_round, esc_loop, esc_step, next_action_ms, assignee, classification, aware_at_ms, public, communication, \
+     (SELECT status FROM public_updates u WHERE u.incident_id = incidents.id ORDER BY u.id DESC LIMIT 1)";
 
 pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
     IncidentRow {
@@ -58,6 +59,7 @@ pub(crate) fn incident_row(r: &sqlx::sqlite::SqliteRow) -> IncidentRow {
         aware_at_ms: r.get(29),
         public: r.get::<i64, _>(30) != 0,
         communication: r.get(31),
+        public_status: r.get(32),
     }
 }
 

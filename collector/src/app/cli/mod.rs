@@ -327,6 +327,9 @@ pub enum IncidentCommand {
         id: i64,
         status: String,
         text: String,
+        /// With `resolved`: resolve the incident too.
+        #[arg(long)]
+        resolve: bool,
         #[arg(long = "as", default_value_t = whoami())]
         actor: String,
     },
@@ -973,7 +976,9 @@ state: {}  severity: {}  urgency: {}  source: {}",
                 IncidentCommand::Assign { id, assignee, actor } => (Change::Assign { id, assignee }, actor),
                 IncidentCommand::Note { id, text, actor } => (Change::Note { id, text }, actor),
                 IncidentCommand::Responder { id, target, actor } => (Change::Responder { id, target }, actor),
-                IncidentCommand::Update { id, status, text, actor } => (Change::Update { id, status, text }, actor),
+                IncidentCommand::Update { id, status, text, resolve, actor } => {
+                    (Change::Update { id, status, text, resolve }, actor)
+                }
                 IncidentCommand::Done { action, actor } => (Change::Done { action }, actor),
                 IncidentCommand::List { .. } | IncidentCommand::Show { .. } | IncidentCommand::Classify { .. } => {
                     unreachable!("handled above")

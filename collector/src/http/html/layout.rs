@@ -11,6 +11,8 @@ table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;pad
 fieldset{margin:.5rem 0;border:1px solid #ccc}label{display:inline-block;margin:.2rem .5rem .2rem 0}\
 button{padding:.3rem .8rem;margin:.2rem 0}.msg{background:#eef6ee;border:1px solid #5a5;padding:.5rem}\
 .err{background:#fbeaea;border:1px solid #a55;padding:.5rem}.overdue{color:#a00000;font-weight:bold}\
+.st{font-weight:bold}.st-ok{color:#1b6b2f}.st-warning{color:#7a5600}.st-critical{color:#a00000}.st-unknown{color:#5b3f8c}\
+.disagree{color:#a00000}time{white-space:nowrap}\
 :focus{outline:3px solid #1a5fb4;outline-offset:2px}";
 
 const STATUS_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.5}
@@ -23,7 +25,11 @@ ul{list-style:none;padding:0} li{padding:.6rem 0;border-bottom:1px solid #ccc} .
 .bars{margin:.3rem 0} .axis{display:flex;justify-content:space-between;color:#555}
 .s-operational{color:#1b6b2f} .s-degraded_performance{color:#7a5600} .s-partial_outage{color:#9a4500}
 .s-major_outage{color:#a11919} .s-under_maintenance{color:#23489a} .status{font-weight:bold}
-nav a[aria-current]{font-weight:bold;text-decoration:none;color:#1a1a1a}";
+nav a[aria-current]{font-weight:bold;text-decoration:none;color:#1a1a1a}
+.top{display:flex;justify-content:space-between;align-items:center;gap:1rem;flex-wrap:wrap}
+h1{margin:.5rem 0;font-size:1.6rem} h1 .sub{font-weight:normal;color:#444;font-size:1.1rem}
+.subscribe{border:2px solid #0b4f9c;border-radius:.3rem;padding:.3rem .8rem;text-decoration:none;font-weight:bold}
+time{white-space:nowrap}";
 
 const FORM_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;line-height:1.5}\
 label{display:block;margin:.5rem 0 .2rem}button{margin-top:.8rem;padding:.3rem .8rem}:focus{outline:3px solid #1a5fb4}";
@@ -91,13 +97,31 @@ pub fn ops_page(title: &str, who: Option<SignedIn<'_>>, body: Markup) -> Markup 
     document("en", html! { (title) " · Vakt" }, OPS_STYLE, Some("/ops.js"), page)
 }
 
-/// The public status page's frame: language switch in the header, the body in `<main>`, the
-/// footer after it.
-pub fn status_page(lang: &str, title: &str, language: &str, body: Markup, footer: Markup) -> Markup {
+/// What the public status page's frame says: whose page it is, in which language.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusFrame<'a> {
+    pub lang: &'a str,
+    /// Whose services these are (`[public] organisation`).
+    pub organisation: &'a str,
+    /// "System status", in the page's language.
+    pub title: &'a str,
+    /// The language switch's label.
+    pub language: &'a str,
+    /// The subscribe link's words.
+    pub subscribe: &'a str,
+}
+
+/// The public status page's frame: the organisation and the page's name, the subscribe link and
+/// the language switch in the header, the body in `<main>`, the footer after it.
+pub fn status_page(frame: &StatusFrame<'_>, body: Markup, footer: Markup) -> Markup {
+    let lang = frame.lang;
     let page = html! {
         header {
-            h1 { (title) }
-            nav aria-label=(language) {
+            div.top {
+                h1 { (frame.organisation) " " span.sub { (frame.title) } }
+                a.subscribe href={ "/subscribe?lang=" (lang) } { (frame.subscribe) }
+            }
+            nav aria-label=(frame.language) {
                 a href="?lang=sv" lang="sv" aria-current=[(lang == "sv").then_some("true")] { "Svenska" }
                 " · "
                 a href="?lang=en" lang="en" aria-current=[(lang == "en").then_some("true")] { "English" }
@@ -106,7 +130,7 @@ pub fn status_page(lang: &str, title: &str, language: &str, body: Markup, footer
         main { (body) }
         footer { (footer) }
     };
-    document(lang, html! { (title) }, STATUS_STYLE, None, page)
+    document(lang, html! { (frame.organisation) " · " (frame.title) }, STATUS_STYLE, None, page)
 }
 
 /// A small public form page (subscribe, confirm, unsubscribe) with a link back to the status.

@@ -27,7 +27,8 @@ fn body(handler: Handler) -> Option<(Vec<&'static str>, Value)> {
         }
         Handler::ApiChange(Kind::Updates) => (
             vec!["status", "text"],
-            json!({ "status": string("investigating, identified, monitoring or resolved"), "text": string("what the public reads, ≤ 5,000 characters") }),
+            json!({ "status": string("investigating, identified, monitoring or resolved"), "text": string("what the public reads, ≤ 5,000 characters"),
+                    "resolve": { "type": "boolean", "description": "with `resolved`: resolve the incident too (default false)" } }),
         ),
         Handler::ApiChange(Kind::Classify) => (
             vec!["classification"],

@@ -15,7 +15,7 @@ use crate::auth::{self, Perm};
 use crate::http::error::ApiError;
 use crate::http::html::{columns, layout, svg, text};
 use crate::http::state::AppState;
-use crate::model::IncidentState;
+use crate::model::{IncidentRow, IncidentState};
 use crate::rules::time::rfc3339;
 use crate::store::audit::{Entry, Who};
 use crate::store::reminders::{CLASSIFICATIONS, REPORTS};
@@ -435,6 +435,7 @@ pub async fn change(State(state): State<AppState>, kind: Kind, req: Request) -> 
         customer: get("customer"),
         included: get("included").map(|v| v != "0" && v != "false"),
         public: get("public").map(|v| matches!(v.as_str(), "1" | "on" | "true")),
+        resolve: get("resolve").map(|v| matches!(v.as_str(), "1" | "on" | "true")),
         title: get("title"),
         components: get("components")
             .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
@@ -472,11 +473,15 @@ pub async fn change(State(state): State<AppState>, kind: Kind, req: Request) -> 
 }
 
 async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::store::StoreError> {
-    let incidents = state.store.incidents(true).await?;
+    let recent = state.store.incidents(false).await?;
+    let (incidents, resolved): (Vec<_>, Vec<_>) = recent.into_iter().partition(|i| i.state != IncidentState::Resolved);
+    // Resolved here while the status page still shows them: the public must hear the end.
+    let still_public: Vec<_> = resolved.into_iter().filter(|i| i.disagreement().is_some()).collect();
     let checks = state.store.check_states().await?;
     let agents = state.store.agents().await?;
     let unhealthy: Vec<_> = checks.iter().filter(|c| c.status != "ok").collect();
     let silent: Vec<_> = agents.iter().filter(|a| !a.online).collect();
+    let now = crate::now_ms();
     let refused = state.reload_stats.refused_because();
     let body = html! {
         @if let Some(why) = &refused {
@@ -489,21 +494,11 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
         @if incidents.is_empty() {
             p { "No open incidents." }
         } @else {
-            table {
-                (columns(&["#", "Title", "State", "Severity", "Opened", "Assignee"]))
-                tbody {
-                    @for i in &incidents {
-                        tr {
-                            td { a href={ "/ops/incidents/" (i.id) } { "#" (i.id) } }
-                            td { a href={ "/ops/incidents/" (i.id) } { (text(&i.title)) } }
-                            td { (i.state) }
-                            td class={ "sev-" (i.severity) } { (i.severity) }
-                            td { (rfc3339(i.created_ms)) }
-                            td { (text(i.assignee.as_deref().unwrap_or("—"))) }
-                        }
-                    }
-                }
-            }
+            (incident_table(&incidents, now))
+        }
+        @if !still_public.is_empty() {
+            h2 { "Resolved here, still current on the status page (" (still_public.len()) ")" }
+            (incident_table(&still_public, now))
         }
         h2 { "Unhealthy checks (" (unhealthy.len()) ")" }
         @if unhealthy.is_empty() {
@@ -513,14 +508,20 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
                 (columns(&["Agent", "Check", "Status", "Summary"]))
                 tbody {
                     @for CheckStateRow { agent, check, status, summary, .. } in unhealthy {
-                        tr { td { (agent) } td { (check) } td { (status) } td { (summary) } }
+                        tr { td { (agent) } td { (check_link(agent, check)) } td { (check_status(status)) } td { (summary) } }
                     }
                 }
             }
         }
         h2 { "Silent agents (" (silent.len()) ")" }
         @if silent.is_empty() {
-            p { "All " (agents.len()) " agents are online." }
+            p {
+                @match agents.len() {
+                    0 => "No agent has connected yet.",
+                    1 => "The one agent is online.",
+                    n => { "All " (n) " agents are online." }
+                }
+            }
         } @else {
             ul { @for a in silent { li { (a.agent) } } }
         }
@@ -541,6 +542,46 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
         }
     };
     Ok(page("Dashboard", Some(caller), body))
+}
+
+/// Open incidents as the dashboard lists them, with what the status page says of each.
+fn incident_table(incidents: &[IncidentRow], now: i64) -> Markup {
+    html! {
+        table {
+            (columns(&["#", "Title", "State", "Severity", "Status page", "Opened", "Assignee"]))
+            tbody {
+                @for i in incidents {
+                    tr {
+                        td { a href={ "/ops/incidents/" (i.id) } { "#" (i.id) } }
+                        td { a href={ "/ops/incidents/" (i.id) } { (text(&i.title)) } }
+                        td { (i.state) }
+                        td class={ "sev-" (i.severity) } { (i.severity) }
+                        td {
+                            (i.public_status.as_deref().unwrap_or("—"))
+                            @if i.disagreement().is_some() { " " strong.disagree { "(disagrees)" } }
+                        }
+                        td { (when(i.created_ms, now)) }
+                        td { (text(i.assignee.as_deref().unwrap_or("—"))) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A moment for an operator: short and readable, in UTC, with the machine-readable form.
+fn when(ms: i64, now: i64) -> Markup {
+    html! { time datetime=(rfc3339(ms)) { (crate::rules::words::Lang::En.when(ms, now)) } }
+}
+
+/// A check's status in words and colour.
+fn check_status(status: &str) -> Markup {
+    html! { span class={ "st st-" (status) } { (status) } }
+}
+
+/// A link to a check's history.
+fn check_link(agent: &str, check: &str) -> Markup {
+    html! { a href={ "/ops/check?agent=" (super::urlencode(agent)) "&check=" (super::urlencode(check)) } { (check) } }
 }
 
 fn form_button(caller: &Caller, id: i64, route: &str, label: &str) -> Markup {
@@ -582,18 +623,26 @@ async fn incident_page(
     let triage = caller.may(Perm::Triage);
     let body = html! {
         @if let Some(m) = &msg { (notice(m)) }
+        @if let Some(why) = i.disagreement() {
+            p.err role="alert" id="disagreement" { (why) }
+        }
         dl {
             dt { "State" } dd id="state" { (i.state) }
             dt { "Severity" } dd class={ "sev-" (i.severity) } { (i.severity) " (" (i.urgency) ")" }
             dt { "Source" } dd { (i.source) }
             dt { "Assignee" } dd { (text(i.assignee.as_deref().unwrap_or("—"))) }
             dt { "Classification" } dd { (i.classification) }
-            dt { "Public" } dd { (if i.public { "yes, on the status page" } else { "no" }) }
+            dt { "Status page" } dd id="public" {
+                @match &i.public_status {
+                    Some(status) => { "shown as " strong { (status) } }
+                    None => "not shown",
+                }
+            }
             dt { "Runbook" } dd { (i.runbook.as_deref().unwrap_or("—")) }
         }
         @if !clocks.is_empty() {
             h2 { "Regulatory deadlines" }
-            ul { @for c in &clocks { li { (c.label) ": due " (rfc3339(c.due_ms)) " (" (countdown(c.due_ms, now)) ")" } } }
+            ul { @for c in &clocks { li { (c.label) ": due " (when(c.due_ms, now)) " (" (countdown(c.due_ms, now)) ")" } } }
         }
         @if i.classification != "operational" { (drafts_links(id)) }
         @if triage {
@@ -607,32 +656,17 @@ async fn incident_page(
                     (form_button(caller, id, "resolve", "Resolve"))
                 }
             }
-            (triage_forms(caller, id))
+            (public_update_form(caller, id))
         }
-        @if !actions.is_empty() {
-            h2 { "Postmortem actions" }
-            ul {
-                @for a in &actions {
-                    li {
-                        "#" (a.id) " " (text(&a.text)) " — " (text(&a.owner)) " (due " (rfc3339(a.due_ms)) ") "
-                        @if a.done_ms.is_some() {
-                            "done"
-                        } @else if triage {
-                            form.inline method="post" action={ "/ops/actions/" (a.id) "/done" } {
-                                (hidden_csrf(caller))
-                                input type="hidden" name="incident" value=(id);
-                                button type="submit" { "Mark done" }
-                            }
-                        } @else {
-                            "open, due " (rfc3339(a.due_ms))
-                        }
-                    }
+        h2 { "Timeline" }
+        table {
+            (columns(&["When", "Who", "What", "Detail"]))
+            tbody id="timeline" {
+                @for e in &timeline {
+                    tr { td { (when(e.ts_ms, now)) } td { (text(&e.actor)) } td { (e.kind) } td { (text(&e.text)) } }
                 }
             }
         }
-        (customers_section(caller, &i, &affected, state.policy.current().public.direct_max))
-        (postmortem_section(caller, id, postmortem.as_ref()))
-        (breach_section(caller, id, breach.as_ref()))
         @if !alerts.is_empty() {
             h2 { "Alerts" }
             ul {
@@ -642,20 +676,56 @@ async fn incident_page(
                 @if alerts.len() > 200 { li { "… and " (alerts.len() - 200) " more" } }
             }
         }
-        h2 { "Timeline" }
-        table {
-            (columns(&["When", "Who", "What", "Detail"]))
-            tbody id="timeline" {
-                @for e in &timeline {
-                    tr { td { (rfc3339(e.ts_ms)) } td { (text(&e.actor)) } td { (e.kind) } td { (text(&e.text)) } }
+        @if triage {
+            (triage_forms(caller, id))
+        }
+        @if !actions.is_empty() {
+            h2 { "Postmortem actions" }
+            ul {
+                @for a in &actions {
+                    li {
+                        "#" (a.id) " " (text(&a.text)) " — " (text(&a.owner)) " (due " (when(a.due_ms, now)) ") "
+                        @if a.done_ms.is_some() {
+                            "done"
+                        } @else if triage {
+                            form.inline method="post" action={ "/ops/actions/" (a.id) "/done" } {
+                                (hidden_csrf(caller))
+                                input type="hidden" name="incident" value=(id);
+                                button type="submit" { "Mark done" }
+                            }
+                        } @else {
+                            "open, due " (when(a.due_ms, now))
+                        }
+                    }
                 }
             }
         }
+        (customers_section(caller, &i, &affected, state.policy.current().public.direct_max))
+        (postmortem_section(caller, id, postmortem.as_ref()))
+        (breach_section(caller, id, breach.as_ref()))
     };
     Ok(page(&format!("#{} {}", i.id, i.title), Some(caller), body))
 }
 
-/// The triage forms of an incident page (for those who may triage).
+/// The public update form: what the status page says next. A "resolved" update resolves the
+/// incident too unless unticked, so the page and the incident agree.
+fn public_update_form(caller: &Caller, id: i64) -> Markup {
+    html! {
+        fieldset {
+            legend { "Public update (shown on the status page)" }
+            form method="post" action={ "/ops/incidents/" (id) "/updates" } {
+                (hidden_csrf(caller)) (select("status", "Status", &PUBLIC_STATES)) br;
+                label for="update-text" { "Message" } br;
+                textarea id="update-text" name="text" rows="3" cols="70" required {} br;
+                input type="checkbox" id="resolve" name="resolve" value="true" checked;
+                " " label for="resolve" { "With “resolved”: resolve the incident too" } br;
+                button type="submit" { "Publish update" }
+            }
+        }
+    }
+}
+
+/// The other forms of an incident page (for those who may triage).
 fn triage_forms(caller: &Caller, id: i64) -> Markup {
     let csrf = hidden_csrf(caller);
     let to = |route: &str| format!("/ops/incidents/{id}/{route}");
@@ -677,15 +747,6 @@ fn triage_forms(caller: &Caller, id: i64) -> Markup {
                 (csrf) label for="target" { "Responder" } " "
                 input id="target" name="target" placeholder="team:network, person:alice, oncall:db" required;
                 button type="submit" { "Page responder" }
-            }
-        }
-        fieldset {
-            legend { "Public update (shown on the status page)" }
-            form method="post" action=(to("updates")) {
-                (csrf) (select("status", "Status", &PUBLIC_STATES)) br;
-                label for="update-text" { "Message" } br;
-                textarea id="update-text" name="text" rows="3" cols="70" required {} br;
-                button type="submit" { "Publish update" }
             }
         }
         fieldset {
@@ -724,6 +785,7 @@ fn triage_forms(caller: &Caller, id: i64) -> Markup {
 async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::store::StoreError> {
     let verified = state.store.verify_audit().await;
     let records = state.store.audit_recent(500).await?;
+    let now = crate::now_ms();
     let body = html! {
         @match &verified {
             Ok(v) => { p.msg role="status" {
@@ -736,7 +798,7 @@ async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::
             tbody {
                 @for r in &records {
                     tr {
-                        td { (r.seq) } td { (rfc3339(r.ts_ms)) } td { (r.actor) } td { (r.role) } td { (r.action) }
+                        td { (r.seq) } td { (when(r.ts_ms, now)) } td { (r.actor) } td { (r.role) } td { (r.action) }
                         td { (text(&r.object)) } td { (r.outcome) } td { (r.source) } td { code { (r.request_id) } } td { (text(&r.detail)) }
                     }
                 }
@@ -782,7 +844,7 @@ async fn users_page(
                 @for t in &tokens {
                     tr {
                         td { (t.id) } td { (t.user) } td { (t.name) } td { (auth::scopes_text(&t.scopes)) }
-                        td { (rfc3339(t.expires_ms)) }
+                        td { (when(t.expires_ms, now)) }
                         td { (t.last_used_ms.map_or_else(|| "never".to_string(), rfc3339)) }
                         td {
                             @if t.revoked_ms.is_some() {
@@ -921,7 +983,7 @@ fn postmortem_section(caller: &Caller, id: i64, p: Option<&crate::model::Postmor
             @if let Some(p) = p {
                 p {
                     "In the deviation register; follow-up " strong { (p.follow_up) } ", last edited by " (p.updated_by)
-                    " at " (rfc3339(p.updated_ms)) "."
+                    " at " (when(p.updated_ms, crate::now_ms())) "."
                 }
             }
             @if edit {
@@ -1013,7 +1075,7 @@ async fn deviations_page(state: &AppState, caller: &Caller, now: i64) -> Result<
                 @for d in &rows {
                     tr {
                         (incident_cell(d.incident_id, &d.title))
-                        td { (d.severity) } td { (d.classification) } td { (rfc3339(d.opened_ms)) } td { (text(&d.cause)) }
+                        td { (d.severity) } td { (d.classification) } td { (when(d.opened_ms, now)) } td { (text(&d.cause)) }
                         td { (text(&d.follow_up)) } td { (d.actions_open) }
                         td class=[(d.actions_overdue > 0).then_some("overdue")] { (d.actions_overdue) }
                     }
@@ -1239,7 +1301,7 @@ async fn windows_page(
                     tr {
                         td { (w.id) } td { (w.kind) } td { (w.reason) } td { (w.components.join(", ")) }
                         td { (w.agents.as_deref().unwrap_or("—")) " / " (w.checks.as_deref().unwrap_or("—")) }
-                        td { (rfc3339(w.start)) } td { (rfc3339(w.end)) } td { (w.created_by) }
+                        td { (when(w.start, now)) } td { (when(w.end, now)) } td { (w.created_by) }
                         td {
                             @if w.end <= now {
                                 "ended"
@@ -1300,7 +1362,7 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                             td { "#" (t.id) }
                             td { (t.agents) }
                             td { (t.uses) @if let Some(max) = t.max_uses { " of " (max) } }
-                            td { (rfc3339(t.expires_ms)) }
+                            td { (when(t.expires_ms, now)) }
                             td { (t.state(now)) }
                             td { (t.created_by) }
                         }
@@ -1316,12 +1378,12 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                     @for e in &enrolled {
                         tr {
                             td { (e.agent) }
-                            td { (rfc3339(e.enrolled_ms)) " (token #" (e.enrollment) ")" }
-                            td { (rfc3339(e.not_after_ms)) }
+                            td { (when(e.enrolled_ms, now)) " (token #" (e.enrollment) ")" }
+                            td { (when(e.not_after_ms, now)) }
                             td { (e.version.as_deref().unwrap_or("-")) }
                             td {
                                 @if let Some(at) = e.revoked_ms {
-                                    span.err { "revoked " (rfc3339(at)) " by " (e.revoked_by.as_deref().unwrap_or("?")) }
+                                    span.err { "revoked " (when(at, now)) " by " (e.revoked_by.as_deref().unwrap_or("?")) }
                                 } @else if e.not_after_ms <= now {
                                     span.err { "certificate expired" }
                                 } @else { "active" }
@@ -1355,10 +1417,8 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                 tbody {
                     @for CheckStateRow { agent, check, status, summary, .. } in checks.iter().filter(|c| c.agent == a.agent) {
                         tr {
-                            td {
-                                a href={ "/ops/check?agent=" (super::urlencode(agent)) "&check=" (super::urlencode(check)) } { (check) }
-                            }
-                            td { (status) } td { (summary) }
+                            td { (check_link(agent, check)) }
+                            td { (check_status(status)) } td { (summary) }
                         }
                     }
                 }
@@ -1376,6 +1436,7 @@ async fn check_page(
     check: &str,
 ) -> Result<String, crate::store::StoreError> {
     let history = state.store.check_history(agent, check, 60).await?;
+    let now = crate::now_ms();
     let title = format!("{agent} / {check}");
     if history.is_empty() {
         return Ok(page(&title, Some(caller), html! { p { "No results stored for this check." } }));
@@ -1406,7 +1467,7 @@ async fn check_page(
             (columns(&["When", "Status", "Summary", "Duration"]))
             tbody {
                 @for HistoryRow { ts_ms: ts, status, summary, duration_ms: duration, .. } in history.iter().rev().take(20) {
-                    tr { td { (rfc3339(*ts)) } td { (status) } td { (summary) } td { (format!("{duration:.1} ms")) } }
+                    tr { td { (when(*ts, now)) } td { (check_status(status)) } td { (summary) } td { (format!("{duration:.1} ms")) } }
                 }
             }
         }

@@ -16,22 +16,33 @@ use crate::rules::policy::Maintenance;
 use crate::rules::time::rfc3339;
 use crate::rules::words::Lang;
 
-/// 90 daily bars for `days` (UTC day, time in each status), ending today.
+/// 90 daily bars for `days` (UTC day, time in each status), ending today, with the uptime
+/// over the time actually tracked: "since 1 Dec" until the first tracked day is 90 days back.
 pub fn uptime_bars(days: &[(String, DayTimes)], now: Ms, lang: Lang) -> Markup {
     let mut total = DayTimes::default();
+    let mut first: Option<usize> = None;
     let bars: Vec<svg::Day> = (0..90)
         .map(|n| {
             let date = utc_day(now - (89 - n) * 86_400_000);
             let times = days.iter().find(|(d, _)| *d == date).map(|(_, t)| *t);
             if let Some(times) = &times {
                 total.add(times);
+                first = first.or(Some(usize::try_from(n).unwrap_or(0)));
             }
             svg::Day { date, uptime: times.and_then(|t| t.uptime()) }
         })
         .collect();
+    let span = match first.and_then(|n| bars.get(n)).filter(|_| first != Some(0)) {
+        Some(day) => {
+            let since =
+                crate::http::public::status::day_start(&day.date).map_or_else(String::new, |ms| lang.day(ms, now));
+            format!("{} {since}", lang.word("uptime_since"))
+        }
+        None => lang.word("uptime").to_string(),
+    };
     let words = svg::BarWords {
         no_data: lang.word("no_data"),
-        uptime: lang.word("uptime"),
+        uptime: &span,
         no_history: lang.word("no_history"),
         days_ago: lang.word("days_ago"),
         today: lang.word("today"),
@@ -50,49 +61,35 @@ fn sum_days<'a>(lists: impl Iterator<Item = &'a Vec<(String, DayTimes)>>) -> Vec
     by_day.into_iter().collect()
 }
 
-fn time(ms: Ms) -> Markup {
-    let at = rfc3339(ms);
-    html! { time datetime=(at) { (at) } }
+/// A moment as the reader's language writes it, and as machines read it.
+fn time(ms: Ms, now: Ms, lang: Lang) -> Markup {
+    html! { time datetime=(rfc3339(ms)) { (lang.when(ms, now)) } }
 }
 
-fn incidents_html(snapshot: &Snapshot, lang: Lang) -> Markup {
-    let t = |k: &str| lang.word(k);
-    let upcoming: Vec<&Maintenance> = snapshot.maintenances.iter().filter(|m| m.end > snapshot.generated_ms).collect();
-    let titles = |m: &Maintenance| {
-        snapshot
-            .components
-            .iter()
-            .filter(|c| m.components.contains(&c.name))
-            .map(|c| c.title.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let list = |current: bool| -> Vec<&PublicIncident> {
-        snapshot.incidents.iter().filter(|i| (public_status(i) != "resolved") == current).collect()
-    };
+/// Incidents not resolved publicly: what a visitor came to read, first.
+fn current_html(snapshot: &Snapshot, lang: Lang) -> Markup {
+    incident_list(snapshot, lang, "current", true)
+}
+
+/// Resolved incidents of the last 90 days, after everything else.
+fn past_html(snapshot: &Snapshot, lang: Lang) -> Markup {
+    incident_list(snapshot, lang, "past", false)
+}
+
+fn incident_list(snapshot: &Snapshot, lang: Lang, heading: &str, current: bool) -> Markup {
+    let now = snapshot.generated_ms;
+    let incidents: Vec<&PublicIncident> =
+        snapshot.incidents.iter().filter(|i| (public_status(i) != "resolved") == current).collect();
     html! {
-        @if !upcoming.is_empty() {
-            h2 { (t("maintenance_heading")) }
-            ul {
-                @for m in upcoming {
-                    li {
-                        span { strong { (t(maintenance_status(m, snapshot.generated_ms))) } " — " (text(&m.title)) " (" (text(&titles(m))) ")" }
-                        " "
-                        span { (time(m.start)) " – " (time(m.end)) }
-                    }
-                }
-            }
-        }
-        @for (heading, current) in [("current", true), ("past", false)] {
-            @let incidents = list(current);
-            @if !incidents.is_empty() {
-                h2 { (t(heading)) }
+        @if !incidents.is_empty() {
+            section aria-labelledby=(heading) {
+                h2 id=(heading) { (lang.word(heading)) }
                 @for i in incidents {
                     article id={ "incident-" (i.id) } {
                         h3 { (text(&i.title)) }
                         ul {
                             @for PublicUpdate { status, body, at_ms: ts, .. } in i.updates.iter().rev() {
-                                li { span { strong { (t(status)) } " — " (text(body)) } " " (time(*ts)) }
+                                li { span { strong { (lang.word(status)) } " — " (text(body)) } " " (time(*ts, now, lang)) }
                             }
                         }
                     }
@@ -102,10 +99,40 @@ fn incidents_html(snapshot: &Snapshot, lang: Lang) -> Markup {
     }
 }
 
-/// The public status page in one language.
-pub fn page_html(snapshot: &Snapshot, lang: Lang) -> String {
+/// Maintenance in progress and to come.
+fn maintenance_html(snapshot: &Snapshot, lang: Lang) -> Markup {
+    let now = snapshot.generated_ms;
+    let upcoming: Vec<&Maintenance> = snapshot.maintenances.iter().filter(|m| m.end > now).collect();
+    let titles = |m: &Maintenance| {
+        snapshot
+            .components
+            .iter()
+            .filter(|c| m.components.contains(&c.name))
+            .map(|c| c.title.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    html! {
+        @if !upcoming.is_empty() {
+            section aria-labelledby="maintenance" {
+                h2 id="maintenance" { (lang.word("maintenance_heading")) }
+                ul {
+                    @for m in upcoming {
+                        li id={ "maintenance-" (m.id) } {
+                            span { strong { (lang.word(maintenance_status(m, now))) } " — " (text(&m.title)) " (" (text(&titles(m))) ")" }
+                            " "
+                            span { (time(m.start, now, lang)) " – " (time(m.end, now, lang)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The components and their uptime, by group.
+fn components_html(snapshot: &Snapshot, lang: Lang) -> Markup {
     let t = |k: &str| lang.word(k);
-    let (indicator, _) = crate::http::public::status::indicator(snapshot);
     let mut groups: Vec<Option<&str>> = Vec::new();
     for c in &snapshot.components {
         if !groups.contains(&c.group.as_deref()) {
@@ -121,49 +148,70 @@ pub fn page_html(snapshot: &Snapshot, lang: Lang) -> String {
     let members = |g: Option<&str>| -> Vec<&ComponentState> {
         snapshot.components.iter().filter(|c| c.group.as_deref() == g).collect()
     };
-    let body = html! {
-        p class={ "banner i-" (indicator) } role="status" { (t(indicator)) }
-        (incidents_html(snapshot, lang))
-        h2 { (t("components")) }
-        @if snapshot.components.is_empty() {
-            p { (t("nothing")) }
-        }
-        @for g in groups {
-            @let members = members(g);
-            @if grouped {
-                h3 { (text(g.unwrap_or(t("other")))) }
-                @if !per_component {
-                    (uptime_bars(&sum_days(members.iter().map(|c| days_of(&c.name))), snapshot.generated_ms, lang))
-                }
+    html! {
+        section aria-labelledby="components" {
+            h2 id="components" { (t("components")) }
+            @if snapshot.components.is_empty() {
+                p { (t("nothing_yet")) }
             }
-            ul {
-                @for c in members {
-                    li {
-                        div.row {
-                            span {
-                                (text(&c.title))
-                                @if let Some(d) = &c.description { br; small { (text(d)) } }
+            @for g in groups {
+                @let members = members(g);
+                @if grouped {
+                    h3 { (text(g.unwrap_or(t("other")))) }
+                    @if !per_component {
+                        (uptime_bars(&sum_days(members.iter().map(|c| days_of(&c.name))), snapshot.generated_ms, lang))
+                    }
+                }
+                ul {
+                    @for c in members {
+                        li {
+                            div.row {
+                                span {
+                                    (text(&c.title))
+                                    @if let Some(d) = &c.description { br; small { (text(d)) } }
+                                }
+                                " "
+                                span class={ "status s-" (c.status.as_str()) } { (t(c.status.as_str())) }
                             }
-                            " "
-                            span class={ "status s-" (c.status.as_str()) } { (t(c.status.as_str())) }
-                        }
-                        @if per_component {
-                            (uptime_bars(days_of(&c.name), snapshot.generated_ms, lang))
+                            @if per_component {
+                                (uptime_bars(days_of(&c.name), snapshot.generated_ms, lang))
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// The public status page in one language: the overall status and what is going on now,
+/// then the components, then maintenance, then the past.
+pub fn page_html(snapshot: &Snapshot, lang: Lang) -> String {
+    let t = |k: &str| lang.word(k);
+    let (indicator, _) = crate::http::public::status::indicator(snapshot);
+    let body = html! {
+        p class={ "banner i-" (indicator) } role="status" { (t(indicator)) }
+        (current_html(snapshot, lang))
+        (components_html(snapshot, lang))
+        (maintenance_html(snapshot, lang))
+        (past_html(snapshot, lang))
     };
     let footer = html! {
         p {
-            (t("updated")) " " (time(snapshot.generated_ms))
-            " · " a href={ "/subscribe?lang=" (lang.code()) } { (t("subscribe")) }
+            (t("updated")) " " (time(snapshot.generated_ms, snapshot.generated_ms, lang))
             " · " a href="/history.atom" { "Atom" }
+            " · " a href="/history.rss" { "RSS" }
             " · " a href="/api/v2/summary.json" { "JSON" }
         }
     };
-    crate::http::html::document(layout::status_page(lang.code(), t("title"), t("language"), body, footer))
+    let frame = layout::StatusFrame {
+        lang: lang.code(),
+        organisation: &snapshot.public.organisation,
+        title: t("title"),
+        language: t("language"),
+        subscribe: t("subscribe_long"),
+    };
+    crate::http::html::document(layout::status_page(&frame, body, footer))
 }
 
 /// A shields-style SVG badge for one component: its title and its status in words.
@@ -254,7 +302,13 @@ mod page_tests {
         assert!(svg.contains(&format!("<title>{}: 99.00 %</title>", day(now - 86_400_000))), "{svg}");
         assert!(svg.contains(&format!("<title>{}: 100.00 %</title>", day(now))), "{svg}");
         assert!(svg.contains(&format!("<title>{}: no data</title>", day(now - 10 * 86_400_000))));
-        assert!(svg.contains("99.50 % uptime over the last 90 days"), "{svg}");
+        // Two days tracked: the figure says over what time, not "90 days".
+        assert!(svg.contains("99.50 % uptime since 26 Nov"), "{svg}");
+        let sv = uptime_bars(&days, now, Lang::Sv).into_string();
+        assert!(sv.contains("99.50 % tillgänglighet sedan 26 nov"), "{sv}");
+        // Tracked since the first of the 90 days: the full window.
+        let full = vec![(day(now - 89 * 86_400_000), t(1, 0)), (day(now), t(1, 0))];
+        assert!(uptime_bars(&full, now, Lang::En).into_string().contains("100.00 % uptime over the last 90 days"));
         assert!(uptime_bars(&[], now, Lang::Sv).into_string().contains("inga data för de senaste 90 dagarna än"));
     }
 
@@ -310,10 +364,19 @@ mod page_tests {
         let en = page_html(&snapshot, Lang::En);
         assert!(en.contains("Partial system outage") && en.contains("<h3><bdi>Customer services</bdi></h3>"), "{en}");
         assert!(
-            en.contains("<h2>Current incidents</h2>")
+            en.contains(r#"<h2 id="current">Current incidents</h2>"#)
                 && en.contains("<strong>Identified</strong> — <bdi>Found it &amp; fixing</bdi>"),
             "{en}"
         );
+        // Whose page it is, and subscribing, at the top; what is going on now above the
+        // components; times as a reader writes them, with the machine-readable form.
+        assert!(en.contains("<title>Example AB · System status</title>"), "{en}");
+        assert!(en.contains(r#"<h1>Example AB <span class="sub">System status</span></h1>"#), "{en}");
+        let at = |needle: &str| en.find(needle).unwrap_or_else(|| panic!("{needle} not in {en}"));
+        assert!(at(r#"href="/subscribe?lang=en""#) < at("<main>"));
+        assert!(at(r#"id="current""#) < at(r#"id="components""#));
+        assert!(en.contains(r#"<time datetime="2026-11-27T07:55:00Z">27 Nov, 07:55 UTC</time>"#), "{en}");
+        assert!(sv.contains(r#"<time datetime="2026-11-27T07:55:00Z">27 nov 07:55 UTC</time>"#), "{sv}");
         assert!(sv.contains("Pågående händelser") && sv.contains("Orsaken är identifierad"), "{sv}");
         let summary = summary_json(&snapshot);
         let incident = &summary["incidents"][0];
