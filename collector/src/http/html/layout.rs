@@ -12,7 +12,9 @@ fieldset{margin:.5rem 0;border:1px solid #ccc}label{display:inline-block;margin:
 button{padding:.3rem .8rem;margin:.2rem 0}.msg{background:#eef6ee;border:1px solid #5a5;padding:.5rem}\
 .err{background:#fbeaea;border:1px solid #a55;padding:.5rem}.overdue{color:#a00000;font-weight:bold}\
 .st{font-weight:bold}.st-ok{color:#1b6b2f}.st-warning{color:#7a5600}.st-critical{color:#a00000}.st-unknown{color:#5b3f8c}\
-.disagree{color:#a00000}time{white-space:nowrap}\
+.disagree{color:#a00000}time{white-space:nowrap}.table{overflow-x:auto}svg{max-width:100%;height:auto}\
+textarea,input,select{max-width:100%;box-sizing:border-box}fieldset{min-width:0}code,p,li,dd{overflow-wrap:anywhere}\
+@media(max-width:40rem){body{padding:.5rem}th,td{padding:.2rem .25rem;font-size:.9rem}}\
 :focus{outline:3px solid #1a5fb4;outline-offset:2px}";
 
 const STATUS_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:0 auto;padding:1rem;color:#1a1a1a;background:#fff;line-height:1.5}

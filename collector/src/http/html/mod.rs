@@ -28,6 +28,17 @@ pub fn columns(names: &[&str]) -> Markup {
     maud::html! { thead { tr { @for n in names { th scope="col" { (n) } } } } }
 }
 
+/// A table of `rows` (its `tbody`) under a header row of `names`, in a region that scrolls
+/// sideways by itself when the table is wider than the screen (a phone), so the page never
+/// does; the region is named by `label` and reachable by keyboard, to scroll it without a mouse.
+pub fn table(label: &str, names: &[&str], rows: Markup) -> Markup {
+    maud::html! {
+        div.table role="region" aria-label=(label) tabindex="0" {
+            table { (columns(names)) (rows) }
+        }
+    }
+}
+
 /// The document as the bytes an HTTP answer carries.
 pub fn document(markup: Markup) -> String {
     markup.into_string()

@@ -13,7 +13,7 @@ use crate::actions::accounts::AccountError;
 use crate::actions::change::{Body, Change, Kind, PUBLIC_STATES, Refused};
 use crate::auth::{self, Perm};
 use crate::http::error::ApiError;
-use crate::http::html::{columns, layout, svg, text};
+use crate::http::html::{layout, svg, table, text};
 use crate::http::state::AppState;
 use crate::model::{IncidentRow, IncidentState};
 use crate::rules::time::rfc3339;
@@ -504,14 +504,13 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
         @if unhealthy.is_empty() {
             p { "Every check is ok." }
         } @else {
-            table {
-                (columns(&["Agent", "Check", "Status", "Summary"]))
+            (table("Unhealthy checks", &["Agent", "Check", "Status", "Summary"], html! {
                 tbody {
                     @for CheckStateRow { agent, check, status, summary, .. } in unhealthy {
                         tr { td { (agent) } td { (check_link(agent, check)) } td { (check_status(status)) } td { (summary) } }
                     }
                 }
-            }
+            }))
         }
         h2 { "Silent agents (" (silent.len()) ")" }
         @if silent.is_empty() {
@@ -547,8 +546,7 @@ async fn dashboard(state: &AppState, caller: &Caller) -> Result<String, crate::s
 /// Open incidents as the dashboard lists them, with what the status page says of each.
 fn incident_table(incidents: &[IncidentRow], now: i64) -> Markup {
     html! {
-        table {
-            (columns(&["#", "Title", "State", "Severity", "Status page", "Opened", "Assignee"]))
+        (table("Incidents", &["#", "Title", "State", "Severity", "Status page", "Opened", "Assignee"], html! {
             tbody {
                 @for i in incidents {
                     tr {
@@ -565,7 +563,7 @@ fn incident_table(incidents: &[IncidentRow], now: i64) -> Markup {
                     }
                 }
             }
-        }
+        }))
     }
 }
 
@@ -659,14 +657,13 @@ async fn incident_page(
             (public_update_form(caller, id))
         }
         h2 { "Timeline" }
-        table {
-            (columns(&["When", "Who", "What", "Detail"]))
+        (table("Timeline", &["When", "Who", "What", "Detail"], html! {
             tbody id="timeline" {
                 @for e in &timeline {
                     tr { td { (when(e.ts_ms, now)) } td { (text(&e.actor)) } td { (e.kind) } td { (text(&e.text)) } }
                 }
             }
-        }
+        }))
         @if !alerts.is_empty() {
             h2 { "Alerts" }
             ul {
@@ -793,8 +790,7 @@ async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::
             Err(e) => { p.err role="alert" { "Chain broken: " (e) } }
         }
         p { "Export: " code { "vakt-collector audit export" } " or " a href="/api/v1/audit?limit=1000" { "/api/v1/audit" } "." }
-        table {
-            (columns(&["#", "When", "Who", "Role", "Action", "Object", "Outcome", "Source", "Request", "Detail"]))
+        (table("Audit records", &["#", "When", "Who", "Role", "Action", "Object", "Outcome", "Source", "Request", "Detail"], html! {
             tbody {
                 @for r in &records {
                     tr {
@@ -803,7 +799,7 @@ async fn audit_page(state: &AppState, caller: &Caller) -> Result<String, crate::
                     }
                 }
             }
-        }
+        }))
     };
     Ok(page("Audit trail", Some(caller), body))
 }
@@ -820,14 +816,13 @@ async fn users_page(
     let body = html! {
         @if let Some(n) = notice { (n) }
         h2 { "Users" }
-        table {
-            (columns(&["Name", "Role", "State"]))
+        (table("Users", &["Name", "Role", "State"], html! {
             tbody {
                 @for u in &users {
                     tr { td { (u.name) } td { (u.role.as_str()) } td { (if u.disabled_ms.is_some() { "disabled" } else { "active" }) } }
                 }
             }
-        }
+        }))
         h2 { "Add a user" }
         form method="post" action="/ops/users" {
             (csrf)
@@ -838,8 +833,7 @@ async fn users_page(
             button type="submit" { "Add user" }
         }
         h2 { "API tokens" }
-        table {
-            (columns(&["#", "Owner", "Name", "Scopes", "Expires", "Last used", "State"]))
+        (table("Tokens", &["#", "Owner", "Name", "Scopes", "Expires", "Last used", "State"], html! {
             tbody {
                 @for t in &tokens {
                     tr {
@@ -861,7 +855,7 @@ async fn users_page(
                     }
                 }
             }
-        }
+        }))
         h2 { "Create a token" }
         form method="post" action="/ops/tokens" {
             (csrf)
@@ -1069,8 +1063,7 @@ async fn deviations_page(state: &AppState, caller: &Caller, now: i64) -> Result<
     let rows = state.store.deviations(now).await?;
     let body = html! {
         p { "Every incident with a postmortem, with its follow-up and its actions." }
-        table {
-            (columns(&["Incident", "Severity", "Classification", "Opened", "Cause", "Follow-up", "Open actions", "Overdue"]))
+        (table("Deviations", &["Incident", "Severity", "Classification", "Opened", "Cause", "Follow-up", "Open actions", "Overdue"], html! {
             tbody {
                 @for d in &rows {
                     tr {
@@ -1081,7 +1074,7 @@ async fn deviations_page(state: &AppState, caller: &Caller, now: i64) -> Result<
                     }
                 }
             }
-        }
+        }))
     };
     Ok(page("Deviation register", Some(caller), body))
 }
@@ -1103,8 +1096,7 @@ async fn breaches_page(state: &AppState, caller: &Caller) -> Result<String, crat
     let approx = |v: Option<i64>| v.map_or_else(|| "?".to_string(), |n| n.to_string());
     let body = html! {
         p { "Every personal-data breach, reported or not (GDPR Art. 33(5))." }
-        table {
-            (columns(&["Incident", "Aware since", "Nature", "Data subjects", "Records", "Consequences", "Measures", "Reported"]))
+        (table("Breaches", &["Incident", "Aware since", "Nature", "Data subjects", "Records", "Consequences", "Measures", "Reported"], html! {
             tbody {
                 @for r in &rows {
                     tr {
@@ -1117,7 +1109,7 @@ async fn breaches_page(state: &AppState, caller: &Caller) -> Result<String, crat
                     }
                 }
             }
-        }
+        }))
     };
     Ok(page("Breach register", Some(caller), body))
 }
@@ -1226,15 +1218,14 @@ async fn customers_page(
     let customers = state.store.customers().await?;
     let body = html! {
         @if let Some(n) = notice { (n) }
-        table {
-            (columns(&["Customer", "Language", "Contacts", "Uses"]))
+        (table("Customers", &["Customer", "Language", "Contacts", "Uses"], html! {
             tbody {
                 @for c in &customers {
                     @let uses: Vec<String> = c.uses.iter().map(|(k, n)| format!("{k}:{n}")).collect();
                     tr { td { (text(&c.name)) } td { (c.lang) } td { (c.contacts.join(", ")) } td { (uses.join(", ")) } }
                 }
             }
-        }
+        }))
         @if caller.may(Perm::Admin) {
             h2 { "Add a customer" }
             form method="post" action="/ops/customers" {
@@ -1294,8 +1285,7 @@ async fn windows_page(
     let body = html! {
         @if let Some(n) = notice { (n) }
         p { "Windows in collector.toml are not listed here; these are the ones made here or through the API." }
-        table {
-            (columns(&["#", "Kind", "Reason", "Components", "Mutes", "From", "Until", "By", "State"]))
+        (table("Windows", &["#", "Kind", "Reason", "Components", "Mutes", "From", "Until", "By", "State"], html! {
             tbody {
                 @for w in &windows {
                     tr {
@@ -1318,7 +1308,7 @@ async fn windows_page(
                     }
                 }
             }
-        }
+        }))
         @if triage {
             h2 { "Add a window" }
             form method="post" action="/ops/windows" {
@@ -1354,8 +1344,7 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
         @if !tokens.is_empty() {
             h2 { "Enrollment tokens" }
             p { "Made with " code { "vakt-collector enroll create" } "; the secret is shown once there and kept here only as a hash." }
-            table {
-                (columns(&["Token", "Agents", "Uses", "Until", "State", "By"]))
+            (table("Enrollment tokens", &["Token", "Agents", "Uses", "Until", "State", "By"], html! {
                 tbody {
                     @for t in &tokens {
                         tr {
@@ -1368,12 +1357,11 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                         }
                     }
                 }
-            }
+            }))
         }
         @if !enrolled.is_empty() {
             h2 { "Enrolled agents" }
-            table {
-                (columns(&["Agent", "Enrolled", "Certificate until", "Version", "State", ""]))
+            (table("Enrolled agents", &["Agent", "Enrolled", "Certificate until", "Version", "State", ""], html! {
                 tbody {
                     @for e in &enrolled {
                         tr {
@@ -1399,7 +1387,7 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                         }
                     }
                 }
-            }
+            }))
         }
         @for a in &agents {
             h2 {
@@ -1412,8 +1400,7 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
             @if let Some(why) = &a.config_error {
                 p.err role="alert" { "Its config file was not applied on the last reload (it runs the config it had): " (text(why)) }
             }
-            table {
-                (columns(&["Check", "Status", "Summary"]))
+            (table("Checks", &["Check", "Status", "Summary"], html! {
                 tbody {
                     @for CheckStateRow { agent, check, status, summary, .. } in checks.iter().filter(|c| c.agent == a.agent) {
                         tr {
@@ -1422,7 +1409,7 @@ async fn agents_page(state: &AppState, caller: &Caller) -> Result<String, crate:
                         }
                     }
                 }
-            }
+            }))
         }
         @if agents.is_empty() { p { "No agent has connected yet." } }
     };
@@ -1463,14 +1450,13 @@ async fn check_page(
         (svg::line_chart("duration (ms)", &durations))
         @for chart in charts { (chart) }
         h2 { "Recent results" }
-        table {
-            (columns(&["When", "Status", "Summary", "Duration"]))
+        (table("Recent results", &["When", "Status", "Summary", "Duration"], html! {
             tbody {
                 @for HistoryRow { ts_ms: ts, status, summary, duration_ms: duration, .. } in history.iter().rev().take(20) {
                     tr { td { (when(*ts, now)) } td { (check_status(status)) } td { (summary) } td { (format!("{duration:.1} ms")) } }
                 }
             }
-        }
+        }))
     };
     Ok(page(&title, Some(caller), body))
 }

@@ -108,7 +108,7 @@ const FAVICON_ICO: &[u8] = include_bytes!("../../../assets/favicon.ico");
 
 /// `/favicon.ico`: the organisation's icon (`[public] favicon`, PNG or ICO) or Vakt's.
 async fn favicon(State(state): State<AppState>) -> Response {
-    let own = state.status.read().ok().and_then(|s| s.public.favicon.clone());
+    let own = state.policy.current().public.favicon.clone();
     let cache = (header::CACHE_CONTROL, "max-age=3600");
     match own {
         Some(icon) => {
