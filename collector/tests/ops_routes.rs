@@ -637,6 +637,10 @@ async fn a_public_resolved_resolves_the_incident_or_the_pages_say_they_disagree(
     assert_eq!((incident.state.as_str(), incident.public_status.as_deref()), ("triggered", Some("resolved")));
     let html = page(&rig, &session, "/ops/incidents/1").await;
     assert!(html.contains("The status page says this incident is resolved, but here it is still triggered"), "{html}");
+    // What happened comes before the forms that change it.
+    let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("{needle} not on the page"));
+    assert!(at("<h2>Timeline</h2>") < at("<legend>Triage</legend>"));
+    assert!(at("Publish update") < at("<h2>Timeline</h2>"), "the public update form stays next to the actions");
     let dashboard = page(&rig, &session, "/ops").await;
     assert!(dashboard.contains("(disagrees)"), "{dashboard}");
     // Ticked (as the form is by default): the incident is resolved with it, and they agree.

@@ -652,6 +652,25 @@ title = "DNS"
     let failures = runtime.block_on(async {
         let client = site.browser(true).await;
         login(&client, &site, "root").await;
+        // The one agent, counted in words; its checks' states in words and colour.
+        let said = text(&client, "main").await;
+        assert!(said.contains("The one agent is online."), "{said}");
+        client.goto(&site.url("/ops/agents")).await.unwrap();
+        let colour = client
+            .execute(
+                "const s = document.querySelector('span.st'); return s ? [s.textContent, getComputedStyle(s).color] : null",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (state, rgb) = (colour[0].as_str().unwrap_or_default(), colour[1].as_str().unwrap_or_default());
+        let expected = match state {
+            "ok" => "rgb(27, 107, 47)",
+            "warning" => "rgb(122, 86, 0)",
+            "critical" => "rgb(160, 0, 0)",
+            _ => "rgb(91, 63, 140)",
+        };
+        assert_eq!(rgb, expected, "{state} is coloured");
         let mut failures = Vec::new();
         for (name, path) in &pages {
             for (label, width, height) in WIDTHS {

@@ -31,6 +31,11 @@ fn run(command: &mut Command) -> Output {
     out
 }
 
+/// `command`'s output, whatever its exit status.
+fn run_status(command: &mut Command) -> Output {
+    command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"))
+}
+
 fn dpkg(args: &[&str], debs: &[PathBuf]) {
     run(Command::new("dpkg").env("DEBIAN_FRONTEND", "noninteractive").args(args).args(debs));
 }
@@ -298,6 +303,26 @@ fn packages_install_run_upgrade_with_a_spool_remove_and_purge() {
     });
     assert_eq!(seqs.first(), Some(&1), "the results spooled before the upgrade were not delivered");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "a gap in the stored seqs: {seqs:?}");
+
+    // An operator tries a check as the package's user, as `sudo -u vakt-agent` would (no unit
+    // environment): it uses the daemon's compiled plugins and says nothing on stderr.
+    let compiled = || std::fs::read_dir("/var/cache/vakt-agent").map(|d| d.count()).unwrap_or(0);
+    let before = compiled();
+    assert!(before > 0, "the daemon compiled its plugins into /var/cache/vakt-agent");
+    let check = run_status(
+        Command::new("setpriv")
+            .args(["--reuid", "vakt-agent", "--regid", "vakt-agent", "--init-groups", "--"])
+            .args(["/usr/bin/vakt-agent", "check", "load"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", AGENT_STATE)
+            .current_dir("/"),
+    );
+    assert!(matches!(check.status.code(), Some(0..=2)), "{check:?}");
+    assert!(String::from_utf8_lossy(&check.stdout).starts_with("LOAD "), "{check:?}");
+    assert_eq!(String::from_utf8_lossy(&check.stderr), "", "no warning");
+    assert_eq!(compiled(), before, "loaded from the daemon's cache, not compiled again");
+    assert!(!Path::new(AGENT_STATE).join(".cache").exists(), "no second cache in its home");
     let epoch_now = std::fs::read_to_string(Path::new(AGENT_STATE).join("epoch")).unwrap();
     assert_eq!(
         epoch_now.trim().parse::<u64>().unwrap(),
