@@ -384,8 +384,9 @@ pub fn collector_up_tls(data: &Path, http: u16, mqtt: u16, log: &Path) -> Proc {
     proc
 }
 
-/// `vakt-collector up --no-agent` in a directory of its own, on free loopback ports, with
-/// `policy` as its `--config` when given, once its web side answers. Killed when dropped.
+/// `vakt-collector up --no-agent` (or with its agent) in a directory of its own, on free
+/// loopback ports, with `policy` as its `--config` when given, once its web side answers.
+/// Killed when dropped.
 #[derive(Debug)]
 pub struct Up {
     pub dir: tempfile::TempDir,
@@ -396,10 +397,16 @@ pub struct Up {
 
 impl Up {
     pub fn start(policy: Option<&str>) -> Up {
+        Up::start_full(policy, false)
+    }
+
+    /// With `up`'s own agent checking this host too, when `agent`.
+    pub fn start_full(policy: Option<&str>, agent: bool) -> Up {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let (http, mqtt) = (free_port(), free_port());
         let mut command = Command::new(collector_binary());
-        command.args(["up", "--no-agent", "--data-dir"]).arg(dir.path().join("data")).args([
+        command.arg("up").args(if agent { None } else { Some("--no-agent") }).arg("--data-dir");
+        command.arg(dir.path().join("data")).args([
             "--http-listen",
             &format!("127.0.0.1:{http}"),
             "--mqtt-listen",

@@ -6,15 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Proc, collector_binary, free_port, wait_for_port};
+use e2e::{Proc, Up, free_port, wait_for_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 const PASSWORD: &str = "a long test password";
 
 struct Site {
-    dir: tempfile::TempDir,
-    http: u16,
-    _collector: Proc,
+    up: Up,
     _driver: Proc,
     driver_port: u16,
 }
@@ -31,62 +29,27 @@ impl Site {
 
     /// With `up`'s own agent too, when `agent`.
     fn start_full(policy: Option<&str>, agent: bool) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let (http, mqtt) = (free_port(), free_port());
-        let mut command = Command::new(collector_binary());
-        command.arg("up");
-        if !agent {
-            command.arg("--no-agent");
-        }
-        command.arg("--data-dir").arg(dir.path().join("data")).args([
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-            "--mqtt-listen",
-            &format!("127.0.0.1:{mqtt}"),
-        ]);
-        if let Some(policy) = policy {
-            let file = dir.path().join("policy.toml");
-            std::fs::write(&file, policy).unwrap();
-            command.arg("--config").arg(file);
-        }
-        let collector = Proc::spawn("vakt-collector up", &mut command, &dir.path().join("collector.log"));
-        wait_for_port(http, Duration::from_secs(30));
+        let up = Up::start_full(policy, agent);
         let driver_port = free_port();
         let driver = Proc::spawn(
             "chromedriver",
             Command::new("chromedriver").arg(format!("--port={driver_port}")),
-            &dir.path().join("chromedriver.log"),
+            &up.dir.path().join("chromedriver.log"),
         );
         wait_for_port(driver_port, Duration::from_secs(30));
-        let site = Site { dir, http, _collector: collector, _driver: driver, driver_port };
+        let site = Site { up, _driver: driver, driver_port };
         site.cli(&["user", "add", "tech", "--role", "technician", "--password-stdin"], Some(PASSWORD));
         site.cli(&["user", "add", "vera", "--role", "viewer", "--password-stdin"], Some(PASSWORD));
         site
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
+        self.up.url(path)
     }
 
     /// Run `vakt-collector ARGS --data-dir …`, with `stdin` piped in; panics unless it succeeds.
     fn cli(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let mut child = Command::new(collector_binary())
-            .args(args)
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            writeln!(input, "{text}").unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.up.cli(args, stdin)
     }
 
     fn curl(&self, path: &str) -> String {
@@ -94,10 +57,30 @@ impl Site {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// An admin `root` with a token for the API; the token.
+    fn admin_token(&self) -> String {
+        self.cli(&["user", "add", "root", "--admin", "--password-stdin"], Some(PASSWORD));
+        let created =
+            self.cli(&["token", "create", "--user", "root", "--name", "setup", "--scopes", "read,triage,admin"], None);
+        created.split_whitespace().last().unwrap().to_string()
+    }
+
+    /// `method path` of the JSON API with `token`: the status and the body.
+    fn api(&self, token: &str, method: &str, path: &str, body: &serde_json::Value) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", "content-type: application/json"])
+            .args(["-H", &format!("authorization: Bearer {token}"), "--data", &body.to_string(), &self.url(path)])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    }
+
     async fn browser(&self, javascript: bool) -> Client {
         // A profile inside this test's directory: `Drop` kills every browser process using it,
         // so no Chromium outlives the test (chromedriver's children survive its SIGKILL).
-        let profile = self.dir.path().join(format!("profile-{}", free_port()));
+        let profile = self.up.dir.path().join(format!("profile-{}", free_port()));
         let mut prefs = serde_json::Map::new();
         if !javascript {
             prefs.insert("profile.managed_default_content_settings.javascript".into(), 2.into());
@@ -123,7 +106,7 @@ impl Site {
 
 impl Drop for Site {
     fn drop(&mut self) {
-        let pattern = format!("user-data-dir={}", self.dir.path().display());
+        let pattern = format!("user-data-dir={}", self.up.dir.path().display());
         let _ = Command::new("pkill").args(["-9", "-f", &pattern]).status();
     }
 }
@@ -386,20 +369,8 @@ fn hostile_names_and_texts_stay_text_in_every_output() {
     let site = Site::start_with(Some(&format!(
         "[[component]]\nname = \"shop\"\ntitle = \"{toml_hostile}\"\ngroup = \"{toml_hostile}\"\n"
     )));
-    site.cli(&["user", "add", "root", "--admin", "--password-stdin"], Some(PASSWORD));
-    let created =
-        site.cli(&["token", "create", "--user", "root", "--name", "t", "--scopes", "read,triage,admin"], None);
-    let token = created.split_whitespace().last().unwrap().to_string();
-    let api = |method: &str, path: &str, body: serde_json::Value| -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", "content-type: application/json"])
-            .args(["-H", &format!("authorization: Bearer {token}"), "--data", &body.to_string(), &site.url(path)])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (code.parse().unwrap(), body.to_string())
-    };
+    let token = site.admin_token();
+    let api = |method: &str, path: &str, body: serde_json::Value| site.api(&token, method, path, &body);
     let long: String = HOSTILE.chars().cycle().take(10_000).collect();
     // Too long for a title: refused at the door, nothing made.
     let (status, _) = api("POST", "/api/v1/incidents", serde_json::json!({"title": long, "components": ["shop"]}));
@@ -570,20 +541,11 @@ name = "dns"
 title = "DNS"
 "#;
     let site = Site::start_full(Some(policy), true);
-    site.cli(&["user", "add", "root", "--admin", "--password-stdin"], Some(PASSWORD));
-    let created =
-        site.cli(&["token", "create", "--user", "root", "--name", "setup", "--scopes", "read,triage,admin"], None);
-    let token = created.split_whitespace().last().unwrap().to_string();
+    let token = site.admin_token();
     let api = |method: &str, path: &str, body: serde_json::Value| {
-        let out = Command::new("curl")
-            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", "content-type: application/json"])
-            .args(["-H", &format!("authorization: Bearer {token}"), "--data", &body.to_string(), &site.url(path)])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        assert!(code.starts_with('2'), "{method} {path}: {code} {body}");
-        body.to_string()
+        let (code, reply) = site.api(&token, method, path, &body);
+        assert!((200..300).contains(&code), "{method} {path}: {code} {reply}");
+        reply
     };
     // Something on every page: an incident told publicly with a postmortem and a breach
     // record, a customer, a maintenance window, an enrollment token, a subscriber.
