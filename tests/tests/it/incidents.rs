@@ -916,7 +916,11 @@ fn statuspage_json_follows_checks_and_incidents() {
     assert!(badge.starts_with("<svg") && badge.contains("Web shop") && badge.contains("partial outage"), "{badge}");
     assert!(page(&[&format!("http://{http}/badge/nope.svg")]).is_empty(), "404 for an unknown component");
     assert_eq!(get("/api/v2/incidents.json")["incidents"], serde_json::json!([]));
-    assert_eq!(get("/api/v2/scheduled-maintenances.json")["scheduled_maintenances"][1]["status"], "scheduled");
+    let all = get("/api/v2/scheduled-maintenances.json");
+    let names: Vec<&str> =
+        all["scheduled_maintenances"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Mail relay move", "Resolver upgrade"], "the latest start first");
+    assert_eq!(all["scheduled_maintenances"][0]["status"], "scheduled");
     // Both fail: major outage.
     other.result("http", protocol::Status::Critical);
     eventually(Duration::from_secs(20), || {

@@ -148,8 +148,11 @@ fn up_keeps_the_hosts_gauges_off_the_status_page_and_prints_a_working_first_admi
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
 
-    // The first admin, printed once.
-    let text = std::fs::read_to_string(&log).unwrap();
+    // The first admin, printed once (as the listener opens: wait for the line).
+    let text = e2e::eventually(Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.contains("First admin created"), text)
+    });
     let password = text
         .lines()
         .skip_while(|l| !l.contains("First admin created"))

@@ -140,7 +140,7 @@ pub fn summary_json(snapshot: &Snapshot) -> Value {
         "status": { "indicator": indicator, "description": description },
         "components": components_json(snapshot),
         "incidents": unresolved(snapshot),
-        "scheduled_maintenances": maintenances_where(snapshot, |s| s != "completed"),
+        "scheduled_maintenances": maintenances_where(snapshot, Order::Soonest, |s| s != "completed"),
     })
 }
 
@@ -290,24 +290,35 @@ fn maintenance_json(snapshot: &Snapshot, m: &Maintenance) -> Value {
     })
 }
 
-/// The maintenances whose status passes `keep`, as Statuspage orders them: the latest
-/// scheduled start first.
-fn maintenances_where(snapshot: &Snapshot, keep: impl Fn(&str) -> bool) -> Vec<Value> {
+/// How a list of maintenances is ordered: what is going on and coming first (the summary,
+/// upcoming, active), or the latest first (the whole list, "the 50 most recent").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Soonest,
+    Latest,
+}
+
+/// The maintenances whose status passes `keep`, by scheduled start in `order`.
+fn maintenances_where(snapshot: &Snapshot, order: Order, keep: impl Fn(&str) -> bool) -> Vec<Value> {
     let mut chosen: Vec<&Maintenance> =
         snapshot.maintenances.iter().filter(|m| keep(maintenance_status(m, snapshot.generated_ms))).collect();
-    chosen.sort_by_key(|m| std::cmp::Reverse(m.start));
+    chosen.sort_by_key(|m| (m.start, m.id));
+    if order == Order::Latest {
+        chosen.reverse();
+    }
     chosen.into_iter().take(MOST_RECENT).map(|m| maintenance_json(snapshot, m)).collect()
 }
 
 /// `/api/v2/scheduled-maintenances.json`: the 50 most recent maintenance windows that name
 /// components (scheduled, in progress and completed, up to 90 days back).
 pub fn maintenances_doc(snapshot: &Snapshot) -> Value {
-    json!({ "page": page(snapshot), "scheduled_maintenances": maintenances_where(snapshot, |_| true) })
+    json!({ "page": page(snapshot), "scheduled_maintenances": maintenances_where(snapshot, Order::Latest, |_| true) })
 }
 
 /// `/api/v2/scheduled-maintenances/upcoming.json`: those still scheduled.
 pub fn upcoming_doc(snapshot: &Snapshot) -> Value {
-    json!({ "page": page(snapshot), "scheduled_maintenances": maintenances_where(snapshot, |s| s == "scheduled") })
+    let upcoming = maintenances_where(snapshot, Order::Soonest, |s| s == "scheduled");
+    json!({ "page": page(snapshot), "scheduled_maintenances": upcoming })
 }
 
 /// How one document is made from the snapshot.
@@ -329,7 +340,8 @@ pub const DOCUMENTS: [(&str, Document); 8] = [
 /// `/api/v2/scheduled-maintenances/active.json`: those in progress (or verifying, which Vakt's
 /// windows never are).
 pub fn active_doc(snapshot: &Snapshot) -> Value {
-    json!({ "page": page(snapshot), "scheduled_maintenances": maintenances_where(snapshot, |s| s == "in_progress" || s == "verifying") })
+    let active = maintenances_where(snapshot, Order::Soonest, |s| s == "in_progress" || s == "verifying");
+    json!({ "page": page(snapshot), "scheduled_maintenances": active })
 }
 
 #[cfg(test)]
@@ -515,7 +527,7 @@ title = "DNS"
         assert_eq!(summary["page"]["name"], "Example AB");
         assert_eq!(summary["page"]["url"], "https://status.example.se/");
         assert_eq!(summary["incidents"][0]["shortlink"], "https://status.example.se/#incident-7");
-        assert_eq!(summary["scheduled_maintenances"][0]["shortlink"], "https://status.example.se/#maintenance-1");
+        assert_eq!(summary["scheduled_maintenances"][0]["shortlink"], "https://status.example.se/#maintenance-2");
         let incident = &summary["incidents"][0];
         assert_eq!(incident["components"][0]["name"], "Web shop");
         assert_eq!(incident["components"][0]["group_id"], "group-customer-services");
@@ -534,7 +546,7 @@ title = "DNS"
         assert_eq!(ids(upcoming_doc(&s)), ["maintenance-1"]);
         assert_eq!(ids(active_doc(&s)), ["maintenance-2"]);
         assert_eq!(ids(maintenances_doc(&s)), ["maintenance-1", "maintenance-2", "maintenance-3"]);
-        assert_eq!(ids(summary_json(&s)), ["maintenance-1", "maintenance-2"], "upcoming and in progress");
+        assert_eq!(ids(summary_json(&s)), ["maintenance-2", "maintenance-1"], "in progress, then to come");
         let all = maintenances_doc(&s);
         let statuses = |m: &Value| -> Vec<String> {
             m["incident_updates"].as_array().unwrap().iter().map(|u| u["status"].as_str().unwrap().into()).collect()
