@@ -107,3 +107,51 @@ fn python_plugin_checks_a_json_health_endpoint() {
         "PY-HEALTH UNKNOWN - denied: no `net` grant (grant targets with --grant net=HOST:PORT)"
     );
 }
+
+/// Seconds since boot, from the kernel.
+fn uptime_seconds() -> f64 {
+    let text = std::fs::read_to_string("/proc/uptime").unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn javascript_plugin_reads_the_hosts_uptime_only_when_granted() {
+    let plugin = example_plugin("js", "js-uptime.wasm");
+    let cache = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        output_within(
+            agent(cache.path()).arg("check").arg(&plugin).args(["--timeout", "120s"]).args(args),
+            Duration::from_secs(240),
+        )
+    };
+    let granted = run(&["--grant", "system"]);
+    let line = first_line(&granted.stdout);
+    assert!(line.starts_with("JS-UPTIME "), "{line}: {}", String::from_utf8_lossy(&granted.stderr));
+    let reported: f64 = line.split("'uptime'=").nth(1).unwrap().split('s').next().unwrap().parse().unwrap();
+    assert!((reported - uptime_seconds()).abs() < 120.0, "{line} against /proc/uptime");
+    let expected = if uptime_seconds() < 30.0 * 60.0 { 1 } else { 0 };
+    assert_eq!(granted.status.code(), Some(expected), "{line}");
+
+    // Up for less than 10^6 minutes: warning; less than 10^8: critical.
+    let warning = run(&["--grant", "system", "--set", "warning=1000000"]);
+    assert_eq!(warning.status.code(), Some(1), "{}", first_line(&warning.stdout));
+    let critical = run(&["--grant", "system", "--set", "warning=1000000", "--set", "critical=100000000"]);
+    assert_eq!(critical.status.code(), Some(2), "{}", first_line(&critical.stdout));
+
+    let denied = run(&[]);
+    assert_eq!(denied.status.code(), Some(3));
+    assert_eq!(
+        first_line(&denied.stdout),
+        "JS-UPTIME UNKNOWN - denied: `system` is not granted (grant it with --grant system)"
+    );
+    let typo = run(&["--grant", "system", "--set", "warnign=3"]);
+    assert_eq!(
+        first_line(&typo.stdout),
+        "JS-UPTIME UNKNOWN - bad config: unknown key `warnign`; this plugin understands: warning, critical"
+    );
+    let nonsense = run(&["--grant", "system", "--set", "warning=soon"]);
+    assert_eq!(
+        first_line(&nonsense.stdout),
+        "JS-UPTIME UNKNOWN - bad config: key `warning`: `soon` is not a number of minutes"
+    );
+}
