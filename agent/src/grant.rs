@@ -440,6 +440,18 @@ impl GrantSet {
     /// that was never granted, before anything outside is looked at. So a link to `/` inside a
     /// granted directory tells the plugin neither whether an outside path exists nor where
     /// the link points.
+    /// [`GrantSet::fs_allows`] without the file system: for a path answered from a facts file,
+    /// which may name files this host does not have. `..` is resolved by its text.
+    pub fn fs_allows_lexically(&self, path: &Path) -> Result<PathBuf, FsDenied> {
+        if !path.is_absolute() {
+            return Err(FsDenied::Invalid(format!("`{}` is not an absolute path", path.display())));
+        }
+        let candidate = lexical_normalise(path);
+        let covered =
+            self.grants.iter().any(|g| matches!(g, Grant::Fs(p) if candidate.starts_with(lexical_normalise(p))));
+        if covered { Ok(candidate) } else { Err(FsDenied::Denied(format!("no fs grant covers `{}`", path.display()))) }
+    }
+
     pub fn fs_allows(&self, path: &Path) -> Result<PathBuf, FsDenied> {
         if !path.is_absolute() {
             return Err(FsDenied::Invalid(format!("`{}` is not an absolute path", path.display())));

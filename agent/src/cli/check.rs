@@ -9,6 +9,7 @@ use crate::check::PluginRef;
 use crate::config::default_agent_id;
 use crate::grant::GrantSet;
 use crate::nagios;
+use crate::plugin::tape::FactsTape;
 use crate::plugin::{RunLimits, RunReport, RunRequest, Runtime, RuntimeConfig};
 use crate::scheduler::CheckRun;
 
@@ -61,6 +62,14 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         Ok(source) => source,
         Err(error) => return unknown(error),
     };
+    let tape = match (&args.facts, &args.record) {
+        (Some(file), _) => match FactsTape::replay(file) {
+            Ok(tape) => Some(tape),
+            Err(error) => return unknown(error),
+        },
+        (None, Some(_)) => Some(FactsTape::record()),
+        (None, None) => None,
+    };
     let config = RuntimeConfig {
         concurrency: 1,
         max_memory: args.memory.0,
@@ -71,6 +80,7 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         backend: args.backend,
         // With --repeat every run must pay for fresh facts, as a scheduled run does.
         facts_max_age: Duration::ZERO,
+        tape: tape.clone(),
         ..RuntimeConfig::default()
     };
     let runtime = match Runtime::new(config) {
@@ -95,9 +105,21 @@ pub async fn check(args: CheckArgs, cache: Option<std::path::PathBuf>) -> CheckO
         report = Some(plugin.run(&request).await);
         times.push(timed.elapsed());
     }
-    let report = report.unwrap_or_else(|| RunReport::unknown("no run".into(), Duration::ZERO, None, 0));
+    let mut report = report.unwrap_or_else(|| RunReport::unknown("no run".into(), Duration::ZERO, None, 0));
+    if let (Some(file), Some(tape)) = (&args.record, &tape)
+        && let Err(error) = write_new(file, &tape.recorded_json())
+    {
+        report = RunReport::unknown(format!("recording {}: {error}", file.display()), started.elapsed(), None, 0);
+    }
     let how = format!("{}, {}", runtime.backend(), runtime.allocator());
     output(report, (args.repeat > 1).then(|| format!("{} ({how})", timing(&times))))
+}
+
+/// Write `text` to `path` whole: into a temporary file beside it, then renamed over it.
+fn write_new(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// `N runs: median …, p99 …, mean …` (per run, microseconds).

@@ -149,6 +149,13 @@ pub struct CheckArgs {
     /// cranelift or pulley.
     #[arg(long, default_value = "auto")]
     pub backend: crate::plugin::Backend,
+    /// Answer the plugin's host calls (facts and probes) from this JSON file instead of this
+    /// host: recorded with --record or written by hand. Grants still apply.
+    #[arg(long, value_name = "FILE", conflicts_with = "record")]
+    pub facts: Option<PathBuf>,
+    /// Write every answer this host gave the plugin to this JSON file, to replay with --facts.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 fn parse_agent_id(text: &str) -> Result<protocol::AgentId, String> {

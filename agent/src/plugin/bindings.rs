@@ -11,6 +11,8 @@ wasmtime::component::bindgen!({
     world: "check",
     imports: { default: async | trappable },
     exports: { default: async },
+    // A facts file (`plugin::tape`) holds the host's answers as these types.
+    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
 
 pub(crate) use vakt::check::types::{HostError, Status};

@@ -75,6 +75,15 @@ impl Access {
         }
         self.grants.fs_allows(Path::new(path))
     }
+
+    /// Whether an fs grant covers `path` by its text alone (answering from a facts file).
+    pub(crate) fn fs_path_lexically(&self, path: &str) -> Result<PathBuf, FsDenied> {
+        self.require(Capability::Fs).map_err(FsDenied::Denied)?;
+        if path.contains('\0') {
+            return Err(FsDenied::Invalid("the path contains a NUL byte".into()));
+        }
+        self.grants.fs_allows_lexically(Path::new(path))
+    }
 }
 
 #[cfg(test)]

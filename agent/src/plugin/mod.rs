@@ -18,6 +18,7 @@ mod load;
 mod output;
 mod run;
 mod state;
+pub mod tape;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub struct RuntimeConfig {
     /// How long host facts are shared between runs (1 s by default, so checks firing at the
     /// same tick share one scan of /proc). Zero makes every run read fresh facts.
     pub facts_max_age: Duration,
+    /// Answer host calls from a facts file, or record them into one (`check --facts`,
+    /// `--record`); `None` asks the host.
+    pub tape: Option<tape::FactsTape>,
 }
 
 impl Default for RuntimeConfig {
@@ -71,6 +75,7 @@ impl Default for RuntimeConfig {
             probes: ProbeSettings::default(),
             ehlo_name: sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into()),
             facts_max_age: facts::FRESH_FOR,
+            tape: None,
         }
     }
 }
@@ -221,6 +226,7 @@ impl Runtime {
             facts: facts::Facts::new(config.facts_max_age),
             prober: Prober::new(config.probes),
             ehlo_name: config.ehlo_name,
+            tape: config.tape.map(|t| t.0),
         });
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {

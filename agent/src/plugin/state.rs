@@ -21,6 +21,9 @@ pub(crate) struct HostServices {
     pub(crate) prober: Prober,
     /// The name the SMTP probe sends with EHLO.
     pub(crate) ehlo_name: String,
+    /// Answers from a facts file instead of the host, or every answer kept (`check --facts`,
+    /// `--record`).
+    pub(crate) tape: Option<Arc<super::tape::Tape>>,
 }
 
 /// Log messages a plugin may write per run; more are counted and dropped.

@@ -261,3 +261,113 @@ fn a_service_user_without_a_home_gets_a_cache_and_no_warning() {
     assert!(std::fs::symlink_metadata(cache).unwrap().file_type().is_symlink(), "the link was left alone");
     std::fs::remove_file(cache).unwrap();
 }
+
+/// The test kit: a plugin's verdict on the facts of a file instead of this host's.
+fn check_with_facts(cache: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = output_within(agent(cache).arg("check").args(args), Duration::from_secs(60));
+    (out.status.code(), first_line(&out.stdout))
+}
+
+/// A hand-written facts file (tests/fixtures/facts/disks.json, seven mounts) drives every branch
+/// of the disk plugin, on any machine.
+#[test]
+fn a_hand_written_facts_file_drives_every_branch_of_the_disk_check() {
+    let cache = tempfile::tempdir().unwrap();
+    let facts = e2e::root().join("tests/fixtures/facts/disks.json");
+    let facts = facts.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["disk", "--facts", facts];
+        args.extend_from_slice(extra);
+        check_with_facts(cache.path(), &args)
+    };
+    let cases: [(&[&str], i32, &str); 8] = [
+        (&["--set", "path=/"], 0, "DISK OK - / 50% used (50.0 GiB of 100.0 GiB, 50.0 GiB free)"),
+        (&["--set", "path=/var"], 1, "DISK WARNING - /var 85% used"),
+        (&["--set", "path=/srv"], 2, "DISK CRITICAL - /srv 95% used"),
+        (
+            &["--set", "path=/data", "--set", "inode-warning=80", "--set", "inode-critical=95"],
+            2,
+            "DISK CRITICAL - /data 10% used (10.0 GiB of 100.0 GiB, 90.0 GiB free), inodes 98% used",
+        ),
+        (
+            &["--set", "path=/spool", "--set", "inode-warning=80", "--set", "inode-critical=95"],
+            1,
+            "DISK WARNING - /spool 10% used (10.0 GiB of 100.0 GiB, 90.0 GiB free), inodes 88% used",
+        ),
+        (&["--set", "path=/nfs", "--set", "inode-warning=80"], 0, "DISK OK - /nfs 30% used"),
+        (&["--set", "path=/empty"], 3, "DISK UNKNOWN - check failed: `/empty` reports a size of 0 bytes"),
+        (&["--set", "path=/nowhere"], 3, "DISK UNKNOWN - bad config: no file system is mounted at `/nowhere`"),
+    ];
+    for (args, code, start) in cases {
+        let (got, line) = run(args);
+        assert_eq!(got, Some(code), "{args:?}: {line}");
+        assert!(line.starts_with(start), "{args:?}: {line}");
+    }
+    // Without inode thresholds the inodes do not count; /nfs reports none at all.
+    assert!(run(&["--set", "path=/data"]).1.starts_with("DISK OK - /data 10% used"));
+    assert!(!run(&["--set", "path=/nfs"]).1.contains("inodes_used"), "no inode figure without inodes");
+    // A question the file has no answer for is said plainly; a broken file names its place.
+    let (code, line) = check_with_facts(cache.path(), &["load", "--facts", facts]);
+    assert_eq!((code, line.as_str()), (Some(3), "LOAD UNKNOWN - check failed: the facts file has no answer for load"));
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "{\n  \"disks\": [],\n  \"lod\": {}\n}\n").unwrap();
+    let (code, line) = check_with_facts(cache.path(), &["disk", "--facts", bad.path().to_str().unwrap()]);
+    assert_eq!(code, Some(3));
+    assert!(line.contains("unknown field `lod`") && line.contains("line 3"), "{line}");
+}
+
+/// `--record` on this host, then `--facts` with what it wrote: the same verdict, and the
+/// grants still apply to the replay.
+#[test]
+fn a_recorded_facts_file_replays_to_the_same_verdict() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = e2e::free_port();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["disk".into(), "--set".into(), "path=/".into()],
+        vec!["load".into()],
+        vec!["memory".into()],
+        vec!["process".into(), "--set".into(), "name=vakt-agent".into()],
+        vec![
+            "tcp".into(),
+            "--set".into(),
+            "host=127.0.0.1".into(),
+            "--set".into(),
+            format!("port={open}"),
+            "--grant".into(),
+            format!("net=127.0.0.1:{open}"),
+        ],
+        vec![
+            "tcp".into(),
+            "--set".into(),
+            "host=127.0.0.1".into(),
+            "--set".into(),
+            format!("port={closed}"),
+            "--grant".into(),
+            format!("net=127.0.0.1:{closed}"),
+        ],
+        vec!["file-age".into(), "--set".into(), "path=/var/log".into(), "--grant".into(), "fs=/var/log".into()],
+    ];
+    for (n, case) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("{n}.json"));
+        let args: Vec<&str> = case.iter().map(String::as_str).collect();
+        let mut recording = args.clone();
+        recording.extend(["--record", file.to_str().unwrap()]);
+        let recorded = check_with_facts(cache.path(), &recording);
+        let mut replaying = args.clone();
+        replaying.extend(["--facts", file.to_str().unwrap()]);
+        let replayed = check_with_facts(cache.path(), &replaying);
+        assert_eq!(replayed, recorded, "{case:?}: {}", std::fs::read_to_string(&file).unwrap());
+    }
+    drop(listener);
+    // The grant is checked before the file is: no grant, no answer.
+    let file = dir.path().join("4.json");
+    let (code, line) = check_with_facts(
+        cache.path(),
+        &["tcp", "--set", "host=127.0.0.1", "--set", &format!("port={open}"), "--facts", file.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(3));
+    assert!(line.contains("denied: no `net` grant"), "{line}");
+}

@@ -9,7 +9,7 @@ mod disk;
 mod host;
 mod memory;
 mod network;
-mod process;
+pub(crate) mod process;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;

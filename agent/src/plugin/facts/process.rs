@@ -23,6 +23,17 @@ fn state_name(status: ProcessStatus) -> &'static str {
     }
 }
 
+/// Whether a process passes a plugin's filter: its name, one argument or the whole command line
+/// contains the text.
+fn matches_parts(name: &str, cmd: &[String], filter: &str) -> bool {
+    name.contains(filter) || cmd.iter().any(|a| a.contains(filter)) || cmd.join(" ").contains(filter)
+}
+
+/// [`matches_parts`] for a process already listed (a facts file's).
+pub(crate) fn matches(process: &Process, filter: &str) -> bool {
+    matches_parts(&process.name, &process.cmd, filter)
+}
+
 impl Facts {
     pub(crate) fn processes(&self, filter: Option<&str>) -> Result<Vec<Process>, FactError> {
         self.with(|inner| {
@@ -43,11 +54,7 @@ impl Facts {
                 .filter_map(|p| {
                     let name = p.name().to_string_lossy().into_owned();
                     let cmd: Vec<String> = p.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect();
-                    if let Some(filter) = filter
-                        && !name.contains(filter)
-                        && !cmd.iter().any(|a| a.contains(filter))
-                        && !cmd.join(" ").contains(filter)
-                    {
+                    if filter.is_some_and(|f| !matches_parts(&name, &cmd, f)) {
                         return None;
                     }
                     Some(Process {

@@ -1,7 +1,8 @@
 //! `fs` interface: metadata of granted paths. The path is resolved and checked first
 //! (`GrantSet::fs_allows`), and the IO opens exactly the resolved path with
 //! `openat2(RESOLVE_NO_SYMLINKS)`: if a component was swapped for a symlink between the
-//! check and the use, the open fails instead of following it. Contents are never read.
+//! check and the use, the open fails instead of following it. Contents are never read. With a
+//! facts file (`plugin::tape`) the path is checked by its text and answered from the file.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -14,6 +15,7 @@ use crate::plugin::bindings::HostError;
 use crate::plugin::bindings::fs::{DirEntry, FileInfo, FileKind, Host};
 use crate::plugin::capability::Access;
 use crate::plugin::state::PluginState;
+use crate::plugin::tape::{self, Asked, FactsFile, PathAsk, Tape};
 
 /// The interface promises at most this many entries per directory.
 const MAX_ENTRIES: usize = 10_000;
@@ -105,12 +107,55 @@ async fn with_resolved<T: Send + 'static>(
     .unwrap_or_else(|e| Err(HostError::Failed(format!("file system call failed: {e}"))))
 }
 
+/// Where a facts file keeps the answers about paths of one kind: to read, and to add to.
+type Lists<T> = (fn(&FactsFile) -> &Vec<Asked<PathAsk, T>>, fn(&mut FactsFile) -> &mut Vec<Asked<PathAsk, T>>);
+
+/// The answer to a question about `path`: from the facts file when replaying one (after the
+/// grant check by the path's text), else from the file system, kept when recording.
+async fn fs_answer<T: Clone + Send + 'static>(
+    access: Access,
+    services: std::sync::Arc<crate::plugin::state::HostServices>,
+    path: String,
+    what: &str,
+    lists: Lists<T>,
+    io: fn(&str, &PathBuf) -> Result<T, HostError>,
+) -> Result<T, HostError> {
+    let asked = PathAsk { path: path.clone() };
+    if let Some(tape) = &services.tape
+        && let Tape::Replay(facts) = tape.as_ref()
+    {
+        access.fs_path_lexically(&path).map_err(refused)?;
+        return tape::find(lists.0(facts), &asked).unwrap_or_else(|| Err(tape::missing(&format!("{what} {path}"))));
+    }
+    let answer = with_resolved(access, path, io).await;
+    if let Some(tape) = &services.tape {
+        tape.record(|f| tape::keep(lists.1(f), asked, answer.clone()));
+    }
+    answer
+}
+
 impl Host for PluginState {
     async fn stat(&mut self, path: String) -> Answer<FileInfo> {
-        Ok(with_resolved(self.access.clone(), path, stat_resolved).await)
+        Ok(fs_answer(
+            self.access.clone(),
+            self.services.clone(),
+            path,
+            "stat",
+            (|f| &f.stat, |f| &mut f.stat),
+            stat_resolved,
+        )
+        .await)
     }
 
     async fn list_dir(&mut self, path: String) -> Answer<Vec<DirEntry>> {
-        Ok(with_resolved(self.access.clone(), path, list_resolved).await)
+        Ok(fs_answer(
+            self.access.clone(),
+            self.services.clone(),
+            path,
+            "list-dir",
+            (|f| &f.list_dir, |f| &mut f.list_dir),
+            list_resolved,
+        )
+        .await)
     }
 }

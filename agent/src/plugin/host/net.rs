@@ -1,5 +1,6 @@
 //! `net` interface: probes, after the grant check on the target, with every resolved address
-//! checked again before connecting.
+//! checked again before connecting. With a facts file (`plugin::tape`) the answer comes from
+//! the file, after the same grant check on the target.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use crate::plugin::bindings::HostError;
 use crate::plugin::bindings::net::{Certificate, Connection, Host, HttpProbe, HttpReply, RecordKind, SmtpReply};
 use crate::plugin::capability::Access;
 use crate::plugin::state::PluginState;
+use crate::plugin::tape::{self, Asked, DnsAsk, FactsFile, HttpAsk, Target};
 use crate::probe::{self, AddressPolicy, Prober, millis};
 
 type Answer<T> = wasmtime::Result<Result<T, HostError>>;
@@ -48,6 +50,28 @@ impl PluginState {
     fn policy(&self) -> GrantPolicy {
         GrantPolicy { access: self.access.clone(), own: self.services.facts.own_addresses() }
     }
+
+    /// The facts file's answer to `asked` in `list`, when replaying one.
+    fn replayed<Q: PartialEq, A: Clone>(
+        &self,
+        list: impl FnOnce(&FactsFile) -> &Vec<Asked<Q, A>>,
+        asked: &Q,
+        what: &str,
+    ) -> Option<Result<A, HostError>> {
+        self.services.tape.as_ref()?.replay(|f| tape::find(list(f), asked), what)
+    }
+
+    /// Keep the host's answer to `asked` in `list`, when recording.
+    fn recorded<Q: PartialEq, A: Clone>(
+        &self,
+        list: impl FnOnce(&mut FactsFile) -> &mut Vec<Asked<Q, A>>,
+        asked: Q,
+        answer: &Result<A, HostError>,
+    ) {
+        if let Some(tape) = &self.services.tape {
+            tape.record(|f| tape::keep(list(f), asked, answer.clone()));
+        }
+    }
 }
 
 impl Host for PluginState {
@@ -56,9 +80,15 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
+        let asked = Target { host: host.clone(), port };
+        if let Some(answer) = self.replayed(|f| &f.tcp, &asked, &format!("tcp-connect {host}:{port}")) {
+            return Ok(answer);
+        }
         let policy = self.policy();
         let result = self.services.prober.tcp_connect(&host, port, limit, &policy).await;
-        Ok(result.map(|(addr, connect)| connection(addr, connect)).map_err(Into::into))
+        let answer = result.map(|(addr, connect)| connection(addr, connect)).map_err(Into::into);
+        self.recorded(|f| &mut f.tcp, asked, &answer);
+        Ok(answer)
     }
 
     async fn http_request(&mut self, request: HttpProbe) -> Answer<HttpReply> {
@@ -70,6 +100,11 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
+        let asked = HttpAsk { method: request.method.clone(), url: request.url.clone() };
+        let what = format!("http-request {} {}", request.method, request.url);
+        if let Some(answer) = self.replayed(|f| &f.http, &asked, &what) {
+            return Ok(answer);
+        }
         let policy = self.policy();
         let probe = probe::HttpRequest {
             method: request.method,
@@ -81,7 +116,7 @@ impl Host for PluginState {
             insecure: request.insecure,
         };
         let result = self.services.prober.http_request(&probe, limit, &policy).await;
-        Ok(result
+        let answer = result
             .map(|reply| HttpReply {
                 connection: connection(reply.address, reply.connect),
                 status: reply.status,
@@ -92,7 +127,9 @@ impl Host for PluginState {
                 total_ms: millis(reply.total),
                 tls_verified: reply.tls_verified,
             })
-            .map_err(Into::into))
+            .map_err(Into::into);
+        self.recorded(|f| &mut f.http, asked, &answer);
+        Ok(answer)
     }
 
     async fn dns_resolve(
@@ -106,6 +143,7 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
+        let asked = DnsAsk { name: name.clone(), kind, server: server.clone() };
         let server = match server.as_deref().map(parse_server) {
             None => None,
             Some(Err(answer)) => return Ok(Err(answer)),
@@ -118,6 +156,9 @@ impl Host for PluginState {
                 Some(addr)
             }
         };
+        if let Some(answer) = self.replayed(|f| &f.dns, &asked, &format!("dns-resolve {name} ({kind:?})")) {
+            return Ok(answer);
+        }
         let kind = match kind {
             RecordKind::A => probe::RecordKind::A,
             RecordKind::Aaaa => probe::RecordKind::Aaaa,
@@ -130,7 +171,9 @@ impl Host for PluginState {
             RecordKind::Ptr => probe::RecordKind::Ptr,
             RecordKind::Caa => probe::RecordKind::Caa,
         };
-        Ok(self.services.prober.dns_resolve(&name, kind, server, limit).await.map_err(Into::into))
+        let answer = self.services.prober.dns_resolve(&name, kind, server, limit).await.map_err(Into::into);
+        self.recorded(|f| &mut f.dns, asked, &answer);
+        Ok(answer)
     }
 
     async fn tls_certificate(&mut self, host: String, port: u16, timeout_ms: u32) -> Answer<Certificate> {
@@ -138,9 +181,13 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
+        let asked = Target { host: host.clone(), port };
+        if let Some(answer) = self.replayed(|f| &f.tls, &asked, &format!("tls-certificate {host}:{port}")) {
+            return Ok(answer);
+        }
         let policy = self.policy();
         let result = self.services.prober.tls_certificate(&host, port, limit, &policy).await;
-        Ok(result
+        let answer = result
             .map(|cert| Certificate {
                 connection: connection(cert.address, cert.connect),
                 subject: cert.subject,
@@ -154,7 +201,9 @@ impl Host for PluginState {
                 tls_version: cert.tls_version,
                 handshake_ms: millis(cert.handshake),
             })
-            .map_err(Into::into))
+            .map_err(Into::into);
+        self.recorded(|f| &mut f.tls, asked, &answer);
+        Ok(answer)
     }
 
     async fn smtp_probe(&mut self, host: String, port: u16, timeout_ms: u32) -> Answer<SmtpReply> {
@@ -162,10 +211,14 @@ impl Host for PluginState {
             Ok(limit) => limit,
             Err(answer) => return Ok(Err(answer)),
         };
+        let asked = Target { host: host.clone(), port };
+        if let Some(answer) = self.replayed(|f| &f.smtp, &asked, &format!("smtp-probe {host}:{port}")) {
+            return Ok(answer);
+        }
         let policy = self.policy();
         let ehlo = self.services.ehlo_name.clone();
         let result = self.services.prober.smtp_probe(&host, port, &ehlo, limit, &policy).await;
-        Ok(result
+        let answer = result
             .map(|reply| SmtpReply {
                 connection: connection(reply.address, reply.connect),
                 banner_code: reply.banner_code,
@@ -174,7 +227,9 @@ impl Host for PluginState {
                 extensions: reply.extensions,
                 total_ms: millis(reply.total),
             })
-            .map_err(Into::into))
+            .map_err(Into::into);
+        self.recorded(|f| &mut f.smtp, asked, &answer);
+        Ok(answer)
     }
 }
 
